@@ -1,0 +1,1 @@
+"""One module per channel, each a small class satisfying ``channels.base.ChannelAdapter``."""

@@ -1,0 +1,105 @@
+"""The two values that cross every boundary: an inbound ``Envelope`` and an outbound ``Reply``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """One customer message, whatever channel it came from.
+
+    ``route`` tells the channel adapter where replies go (a chat id, a thread, a phone number);
+    ``raw`` keeps platform leftovers. The core carries both and reads neither.
+    """
+
+    channel: str
+    conversation_id: str
+    message_id: str
+    sender: str
+    text: str
+    timestamp: float = field(default_factory=time.time)
+    attachments: tuple[str, ...] = ()
+    route: Mapping[str, str] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> str:
+        """The platform's own id for this message, scoped by channel."""
+        return f"{self.channel}:{self.message_id}"
+
+    @property
+    def is_media_only(self) -> bool:
+        return bool(self.attachments) and not self.text.strip()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """A knowledge-base article an answer was grounded on."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerMeta:
+    """What produced a reply; logged for data scientists, never shown as-is to customers."""
+
+    engine: str = "dialogue"
+    confidence: float | None = None
+    sources: tuple[Source, ...] = ()
+    cached: bool = False
+    latency_ms: float | None = None
+    model_version: str | None = None
+    intent: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """One outbound message: neutral Markdown text plus what produced it."""
+
+    conversation_id: str
+    channel: str
+    text: str
+    route: Mapping[str, str] = field(default_factory=dict)
+    in_reply_to: str | None = None
+    quick_replies: tuple[str, ...] = ()
+    meta: AnswerMeta = AnswerMeta()
+    author: str | None = None
+    reply_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def with_meta(self, **changes: Any) -> Reply:
+        return replace(self, meta=replace(self.meta, **changes))
+
+
+def envelope_to_json(envelope: Envelope) -> str:
+    return json.dumps(asdict(envelope), separators=(",", ":"), default=_plain)
+
+
+def envelope_from_json(data: str | bytes) -> Envelope:
+    fields = json.loads(data)
+    fields["attachments"] = tuple(fields.get("attachments") or ())
+    return Envelope(**fields)
+
+
+def reply_to_json(reply: Reply) -> str:
+    return json.dumps(asdict(reply), separators=(",", ":"), default=_plain)
+
+
+def reply_from_json(data: str | bytes) -> Reply:
+    fields = json.loads(data)
+    meta = fields.pop("meta")
+    meta["sources"] = tuple(Source(**source) for source in meta.get("sources") or ())
+    fields["quick_replies"] = tuple(fields.get("quick_replies") or ())
+    return Reply(meta=AnswerMeta(**meta), **fields)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,40 @@
+"""The ``ConversationLog``: every message in and out, kept in SQL for people and data scientists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from parley.core.envelope import Envelope, Reply, Source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedMessage:
+    id: str
+    direction: Literal["in", "out"]
+    text: str
+    created_at: float
+    sources: tuple[Source, ...] = ()
+    author: str | None = None
+    quick_replies: tuple[str, ...] = ()
+
+
+class ConversationLog(Protocol):
+    def record_inbound(self, envelope: Envelope) -> bool:
+        """Store a customer message; False when it was stored before (the SQL unique key)."""
+        ...
+
+    def record_replies(self, envelope: Envelope, replies: Sequence[Reply]) -> None: ...
+
+    def replies_to(self, envelope: Envelope) -> list[Reply] | None:
+        """The replies already recorded for a message, or None when it was never answered."""
+        ...
+
+    def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
+        """The conversation in order, or None when it does not exist."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``Unavailable`` when the database cannot be reached."""
+        ...

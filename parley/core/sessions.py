@@ -1,0 +1,53 @@
+"""Conversation state and the ``SessionStore`` interface that keeps it between messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+Role = Literal["customer", "bot", "agent"]
+# bot: the bot answers. waiting: handed off, no rep yet. claimed: a rep owns it.
+# resolved ends a handoff like ``bot`` does, but remembers that a person closed it.
+HandoffState = Literal["bot", "waiting", "claimed", "resolved"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Turn:
+    role: Role
+    text: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    conversation_id: str
+    channel: str
+    route: Mapping[str, str] = field(default_factory=dict)
+    history: tuple[Turn, ...] = ()
+    handoff: HandoffState = "bot"
+    handoff_reason: str | None = None
+    handoff_requested_at: float | None = None
+    low_confidence_streak: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def is_handed_off(self) -> bool:
+        return self.handoff in ("waiting", "claimed")
+
+    def with_turns(self, turns: tuple[Turn, ...], *, max_turns: int, max_chars: int) -> Session:
+        """Append turns, then drop the oldest until the history fits both bounds."""
+        history = (*self.history, *turns)[-max_turns:]
+        while len(history) > 1 and sum(len(turn.text) for turn in history) > max_chars:
+            history = history[1:]
+        updated = max((turn.at for turn in turns), default=self.updated_at)
+        return replace(self, history=history, updated_at=updated)
+
+
+class SessionStore(Protocol):
+    """Loads and saves sessions; implementations expire them after a TTL of inactivity."""
+
+    def load(self, conversation_id: str) -> Session | None: ...
+
+    def save(self, session: Session) -> None: ...

@@ -1,0 +1,118 @@
+"""Every error Parley raises on purpose, in one tree.
+
+    ParleyError
+    ├── ConfigError                  the YAML is missing, unreadable or invalid (file, key, reason)
+    ├── ChannelError                 a webhook request we refuse
+    │   ├── ChannelDisabled          404: the channel has no credentials configured
+    │   ├── InvalidSignature         401: signature, secret token or timestamp wrong
+    │   ├── OriginNotAllowed         403: a browser on a site not in the widget's allowed origins
+    │   ├── MalformedPayload         400: body does not parse as the platform's format
+    │   ├── UnsupportedMediaType     415: wrong Content-Type
+    │   └── PayloadTooLarge          413: body or text over the configured limit
+    ├── NotFound                     404: unknown conversation or resource
+    ├── RateLimited                  429: too many requests (carries retry_after seconds)
+    ├── Unavailable                  503: a store we need is down; the platform should retry
+    └── UpstreamError                a platform or LLM API call failed (wraps the SDK's error)
+
+Third-party exceptions are wrapped at the boundary (``raise Unavailable(...) from exc``) so callers
+catch ours only. ``public_message`` is the short text a client may see; ``str(exc)`` is the detail
+that goes to the log and never to a client.
+"""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    """Base class; ``status`` is the HTTP status a webhook answers with.
+
+    ``public`` overrides the class's client-facing text when the detail is safe and useful to the
+    client (for example the length limit a message broke).
+    """
+
+    status: int = 500
+    public_message: str = "internal error"
+
+    def __init__(self, detail: str = "", *, public: str | None = None) -> None:
+        super().__init__(detail or self.public_message)
+        if public is not None:
+            self.public_message = public
+
+
+class ConfigError(ParleyError):
+    """Configuration is invalid; the message names the file, the key path and the reason."""
+
+
+class ChannelError(ParleyError):
+    status = 400
+    public_message = "bad request"
+
+
+class ChannelDisabled(ChannelError):
+    status = 404
+    public_message = "not found"
+
+
+class InvalidSignature(ChannelError):
+    status = 401
+    public_message = "invalid request"
+
+
+class OriginNotAllowed(ChannelError):
+    status = 403
+    public_message = "origin not allowed"
+
+
+class MalformedPayload(ChannelError):
+    status = 400
+    public_message = "malformed payload"
+
+
+class UnsupportedMediaType(ChannelError):
+    status = 415
+    public_message = "unsupported media type"
+
+
+class PayloadTooLarge(ChannelError):
+    status = 413
+    public_message = "payload too large"
+
+
+class NotFound(ParleyError):
+    status = 404
+    public_message = "not found"
+
+
+class RateLimited(ParleyError):
+    status = 429
+    public_message = "too many requests"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 1, public: str | None = None) -> None:
+        super().__init__(detail, public=public)
+        self.retry_after = retry_after
+
+
+class Unavailable(ParleyError):
+    status = 503
+    public_message = "temporarily unavailable"
+
+
+class UpstreamError(ParleyError):
+    status = 502
+    public_message = "upstream error"
+
+
+__all__ = [
+    "ChannelDisabled",
+    "ChannelError",
+    "ConfigError",
+    "InvalidSignature",
+    "MalformedPayload",
+    "NotFound",
+    "OriginNotAllowed",
+    "ParleyError",
+    "PayloadTooLarge",
+    "RateLimited",
+    "UnsupportedMediaType",
+    "Unavailable",
+    "UpstreamError",
+]

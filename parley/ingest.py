@@ -1,0 +1,50 @@
+"""Reading the knowledge base: Markdown files with YAML front matter, one article each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import frontmatter
+import yaml
+
+from parley.core.knowledge import Article
+from parley.errors import ConfigError
+
+
+def load_articles(directory: Path) -> list[Article]:
+    """Every ``*.md`` under ``directory``; the sub-folder name is the article's category."""
+    if not directory.is_dir():
+        raise ConfigError(f"knowledge.path: {directory} is not a directory "
+                          "(set PARLEY_KNOWLEDGE or knowledge.path in the YAML)")
+    paths = sorted(directory.rglob("*.md"))
+    articles = [_read(path, directory) for path in paths]
+    if not articles:
+        raise ConfigError(f"knowledge.path: {directory} holds no *.md articles")
+    seen: dict[str, Path] = {}
+    for article, path in zip(articles, paths, strict=True):
+        if article.id in seen:
+            raise ConfigError(f"{path}: id {article.id!r} is already used by {seen[article.id]}")
+        seen[article.id] = path
+    return articles
+
+
+def _read(path: Path, root: Path) -> Article:
+    try:
+        post = frontmatter.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot be read as Markdown with front matter: {exc}") from None
+    meta = post.metadata
+    title = meta.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ConfigError(f"{path}: front matter needs a 'title'")
+    if not post.content.strip():
+        raise ConfigError(f"{path}: the article has no body")
+    relative = path.relative_to(root)
+    return Article(
+        id=str(meta.get("id") or path.stem),
+        title=title.strip(),
+        body=post.content.strip(),
+        tags=tuple(str(tag) for tag in meta.get("tags") or ()),
+        questions=tuple(str(question) for question in meta.get("questions") or ()),
+        category=relative.parts[0] if len(relative.parts) > 1 else "",
+    )

@@ -1,0 +1,1 @@
+"""The Flask side: the app factory, one blueprint per channel path, health and error handling."""

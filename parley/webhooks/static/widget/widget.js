@@ -1,0 +1,606 @@
+/*! Parley chat widget: <script src="https://HOST/widget/widget.js" data-bot="acme" defer></script> */
+(() => {
+  'use strict';
+
+  // currentScript is only set during this first run.
+  const script = document.currentScript;
+  if (!script || window.Parley) return; // loaded twice
+
+  const API = '/widget/api';
+  const DEFAULTS = { title: 'Chat', greeting: '', quick_replies: [], max_length: 2000 };
+  const SEND_RETRIES = 3;
+  const RETRY_STATUS = [502, 503, 504]; // transient; resending is safe
+  const TOO_FAST = "You're sending messages too fast, please wait a moment";
+
+  const base = apiBase(script.src);
+  const bot = script.dataset.bot || 'default';
+  const storageKey = `parley:${bot}:conversation`;
+
+  const state = {
+    config: DEFAULTS,
+    conversationId: null,
+    shown: new Map(), // server message id -> element, so history, SSE and POST never duplicate
+    streams: new Map(), // reply_id -> bubble still receiving SSE tokens
+    unmatched: [], // local user bubbles whose server copy hasn't come back yet
+    sent: false,
+    pending: 0, // POSTs in flight
+    typingTimer: 0,
+    blockedUntil: 0,
+    queue: Promise.resolve(),
+    events: null,
+    eventsTimer: 0,
+    eventsDelay: 1000,
+    eventsOff: false,
+    catchUp: false,
+    openOnStart: script.dataset.open === 'true',
+  };
+  let ui = null;
+
+  // Everything before /widget/widget.js, so path prefixes work.
+  function apiBase(src) {
+    const url = new URL(src, location.href);
+    const i = url.pathname.lastIndexOf('/widget/widget.js');
+    return url.origin + (i >= 0 ? url.pathname.slice(0, i) : '');
+  }
+
+  // Storage can throw (private mode, blocked third-party storage).
+  function loadId() {
+    try { return localStorage.getItem(storageKey); } catch { return null; }
+  }
+  function saveId(id) {
+    try { id ? localStorage.setItem(storageKey, id) : localStorage.removeItem(storageKey); } catch { /* ignore */ }
+  }
+
+  // randomUUID needs a secure context; otherwise build a v4 UUID by hand.
+  function uuid() {
+    if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64;
+    b[8] = (b[8] & 63) | 128;
+    return [...b].map((n, i) => ([4, 6, 8, 10].includes(i) ? '-' : '') + n.toString(16).padStart(2, '0')).join('');
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const str = (v) => (typeof v === 'string' ? v : '');
+
+  // DOM builder: strings become text nodes, never HTML.
+  function h(tag, attrs = {}, ...kids) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else if (v != null) node.setAttribute(k, v);
+    }
+    node.append(...kids.filter((kid) => kid != null));
+    return node;
+  }
+
+  // No innerHTML anywhere (pages enforcing Trusted Types refuse it).
+  function chatIcon() {
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    const path = document.createElementNS(ns, 'path');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    path.setAttribute('d', 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z');
+    svg.append(path);
+    return svg;
+  }
+
+  // [text](url), **bold**, *italic*; emphasis must hug its text so "2 * 3 * 4" stays literal.
+  const INLINE = /\[([^\]\n]+)\]\(([^()\s]+)\)|\*\*([^\s*](?:[^*\n]*[^\s*])?)\*\*|\*([^\s*](?:[^*\n]*[^\s*])?)\*/g;
+
+  // Safe Markdown subset built as DOM nodes; anything else stays literal text.
+  function renderMarkdown(text) {
+    const frag = document.createDocumentFragment();
+    let list = null;
+    let afterText = false;
+    for (const line of text.split(/\r?\n/)) {
+      if (line.startsWith('- ')) {
+        if (!list) frag.append((list = h('ul')));
+        list.append(h('li', {}, ...renderInline(line.slice(2))));
+        afterText = false;
+      } else {
+        if (afterText) frag.append(h('br'));
+        frag.append(...renderInline(line));
+        list = null;
+        afterText = true;
+      }
+    }
+    return frag;
+  }
+
+  function renderInline(line) {
+    const out = [];
+    let last = 0;
+    for (const m of line.matchAll(INLINE)) {
+      out.push(line.slice(last, m.index));
+      last = m.index + m[0].length;
+      if (m[1]) {
+        // Only http(s) links; javascript: and friends stay visible text.
+        const ok = /^https?:\/\//i.test(m[2]);
+        out.push(ok ? h('a', { href: m[2], target: '_blank', rel: 'noopener noreferrer' }, m[1]) : m[0]);
+      } else {
+        out.push(m[3] ? h('strong', {}, m[3]) : h('em', {}, m[4]));
+      }
+    }
+    out.push(line.slice(last));
+    return out;
+  }
+
+  const CSS = `
+:host{all:initial}
+.root{--p:#2563eb;--pt:#fff;font:14px/1.45 system-ui,sans-serif;color:#1f2937}
+*{box-sizing:border-box}
+button,textarea{font:inherit;cursor:pointer}
+:focus-visible{outline:2px solid #1f2937;outline-offset:2px}
+header :focus-visible,.launcher:focus-visible{outline-color:currentColor;outline-offset:-4px}
+.launcher{position:fixed;right:20px;bottom:20px;z-index:2147483646;width:56px;height:56px;border:0;border-radius:50%;background:var(--p);color:var(--pt);display:grid;place-items:center;box-shadow:0 4px 14px #0004}
+.launcher svg{width:26px;fill:currentColor}
+.panel{position:fixed;right:20px;bottom:88px;z-index:2147483647;width:370px;height:min(560px,calc(100vh - 110px));display:flex;flex-direction:column;background:#fff;border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004}
+[hidden]{display:none!important}
+header{display:flex;align-items:center;justify-content:space-between;padding:12px 14px;background:var(--p);color:var(--pt)}
+h2{margin:0;font-size:16px}
+.close{background:none;border:0;color:inherit;font-size:22px;line-height:1;padding:4px 8px}
+.log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:10px;background:#f7f7f9}
+.msg{max-width:85%;display:flex;flex-direction:column;align-items:flex-start;gap:4px}
+.user{align-self:flex-end;align-items:flex-end}
+.bubble,.typing{padding:8px 12px;border-radius:14px;background:#fff;border:1px solid #e5e7eb;overflow-wrap:anywhere}
+.user .bubble,.streaming{white-space:pre-wrap}
+.user .bubble{background:var(--p);color:var(--pt)}
+.bubble ul{margin:4px 0;padding-left:20px}
+.bubble a{color:#1d4ed8}
+.meta,.src,.fb,.failed{font-size:12px;color:#6b7280}
+.failed,.notice{color:#b91c1c}
+.fb button{border:1px solid #e5e7eb;background:#fff;border-radius:9px;margin-right:4px}
+button:disabled{opacity:.5;cursor:default}
+.typing{align-self:flex-start;display:flex;gap:4px;padding:12px}
+.dot{width:6px;height:6px;border-radius:50%;background:#9ca3af;animation:b 1.2s infinite}
+.dot:nth-child(2){animation-delay:.2s}.dot:nth-child(3){animation-delay:.4s}
+@keyframes b{40%{opacity:.2}}
+@media (prefers-reduced-motion:reduce){.dot{animation:none}}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+.quick{display:flex;flex-wrap:wrap;gap:6px;padding:0 14px 10px;background:#f7f7f9}
+.quick:empty{display:none}
+.quick button{border:1px solid var(--p);background:#fff;color:inherit;border-radius:99px;padding:4px 12px}
+.notice{padding:6px 14px;font-size:13px;background:#fef2f2}
+.notice:empty{padding:0}
+form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb}
+textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #d1d5db;border-radius:10px;color:inherit;cursor:text}
+[aria-invalid=true]{border-color:#b91c1c}
+.send{border:0;border-radius:10px;padding:0 14px;background:var(--p);color:var(--pt);font-weight:600}
+@media (max-width:479.98px){.panel{inset:0;width:auto;height:auto;border-radius:0}}`;
+
+  // Constructed sheets avoid an inline <style>, which strict CSPs block.
+  function applyStyles(shadow) {
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      shadow.adoptedStyleSheets = [sheet];
+    } catch {
+      shadow.append(h('style', {}, CSS));
+    }
+  }
+
+  function buildUI() {
+    const host = h('div', { 'data-parley': '' });
+    const shadow = host.attachShadow({ mode: 'open' });
+    applyStyles(shadow);
+    const dot = () => h('span', { class: 'dot' });
+    const u = { shadow };
+    u.launcher = h('button', {
+      class: 'launcher', type: 'button', 'aria-label': 'Open chat', 'aria-expanded': 'false',
+      'aria-controls': 'parley-panel', onclick: () => (u.panel.hidden ? open() : close()),
+    }, chatIcon());
+    u.title = h('h2', {}, DEFAULTS.title);
+    u.typing = h('div', { class: 'typing', hidden: '' }, dot(), dot(), dot(), h('span', { class: 'sr' }, 'Assistant is typing'));
+    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite' }, u.typing);
+    u.quick = h('div', { class: 'quick' });
+    u.notice = h('div', { class: 'notice', id: 'parley-notice', role: 'alert' });
+    u.input = h('textarea', {
+      rows: 1, 'aria-label': 'Type your message', maxlength: DEFAULTS.max_length, 'aria-describedby': 'parley-notice',
+      oninput: () => { u.input.removeAttribute('aria-invalid'); autoGrow(); },
+      onkeydown: (e) => {
+        // Enter that confirms an IME candidate must not send.
+        if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
+      },
+    });
+    u.send = h('button', { class: 'send' }, 'Send');
+    u.panel = h('div', { class: 'panel', id: 'parley-panel', role: 'dialog', 'aria-label': DEFAULTS.title, hidden: '' },
+      h('header', {}, u.title, h('button', { class: 'close', type: 'button', 'aria-label': 'Close chat', onclick: close }, '×')),
+      u.log, u.quick, u.notice,
+      h('form', { onsubmit: (e) => { e.preventDefault(); submitInput(); } }, u.input, u.send));
+    u.root = h('div', {
+      class: 'root',
+      onkeydown: (e) => {
+        if (e.key === 'Escape' && !u.panel.hidden) { e.preventDefault(); close(); u.launcher.focus(); }
+      },
+    }, u.launcher, u.panel);
+    shadow.append(u.root);
+    document.body.append(host);
+    return u;
+  }
+
+  function open(focus = true) {
+    if (!ui) { state.openOnStart = true; return; }
+    ui.panel.hidden = false;
+    ui.launcher.setAttribute('aria-expanded', 'true');
+    scrollToEnd();
+    if (focus) ui.input.focus();
+  }
+
+  function close() {
+    if (!ui) { state.openOnStart = false; return; }
+    // A scripted close() must not pull focus away from the page.
+    const hadFocus = ui.panel.contains(ui.shadow.activeElement);
+    ui.panel.hidden = true;
+    ui.launcher.setAttribute('aria-expanded', 'false');
+    if (hadFocus) ui.launcher.focus();
+  }
+
+  function autoGrow() {
+    ui.input.style.height = 'auto';
+    ui.input.style.height = `${Math.min(ui.input.scrollHeight, 120)}px`;
+  }
+
+  const scrollToEnd = () => { ui.log.scrollTop = ui.log.scrollHeight; };
+  const showNotice = (text) => { ui.notice.textContent = text; };
+
+  // The typing indicator always stays last.
+  function appendMessage(node) {
+    ui.log.insertBefore(node, ui.typing);
+    scrollToEnd();
+  }
+
+  function updateTyping() {
+    // A streaming bubble already shows progress, so no dots next to it.
+    const on = (state.pending > 0 && !state.streams.size) || state.typingTimer !== 0;
+    ui.typing.hidden = !on;
+    if (on) scrollToEnd();
+  }
+
+  function showTypingBriefly() {
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(() => { state.typingTimer = 0; updateTyping(); }, 3000);
+    updateTyping();
+  }
+
+  function setQuickReplies(list) {
+    const items = new Set((Array.isArray(list) ? list : []).filter((q) => str(q).trim()));
+    ui.quick.replaceChildren(...[...items].map((q) => h('button', { type: 'button', onclick: () => trySend(q) }, q)));
+  }
+
+  function userNode(text) {
+    return h('div', { class: 'msg user' }, h('span', { class: 'sr' }, 'You:'), h('div', { class: 'bubble' }, text));
+  }
+
+  function botNode(msg) {
+    const author = str(msg.author);
+    const sources = Array.isArray(msg.sources) ? msg.sources.filter((s) => s && s.title) : [];
+    return h('div', { class: author ? 'msg agent' : 'msg bot' },
+      h('div', { class: author ? 'meta' : 'sr' }, author ? `${author} (support)` : 'Assistant:'),
+      h('div', { class: 'bubble' }, renderMarkdown(str(msg.text))),
+      ...sources.map((s) => h('div', { class: 'src' }, `Source: ${s.title}`)),
+      msg.id && !author ? feedbackBar(msg.id) : null); // rate the bot, not the humans
+  }
+
+  function addBotMessage(msg) {
+    const id = str(msg.id);
+    if (state.shown.has(id)) return;
+    const node = botNode(msg);
+    const draft = state.streams.get(id);
+    if (draft) draft.replaceWith(node); // the final text replaces the streamed draft in place
+    else appendMessage(node);
+    state.streams.delete(id);
+    if (id) state.shown.set(id, node);
+    clearTimeout(state.typingTimer); // whoever was typing has answered
+    state.typingTimer = 0;
+    updateTyping();
+  }
+
+  // History/SSE message. Our own messages come back too: match them to the local bubble.
+  function addServerMessage(msg) {
+    if (!msg || !str(msg.id) || state.shown.has(msg.id)) return;
+    if (msg.direction !== 'in') return addBotMessage(msg);
+    const i = state.unmatched.findIndex((u) => u.text === msg.text);
+    let node = i >= 0 && state.unmatched.splice(i, 1)[0].node;
+    if (!node) appendMessage((node = userNode(str(msg.text))));
+    state.shown.set(msg.id, node);
+  }
+
+  function appendToken(replyId, text) {
+    if (!str(replyId) || state.shown.has(replyId)) return; // already final
+    let draft = state.streams.get(replyId);
+    if (!draft) {
+      draft = h('div', { class: 'msg bot', 'aria-busy': 'true' }, h('div', { class: 'bubble streaming' }));
+      state.streams.set(replyId, draft);
+      appendMessage(draft);
+    }
+    draft.lastChild.append(str(text)); // plain text now, Markdown once final
+    updateTyping();
+    scrollToEnd();
+  }
+
+  function feedbackBar(messageId) {
+    const note = h('span');
+    const vote = async (score) => {
+      buttons.forEach((b) => { b.disabled = true; });
+      try {
+        const res = await request('/feedback', { conversation_id: state.conversationId, message_id: messageId, score });
+        if (!res.ok) throw new Error(res.status);
+        note.textContent = 'Thanks for your feedback';
+      } catch {
+        buttons.forEach((b) => { b.disabled = false; });
+        note.textContent = "Couldn't send feedback";
+      }
+    };
+    const buttons = [
+      h('button', { type: 'button', 'aria-label': 'Helpful', onclick: () => vote(1) }, '👍'),
+      h('button', { type: 'button', 'aria-label': 'Not helpful', onclick: () => vote(-1) }, '👎'),
+    ];
+    return h('div', { class: 'fb' }, ...buttons, note);
+  }
+
+  // GET, or POST when there is a JSON body. The timeout keeps a hung request from blocking the send queue.
+  async function request(path, body) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 45000);
+    try {
+      return await fetch(base + API + path, {
+        method: body ? 'POST' : 'GET',
+        signal: ctl.signal,
+        credentials: 'omit', // identity is the conversation id, not cookies
+        headers: body ? { 'Content-Type': 'application/json' } : {},
+        body: body ? JSON.stringify(body) : null,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const readJson = (res) => res.json().catch(() => null);
+
+  // Every try sends the same client_message_id, so the server can drop duplicates.
+  async function postWithRetry(path, body) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await request(path, body);
+        if (!RETRY_STATUS.includes(res.status) || attempt >= SEND_RETRIES) return res;
+      } catch (err) {
+        if (attempt >= SEND_RETRIES) throw err;
+      }
+      showNotice('Connection lost, retrying…');
+      await sleep(1000 * 2 ** attempt);
+    }
+  }
+
+  // Retry-After holds seconds or an HTTP date.
+  function retryAfterMs(value) {
+    if (!value) return 0;
+    const ms = isNaN(value) ? Date.parse(value) - Date.now() : value * 1000;
+    return ms > 0 ? Math.min(ms, 600000) : 0;
+  }
+
+  function rateLimited(res) {
+    showNotice(TOO_FAST);
+    const wait = retryAfterMs(res.headers.get('Retry-After'));
+    if (!wait) return;
+    state.blockedUntil = Date.now() + wait;
+    ui.send.disabled = true;
+    setTimeout(() => {
+      if (Date.now() < state.blockedUntil) return; // a later 429 extended the wait
+      ui.send.disabled = false;
+      if (ui.notice.textContent === TOO_FAST) showNotice('');
+    }, wait);
+  }
+
+  function submitInput() {
+    if (!trySend(ui.input.value)) return;
+    ui.input.value = '';
+    autoGrow();
+    ui.input.focus();
+  }
+
+  function trySend(raw) {
+    const text = raw.trim();
+    if (!text) return false;
+    if (Date.now() < state.blockedUntil) {
+      showNotice(TOO_FAST);
+      return false;
+    }
+    const max = state.config.max_length;
+    // Count code points like the server does, not UTF-16 units.
+    if ([...text].length > max) {
+      showNotice(`Your message is too long (max ${max} characters)`);
+      ui.input.setAttribute('aria-invalid', 'true');
+      return false;
+    }
+    showNotice('');
+    send(text);
+    return true;
+  }
+
+  function send(text) {
+    state.sent = true;
+    setQuickReplies([]);
+    const local = { text, node: userNode(text) };
+    appendMessage(local.node);
+    state.unmatched.push(local);
+    const body = { text, conversation_id: null, client_message_id: uuid() };
+    // One at a time, so a new conversation's id is known before the next message goes out.
+    state.queue = state.queue.then(() => deliver(body, local));
+  }
+
+  async function deliver(body, local) {
+    body.conversation_id = state.conversationId;
+    state.pending++;
+    updateTyping();
+    try {
+      const res = await postWithRetry('/messages', body);
+      const data = await readJson(res);
+      if (res.ok && data) {
+        showNotice('');
+        adoptConversation(data.conversation_id);
+        const replies = (Array.isArray(data.replies) ? data.replies : []).filter(Boolean);
+        replies.forEach(addBotMessage);
+        setQuickReplies(replies.flatMap((r) => r.quick_replies || []));
+        return;
+      }
+      markFailed(local);
+      if (res.status === 429) rateLimited(res);
+      else showNotice(str(data && data.error) || 'Something went wrong. Please try again.');
+    } catch {
+      markFailed(local);
+      showNotice('Connection lost. Please check your connection and try again.');
+    } finally {
+      state.pending--;
+      updateTyping();
+    }
+  }
+
+  // Flag the bubble and hand the text back for resending.
+  function markFailed(local) {
+    state.unmatched = state.unmatched.filter((u) => u !== local);
+    local.node.append(h('div', { class: 'failed' }, 'Not sent'));
+    if (!ui.input.value) {
+      ui.input.value = local.text;
+      autoGrow();
+    }
+  }
+
+  function adoptConversation(id) {
+    if (!str(id) || id === state.conversationId) return;
+    state.conversationId = id;
+    saveId(id);
+    state.eventsDelay = 1000;
+    connectEvents();
+  }
+
+  const conversationPath = (id) => `/conversations/${encodeURIComponent(id)}`;
+
+  async function syncHistory(id) {
+    try {
+      const res = await request(conversationPath(id));
+      if (id !== state.conversationId) return;
+      if (res.status === 404) {
+        // The server forgot this conversation: start fresh.
+        state.conversationId = null;
+        saveId(null);
+        return closeEvents();
+      }
+      if (!res.ok) throw new Error(res.status);
+      const data = await res.json();
+      (Array.isArray(data && data.messages) ? data.messages : []).forEach(addServerMessage);
+    } catch {
+      state.catchUp = true; // retried when the event stream (re)opens
+    }
+  }
+
+  function closeEvents() {
+    clearTimeout(state.eventsTimer);
+    if (state.events) state.events.close();
+    state.events = null;
+  }
+
+  function connectEvents() {
+    closeEvents();
+    const id = state.conversationId;
+    if (!id || state.eventsOff || !window.EventSource) return;
+    const es = new EventSource(`${base}${API}${conversationPath(id)}/events`);
+    state.events = es;
+    es.onopen = () => {
+      state.eventsDelay = 1000;
+      if (state.catchUp) {
+        state.catchUp = false;
+        syncHistory(id); // catch up on whatever was said while disconnected
+      }
+    };
+    es.onmessage = (e) => onServerEvent(e.data);
+    es.onerror = () => onEventsError(es, id);
+  }
+
+  // We reconnect ourselves (not the browser's fixed retry) to get exponential backoff.
+  async function onEventsError(es, id) {
+    if (es !== state.events) return;
+    // CLOSED rather than CONNECTING means an HTTP error, whose status EventSource hides: ask once with fetch.
+    const httpError = es.readyState === EventSource.CLOSED;
+    closeEvents();
+    state.catchUp = true;
+    if (httpError && (await eventsStatus(es.url)) === 404) {
+      state.eventsOff = true; // live updates not available on this server
+      return;
+    }
+    if (id !== state.conversationId || state.events) return;
+    state.eventsTimer = setTimeout(connectEvents, state.eventsDelay);
+    state.eventsDelay = Math.min(state.eventsDelay * 2, 30000);
+  }
+
+  // Only the status line matters; abort before reading the stream.
+  async function eventsStatus(url) {
+    const ctl = new AbortController();
+    try {
+      return (await fetch(url, { signal: ctl.signal, credentials: 'omit' })).status;
+    } catch {
+      return 0;
+    } finally {
+      ctl.abort();
+    }
+  }
+
+  function onServerEvent(raw) {
+    let ev;
+    try { ev = JSON.parse(raw) || {}; } catch { return; }
+    if (ev.type === 'message') addServerMessage(ev.message);
+    else if (ev.type === 'typing') showTypingBriefly();
+    else if (ev.type === 'token') appendToken(ev.reply_id, ev.text);
+  }
+
+  async function loadConfig() {
+    try {
+      const res = await request(`/config?bot=${encodeURIComponent(bot)}`);
+      if (res.ok) return (await readJson(res)) || {};
+    } catch { /* use the defaults */ }
+    return {};
+  }
+
+  function applyConfig(c) {
+    const max = Number.isInteger(c.max_length) && c.max_length > 0 ? c.max_length : DEFAULTS.max_length;
+    const title = str(c.title) || DEFAULTS.title;
+    state.config = { title, greeting: str(c.greeting), quick_replies: c.quick_replies, max_length: max };
+    ui.title.textContent = title;
+    ui.panel.setAttribute('aria-label', title);
+    ui.input.maxLength = max;
+    setTheme(c.theme && c.theme.primary);
+    // prepend: the greeting stays first even if the user sent something before the config arrived.
+    if (state.config.greeting) ui.log.prepend(botNode({ text: state.config.greeting }));
+  }
+
+  function setTheme(color) {
+    if (!/^#([0-9a-f]{3}){1,2}$/i.test(color)) return;
+    ui.root.style.setProperty('--p', color);
+    // Pick dark or light text by perceived brightness, so any theme colour stays readable.
+    const hex = color.length === 4 ? color.replace(/\w/g, '$&$&') : color;
+    const n = parseInt(hex.slice(1), 16);
+    const brightness = ((n >> 16) * 299 + ((n >> 8) & 255) * 587 + (n & 255) * 114) / 1000;
+    ui.root.style.setProperty('--pt', brightness > 160 ? '#111827' : '#fff');
+  }
+
+  async function start() {
+    ui = buildUI();
+    // With data-open, don't steal focus from the page or pop up a mobile keyboard.
+    if (state.openOnStart) open(false);
+    state.conversationId = loadId(); // before any await, so an early send continues it
+    applyConfig(await loadConfig());
+    if (state.conversationId) await syncHistory(state.conversationId);
+    if (!state.conversationId) {
+      if (!state.sent) setQuickReplies(state.config.quick_replies);
+    } else if (!state.events) {
+      connectEvents();
+    }
+  }
+
+  window.Parley = Object.freeze({ open: () => open(), close: () => close() });
+
+  const boot = () => start().catch((err) => console.error('Parley widget:', err));
+  if (document.body) boot();
+  else document.addEventListener('DOMContentLoaded', boot, { once: true });
+})();
