@@ -66,7 +66,7 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
     _Gunicorn(settings, {
         "bind": f"{host}:{port}", "workers": processes, "threads": threads,
         "worker_class": "gthread", "graceful_timeout": 20, "timeout": 60,
-        "accesslog": None, "errorlog": "-", "loglevel": "warning",
+        "accesslog": None, "errorlog": "-", "loglevel": "info",
     }).run()
 
 

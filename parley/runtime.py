@@ -78,6 +78,7 @@ class WorkerPool:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work, let in-flight messages finish, and return within ``timeout``."""
         self._stopping.set()
+        self.inbox.close()
         for thread in self._threads:
             thread.join(timeout / max(len(self._threads), 1))
         self._threads.clear()

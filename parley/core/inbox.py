@@ -41,6 +41,10 @@ class Inbox(Protocol):
         """Give the envelope back for another attempt, or dead-letter it after too many."""
         ...
 
+    def close(self) -> None:
+        """Wake every waiting ``take``; later takes return None. Stored envelopes stay stored."""
+        ...
+
 
 def partition_of(conversation_id: str, partitions: int) -> int:
     """Stable across processes and restarts (unlike ``hash``), so every pod agrees."""

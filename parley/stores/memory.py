@@ -55,6 +55,7 @@ class MemoryInbox:
         self._clock = clock
         self._ids = itertools.count(1)
         self._ready = threading.Condition()
+        self._closed = False
 
     def put(self, envelope: Envelope) -> bool:
         with self._ready:
@@ -75,7 +76,9 @@ class MemoryInbox:
     def take(self, partition: int, timeout: float) -> Delivery | None:
         with self._ready:
             queue = self._queues[partition]
-            if not self._ready.wait_for(lambda: bool(queue), timeout=timeout):
+            if not self._ready.wait_for(lambda: bool(queue) or self._closed, timeout=timeout):
+                return None
+            if self._closed:
                 return None
             # Peek, do not pop: the entry stays first in line until done, which keeps order.
             return queue[0]
@@ -97,6 +100,11 @@ class MemoryInbox:
             else:
                 queue.appendleft(replace(delivery, attempt=delivery.attempt + 1))
                 self._ready.notify_all()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
 
     def depth(self) -> int:
         return sum(len(queue) for queue in self._queues)

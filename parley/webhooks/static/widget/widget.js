@@ -2,14 +2,14 @@
 (() => {
   'use strict';
 
-  // currentScript is only set during this first run.
+  // Only set during this first run.
   const script = document.currentScript;
-  if (!script || window.Parley) return; // loaded twice
+  if (!script || window.Parley) return;
 
   const API = '/widget/api';
   const DEFAULTS = { title: 'Chat', greeting: '', quick_replies: [], max_length: 2000 };
   const SEND_RETRIES = 3;
-  const RETRY_STATUS = [502, 503, 504]; // transient; resending is safe
+  const RETRY_STATUS = [502, 503, 504];
   const TOO_FAST = "You're sending messages too fast, please wait a moment";
 
   const base = apiBase(script.src);
@@ -19,11 +19,11 @@
   const state = {
     config: DEFAULTS,
     conversationId: null,
-    shown: new Map(), // server message id -> element, so history, SSE and POST never duplicate
-    streams: new Map(), // reply_id -> bubble still receiving SSE tokens
-    unmatched: [], // local user bubbles whose server copy hasn't come back yet
+    shown: new Map(), // message id -> element: history, SSE and POST overlap
+    streams: new Map(), // reply_id -> bubble receiving tokens
+    unmatched: [], // user bubbles not yet echoed by the server
     sent: false,
-    pending: 0, // POSTs in flight
+    pending: 0,
     typingTimer: 0,
     blockedUntil: 0,
     queue: Promise.resolve(),
@@ -36,14 +36,13 @@
   };
   let ui = null;
 
-  // Everything before /widget/widget.js, so path prefixes work.
   function apiBase(src) {
     const url = new URL(src, location.href);
     const i = url.pathname.lastIndexOf('/widget/widget.js');
     return url.origin + (i >= 0 ? url.pathname.slice(0, i) : '');
   }
 
-  // Storage can throw (private mode, blocked third-party storage).
+  // Storage throws in some private modes / iframes.
   function loadId() {
     try { return localStorage.getItem(storageKey); } catch { return null; }
   }
@@ -51,7 +50,7 @@
     try { id ? localStorage.setItem(storageKey, id) : localStorage.removeItem(storageKey); } catch { /* ignore */ }
   }
 
-  // randomUUID needs a secure context; otherwise build a v4 UUID by hand.
+  // randomUUID needs a secure context.
   function uuid() {
     if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
     const b = crypto.getRandomValues(new Uint8Array(16));
@@ -63,7 +62,7 @@
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const str = (v) => (typeof v === 'string' ? v : '');
 
-  // DOM builder: strings become text nodes, never HTML.
+  // Strings become text nodes, never HTML.
   function h(tag, attrs = {}, ...kids) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -74,7 +73,7 @@
     return node;
   }
 
-  // No innerHTML anywhere (pages enforcing Trusted Types refuse it).
+  // No innerHTML: Trusted Types pages refuse it.
   function chatIcon() {
     const ns = 'http://www.w3.org/2000/svg';
     const svg = document.createElementNS(ns, 'svg');
@@ -86,10 +85,10 @@
     return svg;
   }
 
-  // [text](url), **bold**, *italic*; emphasis must hug its text so "2 * 3 * 4" stays literal.
+  // Emphasis must hug its text so "2 * 3 * 4" stays literal.
   const INLINE = /\[([^\]\n]+)\]\(([^()\s]+)\)|\*\*([^\s*](?:[^*\n]*[^\s*])?)\*\*|\*([^\s*](?:[^*\n]*[^\s*])?)\*/g;
 
-  // Safe Markdown subset built as DOM nodes; anything else stays literal text.
+  // Markdown subset as DOM nodes; the rest stays literal.
   function renderMarkdown(text) {
     const frag = document.createDocumentFragment();
     let list = null;
@@ -116,7 +115,7 @@
       out.push(line.slice(last, m.index));
       last = m.index + m[0].length;
       if (m[1]) {
-        // Only http(s) links; javascript: and friends stay visible text.
+        // javascript: etc. stay text
         const ok = /^https?:\/\//i.test(m[2]);
         out.push(ok ? h('a', { href: m[2], target: '_blank', rel: 'noopener noreferrer' }, m[1]) : m[0]);
       } else {
@@ -170,7 +169,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 .send{border:0;border-radius:10px;padding:0 14px;background:var(--p);color:var(--pt);font-weight:600}
 @media (max-width:479.98px){.panel{inset:0;width:auto;height:auto;border-radius:0}}`;
 
-  // Constructed sheets avoid an inline <style>, which strict CSPs block.
+  // Strict CSPs block inline <style>.
   function applyStyles(shadow) {
     try {
       const sheet = new CSSStyleSheet();
@@ -200,7 +199,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       rows: 1, 'aria-label': 'Type your message', maxlength: DEFAULTS.max_length, 'aria-describedby': 'parley-notice',
       oninput: () => { u.input.removeAttribute('aria-invalid'); autoGrow(); },
       onkeydown: (e) => {
-        // Enter that confirms an IME candidate must not send.
+        // isComposing: Enter picking an IME candidate
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
       },
     });
@@ -230,7 +229,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   function close() {
     if (!ui) { state.openOnStart = false; return; }
-    // A scripted close() must not pull focus away from the page.
+    // Scripted close() mustn't steal page focus.
     const hadFocus = ui.panel.contains(ui.shadow.activeElement);
     ui.panel.hidden = true;
     ui.launcher.setAttribute('aria-expanded', 'false');
@@ -245,14 +244,13 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   const scrollToEnd = () => { ui.log.scrollTop = ui.log.scrollHeight; };
   const showNotice = (text) => { ui.notice.textContent = text; };
 
-  // The typing indicator always stays last.
   function appendMessage(node) {
     ui.log.insertBefore(node, ui.typing);
     scrollToEnd();
   }
 
   function updateTyping() {
-    // A streaming bubble already shows progress, so no dots next to it.
+    // A streaming bubble already shows progress.
     const on = (state.pending > 0 && !state.streams.size) || state.typingTimer !== 0;
     ui.typing.hidden = !on;
     if (on) scrollToEnd();
@@ -280,7 +278,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       h('div', { class: author ? 'meta' : 'sr' }, author ? `${author} (support)` : 'Assistant:'),
       h('div', { class: 'bubble' }, renderMarkdown(str(msg.text))),
       ...sources.map((s) => h('div', { class: 'src' }, `Source: ${s.title}`)),
-      msg.id && !author ? feedbackBar(msg.id) : null); // rate the bot, not the humans
+      msg.id && !author ? feedbackBar(msg.id) : null);
   }
 
   function addBotMessage(msg) {
@@ -288,16 +286,16 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     if (state.shown.has(id)) return;
     const node = botNode(msg);
     const draft = state.streams.get(id);
-    if (draft) draft.replaceWith(node); // the final text replaces the streamed draft in place
+    if (draft) draft.replaceWith(node);
     else appendMessage(node);
     state.streams.delete(id);
     if (id) state.shown.set(id, node);
-    clearTimeout(state.typingTimer); // whoever was typing has answered
+    clearTimeout(state.typingTimer); // they answered
     state.typingTimer = 0;
     updateTyping();
   }
 
-  // History/SSE message. Our own messages come back too: match them to the local bubble.
+  // Our own messages come back too.
   function addServerMessage(msg) {
     if (!msg || !str(msg.id) || state.shown.has(msg.id)) return;
     if (msg.direction !== 'in') return addBotMessage(msg);
@@ -308,14 +306,14 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   function appendToken(replyId, text) {
-    if (!str(replyId) || state.shown.has(replyId)) return; // already final
+    if (!str(replyId) || state.shown.has(replyId)) return;
     let draft = state.streams.get(replyId);
     if (!draft) {
       draft = h('div', { class: 'msg bot', 'aria-busy': 'true' }, h('div', { class: 'bubble streaming' }));
       state.streams.set(replyId, draft);
       appendMessage(draft);
     }
-    draft.lastChild.append(str(text)); // plain text now, Markdown once final
+    draft.lastChild.append(str(text));
     updateTyping();
     scrollToEnd();
   }
@@ -340,7 +338,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     return h('div', { class: 'fb' }, ...buttons, note);
   }
 
-  // GET, or POST when there is a JSON body. The timeout keeps a hung request from blocking the send queue.
+  // POST if body. Timeout: a hung request would block the send queue.
   async function request(path, body) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 45000);
@@ -348,7 +346,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       return await fetch(base + API + path, {
         method: body ? 'POST' : 'GET',
         signal: ctl.signal,
-        credentials: 'omit', // identity is the conversation id, not cookies
+        credentials: 'omit',
         headers: body ? { 'Content-Type': 'application/json' } : {},
         body: body ? JSON.stringify(body) : null,
       });
@@ -359,7 +357,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   const readJson = (res) => res.json().catch(() => null);
 
-  // Every try sends the same client_message_id, so the server can drop duplicates.
+  // Same client_message_id each try, so the server dedupes.
   async function postWithRetry(path, body) {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -373,7 +371,6 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }
   }
 
-  // Retry-After holds seconds or an HTTP date.
   function retryAfterMs(value) {
     if (!value) return 0;
     const ms = isNaN(value) ? Date.parse(value) - Date.now() : value * 1000;
@@ -387,7 +384,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     state.blockedUntil = Date.now() + wait;
     ui.send.disabled = true;
     setTimeout(() => {
-      if (Date.now() < state.blockedUntil) return; // a later 429 extended the wait
+      if (Date.now() < state.blockedUntil) return;
       ui.send.disabled = false;
       if (ui.notice.textContent === TOO_FAST) showNotice('');
     }, wait);
@@ -401,14 +398,14 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   function trySend(raw) {
-    const text = raw.trim();
+    const text = raw.normalize('NFC').trim(); // as the server stores it, so echoes match
     if (!text) return false;
     if (Date.now() < state.blockedUntil) {
       showNotice(TOO_FAST);
       return false;
     }
     const max = state.config.max_length;
-    // Count code points like the server does, not UTF-16 units.
+    // Code points, as the server counts.
     if ([...text].length > max) {
       showNotice(`Your message is too long (max ${max} characters)`);
       ui.input.setAttribute('aria-invalid', 'true');
@@ -426,7 +423,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     appendMessage(local.node);
     state.unmatched.push(local);
     const body = { text, conversation_id: null, client_message_id: uuid() };
-    // One at a time, so a new conversation's id is known before the next message goes out.
+    // Serial, so a new conversation id is known before the next send.
     state.queue = state.queue.then(() => deliver(body, local));
   }
 
@@ -435,7 +432,13 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     state.pending++;
     updateTyping();
     try {
-      const res = await postWithRetry('/messages', body);
+      let res = await postWithRetry('/messages', body);
+      if (res.status === 404 && body.conversation_id) {
+        // The server lost our conversation: start a new one with this message.
+        forgetConversation();
+        body.conversation_id = null;
+        res = await postWithRetry('/messages', body);
+      }
       const data = await readJson(res);
       if (res.ok && data) {
         showNotice('');
@@ -443,6 +446,8 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
         const replies = (Array.isArray(data.replies) ? data.replies : []).filter(Boolean);
         replies.forEach(addBotMessage);
         setQuickReplies(replies.flatMap((r) => r.quick_replies || []));
+        // 202 pending: the answer is slow and will land in the history.
+        if (data.pending) await pollForReply(state.conversationId);
         return;
       }
       markFailed(local);
@@ -457,7 +462,6 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }
   }
 
-  // Flag the bubble and hand the text back for resending.
   function markFailed(local) {
     state.unmatched = state.unmatched.filter((u) => u !== local);
     local.node.append(h('div', { class: 'failed' }, 'Not sent'));
@@ -475,23 +479,36 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     connectEvents();
   }
 
+  function forgetConversation() {
+    state.conversationId = null;
+    saveId(null);
+    closeEvents();
+  }
+
   const conversationPath = (id) => `/conversations/${encodeURIComponent(id)}`;
 
   async function syncHistory(id) {
     try {
       const res = await request(conversationPath(id));
       if (id !== state.conversationId) return;
-      if (res.status === 404) {
-        // The server forgot this conversation: start fresh.
-        state.conversationId = null;
-        saveId(null);
-        return closeEvents();
-      }
+      if (res.status === 404) return forgetConversation();
       if (!res.ok) throw new Error(res.status);
       const data = await res.json();
-      (Array.isArray(data && data.messages) ? data.messages : []).forEach(addServerMessage);
+      const messages = Array.isArray(data && data.messages) ? data.messages : [];
+      messages.forEach(addServerMessage);
+      const last = messages[messages.length - 1];
+      if (last && last.direction === 'out') setQuickReplies(last.quick_replies);
     } catch {
-      state.catchUp = true; // retried when the event stream (re)opens
+      state.catchUp = true; // retry when events reconnect
+    }
+  }
+
+  // Until the last message is no longer the user's (live events may deliver it first).
+  async function pollForReply(id) {
+    for (let delay = 1000; delay <= 16000 && id === state.conversationId; delay *= 2) {
+      await sleep(delay);
+      if (!ui.typing.previousElementSibling.classList.contains('user')) return;
+      await syncHistory(id);
     }
   }
 
@@ -511,22 +528,22 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       state.eventsDelay = 1000;
       if (state.catchUp) {
         state.catchUp = false;
-        syncHistory(id); // catch up on whatever was said while disconnected
+        syncHistory(id);
       }
     };
     es.onmessage = (e) => onServerEvent(e.data);
     es.onerror = () => onEventsError(es, id);
   }
 
-  // We reconnect ourselves (not the browser's fixed retry) to get exponential backoff.
+  // Own reconnect for exponential backoff.
   async function onEventsError(es, id) {
     if (es !== state.events) return;
-    // CLOSED rather than CONNECTING means an HTTP error, whose status EventSource hides: ask once with fetch.
+    // CLOSED means an HTTP error; EventSource hides its status.
     const httpError = es.readyState === EventSource.CLOSED;
     closeEvents();
     state.catchUp = true;
     if (httpError && (await eventsStatus(es.url)) === 404) {
-      state.eventsOff = true; // live updates not available on this server
+      state.eventsOff = true;
       return;
     }
     if (id !== state.conversationId || state.events) return;
@@ -534,7 +551,6 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     state.eventsDelay = Math.min(state.eventsDelay * 2, 30000);
   }
 
-  // Only the status line matters; abort before reading the stream.
   async function eventsStatus(url) {
     const ctl = new AbortController();
     try {
@@ -570,14 +586,14 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     ui.panel.setAttribute('aria-label', title);
     ui.input.maxLength = max;
     setTheme(c.theme && c.theme.primary);
-    // prepend: the greeting stays first even if the user sent something before the config arrived.
+    // Greeting first even if the user sent before config arrived.
     if (state.config.greeting) ui.log.prepend(botNode({ text: state.config.greeting }));
   }
 
   function setTheme(color) {
     if (!/^#([0-9a-f]{3}){1,2}$/i.test(color)) return;
     ui.root.style.setProperty('--p', color);
-    // Pick dark or light text by perceived brightness, so any theme colour stays readable.
+    // Readable text on any theme colour.
     const hex = color.length === 4 ? color.replace(/\w/g, '$&$&') : color;
     const n = parseInt(hex.slice(1), 16);
     const brightness = ((n >> 16) * 299 + ((n >> 8) & 255) * 587 + (n & 255) * 114) / 1000;
@@ -586,9 +602,9 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   async function start() {
     ui = buildUI();
-    // With data-open, don't steal focus from the page or pop up a mobile keyboard.
+    // data-open: don't steal focus or pop a mobile keyboard.
     if (state.openOnStart) open(false);
-    state.conversationId = loadId(); // before any await, so an early send continues it
+    state.conversationId = loadId(); // before awaiting: early sends
     applyConfig(await loadConfig());
     if (state.conversationId) await syncHistory(state.conversationId);
     if (!state.conversationId) {

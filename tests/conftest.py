@@ -1,0 +1,108 @@
+"""Shared fixtures: settings on a temporary data dir, the app, a transcript-style bot, databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from parley.core.envelope import Envelope, Reply
+from parley.settings import Settings, load_settings
+from parley.webhooks.app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "parley.yaml"
+POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def make_settings(tmp_path: Path, **environ: str) -> Settings:
+    """The sample YAML, with the data dir in ``tmp_path`` and the given environment."""
+    env = {"PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
+           **environ}
+    return load_settings(CONFIG, environ=env)
+
+
+def make_envelope(text: str, **overrides: object) -> Envelope:
+    """A customer message with sensible defaults (PTB's ``make_message``)."""
+    fields: dict[str, object] = {"channel": "test", "conversation_id": "conv-1",
+                                 "message_id": uuid.uuid4().hex, "sender": "customer-1", "text": text}
+    fields.update(overrides)
+    return Envelope(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test run's own, dropped afterwards."""
+    name = f"parley_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Environment selecting each conversation-log backend in turn."""
+    if request.param == "sqlite":
+        return {}
+    url = request.getfixturevalue("postgres_url")
+    # Each test gets its own schema-free slate by dropping our tables first.
+    from sqlmodel import SQLModel
+
+    from parley.stores.sql import make_engine
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    return {"DATABASE_URL": url}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: dict[str, str]) -> Settings:
+    return make_settings(tmp_path, **database)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["parley"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class Bot:
+    """Transcript-style access to the dialogue core (errbot's ``testbot``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from parley.wiring import build_services
+        self.services = build_services(settings)
+        self.conversation_id = f"conv-{uuid.uuid4().hex[:8]}"
+
+    def ask(self, text: str) -> Reply:
+        replies = self.services.dialogue.handle(make_envelope(text, conversation_id=self.conversation_id))
+        assert len(replies) == 1
+        return replies[0]
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Bot:
+    return Bot(make_settings(tmp_path))

@@ -1,0 +1,110 @@
+"""The widget's JSON API through the app, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask.testing import FlaskClient
+
+
+def ask(client: FlaskClient, text: str, **body: object):
+    return client.post("/widget/api/messages", json={"text": text, **body})
+
+
+def test_first_answer_names_its_source_and_starts_a_conversation(client: FlaskClient) -> None:
+    response = ask(client, "How do I reset my password?")
+    assert response.status_code == 200
+    body = response.get_json()
+    [reply] = body["replies"]
+    assert "Forgot password" in reply["text"]
+    assert reply["sources"] == [{"id": "reset-password", "title": "How do I reset my password?"}]
+    assert body["conversation_id"]
+
+
+def test_conversation_continues_and_history_is_served_in_order(client: FlaskClient) -> None:
+    first = ask(client, "How do I reset my password?").get_json()
+    conversation_id = first["conversation_id"]
+    second = ask(client, "how long does delivery take", conversation_id=conversation_id).get_json()
+    assert second["conversation_id"] == conversation_id
+    history = client.get(f"/widget/api/conversations/{conversation_id}").get_json()
+    assert [(m["direction"], m["text"][:20]) for m in history["messages"]] == [
+        ("in", "How do I reset my pa"),
+        ("out", first["replies"][0]["text"][:20]),
+        ("in", "how long does delive"),
+        ("out", second["replies"][0]["text"][:20]),
+    ]
+    assert history["messages"][1]["sources"][0]["id"] == "reset-password"
+
+
+def test_a_retried_message_is_stored_and_answered_once(client: FlaskClient) -> None:
+    message_id = uuid.uuid4().hex
+    first = ask(client, "where is my package", client_message_id=message_id).get_json()
+    again = ask(client, "where is my package", client_message_id=message_id).get_json()
+    assert again == first
+    history = client.get(f"/widget/api/conversations/{first['conversation_id']}").get_json()
+    assert len(history["messages"]) == 2
+
+
+def test_emoji_and_control_characters(client: FlaskClient) -> None:
+    response = ask(client, "hello\x00\x07 👋")
+    assert response.status_code == 200
+    history = client.get(f"/widget/api/conversations/{response.get_json()['conversation_id']}").get_json()
+    assert history["messages"][0]["text"] == "hello 👋"
+
+
+def test_bad_input_gets_a_clear_4xx(client: FlaskClient) -> None:
+    cases = [
+        (client.post("/widget/api/messages", json={"text": "   "}), 400, "message text is empty"),
+        (client.post("/widget/api/messages", json={"text": "x" * 10_000}), 413, "message too long (max 2000 characters)"),
+        (client.post("/widget/api/messages", data="{not json", content_type="application/json"), 400,
+         "body must be a JSON object"),
+        (client.post("/widget/api/messages", data="text=hi"), 415, "send JSON (Content-Type: application/json)"),
+        (client.post("/widget/api/messages", json={"text": 42}), 400, "message text must be a string"),
+        (ask(client, "hi", conversation_id="w" + "0" * 31), 404, "unknown conversation"),
+        (ask(client, "hi", conversation_id="../../etc"), 400,
+         "conversation_id must be 8-64 letters, digits, '-' or '_'"),
+        (client.post("/widget/api/messages", data="x" * 70_000, content_type="application/json"), 413,
+         "request entity too large"),
+    ]
+    for response, status, error in cases:
+        assert (response.status_code, response.get_json()) == (status, {"error": error})
+
+
+def test_nothing_is_stored_for_refused_messages(client: FlaskClient, app) -> None:
+    ask(client, "   ")
+    ask(client, "x" * 10_000)
+    assert app.extensions["parley"].inbox.depth() == 0
+
+
+def test_unknown_history_is_404(client: FlaskClient) -> None:
+    response = client.get("/widget/api/conversations/w0000000000000000")
+    assert (response.status_code, response.get_json()) == (404, {"error": "unknown conversation"})
+
+
+def test_another_sites_browser_is_refused(client: FlaskClient) -> None:
+    response = client.post("/widget/api/messages", json={"text": "hi"}, headers={"Origin": "https://evil.example"})
+    assert (response.status_code, response.get_json()) == (403, {"error": "origin not allowed"})
+
+
+def test_widget_page_script_and_config_are_served(client: FlaskClient) -> None:
+    page = client.get("/widget")
+    assert page.status_code == 200
+    assert b"/widget/widget.js" in page.data
+    script = client.get("/widget/widget.js")
+    assert script.status_code == 200
+    assert script.mimetype == "text/javascript"
+    config = client.get("/widget/api/config").get_json()
+    assert config["title"] == "Acme Support"
+    assert config["max_length"] == 2000
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["knowledge_articles"] >= 40
+
+
+def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
+    response = client.get("/wp-admin")
+    assert (response.status_code, response.get_json()) == (404, {"error": "not found"})
