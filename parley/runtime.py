@@ -29,6 +29,10 @@ class SendLedger(Protocol):
         """True the first time a reply id is claimed, False ever after."""
         ...
 
+    def release(self, reply_id: str) -> None:
+        """Undo a claim whose send failed, so a retry may send it."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Outbox:
@@ -39,7 +43,12 @@ class Outbox:
         fresh = [reply for reply in replies if self.ledger.claim(reply.reply_id)]
         if not fresh:
             return
-        self.adapters[fresh[0].channel].send(fresh)
+        try:
+            self.adapters[fresh[0].channel].send(fresh)
+        except Exception:
+            for reply in fresh:
+                self.ledger.release(reply.reply_id)
+            raise
 
 
 @dataclass(frozen=True, slots=True)

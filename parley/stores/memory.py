@@ -6,9 +6,10 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
+from parley.channels.web import MailboxEvent
 from parley.core.envelope import Envelope, Reply
 from parley.core.inbox import Delivery, partition_of
 from parley.core.sessions import Session
@@ -114,66 +115,83 @@ class MemoryInbox:
             self._seen = {key: until for key, until in self._seen.items() if until > now}
 
 
-@dataclass(frozen=True, slots=True)
-class MailboxEvent:
-    seq: int
-    replies: tuple[Reply, ...]
-
-
 class MemoryMailbox:
-    """Recent reply batches per conversation, for web clients waiting on or streaming them."""
+    """Recent events per conversation, for web clients waiting on or streaming them.
 
-    def __init__(self, keep: int = 50) -> None:
+    Cursors are strings (Redis stream ids in the Redis implementation); here they are counters.
+    """
+
+    def __init__(self, keep: int = 200) -> None:
         self._keep = keep
         self._events: dict[str, deque[MailboxEvent]] = {}
         self._seq = itertools.count(1)
         self._changed = threading.Condition()
 
     def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None:
-        with self._changed:
-            events = self._events.setdefault(conversation_id, deque(maxlen=self._keep))
-            events.append(MailboxEvent(next(self._seq), tuple(replies)))
-            self._changed.notify_all()
+        self._append(conversation_id, kind="replies", replies=tuple(replies))
+
+    def publish_token(self, conversation_id: str, reply_id: str, text: str) -> None:
+        self._append(conversation_id, kind="token", reply_id=reply_id, text=text)
+
+    def publish_typing(self, conversation_id: str) -> None:
+        self._append(conversation_id, kind="typing")
 
     def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
         """The replies to one message, waiting up to ``timeout``; None when they did not come."""
+        found: list[Reply] | None = None
 
-        def answered() -> list[Reply] | None:
-            for event in self._events.get(conversation_id, ()):
-                if event.replies and event.replies[0].in_reply_to == in_reply_to:
-                    return list(event.replies)
-            return None
+        def answered() -> bool:
+            nonlocal found
+            found = _replies_to(self._events.get(conversation_id, ()), in_reply_to)
+            return found is not None
 
         with self._changed:
-            found: list[Reply] | None = None
+            self._changed.wait_for(answered, timeout=timeout)
+        return found
 
-            def ready() -> bool:
-                nonlocal found
-                found = answered()
-                return found is not None
+    def after(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
+        """Events newer than ``cursor`` ("0" for all kept), waiting up to ``timeout`` for one."""
+        last = int(cursor) if cursor.isdigit() else 0
 
-            self._changed.wait_for(ready, timeout=timeout)
-            return found
+        def newer() -> list[MailboxEvent]:
+            return [e for e in self._events.get(conversation_id, ()) if int(e.cursor) > last]
 
-    def after(self, conversation_id: str, seq: int, timeout: float) -> list[MailboxEvent]:
-        """Events newer than ``seq``, waiting up to ``timeout`` for the first one."""
         with self._changed:
-            def newer() -> list[MailboxEvent]:
-                return [event for event in self._events.get(conversation_id, ()) if event.seq > seq]
             self._changed.wait_for(lambda: bool(newer()), timeout=timeout)
             return newer()
+
+    def _append(self, conversation_id: str, **fields: object) -> None:
+        with self._changed:
+            events = self._events.setdefault(conversation_id, deque(maxlen=self._keep))
+            events.append(MailboxEvent(cursor=str(next(self._seq)), **fields))  # type: ignore[arg-type]
+            self._changed.notify_all()
+
+
+def _replies_to(events: Iterable[MailboxEvent], in_reply_to: str) -> list[Reply] | None:
+    for event in events:
+        if event.kind == "replies" and event.replies and event.replies[0].in_reply_to == in_reply_to:
+            return list(event.replies)
+    return None
 
 
 class MemorySendLedger:
     """Remembers which reply ids were sent, so a retried message is not sent twice."""
 
-    def __init__(self) -> None:
-        self._sent: set[str] = set()
+    def __init__(self, keep: int = 100_000) -> None:
+        self._sent: dict[str, None] = {}  # insertion-ordered: the oldest are forgotten first
+        self._keep = keep
         self._lock = threading.Lock()
 
     def claim(self, reply_id: str) -> bool:
         with self._lock:
             if reply_id in self._sent:
                 return False
-            self._sent.add(reply_id)
+            self._sent[reply_id] = None
+            if len(self._sent) > self._keep:
+                del self._sent[next(iter(self._sent))]
             return True
+
+    def release(self, reply_id: str) -> None:
+        """Forget a claim whose send failed, so the retry may send it."""
+        with self._lock:
+            self._sent.pop(reply_id, None)

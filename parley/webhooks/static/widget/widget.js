@@ -1,8 +1,7 @@
-/*! Parley chat widget: <script src="https://HOST/widget/widget.js" data-bot="acme" defer></script> */
+/*! Parley chat widget */
 (() => {
   'use strict';
 
-  // Only set during this first run.
   const script = document.currentScript;
   if (!script || window.Parley) return;
 
@@ -20,7 +19,7 @@
     config: DEFAULTS,
     conversationId: null,
     shown: new Map(), // message id -> element: history, SSE and POST overlap
-    streams: new Map(), // reply_id -> bubble receiving tokens
+    streams: new Map(), // reply_id -> draft bubble
     unmatched: [], // user bubbles not yet echoed by the server
     sent: false,
     pending: 0,
@@ -88,7 +87,6 @@
   // Emphasis must hug its text so "2 * 3 * 4" stays literal.
   const INLINE = /\[([^\]\n]+)\]\(([^()\s]+)\)|\*\*([^\s*](?:[^*\n]*[^\s*])?)\*\*|\*([^\s*](?:[^*\n]*[^\s*])?)\*/g;
 
-  // Markdown subset as DOM nodes; the rest stays literal.
   function renderMarkdown(text) {
     const frag = document.createDocumentFragment();
     let list = null;
@@ -147,7 +145,6 @@ h2{margin:0;font-size:16px}
 .user .bubble,.streaming{white-space:pre-wrap}
 .user .bubble{background:var(--p);color:var(--pt)}
 .bubble ul{margin:4px 0;padding-left:20px}
-.bubble a{color:#1d4ed8}
 .meta,.src,.fb,.failed{font-size:12px;color:#6b7280}
 .failed,.notice{color:#b91c1c}
 .fb button{border:1px solid #e5e7eb;background:#fff;border-radius:9px;margin-right:4px}
@@ -250,7 +247,6 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   function updateTyping() {
-    // A streaming bubble already shows progress.
     const on = (state.pending > 0 && !state.streams.size) || state.typingTimer !== 0;
     ui.typing.hidden = !on;
     if (on) scrollToEnd();
@@ -290,7 +286,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     else appendMessage(node);
     state.streams.delete(id);
     if (id) state.shown.set(id, node);
-    clearTimeout(state.typingTimer); // they answered
+    clearTimeout(state.typingTimer);
     state.typingTimer = 0;
     updateTyping();
   }
@@ -374,7 +370,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   function retryAfterMs(value) {
     if (!value) return 0;
     const ms = isNaN(value) ? Date.parse(value) - Date.now() : value * 1000;
-    return ms > 0 ? Math.min(ms, 600000) : 0;
+    return ms > 0 ? ms : 0;
   }
 
   function rateLimited(res) {
@@ -398,7 +394,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   function trySend(raw) {
-    const text = raw.normalize('NFC').trim(); // as the server stores it, so echoes match
+    const text = raw.normalize('NFC').trim(); // as the server stores it
     if (!text) return false;
     if (Date.now() < state.blockedUntil) {
       showNotice(TOO_FAST);
@@ -434,7 +430,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     try {
       let res = await postWithRetry('/messages', body);
       if (res.status === 404 && body.conversation_id) {
-        // The server lost our conversation: start a new one with this message.
+        // Server lost the conversation: start anew.
         forgetConversation();
         body.conversation_id = null;
         res = await postWithRetry('/messages', body);
@@ -446,7 +442,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
         const replies = (Array.isArray(data.replies) ? data.replies : []).filter(Boolean);
         replies.forEach(addBotMessage);
         setQuickReplies(replies.flatMap((r) => r.quick_replies || []));
-        // 202 pending: the answer is slow and will land in the history.
+        // 202: a slow answer lands in the history.
         if (data.pending) await pollForReply(state.conversationId);
         return;
       }
@@ -503,12 +499,11 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }
   }
 
-  // Until the last message is no longer the user's (live events may deliver it first).
   async function pollForReply(id) {
     for (let delay = 1000; delay <= 16000 && id === state.conversationId; delay *= 2) {
       await sleep(delay);
-      if (!ui.typing.previousElementSibling.classList.contains('user')) return;
       await syncHistory(id);
+      if (!ui.typing.previousElementSibling?.classList.contains('user')) return; // answered
     }
   }
 
@@ -574,7 +569,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     try {
       const res = await request(`/config?bot=${encodeURIComponent(bot)}`);
       if (res.ok) return (await readJson(res)) || {};
-    } catch { /* use the defaults */ }
+    } catch { /* defaults */ }
     return {};
   }
 
@@ -604,7 +599,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     ui = buildUI();
     // data-open: don't steal focus or pop a mobile keyboard.
     if (state.openOnStart) open(false);
-    state.conversationId = loadId(); // before awaiting: early sends
+    state.conversationId = loadId();
     applyConfig(await loadConfig());
     if (state.conversationId) await syncHistory(state.conversationId);
     if (!state.conversationId) {
