@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import uuid
 from typing import Any
 
 import click
+import structlog
 from gunicorn.app.base import BaseApplication
 
+from parley import logs
 from parley.core.envelope import Envelope
 from parley.errors import ConfigError
+from parley.metrics import mark_worker_dead, prepare_multiprocess_dir
 from parley.settings import Settings, load_settings
 
 
@@ -30,6 +34,22 @@ def _settings(config: str | None) -> Settings:
 def main(ctx: click.Context, config: str | None) -> None:
     """Parley, a self-hosted customer-engagement bot."""
     ctx.obj = config
+
+
+@main.command()
+@click.pass_obj
+def doctor(config: str | None) -> None:
+    """Check a deployment from the inside: config, SQL, Redis, LLM, channel credentials, public URL."""
+    from parley.doctor import run_checks
+
+    settings = _settings(config)
+    click.echo(f"ok    config: {config or os.environ.get('PARLEY_CONFIG') or 'config/parley.yaml'} is valid")
+    failed = 0
+    for check in run_checks(settings):
+        failed += check.status == "FAIL"
+        click.echo(f"{check.status:<5} {check.name}: {check.detail}")
+    if failed:
+        raise click.ClickException(f"{failed} check(s) failed")
 
 
 @main.command("check-config")
@@ -51,31 +71,75 @@ def check_config(config: str | None) -> None:
 @main.command()
 @click.option("--host", envvar="PARLEY_HOST", default=None, help="Interface to listen on.")
 @click.option("--port", envvar="PORT", type=int, default=None, help="Port to listen on.")
-@click.option("--processes", type=int, default=1, show_default=True,
+@click.option("--processes", envvar="PARLEY_PROCESSES", type=int, default=1, show_default=True,
               help="gunicorn worker processes (more than 1 needs REDIS_URL: state must be shared).")
-@click.option("--threads", type=int, default=32, show_default=True, help="Threads per process.")
+@click.option("--threads", envvar="PARLEY_THREADS", type=int, default=32, show_default=True,
+              help="Threads per process.")
+@click.option("--graceful-timeout", envvar="PARLEY_GRACEFUL_TIMEOUT", type=int, default=20, show_default=True,
+              help="Seconds a stopping process has to finish its requests and in-flight messages.")
+@click.option("--workers/--no-workers", "run_workers", default=True, show_default=True,
+              help="Answer messages in this process too (--no-workers: only `parley worker`s do; needs REDIS_URL).")
 @click.pass_obj
-def serve(config: str | None, host: str | None, port: int | None, processes: int, threads: int) -> None:
+def serve(config: str | None, host: str | None, port: int | None, processes: int, threads: int,
+          graceful_timeout: int, run_workers: bool) -> None:
     """Serve the webhooks and the widget through gunicorn."""
     settings = _settings(config)
     host = host or settings.server.host
     port = port or settings.server.port
     if processes > 1 and settings.storage.redis_url is None:
         raise click.ClickException("--processes > 1 needs REDIS_URL: the embedded store lives in one process")
-    click.echo(f"Parley is starting on http://{host}:{port}/widget  (Ctrl+C to stop)")
+    if not run_workers and settings.storage.redis_url is None:
+        raise click.ClickException("--no-workers needs REDIS_URL: nothing else could reach the embedded inbox")
+    if settings.logging.json_format:  # production: nothing but JSON lines on the pod's output
+        logs.configure(level=settings.logging.level, json_format=True)
+        structlog.get_logger("parley.serve").info("starting", url=f"http://{host}:{port}",
+                                                  processes=processes, threads=threads)
+    else:
+        click.echo(f"Parley is starting on http://{host}:{port}/widget  (Ctrl+C to stop)")
+    prepare_multiprocess_dir()
     _Gunicorn(settings, {
         "bind": f"{host}:{port}", "workers": processes, "threads": threads,
-        "worker_class": "gthread", "graceful_timeout": 20, "timeout": 60,
-        "accesslog": None, "errorlog": "-", "loglevel": "info",
-    }).run()
+        "worker_class": "gthread", "graceful_timeout": graceful_timeout, "timeout": 60,
+        "accesslog": None, "errorlog": "-", "loglevel": "info", "worker_exit": _close_services,
+        "post_worker_init": _end_streams_on_sigterm,
+        "child_exit": lambda _server, worker: mark_worker_dead(worker.pid),
+        "logconfig_dict": logs.gunicorn_logconfig(json_format=settings.logging.json_format),
+    }, run_workers=run_workers).run()
+
+
+def _end_streams_on_sigterm(worker: Any) -> None:
+    # Open widget event streams would otherwise hold the graceful shutdown for its whole timeout;
+    # ended, the browsers reconnect to another process.
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("parley")
+    stop = signal.getsignal(signal.SIGTERM)
+    if services is None or not callable(stop):
+        return
+
+    def drain_then_stop(signum: int, frame: Any) -> None:
+        for adapter in services.adapters.values():
+            if hasattr(adapter, "drain"):
+                adapter.drain()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_stop)
+
+
+def _close_services(_server: Any, worker: Any) -> None:
+    # On SIGTERM: finish in-flight messages and hand the Redis partitions over at once, instead of
+    # leaving them to lapse after the visibility timeout.
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("parley")
+    if services is not None:
+        services.close()
 
 
 class _Gunicorn(BaseApplication):
     """gunicorn with the app built by ``create_app`` in each worker, after the fork."""
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], *, run_workers: bool = True) -> None:
         self._settings = settings
         self._options = options
+        self._run_workers = run_workers
         super().__init__()
 
     def load_config(self) -> None:
@@ -85,7 +149,7 @@ class _Gunicorn(BaseApplication):
     def load(self) -> Any:
         from parley.webhooks.app import create_app
 
-        return create_app(self._settings)
+        return create_app(self._settings, start_workers=self._run_workers)
 
 
 @main.command()
@@ -112,3 +176,50 @@ def chat(config: str | None) -> None:
             for source in reply.meta.sources:
                 click.echo(f"     (source: {source.title} [{source.id}])")
     click.echo("bye")
+
+
+# Registered here, defined apart: the Redis worker and inbox operations.
+from parley.cli_worker import inbox, worker  # noqa: E402 - after ``main`` exists
+
+main.add_command(worker)
+main.add_command(inbox)
+
+# The data scientist's commands: schema, export, labels, training, models, evaluation.
+from parley.cli_data import db, export, label  # noqa: E402
+from parley.cli_models import evaluate, models_group, train  # noqa: E402
+
+for _command in (db, export, label, train, models_group, evaluate):
+    main.add_command(_command)
+
+
+@main.group()
+def telegram() -> None:
+    """Telegram Bot API set-up."""
+
+
+@telegram.command("set-webhook")
+@click.argument("url", required=False)
+@click.pass_obj
+def telegram_set_webhook(config: str | None, url: str | None) -> None:
+    """Register URL (default: PARLEY_PUBLIC_URL + /telegram/webhook) and the secret token."""
+    from parley.channels.telegram import TelegramAdapter
+    from parley.errors import UpstreamError
+
+    settings = _settings(config)
+    channel = settings.channels.telegram
+    if channel.bot_token is None or channel.secret_token is None:
+        raise click.ClickException("set TELEGRAM_BOT_TOKEN and TELEGRAM_SECRET_TOKEN first")
+    if url is None:
+        if settings.server.public_url is None:
+            raise click.ClickException("give the webhook URL, or set PARLEY_PUBLIC_URL")
+        url = settings.server.public_url.rstrip("/") + "/telegram/webhook"
+    adapter = TelegramAdapter(bot_token=channel.bot_token.get_secret_value(),
+                              secret_token=channel.secret_token.get_secret_value(),
+                              api_url=channel.api_url, max_text_chars=settings.limits.max_text_chars)
+    try:
+        adapter.set_webhook(url)
+    except UpstreamError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        adapter.close()
+    click.echo(f"Telegram webhook set to {url} (updates carry the secret token)")

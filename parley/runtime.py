@@ -7,19 +7,23 @@ ledger lets each reply out once.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
 from parley.channels.base import ChannelAdapter
-from parley.core.dialogue import Dialogue
-from parley.core.envelope import Reply
+from parley.core.dialogue import Dialogue, reply_id
+from parley.core.envelope import Envelope, Reply
+from parley.core.handoff import DESK
 from parley.core.inbox import Delivery, Inbox
 from parley.core.log import ConversationLog
-from parley.errors import ParleyError
+from parley.errors import ParleyError, Unavailable
+from parley.metrics import Metrics
 
 logger = structlog.get_logger("parley.worker")
 
@@ -40,11 +44,22 @@ class Outbox:
     ledger: SendLedger
 
     def deliver(self, replies: Sequence[Reply]) -> None:
+        # One message's replies may go to two places (the customer, and the reps' desk during a
+        # handoff): each run of replies goes to its own channel's adapter, in order.
+        for channel, run in itertools.groupby(replies, key=lambda reply: reply.channel):
+            self._send(channel, list(run))
+
+    def _send(self, channel: str, replies: list[Reply]) -> None:
+        adapter = self.adapters.get(channel)
+        if adapter is None:  # e.g. the desk when no Slack handoff channel is configured
+            logger.warning("no_adapter_for_replies", channel=channel, replies=len(replies),
+                           conversation_id=replies[0].conversation_id)
+            return
         fresh = [reply for reply in replies if self.ledger.claim(reply.reply_id)]
         if not fresh:
             return
         try:
-            self.adapters[fresh[0].channel].send(fresh)
+            adapter.send(fresh)
         except Exception:
             for reply in fresh:
                 self.ledger.release(reply.reply_id)
@@ -56,23 +71,53 @@ class Pipeline:
     dialogue: Dialogue
     log: ConversationLog
     outbox: Outbox
+    metrics: Metrics = field(default_factory=Metrics.create)
 
     def process(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
-        self.log.record_inbound(envelope)
+        if envelope.role == "customer":  # a rep's or a re-check's envelope is not a customer message
+            self.log.record_inbound(envelope)
         replies = self.log.replies_to(envelope)
         if replies is None:
             replies = self.dialogue.handle(envelope)
-            self.log.record_replies(envelope, replies)
-        self.outbox.deliver(replies)
+            # Posts to the reps' thread are copies and notices, not part of the conversation record.
+            self.log.record_replies(envelope, [reply for reply in replies if reply.channel != DESK])
+        try:
+            self.outbox.deliver(replies)
+        except ParleyError as exc:
+            if envelope.role == "agent" and DESK in self.outbox.adapters:
+                self._tell_desk(envelope, exc)
+            raise
+        self.metrics.answered(envelope, replies)
+
+    def _tell_desk(self, envelope: Envelope, exc: ParleyError) -> None:
+        # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
+        # however often the message is retried, the thread hears about it once.
+        notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, route={"kind": "error"},
+                       text=f"Could not deliver this to the customer ({exc.public_message}); retrying.",
+                       in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-undelivered")
+        try:
+            self.outbox.deliver([notice])
+        except ParleyError as desk_exc:
+            logger.warning("desk_notice_failed", conversation_id=envelope.conversation_id,
+                           detail=str(desk_exc))
+
+
+class Periodic(Protocol):
+    name: str
+    every_seconds: float
+
+    def run(self) -> None: ...
 
 
 class WorkerPool:
     """One thread per inbox partition, so each conversation is handled by one thread at a time."""
 
-    def __init__(self, inbox: Inbox, pipeline: Pipeline, *, poll_seconds: float = 0.5) -> None:
+    def __init__(self, inbox: Inbox, pipeline: Pipeline, *, poll_seconds: float = 0.5,
+                 periodic: Sequence[Periodic] = ()) -> None:
         self.inbox = inbox
         self.pipeline = pipeline
+        self.periodic = tuple(periodic)
         self._poll = poll_seconds
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -83,22 +128,53 @@ class WorkerPool:
                                       name=f"parley-worker-{partition}")
             thread.start()
             self._threads.append(thread)
+        for task in self.periodic:
+            thread = threading.Thread(target=self._every, args=(task,), daemon=True,
+                                      name=f"parley-{task.name}")
+            thread.start()
+            self._threads.append(thread)
+
+    def _every(self, task: Periodic) -> None:
+        # Periodic jobs only put envelopes in the inbox (deduplicated), so every process may run
+        # them: the work itself is done once, in order, by the conversation's worker.
+        while not self._stopping.wait(task.every_seconds):
+            try:
+                task.run()
+            except Exception as exc:  # a store hiccup must not end the schedule
+                logger.warning("periodic_task_failed", task=task.name, error=type(exc).__name__,
+                               detail=str(exc))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work, let in-flight messages finish, and return within ``timeout``."""
         self._stopping.set()
-        self.inbox.close()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout / max(len(self._threads), 1))
+            thread.join(max(0.0, deadline - time.monotonic()))
+        # Closed after the threads finished: a Redis inbox hands its partitions to other processes
+        # here, and must not while one of its messages is still in flight.
+        self.inbox.close()
         self._threads.clear()
 
     def _run(self, partition: int) -> None:
+        outage = 0
         while not self._stopping.is_set():
-            delivery = self.inbox.take(partition, timeout=self._poll)
-            if delivery is not None:
-                self._handle(delivery)
+            try:
+                delivery = self.inbox.take(partition, timeout=self._poll)
+            except Unavailable as exc:
+                # Redis is down or restarting: wait and try again; the stored envelopes are safe.
+                outage += 1
+                if outage == 1:
+                    logger.warning("inbox_unavailable", partition=partition, detail=str(exc))
+                self._stopping.wait(backoff(outage))
+                continue
+            if outage:
+                logger.info("inbox_available_again", partition=partition)
+                outage = 0
+            if delivery is not None and not self._handle(delivery):
+                self._stopping.wait(backoff(delivery.attempt))
 
-    def _handle(self, delivery: Delivery) -> None:
+    def _handle(self, delivery: Delivery) -> bool:
+        """Process one delivery; False when it failed (it stays in the inbox for a later attempt)."""
         envelope = delivery.envelope
         log = logger.bind(conversation_id=envelope.conversation_id, channel=envelope.channel,
                           message_id=envelope.message_id, attempt=delivery.attempt)
@@ -106,10 +182,30 @@ class WorkerPool:
             self.pipeline.process(delivery)
         except ParleyError as exc:
             log.warning("message_failed", error=type(exc).__name__, detail=str(exc))
-            self.inbox.fail(delivery, f"{type(exc).__name__}: {exc}")
+            self.pipeline.metrics.failed(type(exc).__name__)
+            return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug must not kill the worker thread; the entry is retried
             log.exception("message_crashed", error=type(exc).__name__)
-            self.inbox.fail(delivery, f"{type(exc).__name__}: {exc}")
-        else:
-            self.inbox.done(delivery)
-            log.info("message_answered")
+            self.pipeline.metrics.failed(type(exc).__name__)
+            return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}")
+        log.info("message_answered")
+        return self._settle(delivery, failure=None)
+
+    def _settle(self, delivery: Delivery, *, failure: str | None) -> bool:
+        # If the inbox is unreachable now, the entry simply stays pending and is taken again later;
+        # the conversation log and the send ledger make that second run send nothing twice.
+        try:
+            if failure is None:
+                self.inbox.done(delivery)
+            else:
+                self.inbox.fail(delivery, failure)
+        except Unavailable as exc:
+            logger.warning("inbox_settle_failed", conversation_id=delivery.envelope.conversation_id,
+                           detail=str(exc))
+            return False
+        return failure is None
+
+
+def backoff(attempt: int, *, base: float = 0.1, cap: float = 5.0) -> float:
+    """Seconds to wait before retry number ``attempt``: exponential, capped."""
+    return min(cap, base * 2 ** max(0, attempt - 1))

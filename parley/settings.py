@@ -12,16 +12,21 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import time as dt_time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from parley.errors import ConfigError
 
 DEFAULT_CONFIG = "config/parley.yaml"
 _REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class Model(BaseModel):
@@ -62,6 +67,13 @@ class StorageSettings(Model):
     history_turns: int = Field(default=20, ge=1)
     history_chars: int = Field(default=8000, ge=100)
     dedupe_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Redis inbox (ignored in embedded mode, where partitions = server.workers).
+    partitions: int | None = Field(default=None, ge=1, le=4096,
+                                   description="inbox partitions; default server.workers; never fewer")
+    visibility_timeout_seconds: float = Field(default=30.0, ge=0.5, description=(
+        "how long a dead worker's partition and its in-flight message wait before another takes them"))
+    max_attempts: int = Field(default=5, ge=1, description="failed attempts before the dead-letter stream")
+    key_prefix: str = Field(default="parley:", max_length=100)
 
 
 class LimitSettings(Model):
@@ -70,15 +82,159 @@ class LimitSettings(Model):
 
 
 class WidgetSettings(Model):
+    # Origins allowed to embed the widget; "*" may stand in a subdomain or the port.
     allowed_origins: tuple[str, ...] = ()
+    messages_per_minute: int = Field(default=20, ge=1, description="per browser (conversation)")
+    messages_per_minute_per_ip: int = Field(default=120, ge=1)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        # PARLEY_WIDGET_ORIGINS arrives as one comma-separated string (or null when unset).
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = value.split(",")
+        origins = tuple(str(part).strip().rstrip("/") for part in value if str(part).strip())
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s@]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example or http://localhost:*")
+        return origins
+
+
+class SlackSettings(Model):
+    """Slack Events API; on when both the bot token and the signing secret are set."""
+
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    handoff_channel: str | None = None
+    api_url: str = "https://slack.com/api/"
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and self.signing_secret is not None
+
+
+class TwilioSettings(Model):
+    """SMS and WhatsApp through Twilio; on when the account SID and auth token are set."""
+
+    account_sid: SecretStr | None = None
+    auth_token: SecretStr | None = None
+    api_url: str = "https://api.twilio.com"
+
+    @property
+    def enabled(self) -> bool:
+        return self.account_sid is not None and self.auth_token is not None
+
+
+class TelegramSettings(Model):
+    """Telegram Bot API webhook; on when the bot token and the webhook secret token are set."""
+
+    bot_token: SecretStr | None = None
+    secret_token: SecretStr | None = Field(default=None, description="1-256 of A-Z a-z 0-9 _ -")
+    api_url: str = "https://api.telegram.org"
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and self.secret_token is not None
 
 
 class ChannelSettings(Model):
     widget: WidgetSettings = WidgetSettings()
+    slack: SlackSettings = SlackSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    telegram: TelegramSettings = TelegramSettings()
 
 
 class AdminSettings(Model):
     token: SecretStr | None = None
+
+
+class LlmSettings(Model):
+    """The OpenAI-compatible engine; on when ``api_key`` is set (``OPENAI_API_KEY``)."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    top_k: int = Field(default=3, ge=1, le=20)
+    max_history_tokens: int = Field(default=1500, ge=0)
+    max_completion_tokens: int = Field(default=400, ge=16)
+    max_answer_chars: int = Field(default=1500, ge=100)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    monthly_token_budget: int | None = Field(default=None, ge=1)
+    cache_ttl_seconds: int = Field(default=24 * 3600, ge=0)
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=512, ge=1)
+
+
+class DataSettings(Model):
+    """Exports, trained models and their use by the offline engine (``parley export|train``)."""
+
+    models_dir: Path | None = Field(default=None, description="default: <server.data_dir>/models")
+    # name -> regular expression; each match is exported as [NAME] (after emails, phones, cards).
+    redact_patterns: dict[str, str] = {}
+    # Keys the hash that replaces customer and conversation ids in redacted exports; unset, each
+    # export draws a random key (ids then group within one export but not across exports).
+    pseudonym_key: SecretStr | None = None
+    # The active model answers when its probability reaches this; else retrieval answers.
+    model_min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _compiles(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for name, pattern in patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{name}: not a valid regular expression: {exc}") from None
+        return patterns
+
+
+class BusinessHoursSettings(Model):
+    """When reps answer; outside it a request stays open and the customer is told when they're back."""
+
+    timezone: str = "UTC"
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    opens: dt_time = dt_time(9, 0)
+    closes: dt_time = dt_time(17, 0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone like Europe/Paris") from None
+        return value
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> BusinessHoursSettings:
+        if self.opens >= self.closes:
+            raise ValueError(f"opens ({self.opens:%H:%M}) must be before closes ({self.closes:%H:%M})")
+        return self
+
+
+class HandoffSettings(Model):
+    """Handing conversations to support reps in Slack (``channels.slack.handoff_channel``).
+
+    Each trigger can be switched off (``false`` or ``null``).
+    """
+
+    on_request: bool = True                         # the customer asks for a person
+    keywords: tuple[str, ...] = ()                  # e.g. refund, cancel my account
+    low_confidence_after: int | None = Field(default=3, ge=1)
+    on_engine_request: bool = True                  # the LLM's handoff tool call
+    engine_failures_after: int | None = Field(default=2, ge=1)
+    business_hours: BusinessHoursSettings | None = None   # null: people answer around the clock
+    unclaimed_reminder_seconds: int | None = Field(default=300, ge=5)
+    expected_wait_minutes: int = Field(default=15, ge=1)
+    note_prefix: str = Field(default="//", min_length=1, max_length=8)
+    show_rep_names: bool = True
+    transcript_turns: int = Field(default=10, ge=0, le=50)
 
 
 class LogSettings(Model):
@@ -94,7 +250,14 @@ class Settings(Model):
     limits: LimitSettings = LimitSettings()
     channels: ChannelSettings = ChannelSettings()
     admin: AdminSettings = AdminSettings()
+    llm: LlmSettings = LlmSettings()
     logging: LogSettings = LogSettings()
+    data: DataSettings = DataSettings()
+    handoff: HandoffSettings = HandoffSettings()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data.models_dir or self.server.data_dir / "models"
 
     @property
     def database_url(self) -> str:

@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+import structlog
+from slack_sdk import WebClient
+from pydantic import SecretStr
 
 from parley.channels.base import ChannelAdapter
-from parley.channels.web import WidgetAdapter
-from parley.core.dialogue import Dialogue, Policy
-from parley.core.engine import AnswerEngine, RetrievalEngine
+from parley.channels.slack import SlackAdapter
+from parley.channels.slack_desk import SlackDesk
+from parley.channels.telegram import TelegramAdapter
+from parley.channels.twilio_sms import TwilioAdapter
+from parley.channels.web import Mailbox, RateLimiter, RateLimits, WidgetAdapter
+from parley.core.dialogue import Dialogue, Policy, StreamSink
+from parley.core.engine import AnswerEngine, RetrievalEngine, TokenSink
+from parley.core.handoff import DESK, BusinessHours, HandoffRules
+from parley.core.envelope import Envelope
 from parley.core.inbox import Inbox
 from parley.core.knowledge import KnowledgeIndex
 from parley.core.log import ConversationLog
 from parley.core.sessions import SessionStore
 from parley.ingest import load_articles
-from parley.runtime import Outbox, Pipeline, WorkerPool
+from parley.metrics import Metrics
+from parley.runtime import Outbox, Pipeline, SendLedger, WorkerPool
+from parley.errors import ConfigError
 from parley.settings import Settings
 from parley.stores.memory import MemoryInbox, MemoryMailbox, MemorySendLedger, MemorySessionStore
+from parley.stores.ratelimit import LimitsRateLimiter
+from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
+from parley.stores.redis_inbox import RedisInbox
+from parley.reminders import HandoffReminders
+from parley.stores.desk import SqlDeskDirectory
 from parley.stores.sql import SqlConversationLog, make_engine
 
 
@@ -31,35 +50,217 @@ class Services:
     dialogue: Dialogue
     pipeline: Pipeline
     workers: WorkerPool
+    # Called by /readyz; each raises (Unavailable) when a store it checks is unreachable.
+    health: tuple[Callable[[], None], ...] = field(default=())
+    metrics: Metrics = field(default_factory=Metrics.create)
 
     def close(self) -> None:
         self.workers.stop()
+        for adapter in self.adapters.values():
+            close = getattr(adapter, "close", None)  # adapters holding connections or a loop
+            if close is not None:
+                close()
 
 
 def build_services(settings: Settings) -> Services:
     index = KnowledgeIndex(load_articles(settings.knowledge.path))
-    engine = RetrievalEngine(index)
     storage = settings.storage
-    sessions = MemorySessionStore(ttl=storage.session_ttl_seconds)
-    inbox = MemoryInbox(partitions=settings.server.workers, dedupe_ttl=storage.dedupe_ttl_seconds)
+    sessions, inbox, mailbox, ledger = shared_state_of(settings)
     log = SqlConversationLog(make_engine(settings.database_url))
     log.create_schema()
+    engine = answer_engine_of(settings, index, log)
+    desk = desk_of(settings, log)
     adapters: dict[str, ChannelAdapter] = {
         "widget": WidgetAdapter(
-            mailbox=MemoryMailbox(), log=log, max_text_chars=settings.limits.max_text_chars,
+            mailbox=mailbox, log=log, max_text_chars=settings.limits.max_text_chars,
             reply_timeout=settings.server.reply_timeout_seconds,
             allowed_origins=settings.channels.widget.allowed_origins,
+            rate_limiter=rate_limiter_of(settings),
+            limits=RateLimits(per_browser=settings.channels.widget.messages_per_minute,
+                              per_address=settings.channels.widget.messages_per_minute_per_ip),
+            with_person=with_person_of(sessions, desk),
         ),
     }
-    dialogue = Dialogue(engine=engine, sessions=sessions, policy=policy_of(settings))
-    pipeline = Pipeline(dialogue=dialogue, log=log, outbox=Outbox(adapters, MemorySendLedger()))
+    adapters.update(text_channels_of(settings, desk=desk))
+    if desk is not None:
+        adapters[DESK] = desk
+    dialogue = Dialogue(engine=engine, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
+                        events=log, on_engine_error=_log_engine_error,
+                        stream=widget_stream(adapters["widget"]))
+    metrics = Metrics.create()
+    pipeline = Pipeline(dialogue=dialogue, log=log, outbox=Outbox(adapters, ledger), metrics=metrics)
     return Services(settings=settings, index=index, engine=engine, sessions=sessions, inbox=inbox,
                     log=log, adapters=adapters, dialogue=dialogue, pipeline=pipeline,
-                    workers=WorkerPool(inbox, pipeline))
+                    workers=WorkerPool(inbox, pipeline, periodic=reminders_of(settings, desk, inbox),
+                                       poll_seconds=_poll_seconds(inbox)),
+                    health=(inbox.ping,) if isinstance(inbox, RedisInbox) else (), metrics=metrics)
 
 
-def policy_of(settings: Settings) -> Policy:
+def _poll_seconds(inbox: Inbox) -> float:
+    # A blocking XREADGROUP returns as soon as a message comes; a longer block only spares idle
+    # round trips, which add up with hundreds of worker threads.
+    return 2.0 if isinstance(inbox, RedisInbox) else 0.5
+
+
+def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, SendLedger]:
+    """Sessions, inbox, mailbox and send ledger: in Redis when REDIS_URL is set (every process shares
+    them), else in this process."""
+    storage = settings.storage
+    if storage.redis_url is None:
+        return (MemorySessionStore(ttl=storage.session_ttl_seconds),
+                MemoryInbox(partitions=settings.server.workers, dedupe_ttl=storage.dedupe_ttl_seconds,
+                            max_attempts=storage.max_attempts),
+                MemoryMailbox(), MemorySendLedger())
+    client, prefix = connect(storage.redis_url.get_secret_value()), storage.key_prefix
+    sessions = RedisSessionStore(client, prefix=prefix, ttl=storage.session_ttl_seconds,
+                                 max_turns=storage.history_turns, max_chars=storage.history_chars)
+    return sessions, redis_inbox_of(settings, client), RedisMailbox(client, prefix=prefix), \
+        RedisSendLedger(client, prefix=prefix, ttl=storage.dedupe_ttl_seconds)
+
+
+def redis_inbox_of(settings: Settings, client: redis.Redis | None = None) -> RedisInbox:
+    storage = settings.storage
+    if storage.redis_url is None:
+        raise ConfigError("storage.redis_url: not set (set REDIS_URL): the inbox commands need Redis")
+    return RedisInbox(client or connect(storage.redis_url.get_secret_value()),
+                      partitions=max(storage.partitions or 0, settings.server.workers),
+                      prefix=storage.key_prefix, dedupe_ttl=storage.dedupe_ttl_seconds,
+                      visibility_timeout=storage.visibility_timeout_seconds,
+                      max_attempts=storage.max_attempts)
+
+
+def rate_limiter_of(settings: Settings) -> RateLimiter:
+    """Shared in Redis when there is one (every pod counts together), else in this process."""
+    url = settings.storage.redis_url
+    if url is None:
+        return LimitsRateLimiter("memory://")
+    return LimitsRateLimiter(url.get_secret_value(), key_prefix=f"{settings.storage.key_prefix}ratelimit")
+
+
+def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None) -> dict[str, ChannelAdapter]:
+    """Slack, Twilio and Telegram adapters, each only when its secrets are configured."""
+    channels, limit = settings.channels, settings.limits.max_text_chars
+    adapters: dict[str, ChannelAdapter] = {}
+    if channels.slack.enabled:
+        adapters["slack"] = SlackAdapter(
+            bot_token=_secret(channels.slack.bot_token),
+            signing_secret=_secret(channels.slack.signing_secret),
+            api_url=channels.slack.api_url, max_text_chars=limit, desk=desk)
+    if channels.twilio.enabled:
+        adapters["twilio"] = TwilioAdapter(
+            account_sid=_secret(channels.twilio.account_sid),
+            auth_token=_secret(channels.twilio.auth_token),
+            api_url=channels.twilio.api_url, public_url=settings.server.public_url, max_text_chars=limit)
+    if channels.telegram.enabled:
+        adapters["telegram"] = TelegramAdapter(
+            bot_token=_secret(channels.telegram.bot_token),
+            secret_token=_secret(channels.telegram.secret_token),
+            api_url=channels.telegram.api_url, max_text_chars=limit)
+    return adapters
+
+
+def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> AnswerEngine:
+    """The LLM engine when OPENAI_API_KEY is set (offline answers stay its fallback), else offline."""
+    offline = offline_engine_of(settings, index, log)
+    llm = settings.llm
+    if llm.api_key is None:
+        return offline
+    # Imported only when switched on: the offline mode should not pay for the openai client's import.
+    from parley.engines.budget import TokenBudget
+    from parley.engines.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
+    from parley.engines.openai_engine import OpenAIEngine, make_client
+
+    cache: AnswerCache = MemoryAnswerCache(max_entries=llm.cache_max_entries, ttl=llm.cache_ttl_seconds)
+    if settings.storage.redis_url is not None:
+        cache = RedisAnswerCache(connect(settings.storage.redis_url.get_secret_value()),
+                                 ttl=llm.cache_ttl_seconds, prefix=settings.storage.key_prefix)
+    return OpenAIEngine(client=make_client(llm), settings=llm, index=index, persona=settings.bot.persona,
+                        fallback=offline, cache=cache,
+                        budget=TokenBudget(llm.monthly_token_budget, used_since=log.tokens_used_since),
+                        min_relevance=settings.knowledge.min_confidence)
+
+
+def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
+    """Retrieval, led by the active trained model when there is one (``parley models activate``)."""
+    from parley.data.models import active_model
+
+    return RetrievalEngine(index, active_model(log.engine, settings.models_dir),
+                           min_model_confidence=settings.data.model_min_confidence)
+
+
+def widget_stream(widget: ChannelAdapter) -> StreamSink:
+    """Streamed answer text goes live to widget conversations; other channels get the finished text."""
+    def sink_for(envelope: Envelope, reply_id: str) -> TokenSink | None:
+        if envelope.channel != widget.name:
+            return None
+        # The mailbox is looked up per piece, not captured, so it may be wrapped after wiring.
+        return lambda text: widget.mailbox.publish_token(  # type: ignore[attr-defined]
+            envelope.conversation_id, reply_id, text)
+    return sink_for
+
+
+def _log_engine_error(envelope: Envelope, exc: Exception) -> None:
+    # The dialogue apologised (or handed off); the cause belongs in the log.
+    structlog.get_logger("parley.dialogue").warning(
+        "engine_failed", conversation_id=envelope.conversation_id, error=type(exc).__name__,
+        detail=str(exc)[:300])
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def desk_of(settings: Settings, log: SqlConversationLog) -> SlackDesk | None:
+    """The reps' desk in Slack, when Slack is configured and a handoff channel is named."""
+    slack = settings.channels.slack
+    if not slack.enabled or not slack.handoff_channel:
+        return None
+    api_url = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
+    # No retry handlers: a retried post after a lost response would show the message twice.
+    client = WebClient(token=_secret(slack.bot_token), base_url=api_url, timeout=10, retry_handlers=[])
+    return SlackDesk(client=client, signing_secret=_secret(slack.signing_secret),
+                     channel=slack.handoff_channel,
+                     directory=SqlDeskDirectory(log.engine), max_text_chars=settings.limits.max_text_chars)
+
+
+def with_person_of(sessions: SessionStore, desk: SlackDesk | None) -> Callable[[str, float], bool]:
+    """Whether the conversation was already with a person (the bot muted) when a message came in,
+    for the widget's request: the message that asks for a person still gets its answer."""
+    def with_person(conversation_id: str, at: float) -> bool:
+        session = sessions.load(conversation_id) if desk is not None else None
+        return (session is not None and session.is_handed_off
+                and session.handoff_requested_at is not None and session.handoff_requested_at <= at)
+    return with_person
+
+
+def reminders_of(settings: Settings, desk: SlackDesk | None, inbox: Inbox) -> tuple[HandoffReminders, ...]:
+    rules = handoff_rules_of(settings, desk=desk is not None)
+    every = rules.unclaimed_reminder_seconds
+    if desk is None or not every:
+        return ()
+    return (HandoffReminders(directory=desk.directory, inbox=inbox, rules=rules,
+                             every_seconds=max(1.0, min(60.0, every / 5))),)
+
+
+def handoff_rules_of(settings: Settings, *, desk: bool) -> HandoffRules:
+    config = settings.handoff
+    hours = config.business_hours
+    weekdays = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    return HandoffRules(
+        desk=desk, on_request=config.on_request, keywords=config.keywords,
+        low_confidence_after=config.low_confidence_after, on_engine_request=config.on_engine_request,
+        engine_failures_after=config.engine_failures_after,
+        hours=None if hours is None else BusinessHours(
+            timezone=hours.timezone, days=tuple(weekdays.index(day) for day in hours.days),
+            opens=hours.opens, closes=hours.closes),
+        unclaimed_reminder_seconds=config.unclaimed_reminder_seconds,
+        expected_wait_minutes=config.expected_wait_minutes, note_prefix=config.note_prefix,
+        show_rep_names=config.show_rep_names, transcript_turns=config.transcript_turns)
+
+
+def policy_of(settings: Settings, *, desk: bool = False) -> Policy:
     return Policy(greeting=settings.bot.greeting, min_confidence=settings.knowledge.min_confidence,
                   history_turns=settings.storage.history_turns,
                   history_chars=settings.storage.history_chars,
-                  quick_replies=settings.bot.quick_replies)
+                  quick_replies=settings.bot.quick_replies,
+                  handoff=handoff_rules_of(settings, desk=desk))

@@ -67,6 +67,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     from parley.stores.sql import make_engine
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     SQLModel.metadata.drop_all(engine)
+    with engine.begin() as connection:  # the migrations' bookkeeping, so the app re-creates all
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     engine.dispose()
     return {"DATABASE_URL": url}
 
@@ -98,7 +100,9 @@ class Bot:
         self.conversation_id = f"conv-{uuid.uuid4().hex[:8]}"
 
     def ask(self, text: str) -> Reply:
-        replies = self.services.dialogue.handle(make_envelope(text, conversation_id=self.conversation_id))
+        envelope = make_envelope(text, conversation_id=self.conversation_id)
+        self.services.log.record_inbound(envelope)  # as the pipeline does: handoff events refer to it
+        replies = self.services.dialogue.handle(envelope)
         assert len(replies) == 1
         return replies[0]
 

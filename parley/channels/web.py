@@ -7,11 +7,11 @@ that the waiting request (or a reconnecting browser) reads.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
+import json
 import re
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
@@ -20,10 +20,10 @@ from flask import Request, Response, jsonify
 
 from parley.channels.base import clean_text
 from parley.core.envelope import Envelope, Reply
-from parley.core.log import ConversationLog
-from parley.errors import MalformedPayload, NotFound, OriginNotAllowed, UnsupportedMediaType
+from parley.core.log import ConversationLog, LoggedMessage
+from parley.errors import MalformedPayload, NotFound, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,21 +55,47 @@ class Mailbox(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    """Counts hits per key over the last ``window`` seconds; shared by every process in Redis."""
+
+    def hit(self, key: str, *, limit: int, window: int) -> int:
+        """Count one hit; 0 when it is allowed, else the seconds until one more would be."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimits:
+    """Messages a browser (and an address, whatever its browsers) may send per ``window`` seconds."""
+
+    per_browser: int = 20
+    per_address: int = 120
+    window: int = 60
+
+
 class WidgetAdapter:
     name = "widget"
 
     def __init__(self, *, mailbox: Mailbox, log: ConversationLog, max_text_chars: int,
-                 reply_timeout: float, allowed_origins: Sequence[str] = ()) -> None:
+                 reply_timeout: float, allowed_origins: Sequence[str] = (),
+                 rate_limiter: RateLimiter, limits: RateLimits = RateLimits(),
+                 with_person: Callable[[str, float], bool] = lambda conversation_id, at: False) -> None:
         self.mailbox = mailbox
+        # True when a support rep already had the conversation at a given time: its messages then
+        # go to the rep and get no immediate answer, so the request must not wait for one (the
+        # rep's replies arrive as events).
+        self.with_person = with_person
         self.log = log
+        self.rate_limiter = rate_limiter
+        self.limits = limits
+        # Set on shutdown: open event streams end so the process stops without waiting them out.
+        self.draining = threading.Event()
         self.max_text_chars = max_text_chars
         self.reply_timeout = reply_timeout
         self.allowed_origins = tuple(allowed_origins)
+        self.origin_patterns = tuple(origin_pattern(p) for p in self.allowed_origins)
 
     def verify(self, request: Request) -> None:
-        origin = request.headers.get("Origin")
-        if origin and not self.origin_allowed(origin, request.host_url):
-            raise OriginNotAllowed(f"origin {origin!r} is not in channels.widget.allowed_origins")
+        self.check_origin(request)
         if not request.is_json:
             raise UnsupportedMediaType(f"content type {request.mimetype!r}",
                                        public="send JSON (Content-Type: application/json)")
@@ -90,6 +116,8 @@ class WidgetAdapter:
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         envelope = envelopes[0]
+        if self.log.replies_to(envelope) is None and self.with_person(envelope.conversation_id, envelope.timestamp):
+            return jsonify(conversation_id=envelope.conversation_id, replies=[], with_person=True)
         replies = self.log.replies_to(envelope) or self.mailbox.wait_for(
             envelope.conversation_id, envelope.message_id, timeout=self.reply_timeout)
         if replies is None:
@@ -103,17 +131,59 @@ class WidgetAdapter:
         if replies:
             self.mailbox.publish(replies[0].conversation_id, replies)
 
+    def drain(self) -> None:
+        """End the open event streams (browsers reconnect to another process)."""
+        self.draining.set()
+
+    def check_origin(self, request: Request) -> None:
+        """Refuse a browser on a site that may not embed the widget (CORS alone only hides answers)."""
+        origin = request.headers.get("Origin")
+        if origin and not self.origin_allowed(origin, request.host_url):
+            raise OriginNotAllowed(f"origin {origin!r} is not in channels.widget.allowed_origins")
+
+    def check_rate(self, request: Request) -> None:
+        """Refuse (429) a browser over its limit, counted by conversation, else by address."""
+        body = request.get_json(silent=True)
+        conversation_id = body.get("conversation_id") if isinstance(body, dict) else None
+        address = request.remote_addr or "unknown"
+        limits, hit = self.limits, self.rate_limiter.hit
+        # A first message has no conversation yet: only its address's (wider) limit applies.
+        waits = [hit(f"widget:address:{address}", limit=limits.per_address, window=limits.window)]
+        if isinstance(conversation_id, str):
+            waits.append(hit(f"widget:conversation:{conversation_id}", limit=limits.per_browser,
+                             window=limits.window))
+        if max(waits):
+            raise RateLimited(f"widget rate limit for {conversation_id or address}", retry_after=max(waits),
+                              public="You're sending messages too fast. Please wait a moment.")
+
     def origin_allowed(self, origin: str, host_url: str) -> bool:
         """Same origin, or one matching an allowed pattern (``*`` in a subdomain or the port)."""
         if _origin(origin) == _origin(host_url):
             return True
-        return any(fnmatch.fnmatchcase(origin, pattern) for pattern in self.allowed_origins)
+        return any(pattern.match(origin) for pattern in self.origin_patterns)
+
+
+def origin_pattern(pattern: str) -> re.Pattern[str]:
+    """``https://*.acme.example`` or ``http://localhost:*`` as an anchored, case-blind regex.
+
+    A ``*`` stands for one or more DNS labels in the host or for the digits of the port, never for
+    a ``/`` or ``@``, so ``https://*.acme.example`` cannot match ``https://evil.example/.acme.example``.
+    """
+    if pattern == "*":
+        return re.compile(r"https?://[^/@\s]+\Z", re.IGNORECASE)
+    scheme, _, authority = pattern.partition("://")
+    host, colon, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+    host_re = re.escape(host).replace(r"\*", r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
+    port_re = (r"\d{1,5}" if port == "*" else re.escape(port)) if colon else ""
+    return re.compile(f"{re.escape(scheme)}://{host_re}{colon}{port_re}\\Z", re.IGNORECASE)
 
 
 def new_conversation_id(client_message_id: str) -> str:
     # Derived from the browser's first message id, so a retried first message (same id) lands in
-    # the same conversation instead of opening a second one.
-    return "w" + hashlib.sha256(f"conversation:{client_message_id}".encode()).hexdigest()[:31]
+    # the same conversation instead of opening a second one, and so the browser knows the id before
+    # the answer comes: it listens for the streamed answer while the first message is on its way.
+    # The message id is the browser's random UUID, as unguessable as a server-made id.
+    return "w" + client_message_id[:63]
 
 
 def reply_json(reply: Reply) -> dict[str, object]:
@@ -128,11 +198,37 @@ def reply_json(reply: Reply) -> dict[str, object]:
     }
 
 
+def history_message(message: LoggedMessage) -> dict[str, object]:
+    """One message as the browser's history shows it (``author`` set for a support rep)."""
+    return {"id": message.id, "direction": message.direction, "text": message.text,
+            "author": message.author, "sources": [{"id": s.id, "title": s.title} for s in message.sources],
+            "quick_replies": list(message.quick_replies), "created_at": message.created_at}
+
+
+def reply_message(reply: Reply, created_at: float) -> dict[str, object]:
+    """A reply that was just sent, in the same shape as the history."""
+    return history_message(LoggedMessage(id=reply.reply_id, direction="out", text=reply.text,
+                                         created_at=created_at, sources=reply.meta.sources,
+                                         author=reply.author, quick_replies=reply.quick_replies))
+
+
+def to_sse(event: MailboxEvent, now: float) -> str:
+    """A mailbox event as Server-Sent Events; the id is the mailbox cursor, for Last-Event-ID."""
+    if event.kind == "replies":
+        payloads = [{"type": "message", "message": reply_message(r, now)} for r in event.replies]
+    elif event.kind == "token":
+        payloads = [{"type": "token", "reply_id": event.reply_id, "text": event.text}]
+    else:
+        payloads = [{"type": "typing"}]
+    return "".join(f"id: {event.cursor}\ndata: {json.dumps(p, separators=(',', ':'))}\n\n"
+                   for p in payloads)
+
+
 def _optional_id(body: dict[str, object], key: str) -> str | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise MalformedPayload(f"bad {key}", public=f"{key} must be 8-64 letters, digits, '-' or '_'")
     return value
 

@@ -1,7 +1,9 @@
 """The dialogue: one customer message in, the replies out. Channel-blind and sans-IO.
 
-Order of decisions for a message: media only -> asks for a person -> greeting -> thanks -> answer
-from the engine, or a fallback that offers a person when the engine is not confident enough.
+Order of decisions for a message: handed off to a person (then the bot is silent: see
+``parley.core.relay``) -> a pending 1-5 rating -> media only -> asks for a person -> greeting ->
+thanks -> answer from the engine, or a fallback that offers a person when the engine is not
+confident enough. Rep actions and scheduled re-checks arrive as envelopes too and go to the relay.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
-from parley.core import phrases
-from parley.core.engine import Answer, AnswerEngine
+from parley.core import handoff, phrases, relay
+from parley.core.engine import Answer, AnswerEngine, TokenSink
 from parley.core.envelope import AnswerMeta, Envelope, Reply
+from parley.core.handoff import HandoffEvents, HandoffRules
+from parley.core.relay import HandoffTexts, Outcome
 from parley.core.sessions import Session, SessionStore, Turn
 
 TALK_TO_PERSON = "Talk to a person"
@@ -34,6 +39,8 @@ class Policy:
                               "Someone will reply here as soon as they can.")
     thanks: str = "You're welcome! Is there anything else I can help with?"
     media_only: str = "Sorry, I can only read text for now. Could you type your question?"
+    handoff: HandoffRules = HandoffRules()
+    handoff_texts: HandoffTexts = HandoffTexts()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,18 +50,36 @@ class _Draft:
     quick_replies: tuple[str, ...] = ()
 
 
+# Where the streamed text of the answer to a message goes, given the message and the id its reply
+# will have; None when its channel only shows finished text. Wiring decides which channels show
+# text live (the widget), so the dialogue stays channel-blind and non-live channels never stream.
+StreamSink = Callable[[Envelope, str], TokenSink | None]
+
+
 class Dialogue:
     def __init__(self, *, engine: AnswerEngine, sessions: SessionStore, policy: Policy,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, stream: StreamSink | None = None,
+                 events: HandoffEvents | None = None,
+                 on_engine_error: Callable[[Envelope, Exception], None] | None = None) -> None:
         self.engine = engine
+        self.events = events
+        self._on_engine_error = on_engine_error
         self.sessions = sessions
         self.policy = policy
         self._clock = clock
+        self._stream = stream
 
     def handle(self, envelope: Envelope) -> list[Reply]:
         """Answer one message and save the conversation's new state."""
         started = self._clock()
-        session = self.sessions.load(envelope.conversation_id) or self._start(envelope)
+        loaded = self.sessions.load(envelope.conversation_id)
+        if loaded is None and envelope.role != "customer":
+            return self._expired(envelope)
+        session = loaded or self._start(envelope)
+        outcome = self._while_handed_off(session, envelope)
+        if outcome is not None:
+            return self._finish(envelope, session, outcome)
+        before = session = replace(session, rating_prompt=None)
         draft, session = self._decide(session, envelope)
         latency_ms = round((self._clock() - started) * 1000, 3)
         reply = Reply(
@@ -69,44 +94,156 @@ class Dialogue:
         )
         now = self._clock()
         turns = (Turn(role="customer", text=envelope.text, at=now), Turn(role="bot", text=reply.text, at=now))
-        self.sessions.save(session.with_turns(turns, max_turns=self.policy.history_turns,
-                                              max_chars=self.policy.history_chars))
-        return [reply]
+        session = session.with_turns(turns, max_turns=self.policy.history_turns,
+                                     max_chars=self.policy.history_chars)
+        desk, events = self._opened(before, session, envelope)
+        self.sessions.save(session)
+        self._record(session, events)
+        return [reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
+                         for i, r in enumerate(desk))]
 
     def _start(self, envelope: Envelope) -> Session:
         now = self._clock()
         return Session(conversation_id=envelope.conversation_id, channel=envelope.channel,
-                       route=envelope.route, created_at=now, updated_at=now)
+                       route=envelope.route, customer=envelope.sender, created_at=now, updated_at=now)
+
+    def _while_handed_off(self, session: Session, envelope: Envelope) -> Outcome | None:
+        """Rep actions, re-checks, relayed customer messages and ratings; None: the bot answers."""
+        rules, texts, now = self.policy.handoff, self.policy.handoff_texts, self._clock()
+        if envelope.role == "agent":
+            return relay.on_agent(rules, texts, session, envelope, now)
+        if envelope.role == "system":  # a re-check, judged as of when it was scheduled
+            return relay.remind(rules, texts, session, envelope.timestamp)
+        if session.is_handed_off and rules.desk:
+            return relay.relay_customer(rules, texts, session, envelope, now)
+        score = handoff.parse_rating(envelope.text) if session.rating_prompt else None
+        if score is not None:
+            return relay.rate(texts, session, score, now, envelope.text)
+        return None
+
+    def _expired(self, envelope: Envelope) -> list[Reply]:
+        """A rep acting on a conversation the session store forgot: say so in the thread, save nothing."""
+        if envelope.role != "agent":
+            return []
+        ghost = Session(conversation_id=envelope.conversation_id, channel="unknown")
+        note = relay.to_desk(ghost, "Not sent: this conversation has expired.", kind="error")
+        return [replace(note, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, 0))]
+
+    def _finish(self, envelope: Envelope, before: Session, outcome: Outcome) -> list[Reply]:
+        replies = [replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i))
+                   for i, r in enumerate(outcome.replies)]
+        session = outcome.session
+        prompt = next((r.reply_id for r in replies if r.meta.intent == "handoff_rating_prompt"), None)
+        if prompt is not None:
+            session = replace(session, rating_prompt=prompt)
+        if outcome.turns:
+            session = session.with_turns(outcome.turns, max_turns=self.policy.history_turns,
+                                         max_chars=self.policy.history_chars)
+        self.sessions.save(session)
+        self._record(session, outcome.events)
+        rating = next((e for e in outcome.events if e.kind == "rating"), None)
+        if self.events is not None and rating is not None and before.rating_prompt:
+            # Also a verdict on the message that asked, so exports see it beside the thumbs.
+            self.events.record_feedback(conversation_id=session.conversation_id, channel=session.channel,
+                                        message_id=before.rating_prompt, kind="handoff",
+                                        score=int(rating.reason or 0))
+        return replies
+
+    def _opened(self, before: Session, after: Session,
+                envelope: Envelope) -> tuple[tuple[Reply, ...], tuple[relay.Event, ...]]:
+        """A new handoff request: log it, and open its thread in the reps' channel."""
+        if after.handoffs <= before.handoffs:
+            return (), ()
+        rules = self.policy.handoff
+        events = (relay.Event(kind="requested", reason=after.handoff_reason, actor=envelope.sender),)
+        if not rules.desk:
+            return (), events
+        hours, now, hours_note = rules.hours, self._clock(), None
+        if hours is not None and not hours.is_open(now):
+            back = _when(hours.next_opening(now))
+            hours_note = f"Outside business hours: the customer was told people are back {back}."
+        text = handoff.header(channel=after.channel, customer=after.customer or envelope.sender,
+                              reason=after.handoff_reason or "requested", history=after.history,
+                              turns=rules.transcript_turns, note_prefix=rules.note_prefix,
+                              hours_note=hours_note)
+        return (relay.to_desk(after, text, kind="open"),), events
+
+    def _record(self, session: Session, events: tuple[relay.Event, ...]) -> None:
+        for event in events if self.events is not None else ():
+            self.events.record_handoff_event(conversation_id=session.conversation_id, kind=event.kind,
+                                             reason=event.reason, actor=event.actor)
 
     def _decide(self, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
         text = envelope.text
         if envelope.is_media_only:
             return _Draft(text=self.policy.media_only, meta=AnswerMeta(intent="media_only")), session
-        if phrases.asks_for_human(text) or text.strip() == TALK_TO_PERSON:
-            return self._request_person(session, reason="customer asked for a person")
+        reason = handoff.asked_for_person(self.policy.handoff, text, button=TALK_TO_PERSON)
+        if reason is not None:
+            return self._request_person(session, reason=reason)
         if phrases.is_greeting(text):
             return _Draft(text=self.policy.greeting, meta=AnswerMeta(intent="greeting"),
                           quick_replies=self.policy.quick_replies), session
         if phrases.is_thanks(text):
             return _Draft(text=self.policy.thanks, meta=AnswerMeta(intent="thanks")), session
-        return self._answer(session, text)
+        return self._answer(session, envelope)
 
-    def _answer(self, session: Session, text: str) -> tuple[_Draft, Session]:
-        answer = self.engine.answer(text, session.history)
+    def _answer(self, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
+        rules = self.policy.handoff
+        try:
+            answer = self.engine.answer(envelope.text, session.history, on_token=self._sink(envelope))
+        except Exception as exc:
+            if rules.engine_failures_after is None:
+                raise
+            if self._on_engine_error is not None:
+                self._on_engine_error(envelope, exc)
+            # Whatever engine and whatever went wrong: count it, and after a few hand the
+            # conversation to a person rather than leave the customer in limbo.
+            failures = session.engine_failures + 1
+            session = replace(session, engine_failures=failures)
+            reason = handoff.after_engine_failures(rules, failures) if rules.desk else None
+            if reason is not None:
+                return self._request_person(session, reason=reason)
+            return _Draft(text=self.policy.handoff_texts.engine_failed,
+                          meta=AnswerMeta(engine=self.engine.name, intent="engine_error")), session
+        session = replace(session, engine_failures=0)
         meta = _meta(answer)
+        if engine_reason := handoff.after_engine_request(rules, answer.handoff_reason):
+            draft, session = self._request_person(session, reason=engine_reason)
+            return replace(draft, meta=replace(meta, intent="handoff_request", sources=())), session
         if answer.confidence < self.policy.min_confidence or not answer.text:
             streak = session.low_confidence_streak + 1
+            low = handoff.after_low_confidence(rules, streak) if rules.desk else None
+            if low is not None:
+                return self._request_person(replace(session, low_confidence_streak=streak), reason=low)
             fallback = _Draft(text=self.policy.not_sure, quick_replies=(TALK_TO_PERSON,),
                               meta=replace(meta, intent="fallback", sources=()))
             return fallback, replace(session, low_confidence_streak=streak)
         return _Draft(text=answer.text, meta=meta), replace(session, low_confidence_streak=0)
 
     def _request_person(self, session: Session, *, reason: str) -> tuple[_Draft, Session]:
-        # The handoff itself (a rep thread, the bot muted) belongs to the handoff flow; here the
-        # request is recorded on the session so that flow and the log can see it.
-        if session.handoff_requested_at is None:
-            session = replace(session, handoff_reason=reason, handoff_requested_at=self._clock())
-        return _Draft(text=self.policy.handoff_requested, meta=AnswerMeta(intent="handoff_request")), session
+        """Hand the conversation to a person: from now on the bot is silent until handed back."""
+        rules, now = self.policy.handoff, self._clock()
+        meta = AnswerMeta(intent="handoff_request")
+        if not rules.desk:
+            # No reps' channel: the request is recorded (once) and the customer told, the bot goes on.
+            if session.handoff_requested_at is None:
+                session = replace(session, handoff_reason=reason, handoff_requested_at=now,
+                                  handoffs=session.handoffs + 1)
+            return _Draft(text=self.policy.handoff_requested, meta=meta), session
+        if session.is_handed_off:  # one open request at a time: never a second thread
+            return _Draft(text=self.policy.handoff_texts.already_requested, meta=meta), session
+        session = replace(session, handoff=handoff.transition(session.handoff, "request"),
+                          handoff_reason=reason, handoff_requested_at=now, handoffs=session.handoffs + 1,
+                          claimed_by=None, first_rep_reply_at=None, reminders_sent=0,
+                          low_confidence_streak=0, engine_failures=0)
+        text = self.policy.handoff_requested
+        if rules.hours is not None and not rules.hours.is_open(now):
+            text = self.policy.handoff_texts.outside_hours.format(when=_when(rules.hours.next_opening(now)))
+        return _Draft(text=text, meta=meta), session
+
+    def _sink(self, envelope: Envelope) -> TokenSink | None:
+        # The streamed pieces carry the id the finished reply will have, so a client can replace them.
+        return None if self._stream is None else self._stream(envelope, reply_id(envelope, 0))
 
 
 def reply_id(envelope: Envelope, index: int) -> str:
@@ -115,6 +252,12 @@ def reply_id(envelope: Envelope, index: int) -> str:
     return f"{digest}-{index}"
 
 
+def _when(moment: datetime) -> str:
+    return f"on {moment:%A} at {moment:%H:%M} ({moment.tzname()})"
+
+
 def _meta(answer: Answer) -> AnswerMeta:
     return AnswerMeta(engine=answer.engine, confidence=answer.confidence, sources=answer.sources,
-                      model_version=answer.model_version, intent=answer.intent)
+                      model_version=answer.model_version, intent=answer.intent, cached=answer.cached,
+                      model=answer.model, prompt_tokens=answer.prompt_tokens,
+                      completion_tokens=answer.completion_tokens)

@@ -7,15 +7,21 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
-    """One customer message, whatever channel it came from.
+    """One customer message, whatever channel it came from, or one support rep's action.
 
     ``route`` tells the channel adapter where replies go (a chat id, a thread, a phone number);
     ``raw`` keeps platform leftovers. The core carries both and reads neither.
+
+    ``role`` says who speaks: the customer, a support rep (``agent``: a thread reply or a button in
+    the reps' channel, for the customer's conversation) or Parley itself (``system``: a scheduled
+    re-check). ``action`` names what a rep or the system did (see ``parley.core.handoff``);
+    ``sender_name`` is the rep's display name. Rep actions travel through the same inbox as the
+    customer's messages, so one worker handles a conversation's both sides in order.
     """
 
     channel: str
@@ -27,6 +33,9 @@ class Envelope:
     attachments: tuple[str, ...] = ()
     route: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    role: Literal["customer", "agent", "system"] = "customer"
+    action: str | None = None
+    sender_name: str | None = None
 
     @property
     def dedupe_key(self) -> str:
@@ -57,6 +66,10 @@ class AnswerMeta:
     latency_ms: float | None = None
     model_version: str | None = None
     intent: str | None = None
+    # LLM accounting: the model that wrote the reply and the tokens it billed (None offline/cached).
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,18 @@ class ConversationLog(Protocol):
         """The conversation in order, or None when it does not exist."""
         ...
 
+    def record_feedback(self, *, conversation_id: str, channel: str, message_id: str, score: int,
+                        comment: str | None = None, kind: str = "answer") -> bool:
+        """Store or change the customer's verdict on a bot message (thumbs -1/+1, a 1-5 handoff
+        rating, or "was this helpful?"); False when ``message_id`` is not a bot message of that
+        conversation on that channel."""
+        ...
+
+    def record_handoff_event(self, *, conversation_id: str, kind: str, reason: str | None = None,
+                             actor: str | None = None) -> None:
+        """Log one step of a handoff (requested, claimed, handed_back, resolved)."""
+        ...
+
     def ping(self) -> None:
         """Raise ``Unavailable`` when the database cannot be reached."""
         ...

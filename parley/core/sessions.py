@@ -29,6 +29,15 @@ class Session:
     handoff_reason: str | None = None
     handoff_requested_at: float | None = None
     low_confidence_streak: int = 0
+    # Handoff bookkeeping (parley.core.handoff): the customer's id for the reps' header, which
+    # handoff this is (one desk thread each), who claimed it, and what is still owed to whom.
+    customer: str = ""
+    handoffs: int = 0
+    claimed_by: str | None = None
+    first_rep_reply_at: float | None = None
+    reminders_sent: int = 0
+    engine_failures: int = 0
+    rating_prompt: str | None = None  # the reply id that asked for a 1-5 rating, until answered
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -55,11 +55,15 @@ class MemoryInbox:
         self._capacity = capacity
         self._clock = clock
         self._ids = itertools.count(1)
-        self._ready = threading.Condition()
+        # One condition per partition over one lock: a new entry wakes only its partition's worker,
+        # not every worker (with hundreds of workers, waking all of them on each message cost more
+        # CPU than answering it: bench/llm.py).
+        self._lock = threading.Lock()
+        self._ready = [threading.Condition(self._lock) for _ in range(partitions)]
         self._closed = False
 
     def put(self, envelope: Envelope) -> bool:
-        with self._ready:
+        with self._lock:
             now = self._clock()
             if self._seen.get(envelope.dedupe_key, 0.0) > now:
                 return False
@@ -71,13 +75,13 @@ class MemoryInbox:
             entry = Delivery(envelope=envelope, partition=partition, entry_id=str(next(self._ids)))
             self._queues[partition].append(entry)
             self._forget_expired(now)
-            self._ready.notify_all()
+            self._ready[partition].notify_all()
             return True
 
     def take(self, partition: int, timeout: float) -> Delivery | None:
-        with self._ready:
+        with self._lock:
             queue = self._queues[partition]
-            if not self._ready.wait_for(lambda: bool(queue) or self._closed, timeout=timeout):
+            if not self._ready[partition].wait_for(lambda: bool(queue) or self._closed, timeout=timeout):
                 return None
             if self._closed:
                 return None
@@ -85,13 +89,13 @@ class MemoryInbox:
             return queue[0]
 
     def done(self, delivery: Delivery) -> None:
-        with self._ready:
+        with self._lock:
             queue = self._queues[delivery.partition]
             if queue and queue[0].entry_id == delivery.entry_id:
                 queue.popleft()
 
     def fail(self, delivery: Delivery, reason: str) -> None:
-        with self._ready:
+        with self._lock:
             queue = self._queues[delivery.partition]
             if not queue or queue[0].entry_id != delivery.entry_id:
                 return
@@ -100,15 +104,20 @@ class MemoryInbox:
                 self.dead_letters.append((delivery, reason))
             else:
                 queue.appendleft(replace(delivery, attempt=delivery.attempt + 1))
-                self._ready.notify_all()
+                self._ready[delivery.partition].notify_all()
 
     def close(self) -> None:
-        with self._ready:
+        with self._lock:
             self._closed = True
-            self._ready.notify_all()
+            for ready in self._ready:
+                ready.notify_all()
 
     def depth(self) -> int:
         return sum(len(queue) for queue in self._queues)
+
+    def status(self) -> dict[str, object]:
+        """The shape ``RedisInbox.status`` has, for ``/metrics``."""
+        return {"partitions": self.partitions, "queued": self.depth(), "dead_letters": len(self.dead_letters)}
 
     def _forget_expired(self, now: float) -> None:
         if len(self._seen) > 4 * self._capacity:

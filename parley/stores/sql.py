@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, Index, event, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
@@ -48,6 +48,62 @@ class Message(SQLModel, table=True):
     latency_ms: float | None = None
     cached: bool = False
     model_version: str | None = None
+    # LLM accounting (null for messages no model wrote): which model, and the tokens it billed.
+    model: str | None = Field(default=None, max_length=200)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    # Export filters by channel and time; the suggest query walks inbound messages by time.
+    __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)
+
+
+class HandoffEvent(SQLModel, table=True):
+    """One step of a handoff (requested, claimed, handed back, resolved), for funnel analysis."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=200)
+    kind: str = Field(max_length=32)
+    reason: str | None = None
+    actor: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=_now, index=True)
+
+
+class Feedback(SQLModel, table=True):
+    """A customer's verdict on one bot message: thumbs (-1/+1), a handoff rating (1-5) or helpful."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    # One verdict per message: a second click changes it rather than adding a vote.
+    message_id: str = Field(foreign_key="message.public_id", unique=True, max_length=200)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=200)
+    kind: str = Field(default="answer", max_length=16)
+    score: int
+    comment: str | None = None
+    created_at: datetime = Field(default_factory=_now, index=True)
+
+
+class Label(SQLModel, table=True):
+    """The intent (knowledge article id, or ``handoff``) a person assigned to a customer message."""
+
+    message_id: str = Field(primary_key=True, foreign_key="message.public_id", max_length=200)
+    intent: str = Field(index=True, max_length=200)
+    source: str = Field(default="import", max_length=32)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class ModelVersion(SQLModel, table=True):
+    """A trained classifier artefact under ``<data_dir>/models``; at most one is active."""
+
+    version: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=32)
+    artefact: str = Field(max_length=200)
+    content_hash: str = Field(max_length=64)
+    metrics: str = "{}"
+    params: str = "{}"
+    data_from: datetime | None = None
+    data_until: datetime | None = None
+    created_at: datetime = Field(default_factory=_now)
+    active: bool = Field(default=False, index=True)
+    activated_at: datetime | None = None
 
 
 def make_engine(url: str) -> Engine:
@@ -63,6 +119,10 @@ def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001 - DBAPI types
     # WAL lets the web threads read while a worker writes.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives a crash of
+    # the process (only a power cut can lose the newest ones, never corrupt the file) and costs
+    # no fsync, which otherwise caps the log at a few dozen answered messages a second.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -72,7 +132,10 @@ class SqlConversationLog:
         self.engine = engine
 
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+        """Create or upgrade the tables through the Alembic migrations (``parley db upgrade``)."""
+        from parley.stores.schema import upgrade
+
+        upgrade(self.engine)
 
     def record_inbound(self, envelope: Envelope) -> bool:
         with self._session() as session:
@@ -110,6 +173,39 @@ class SqlConversationLog:
             rows = session.scalars(query).all()
         return [_logged(row) for row in rows]
 
+    def record_feedback(self, *, conversation_id: str, channel: str, message_id: str, score: int,
+                        comment: str | None = None, kind: str = "answer") -> bool:
+        """Store (or change) the verdict on a bot message; False when no such bot message exists."""
+        with self._session() as session:
+            message = session.scalars(select(Message).where(Message.public_id == message_id)).first()
+            if (message is None or message.direction != "out" or message.channel != channel
+                    or message.conversation_id != conversation_id):
+                return False
+            existing = session.scalars(select(Feedback).where(Feedback.message_id == message_id)).first()
+            row = existing or Feedback(message_id=message_id, conversation_id=conversation_id, score=score)
+            row.score, row.comment, row.kind, row.created_at = score, comment, kind, _now()
+            session.add(row)
+            if _commit_unless_duplicate(session):
+                return True
+        # Two clicks raced to insert: the other one won; apply this one as a change.
+        return self.record_feedback(conversation_id=conversation_id, channel=channel,
+                                    message_id=message_id, score=score, comment=comment, kind=kind)
+
+    def record_handoff_event(self, *, conversation_id: str, kind: str, reason: str | None = None,
+                             actor: str | None = None) -> None:
+        with self._session() as session:
+            session.add(HandoffEvent(conversation_id=conversation_id, kind=kind, reason=reason,
+                                     actor=actor))
+            session.commit()
+
+    def tokens_used_since(self, since: datetime) -> int:
+        """LLM tokens (prompt + completion) billed for replies written since ``since``."""
+        query = select(func.coalesce(func.sum(Message.prompt_tokens), 0)
+                       + func.coalesce(func.sum(Message.completion_tokens), 0)
+                       ).where(Message.created_at >= since)
+        with self._session() as session:
+            return int(session.execute(query).scalar_one())
+
     def ping(self) -> None:
         with self._session() as session:
             session.execute(text("SELECT 1"))
@@ -144,7 +240,8 @@ def _reply_row(reply: Reply, *, in_reply_to: str) -> Message:
         engine=meta.engine, intent=meta.intent, confidence=meta.confidence,
         sources=json.dumps([{"id": s.id, "title": s.title} for s in meta.sources]),
         quick_replies=json.dumps(list(reply.quick_replies)), latency_ms=meta.latency_ms,
-        cached=meta.cached, model_version=meta.model_version,
+        cached=meta.cached, model_version=meta.model_version, model=meta.model,
+        prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
     )
 
 
@@ -155,6 +252,8 @@ def _sources(row: Message) -> tuple[Source, ...]:
 def _row_reply(row: Message, envelope: Envelope) -> Reply:
     meta = AnswerMeta(engine=row.engine or "dialogue", confidence=row.confidence, sources=_sources(row),
                       cached=row.cached, latency_ms=row.latency_ms, model_version=row.model_version,
+                      model=row.model, prompt_tokens=row.prompt_tokens,
+                      completion_tokens=row.completion_tokens,
                       intent=row.intent)
     return Reply(conversation_id=row.conversation_id, channel=row.channel, text=row.text,
                  route=envelope.route, in_reply_to=envelope.message_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 
 import structlog
@@ -9,9 +10,10 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from parley import logs
-from parley.errors import ParleyError, RateLimited
+from parley.errors import InvalidSignature, ParleyError, RateLimited
+from parley.metrics import exposition
 from parley.settings import Settings, load_settings
-from parley.webhooks import widget
+from parley.webhooks import admin, channels, slack_actions, widget
 from parley.wiring import Services, build_services
 
 logger = structlog.get_logger("parley.http")
@@ -25,8 +27,12 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     app.extensions["parley"] = services
     app.register_blueprint(widget.bp)
+    for blueprint in channels.blueprints:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(slack_actions.bp)
+    app.register_blueprint(admin.bp)
     _register_health(app, services)
-    _register_errors(app)
+    _register_errors(app, services)
     app.before_request(_bind_request)
     if start_workers:
         services.workers.start()
@@ -47,13 +53,26 @@ def _register_health(app: Flask, services: Services) -> None:
     @app.get("/readyz")
     def readyz() -> Response:
         services.log.ping()
+        for check in services.health:  # Redis when configured: raises Unavailable (503) when down
+            check()
         return jsonify(status="ready", knowledge_articles=len(services.index))
 
+    @app.get("/metrics")
+    def metrics() -> Response:
+        # Prometheus scrapes from inside the cluster; with PARLEY_ADMIN_TOKEN set it must send it too.
+        token = services.settings.admin.token
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        if token is not None and not hmac.compare_digest(given, token.get_secret_value().encode()):
+            raise InvalidSignature("/metrics: wrong or missing bearer token")
+        body, content_type = exposition(services.metrics, services.inbox)
+        return Response(body, content_type=content_type)
 
-def _register_errors(app: Flask) -> None:
+
+def _register_errors(app: Flask, services: Services) -> None:
     @app.errorhandler(ParleyError)
     def parley_error(exc: ParleyError) -> tuple[Response, int]:
         logger.warning("request_refused", status=exc.status, error=type(exc).__name__, detail=str(exc))
+        services.metrics.failed(type(exc).__name__)
         response = jsonify(error=exc.public_message)
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -63,9 +82,11 @@ def _register_errors(app: Flask) -> None:
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
         logger.warning("request_refused", status=status, error=type(exc).__name__)
+        services.metrics.failed(type(exc).__name__)
         return jsonify(error=(exc.name or "error").lower()), status
 
     @app.errorhandler(Exception)
     def crash(exc: Exception) -> tuple[Response, int]:
         logger.exception("request_crashed", error=type(exc).__name__)
+        services.metrics.failed(type(exc).__name__)
         return jsonify(error="internal error"), 500

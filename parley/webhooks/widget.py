@@ -1,20 +1,45 @@
-"""``/widget``: the demo page, the embeddable script and the browser's JSON API."""
+"""``/widget``: the demo page, the embeddable script and the browser's JSON and event-stream API.
+
+Other sites embed the widget, so the API answers CORS (flask-cors, origins from
+``channels.widget.allowed_origins``) and the demo page may be framed only by those sites.
+"""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, send_from_directory
+import structlog
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
+from flask.blueprints import BlueprintSetupState
+from flask_cors import CORS
 
-from parley.channels.web import WidgetAdapter
-from parley.errors import NotFound
+from parley.channels.web import ID_PATTERN, Mailbox, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.errors import MalformedPayload, NotFound
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 
 STATIC = Path(__file__).parent / "static" / "widget"
+STREAM_SECONDS = 55.0  # then the browser reconnects: a held gunicorn thread is freed and re-taken
+HEARTBEAT_SECONDS = 15.0  # a comment line keeps proxies from closing an idle stream
+POLL_SECONDS = 2.0
+CURSOR = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")  # a counter, or a Redis stream id
 
+logger = structlog.get_logger("parley.widget")
 bp = Blueprint("widget", __name__, url_prefix="/widget", template_folder="templates")
+
+
+@bp.record_once
+def _allow_embedding_sites(state: BlueprintSetupState) -> None:
+    services: Services = state.app.extensions["parley"]
+    origins = [origin_pattern(o) for o in services.settings.channels.widget.allowed_origins]
+    # Browsers ask before a cross-site JSON POST (preflight); Retry-After must be readable on a 429.
+    CORS(state.app, resources={r"/widget/api/*": {"origins": origins}}, expose_headers=["Retry-After"],
+         methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID"], max_age=600,
+         supports_credentials=False)
 
 
 def _services() -> Services:
@@ -26,15 +51,17 @@ def _adapter() -> WidgetAdapter:
 
 
 @bp.get("")
-def demo() -> str:
+def demo() -> Response:
     bot = _services().settings.bot
-    return render_template("widget/demo.html", title=bot.title, bot=bot.name)
+    response = Response(render_template("widget/demo.html", title=bot.title, bot=bot.name))
+    ancestors = " ".join(["'self'", *_services().settings.channels.widget.allowed_origins])
+    response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+    return response
 
 
 @bp.get("/widget.js")
 def script() -> Response:
-    response = send_from_directory(STATIC, "widget.js", mimetype="text/javascript", max_age=300)
-    return response
+    return send_from_directory(STATIC, "widget.js", mimetype="text/javascript", max_age=300)
 
 
 @bp.get("/api/config")
@@ -47,6 +74,8 @@ def config() -> Response:
 
 @bp.post("/api/messages")
 def messages() -> Response:
+    _adapter().check_origin(request)
+    _adapter().check_rate(request)
     return receive(_adapter(), _services().inbox)
 
 
@@ -55,9 +84,63 @@ def conversation(conversation_id: str) -> Response:
     transcript = _services().log.transcript(conversation_id, "widget")
     if transcript is None:
         raise NotFound(f"conversation {conversation_id}", public="unknown conversation")
-    return jsonify(conversation_id=conversation_id, messages=[
-        {"id": m.id, "direction": m.direction, "text": m.text, "author": m.author,
-         "sources": [{"id": s.id, "title": s.title} for s in m.sources],
-         "quick_replies": list(m.quick_replies), "created_at": m.created_at}
-        for m in transcript
-    ])
+    return jsonify(conversation_id=conversation_id, messages=[history_message(m) for m in transcript])
+
+
+@bp.get("/api/conversations/<conversation_id>/events")
+def events(conversation_id: str) -> Response:
+    """Replies, streamed tokens and "typing" as Server-Sent Events, for one bounded stretch."""
+    _adapter().check_origin(request)
+    # An id not stored yet is fine: a browser listens for its first answer while sending its first
+    # message. Ids are unguessable, and a stream tells nothing about whether a conversation exists.
+    if not ID_PATTERN.match(conversation_id):
+        raise NotFound(f"conversation {conversation_id!r}", public="unknown conversation")
+    # Resume after what the browser saw; a fresh stream starts at the end (no replay of old tokens).
+    seen = request.headers.get("Last-Event-ID") or request.args.get("cursor") or ""
+    cursor = seen if CURSOR.match(seen) else _end_of(_adapter().mailbox, conversation_id)
+    stream = _stream(_adapter(), conversation_id, cursor, seconds=STREAM_SECONDS)
+    return Response(stream, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.post("/api/feedback")
+def feedback() -> tuple[Response, int]:
+    """Thumbs up or down on one bot answer; voting again changes the vote."""
+    _adapter().check_origin(request)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise MalformedPayload("feedback body is not a JSON object", public="body must be a JSON object")
+    conversation_id, message_id, score = body.get("conversation_id"), body.get("message_id"), body.get("score")
+    if not isinstance(conversation_id, str) or not ID_PATTERN.match(conversation_id):
+        raise MalformedPayload("bad conversation_id", public="conversation_id is missing or malformed")
+    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 200:
+        raise MalformedPayload("bad message_id", public="message_id is missing or malformed")
+    if score not in (1, -1) or isinstance(score, bool):
+        raise MalformedPayload(f"bad score {score!r}", public="score must be 1 or -1")
+    stored = _services().log.record_feedback(conversation_id=conversation_id, channel="widget",
+                                             message_id=message_id, score=score)
+    if not stored:
+        raise NotFound(f"message {message_id} in {conversation_id}", public="unknown message")
+    logger.info("feedback_stored", conversation_id=conversation_id, message_id=message_id, score=score)
+    return jsonify(status="stored"), 201
+
+
+def _end_of(mailbox: Mailbox, conversation_id: str) -> str:
+    kept = mailbox.after(conversation_id, "0", timeout=0)
+    return kept[-1].cursor if kept else "0"
+
+
+def _stream(adapter: WidgetAdapter, conversation_id: str, cursor: str, *, seconds: float) -> Iterator[str]:
+    yield "retry: 2000\n\n"
+    now = time.monotonic()
+    deadline, quiet_since = now + seconds, now
+    # Short waits, so a draining process ends its streams within a couple of seconds.
+    while not adapter.draining.is_set() and (left := deadline - time.monotonic()) > 0:
+        events = adapter.mailbox.after(conversation_id, cursor, timeout=min(POLL_SECONDS, left))
+        for event in events:
+            cursor = event.cursor
+            yield to_sse(event, time.time())
+        if events or time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+            if not events:
+                yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()

@@ -30,6 +30,7 @@
     eventsTimer: 0,
     eventsDelay: 1000,
     eventsOff: false,
+    lastEventId: '',
     catchUp: false,
     openOnStart: script.dataset.open === 'true',
   };
@@ -72,14 +73,18 @@
     return node;
   }
 
-  // No innerHTML: Trusted Types pages refuse it.
-  function chatIcon() {
+  const CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z';
+  const THUMB = 'M1 21h4V9H1zm22-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L14.2 1 7.6 7.6C7.2 8 7 8.4 7 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7c.1-.3.2-.5.2-.8z';
+
+  // No innerHTML: Trusted Types pages refuse it. SVG, not emoji: not every system has the font.
+  function icon(d, flip) {
     const ns = 'http://www.w3.org/2000/svg';
     const svg = document.createElementNS(ns, 'svg');
     const path = document.createElementNS(ns, 'path');
     svg.setAttribute('viewBox', '0 0 24 24');
     svg.setAttribute('aria-hidden', 'true');
-    path.setAttribute('d', 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z');
+    if (flip) svg.setAttribute('transform', 'rotate(180)');
+    path.setAttribute('d', d);
     svg.append(path);
     return svg;
   }
@@ -147,7 +152,10 @@ h2{margin:0;font-size:16px}
 .bubble ul{margin:4px 0;padding-left:20px}
 .meta,.src,.fb,.failed{font-size:12px;color:#6b7280}
 .failed,.notice{color:#b91c1c}
-.fb button{border:1px solid #e5e7eb;background:#fff;border-radius:9px;margin-right:4px}
+.fb{display:flex;align-items:center;gap:4px}
+.fb button{display:grid;place-items:center;width:28px;height:24px;padding:0;border:1px solid #e5e7eb;background:#fff;color:#6b7280;border-radius:9px}
+.fb svg{width:14px;fill:currentColor}
+.fb [aria-pressed=true]{color:var(--p);border-color:var(--p);opacity:1}
 button:disabled{opacity:.5;cursor:default}
 .typing{align-self:flex-start;display:flex;gap:4px;padding:12px}
 .dot{width:6px;height:6px;border-radius:50%;background:#9ca3af;animation:b 1.2s infinite}
@@ -186,7 +194,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     u.launcher = h('button', {
       class: 'launcher', type: 'button', 'aria-label': 'Open chat', 'aria-expanded': 'false',
       'aria-controls': 'parley-panel', onclick: () => (u.panel.hidden ? open() : close()),
-    }, chatIcon());
+    }, icon(CHAT));
     u.title = h('h2', {}, DEFAULTS.title);
     u.typing = h('div', { class: 'typing', hidden: '' }, dot(), dot(), dot(), h('span', { class: 'sr' }, 'Assistant is typing'));
     u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite' }, u.typing);
@@ -222,6 +230,11 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     ui.launcher.setAttribute('aria-expanded', 'true');
     scrollToEnd();
     if (focus) ui.input.focus();
+    // Live only while open: each stream holds a server thread.
+    if (state.conversationId && !state.events) {
+      state.catchUp = true;
+      connectEvents();
+    }
   }
 
   function close() {
@@ -231,6 +244,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     ui.panel.hidden = true;
     ui.launcher.setAttribute('aria-expanded', 'false');
     if (hadFocus) ui.launcher.focus();
+    closeEvents();
   }
 
   function autoGrow() {
@@ -321,6 +335,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       try {
         const res = await request('/feedback', { conversation_id: state.conversationId, message_id: messageId, score });
         if (!res.ok) throw new Error(res.status);
+        buttons[score > 0 ? 0 : 1].setAttribute('aria-pressed', 'true');
         note.textContent = 'Thanks for your feedback';
       } catch {
         buttons.forEach((b) => { b.disabled = false; });
@@ -328,8 +343,8 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       }
     };
     const buttons = [
-      h('button', { type: 'button', 'aria-label': 'Helpful', onclick: () => vote(1) }, '👍'),
-      h('button', { type: 'button', 'aria-label': 'Not helpful', onclick: () => vote(-1) }, '👎'),
+      h('button', { type: 'button', 'aria-label': 'Helpful', 'aria-pressed': 'false', onclick: () => vote(1) }, icon(THUMB)),
+      h('button', { type: 'button', 'aria-label': 'Not helpful', 'aria-pressed': 'false', onclick: () => vote(-1) }, icon(THUMB, true)),
     ];
     return h('div', { class: 'fb' }, ...buttons, note);
   }
@@ -428,12 +443,12 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     state.pending++;
     updateTyping();
     try {
-      let res = await postWithRetry('/messages', body);
+      let res = await post(body);
       if (res.status === 404 && body.conversation_id) {
         // Server lost the conversation: start anew.
         forgetConversation();
         body.conversation_id = null;
-        res = await postWithRetry('/messages', body);
+        res = await post(body);
       }
       const data = await readJson(res);
       if (res.ok && data) {
@@ -458,6 +473,27 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }
   }
 
+  // A new conversation's id follows from its first message's (as the server derives it): listen
+  // first, so the streamed answer shows from its first token.
+  async function post(body) {
+    if (!body.conversation_id) {
+      adoptConversation(`w${body.client_message_id.slice(0, 63)}`);
+      await whenListening(3000);
+    }
+    return postWithRetry('/messages', body);
+  }
+
+  function whenListening(ms) {
+    const es = state.events;
+    if (!es || es.readyState === EventSource.OPEN) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); resolve(); };
+      const timer = setTimeout(done, ms);
+      es.addEventListener('open', done, { once: true });
+      es.addEventListener('error', done, { once: true });
+    });
+  }
+
   function markFailed(local) {
     state.unmatched = state.unmatched.filter((u) => u !== local);
     local.node.append(h('div', { class: 'failed' }, 'Not sent'));
@@ -472,6 +508,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     state.conversationId = id;
     saveId(id);
     state.eventsDelay = 1000;
+    state.lastEventId = '';
     connectEvents();
   }
 
@@ -516,8 +553,10 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   function connectEvents() {
     closeEvents();
     const id = state.conversationId;
-    if (!id || state.eventsOff || !window.EventSource) return;
-    const es = new EventSource(`${base}${API}${conversationPath(id)}/events`);
+    if (!id || state.eventsOff || !window.EventSource || ui.panel.hidden) return;
+    // A new EventSource forgets Last-Event-ID: resume by query instead.
+    const resume = state.lastEventId ? `?cursor=${encodeURIComponent(state.lastEventId)}` : '';
+    const es = new EventSource(`${base}${API}${conversationPath(id)}/events${resume}`);
     state.events = es;
     es.onopen = () => {
       state.eventsDelay = 1000;
@@ -526,7 +565,10 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
         syncHistory(id);
       }
     };
-    es.onmessage = (e) => onServerEvent(e.data);
+    es.onmessage = (e) => {
+      if (e.lastEventId) state.lastEventId = e.lastEventId;
+      onServerEvent(e.data);
+    };
     es.onerror = () => onEventsError(es, id);
   }
 
@@ -560,7 +602,10 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   function onServerEvent(raw) {
     let ev;
     try { ev = JSON.parse(raw) || {}; } catch { return; }
-    if (ev.type === 'message') addServerMessage(ev.message);
+    if (ev.type === 'message') {
+      addServerMessage(ev.message);
+      if (ev.message && ev.message.quick_replies && ev.message.quick_replies.length) setQuickReplies(ev.message.quick_replies);
+    }
     else if (ev.type === 'typing') showTypingBriefly();
     else if (ev.type === 'token') appendToken(ev.reply_id, ev.text);
   }

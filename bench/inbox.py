@@ -1,0 +1,267 @@
+"""Slack Events API ack throughput and latency: Parley (embedded and Redis inbox) vs a Bolt app.
+
+Drives signed Slack DM events at fixed rates (open loop: each request leaves at its scheduled time,
+whatever the previous answers did) against real servers under gunicorn, and prints acked events/s
+and p50/p99/max ack latency. The reference peer is a minimal Bolt-for-Python app on slack_bolt's
+own Flask adapter that only acks. A loopback Slack API stub takes Parley's answers.
+
+    .venv/bin/python bench/inbox.py [--rates 250,500,1000] [--seconds 5] [--processes 2]
+
+Needs Redis at 127.0.0.1:6379 (a key prefix of its own, deleted afterwards) and slack_bolt
+(requirements-dev.txt). Figures depend on the machine: run it on the one you deploy to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TOKEN = "xoxb-0000000000-0000000000000-benchmark0000000000000"
+PAYLOAD = ROOT / "tests" / "payloads" / "slack" / "message_im.json"
+BIN = Path(sys.executable).parent
+
+
+def bolt_app():  # noqa: ANN201 - gunicorn's factory: `gunicorn 'bench.inbox:bolt_app()'`
+    """The reference peer: Bolt's documented Flask setup, acking every message event."""
+    from flask import Flask, request
+    from slack_bolt import App
+    from slack_bolt.adapter.flask import SlackRequestHandler
+
+    from slack_sdk import WebClient
+
+    # Its Web API client talks to the loopback stub (auth.test on the first event), as Parley's does.
+    client = WebClient(token=TOKEN, base_url=os.environ["SLACK_API_URL"])
+    bolt = App(client=client, signing_secret=SECRET, token_verification_enabled=False)
+
+    @bolt.event("message")
+    def on_message(ack) -> None:  # noqa: ANN001 - Bolt injects by name
+        ack()
+
+    handler = SlackRequestHandler(bolt)
+    flask_app = Flask("bolt-peer")
+    flask_app.add_url_rule("/slack/events", "events", lambda: handler.handle(request), methods=["POST"])
+    flask_app.add_url_rule("/readyz", "readyz", lambda: "ok")
+    return flask_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="250,500,1000", help="events per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
+    parser.add_argument("--processes", type=int, default=2, help="gunicorn processes (Redis and Bolt)")
+    parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per process")
+    parser.add_argument("--log-level", default="WARNING", help="Parley's log level during the runs")
+    args = parser.parse_args()
+    rates = [int(rate) for rate in args.rates.split(",")]
+    print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run; gunicorn gthread, {args.threads} threads "
+          f"per process; Parley log level {args.log_level}")
+    print(f"{'server':<44} {'rate':>6} {'acked/s':>8} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    with slack_stub() as stub_url:
+        prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
+        targets = [
+            ("parley embedded (1 process, workers in it)", [], 1, {}),
+            (f"parley redis ({args.processes} proc, workers in them)", [], args.processes,
+             {"REDIS_URL": "redis://127.0.0.1:6379/0"}),
+            (f"parley redis ({args.processes} proc, --no-workers)", ["--no-workers"], args.processes,
+             {"REDIS_URL": "redis://127.0.0.1:6379/0"}),
+        ]
+        try:
+            for name, extra, processes, env in targets:
+                with parley(stub_url, prefix, args, extra, processes, env) as url:
+                    drive(url, rates[0], 1.0)  # warm-up (connections, scripts, first imports), not reported
+                    for rate in rates:
+                        report(name, rate, drive(url, rate, args.seconds))
+            with bolt(stub_url, args) as url:
+                drive(url, rates[0], 1.0)  # warm-up, not reported
+                for rate in rates:
+                    report(f"slack_bolt Flask adapter ({args.processes} proc, ack only)", rate,
+                           drive(url, rate, args.seconds))
+        finally:
+            forget(prefix)
+
+
+def report(name: str, rate: int, result: dict[str, float]) -> None:
+    print(f"{name:<44} {rate:>6} {result['acked_per_s']:>8.0f} {result['failed']:>8.0f} "
+          f"{result['p50']:>8.2f} {result['p99']:>8.2f} {result['max']:>8.2f}", flush=True)
+
+
+def drive(url: str, rate: int, seconds: float) -> dict[str, float]:
+    """Send ``rate`` events per second for ``seconds``, each at its scheduled time, on keep-alive
+    connections; latency is from the request leaving to the whole response read."""
+    host, port = url.removeprefix("http://").split(":")
+    total = int(rate * seconds)
+    run = uuid.uuid4().hex[:6]
+    requests = [signed(f"Ev{run}{n:07d}", f"D{run}{n % 500:04d}") for n in range(total)]
+    latencies: list[float] = []
+    failed = [0]
+    lock = threading.Lock()
+    next_index = iter(range(total))
+    start = time.perf_counter() + 0.2
+
+    def sender() -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        for index in next_index:  # the iterator is shared: each index is sent once
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            body, headers = requests[index]
+            sent = time.perf_counter()
+            try:
+                connection.request("POST", "/slack/events", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                ok = 200 <= response.status < 300
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection(host, int(port), timeout=10)
+                ok = False
+            elapsed = time.perf_counter() - sent
+            with lock:
+                latencies.append(elapsed) if ok else None
+                failed[0] += 0 if ok else 1
+
+    threads = [threading.Thread(target=sender) for _ in range(min(64, max(8, rate // 15)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - start
+    latencies.sort()
+    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies \
+        else (lambda q: float("nan"))
+    return {"acked_per_s": len(latencies) / took, "failed": failed[0], "p50": pick(0.50), "p99": pick(0.99),
+            "max": pick(1.0)}
+
+
+def signed(event_id: str, channel: str) -> tuple[bytes, dict[str, str]]:
+    from slack_sdk.signature import SignatureVerifier
+
+    body = json.loads(PAYLOAD.read_text(encoding="utf-8"))
+    body["event_id"] = event_id
+    body["event"].update(channel=channel, ts=f"{time.time():.6f}")
+    data = json.dumps(body).encode()
+    stamp = str(int(time.time()))
+    return data, {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+                  "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=data)}
+
+
+@contextmanager
+def parley(stub_url: str, prefix: str, args: argparse.Namespace, extra: list[str], processes: int,
+           env: dict[str, str]) -> Iterator[str]:
+    data_dir = Path(f"/tmp/parley-bench-{uuid.uuid4().hex[:8]}")
+    config = data_dir / "parley.yaml"
+    data_dir.mkdir()
+    settings = yaml.safe_load((ROOT / "config" / "parley.yaml").read_text(encoding="utf-8"))
+    settings["storage"]["key_prefix"] = prefix
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
+               "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": stub_url,
+               "PARLEY_LOG_LEVEL": args.log_level, **env}
+    environ.pop("DATABASE_URL", None) if "REDIS_URL" not in env else None
+    port = free_port()
+    command = [str(BIN / "parley"), "serve", "--port", str(port), "--processes", str(processes),
+               "--threads", str(args.threads), *extra]
+    with running(command, environ, port) as url:
+        yield url
+
+
+@contextmanager
+def bolt(stub_url: str, args: argparse.Namespace) -> Iterator[str]:
+    port = free_port()
+    command = [str(BIN / "gunicorn"), "--chdir", str(ROOT), "-k", "gthread", "--threads", str(args.threads),
+               "-w", str(args.processes), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+               "bench.inbox:bolt_app()"]
+    with running(command, {**os.environ, "SLACK_API_URL": stub_url}, port) as url:
+        yield url
+
+
+@contextmanager
+def running(command: list[str], environ: dict[str, str], port: int) -> Iterator[str]:
+    log = open(f"/tmp/parley-bench-{port}.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{command[0]} did not start; see {log.name}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+
+
+def ready(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        connection = http.client.HTTPConnection(host, int(port), timeout=2)
+        connection.request("GET", "/readyz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def slack_stub() -> Iterator[str]:
+    """chat.postMessage answered ok, in a process of its own so it does not slow the load."""
+    port = free_port()
+    process = multiprocessing.get_context("spawn").Process(target=_serve_stub, args=(port,), daemon=True)
+    process.start()
+    try:
+        yield f"http://127.0.0.1:{port}/api/"
+    finally:
+        process.terminate()
+
+
+def _serve_stub(port: int) -> None:
+    import logging
+
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    def app(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
+        answer = {"ok": True, "channel": "D0", "ts": f"{time.time():.6f}", "team_id": "T0123ACME",
+                  "user_id": "U0PARLEYBOT", "bot_id": "B0PARLEY", "user": "parley", "team": "Acme"}
+        return Response(json.dumps(answer), mimetype="application/json")(environ, start_response)
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
+def forget(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis()
+    keys = list(client.scan_iter(f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start:start + 1000])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()

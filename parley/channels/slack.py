@@ -1,0 +1,154 @@
+"""Slack: Events API in (DMs and @mentions), ``chat.postMessage`` out.
+
+A mention in a channel is answered in its thread, so each thread is its own conversation; a DM is
+answered in the DM. Events the bot must not answer (its own and other bots' messages, edits,
+joins, channel chatter it was not mentioned in) parse to nothing, so the bot never talks to itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Request, Response, jsonify
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
+from slack_sdk.signature import SignatureVerifier
+
+from parley.channels.base import clean_text
+from parley.channels.slack_desk import SlackDesk
+from parley.channels.text import SLACK_LIMIT, as_sent, render_chunks, to_mrkdwn
+from parley.core.envelope import Envelope, Reply
+from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+
+MAX_AGE_SECONDS = 5 * 60  # Slack's documented replay window
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+# Subtypes that are still a person writing; every other subtype (edits, joins, bots) is ignored.
+_HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+class SlackAdapter:
+    name = "slack"
+
+    def __init__(self, *, bot_token: str, signing_secret: str, api_url: str, max_text_chars: int,
+                 timeout: float = 10.0, desk: SlackDesk | None = None) -> None:
+        self.verifier = SignatureVerifier(signing_secret)
+        # The reps' handoff channel: what happens there is a rep acting, never a customer writing.
+        self.desk = desk
+        # No retry handlers: a retried post after a lost response would show the answer twice.
+        self.client = WebClient(token=bot_token, base_url=_with_slash(api_url), timeout=int(timeout),
+                                retry_handlers=[])
+        self.max_text_chars = max_text_chars
+
+    def verify(self, request: Request) -> None:
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not timestamp or not signature:
+            raise InvalidSignature("missing X-Slack-Signature or X-Slack-Request-Timestamp")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
+            raise InvalidSignature(f"stale or bad timestamp {timestamp[:20]!r} (replay?)")
+        if not self.verifier.is_valid(body=request.get_data(), timestamp=timestamp, signature=signature):
+            raise InvalidSignature("Slack signature does not match the signing secret")
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType(f"content type {request.mimetype!r}")
+
+    def parse(self, request: Request) -> list[Envelope]:
+        body = _json_object(request)
+        if body.get("type") != "event_callback":
+            return []  # url_verification is answered by ack; other types need no answer
+        event = body.get("event")
+        event_id = body.get("event_id")
+        if not isinstance(event, dict) or not isinstance(event_id, str):
+            raise MalformedPayload("event_callback without event or event_id")
+        if self.desk is not None and event.get("channel") == self.desk.channel:
+            return self.desk.event_envelopes(body, event, event_id)
+        if not _is_customer_message(event, body):
+            return []
+        return [self.to_envelope(body, event, event_id)]
+
+    def to_envelope(self, body: dict[str, Any], event: dict[str, Any], event_id: str) -> Envelope:
+        team = str(body.get("team_id") or event.get("team") or "")
+        channel = _string(event, "channel")
+        # Slack allows far longer messages than we read: answer the start rather than nothing.
+        text = html.unescape(_MENTION.sub("", str(event.get("text") or "")))[:self.max_text_chars]
+        files = tuple(str(f.get("mimetype") or "file")
+                      for f in _list(event.get("files")) if isinstance(f, dict))
+        route = {"channel": channel}
+        conversation_id = f"slack:{team}:{channel}"
+        thread = event.get("thread_ts") or (event.get("ts") if event.get("type") == "app_mention" else None)
+        if thread:
+            # Mentions are answered in a thread, and each thread is a conversation of its own.
+            route["thread_ts"] = str(thread)
+            conversation_id += f":{thread}"
+        return Envelope(channel=self.name, conversation_id=conversation_id, message_id=event_id,
+                        sender=_string(event, "user"),
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=bool(files)),
+                        timestamp=_timestamp(event.get("ts")), attachments=files, route=route,
+                        raw={"team_id": team, "event_type": event.get("type"), "ts": event.get("ts")})
+
+    def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
+        body = request.get_json(silent=True) or {}
+        if body.get("type") == "url_verification":
+            return jsonify(challenge=str(body.get("challenge", "")))
+        return Response(status=200)
+
+    def send(self, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            text = as_sent(reply)
+            for chunk in render_chunks(text, to_mrkdwn, SLACK_LIMIT):
+                try:
+                    self.client.chat_postMessage(channel=reply.route["channel"], text=chunk,
+                                                 thread_ts=reply.route.get("thread_ts"),
+                                                 unfurl_links=False, mrkdwn=True)
+                except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
+                    raise UpstreamError(f"Slack chat.postMessage failed: {exc}") from exc
+
+
+def _is_customer_message(event: dict[str, Any], body: dict[str, Any]) -> bool:
+    """A person's DM or @mention; never a bot (ourselves included), an edit or a join."""
+    if event.get("bot_id") or event.get("subtype") not in _HUMAN_SUBTYPES or not event.get("user"):
+        return False
+    bot_users = {a.get("user_id") for a in _list(body.get("authorizations")) if isinstance(a, dict)}
+    if event.get("user") in bot_users and event.get("type") == "message":
+        return False
+    if event.get("type") == "app_mention":
+        return True
+    # Channel messages come again as app_mention when the bot is mentioned; answer DMs only here.
+    return event.get("type") == "message" and event.get("channel_type") == "im"
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.get_data())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise MalformedPayload("body is not a JSON object")
+    return body
+
+
+def _string(event: dict[str, Any], key: str) -> str:
+    value = event.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload(f"event without {key}")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _timestamp(ts: object) -> float:
+    try:
+        return float(str(ts))
+    except ValueError:
+        return time.time()
+
+
+def _with_slash(url: str) -> str:
+    # WebClient joins base_url and the method name by plain concatenation.
+    return url if url.endswith("/") else url + "/"

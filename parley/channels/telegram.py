@@ -1,0 +1,132 @@
+"""Telegram: Bot API webhook updates in, ``sendMessage`` (HTML parse mode) out.
+
+python-telegram-bot is asyncio-only, and its HTTP client belongs to the event loop it first ran
+in. The adapter therefore owns one private loop on a daemon thread; worker threads hand their
+sends to it and wait for the result, so every call shares one connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import structlog
+from flask import Request, Response
+from telegram import Bot, Message, Update
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import TelegramError
+from telegram.request import HTTPXRequest
+
+from parley.channels.base import clean_text
+from parley.channels.text import TELEGRAM_LIMIT, as_sent, render_chunks, to_telegram_html
+from parley.core.envelope import Envelope, Reply
+from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+
+logger = structlog.get_logger("parley.telegram")
+T = TypeVar("T")
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Message attributes that carry something other than text; a caption, when present, is the text.
+_MEDIA = ("photo", "document", "sticker", "voice", "video", "video_note", "audio", "animation",
+          "location", "contact", "poll")
+
+
+class TelegramAdapter:
+    name = "telegram"
+
+    def __init__(self, *, bot_token: str, secret_token: str, api_url: str, max_text_chars: int,
+                 timeout: float = 10.0) -> None:
+        self.secret_token = secret_token.encode("utf-8")
+        self.max_text_chars = max_text_chars
+        request = HTTPXRequest(connection_pool_size=16, read_timeout=timeout, connect_timeout=timeout,
+                               pool_timeout=timeout)
+        self.bot = Bot(bot_token, base_url=f"{api_url.rstrip('/')}/bot", request=request)
+        self._timeout = timeout * 2
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="parley-telegram")
+        self._thread.start()
+
+    def verify(self, request: Request) -> None:
+        presented = request.headers.get(SECRET_HEADER, "").encode("utf-8")
+        if not hmac.compare_digest(presented, self.secret_token):
+            raise InvalidSignature(f"wrong or missing {SECRET_HEADER}")
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType(f"content type {request.mimetype!r}")
+
+    def parse(self, request: Request) -> list[Envelope]:
+        try:
+            data = json.loads(request.get_data())
+            update = Update.de_json(data, None) if isinstance(data, dict) else None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedPayload(f"not a Telegram Update: {type(exc).__name__}") from None
+        if update is None:
+            raise MalformedPayload("body is not a JSON object")
+        message = update.message or update.edited_message
+        if message is None or message.from_user is None or message.from_user.is_bot:
+            return []  # channel posts, member updates, callbacks...: nothing to answer
+        media = tuple(kind for kind in _MEDIA if getattr(message, kind, None))
+        if not (message.text or message.caption or media):
+            return []  # service messages: someone joined, a pin, a title change...
+        return [self.to_envelope(update.update_id, message, media, edited=update.edited_message is not None)]
+
+    def to_envelope(self, update_id: int, message: Message, media: tuple[str, ...], *,
+                    edited: bool) -> Envelope:
+        # Telegram allows 4,096 characters: answer the start of a long message rather than nothing.
+        text = (message.text or message.caption or "")[:self.max_text_chars]
+        chat_id = str(message.chat.id)
+        route = {"chat_id": chat_id}
+        if message.is_topic_message and message.message_thread_id:
+            route["message_thread_id"] = str(message.message_thread_id)
+        user = message.from_user
+        return Envelope(channel=self.name, conversation_id=f"telegram:{chat_id}", message_id=str(update_id),
+                        sender=str(user.id if user else chat_id),
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=bool(media)),
+                        timestamp=message.date.timestamp(), attachments=media, route=route,
+                        raw={"message_id": message.message_id, "chat_type": message.chat.type,
+                             "edited": edited, "language_code": user.language_code if user else None})
+
+    def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
+        for envelope in envelopes:
+            # "typing…" while a worker prepares the answer; fire and forget, never delays the ack.
+            future = asyncio.run_coroutine_threadsafe(self.bot.send_chat_action(
+                chat_id=envelope.route["chat_id"], action=ChatAction.TYPING), self._loop)
+            future.add_done_callback(_log_failure)
+        return Response(status=200)
+
+    def send(self, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            thread = reply.route.get("message_thread_id")
+            for chunk in render_chunks(as_sent(reply), to_telegram_html,
+                                       TELEGRAM_LIMIT):
+                self._run(self.bot.send_message(
+                    chat_id=reply.route["chat_id"], text=chunk, parse_mode=ParseMode.HTML,
+                    message_thread_id=int(thread) if thread else None,
+                    link_preview_options=None, disable_notification=False))
+
+    def set_webhook(self, url: str) -> bool:
+        """Register ``url`` and the secret token with the Bot API (``parley telegram set-webhook``)."""
+        return self._run(self.bot.set_webhook(url=url, secret_token=self.secret_token.decode("utf-8"),
+                                              allowed_updates=["message", "edited_message"]))
+
+    def close(self) -> None:
+        try:
+            self._run(self.bot.shutdown())
+        except UpstreamError as exc:  # closing connections; nothing left to deliver
+            logger.warning("telegram_shutdown_failed", detail=str(exc))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        try:
+            return asyncio.run_coroutine_threadsafe(call, self._loop).result(self._timeout)
+        except (TelegramError, TimeoutError) as exc:
+            raise UpstreamError(f"Telegram Bot API call failed: {exc}") from exc
+
+
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("telegram_typing_failed", error=type(future.exception()).__name__)

@@ -1,0 +1,87 @@
+"""Twilio: SMS and WhatsApp messages in by webhook, replies out through the Messages REST API.
+
+WhatsApp arrives on the same webhook with ``whatsapp:``-prefixed addresses. The prefix stays on
+both addresses, so the conversation id tells the two apart and the reply goes back from the very
+number (or WhatsApp sender) the customer wrote to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from flask import Request, Response
+from requests import RequestException
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
+
+from parley.channels.base import clean_text
+from parley.channels.text import SMS_LIMIT, as_sent, render_chunks, to_plain
+from parley.core.envelope import Envelope, Reply
+from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class TwilioAdapter:
+    name = "twilio"
+
+    def __init__(self, *, account_sid: str, auth_token: str, api_url: str, public_url: str | None,
+                 max_text_chars: int, timeout: float = 10.0) -> None:
+        self.validator = RequestValidator(auth_token)
+        # max_retries stays None: a retried create after a lost response would send the SMS twice.
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        # The Api domain's base URL is where every Messages call goes (a gateway, or a test stub).
+        self.client.api.base_url = api_url.rstrip("/")
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.max_text_chars = max_text_chars
+
+    def verify(self, request: Request) -> None:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature:
+            raise InvalidSignature("missing X-Twilio-Signature")
+        if request.mimetype != FORM:
+            raise UnsupportedMediaType(f"content type {request.mimetype!r}")
+        url = self.signed_url(request)
+        if not self.validator.validate(url, request.form, signature):
+            raise InvalidSignature(f"Twilio signature does not match {url} and the auth token")
+
+    def signed_url(self, request: Request) -> str:
+        """The URL Twilio requested, as the customer-facing side saw it (behind the Ingress)."""
+        path = request.full_path if request.query_string else request.path
+        if self.public_url:
+            return self.public_url + path
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        return f"{scheme}://{host}{path}"
+
+    def parse(self, request: Request) -> list[Envelope]:
+        form = request.form
+        sender, recipient, sid = form.get("From", ""), form.get("To", ""), form.get("MessageSid", "")
+        if not sender or not recipient or not sid:
+            raise MalformedPayload("form without From, To or MessageSid")
+        media_count = int(form.get("NumMedia", "0")) if form.get("NumMedia", "0").isdigit() else 0
+        media = tuple(form.get(f"MediaContentType{i}", "media") for i in range(min(media_count, 10)))
+        text = clean_text(form.get("Body", "")[:self.max_text_chars], max_chars=self.max_text_chars,
+                          allow_empty=bool(media))
+        variant = "whatsapp" if sender.startswith("whatsapp:") else "sms"
+        return [Envelope(channel=self.name, conversation_id=f"twilio:{sender}:{recipient}", message_id=sid,
+                         sender=sender, text=text, timestamp=time.time(), attachments=media,
+                         route={"to": sender, "from": recipient, "variant": variant},
+                         raw={k: form[k] for k in ("AccountSid", "MessagingServiceSid", "ProfileName",
+                                                   "WaId", "FromCountry") if k in form})]
+
+    def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
+        # Empty TwiML: the answer goes later by REST, once a worker has it.
+        return Response(str(MessagingResponse()), status=200, mimetype="text/xml")
+
+    def send(self, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            for chunk in render_chunks(as_sent(reply), to_plain, SMS_LIMIT):
+                try:
+                    self.client.messages.create(to=reply.route["to"], from_=reply.route["from"], body=chunk)
+                except (TwilioException, RequestException) as exc:
+                    raise UpstreamError(f"Twilio messages.create failed: {exc}") from exc

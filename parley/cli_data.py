@@ -1,0 +1,169 @@
+"""The data scientist's commands: ``parley db``, ``export``, ``label``, ``train``, ``models``, ``eval``."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from parley.errors import ConfigError
+from parley.settings import Settings, load_settings
+
+_WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _database(settings: Settings, *, migrate: bool = True) -> Any:
+    from parley.stores.schema import upgrade
+    from parley.stores.sql import make_engine
+
+    engine = make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+@click.group()
+def db() -> None:
+    """Create, upgrade or downgrade the SQL schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@click.pass_obj
+def db_upgrade(config: str | None, revision: str, sql: bool) -> None:
+    """Upgrade to REVISION (default: the newest)."""
+    from alembic import command
+
+    from parley.stores import schema
+
+    settings = _settings(config)
+    if sql:
+        command.upgrade(schema.alembic_config(url=settings.database_url), revision, sql=True)
+        return
+    engine = _database(settings, migrate=False)
+    schema.upgrade(engine, revision)
+    click.echo(f"database at revision {schema.current(engine)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@click.pass_obj
+def db_downgrade(config: str | None, revision: str, sql: bool) -> None:
+    """Downgrade to REVISION ('base' drops every table: the data goes with them)."""
+    from alembic import command
+
+    from parley.stores import schema
+
+    settings = _settings(config)
+    if sql:
+        command.downgrade(schema.alembic_config(url=settings.database_url), revision, sql=True)
+        return
+    engine = _database(settings, migrate=False)
+    schema.downgrade(engine, revision)
+    click.echo(f"database at revision {schema.current(engine) or 'base (empty)'}")
+
+
+@db.command("current")
+@click.pass_obj
+def db_current(config: str | None) -> None:
+    """Print the database's schema revision."""
+    from parley.stores import schema
+
+    click.echo(schema.current(_database(_settings(config), migrate=False)) or "base (empty)")
+
+
+@click.command("export")
+@click.option("--since", type=_WHEN, help="First moment (UTC) included, e.g. 2026-01-31.")
+@click.option("--until", type=_WHEN, help="First moment (UTC) excluded.")
+@click.option("--channel", help="Only this channel (widget, slack, twilio, telegram...).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: standard output).")
+@click.option("--no-redact", is_flag=True,
+              help="Export raw text and ids, with personal data. Only where you may hold it.")
+@click.pass_obj
+def export(config: str | None, since: datetime | None, until: datetime | None, channel: str | None,
+           fmt: str, output: Path | None, no_redact: bool) -> None:
+    """Stream every message with its conversation, engine metadata, feedback and label."""
+    from parley.data.export import ExportQuery, encode, redactor_of, rows
+
+    settings = _settings(config)
+    query = ExportQuery(since=_utc(since), until=_utc(until), channel=channel)
+    counted = _count(rows(_database(settings), query, None if no_redact else redactor_of(settings)))
+    with (output.open("wb") if output else _stdout()) as out:
+        for chunk in encode(counted, fmt):  # type: ignore[arg-type]
+            out.write(chunk)
+    click.echo(f"exported {counted.count} messages ({'NOT redacted' if no_redact else 'redacted'})"
+               + (f" to {output}" if output else ""), err=True)
+
+
+class _Counter:
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self._items:
+            self.count += 1
+            yield item
+
+
+def _count(items: Iterator[dict[str, Any]]) -> _Counter:
+    return _Counter(items)
+
+
+def _stdout() -> Any:
+    return contextlib.nullcontext(click.get_binary_stream("stdout"))
+
+
+@click.group()
+def label() -> None:
+    """Label customer messages with the article (or 'handoff') they needed."""
+
+
+@label.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8"))
+@click.pass_obj
+def label_import(config: str | None, csv_file: Any) -> None:
+    """Store labels from a CSV with the columns message_id,intent."""
+    from parley.data.labels import import_labels
+    from parley.ingest import load_articles
+
+    settings = _settings(config)
+    articles = load_articles(settings.knowledge.path)
+    report = import_labels(_database(settings), csv_file, intents={a.id for a in articles})
+    for problem in report.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    click.echo(f"stored {report.stored} labels" + (f", skipped {len(report.problems)} rows"
+                                                    if report.problems else ""))
+    if report.problems and not report.stored:
+        raise SystemExit(1)
+
+
+@label.command("suggest")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.pass_obj
+def label_suggest(config: str | None, limit: int) -> None:
+    """Print (CSV) unlabelled messages to label first: bad feedback, then low confidence."""
+    from parley.data.labels import suggest, write_suggestions
+
+    write_suggestions(suggest(_database(_settings(config)), limit=limit), sys.stdout)

@@ -1,0 +1,154 @@
+"""``parley train``, ``parley models list|activate|rollback`` and ``parley eval``."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+import click
+
+from parley.cli_data import _WHEN, _database, _settings, _utc
+from parley.errors import ConfigError, NotFound
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["tfidf-logreg", "tfidf-logreg-body"]), default="tfidf-logreg",
+              show_default=True, help="-body also learns from the articles' text (stronger, slower).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
+@click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
+              help="Share of each intent's examples held out to measure the model.")
+@click.option("--since", type=_WHEN, help="Only labels on messages from this moment (UTC).")
+@click.option("--until", type=_WHEN, help="Only labels on messages before this moment (UTC).")
+@click.option("--activate", is_flag=True, help="Make the new model the active one.")
+@click.pass_obj
+def train(config: str | None, kind: str, seed: int, holdout: float, since: datetime | None,
+          until: datetime | None, activate: bool) -> None:
+    """Fit an intent classifier on labelled messages plus the knowledge base's own questions."""
+    from parley.data import models, tracking
+    from parley.data.labels import labelled_examples
+    from parley.data.training import knowledge_examples
+    from parley.data.training import train as fit
+    from parley.ingest import load_articles
+
+    settings = _settings(config)
+    engine = _database(settings)
+    labelled, first, last = labelled_examples(engine, since=_utc(since), until=_utc(until))
+    articles = load_articles(settings.knowledge.path)
+    examples = knowledge_examples(articles, body=kind == "tfidf-logreg-body") + labelled
+    click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
+    model, metrics = fit(examples, kind=kind, seed=seed, holdout=holdout)
+    params = {"holdout": holdout, "examples": len(examples), "labelled": len(labelled)}
+    row = models.save(engine, settings.models_dir, model, metrics, seed=seed, data_from=first,
+                      data_until=last, params=params)
+    click.echo(f"held out {metrics.test_size}: accuracy {metrics.accuracy:.1%}, "
+               f"macro-F1 {metrics.macro_f1:.3f}")
+    for expected, predicted, count in metrics.confused:
+        click.echo(f"  confused {expected} -> {predicted}  x{count}")
+    click.echo(f"saved model {row.version} ({settings.models_dir / row.artefact})")
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        run_id = tracking.log_run(row, settings.models_dir / row.artefact)
+        click.echo(f"logged to MLflow run {run_id}")
+    if activate:
+        models.activate(engine, row.version)
+        click.echo(f"activated {row.version}: restart Parley to answer with it")
+
+
+@click.group("models")
+def models_group() -> None:
+    """List, activate and roll back trained models."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+@click.pass_obj
+def models_list(config: str | None, as_json: bool) -> None:
+    from parley.data import models
+
+    rows = models.versions(_database(_settings(config)))
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(models.describe(row)))
+        return
+    if not rows:
+        click.echo("no trained models yet: run `parley train`")
+        return
+    click.echo(f"{'':2}{'VERSION':28}{'ACCURACY':>10}{'MACRO-F1':>10}  CREATED")
+    for row in rows:
+        metrics = json.loads(row.metrics)
+        click.echo(f"{'*' if row.active else ' '} {row.version:28}{metrics.get('accuracy', 0):>10.1%}"
+                   f"{metrics.get('macro_f1', 0):>10.3f}  {row.created_at:%Y-%m-%d %H:%M}")
+
+
+@models_group.command("activate")
+@click.argument("version")
+@click.pass_obj
+def models_activate(config: str | None, version: str) -> None:
+    """Answer with VERSION (model first, retrieval when it is unsure) from the next start."""
+    from parley.data import models
+
+    settings = _settings(config)
+    engine = _database(settings)
+    try:
+        row = models.activate(engine, version)
+        models.load(settings.models_dir, row)  # refuse now what the server would refuse at start
+    except (NotFound, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"activated {row.version}: restart Parley to answer with it")
+
+
+@models_group.command("rollback")
+@click.pass_obj
+def models_rollback(config: str | None) -> None:
+    """Return to the previously active model (or to retrieval alone)."""
+    from parley.data import models
+
+    previous = models.rollback(_database(_settings(config)))
+    click.echo(f"activated {previous.version}" if previous else
+               "no model active: retrieval answers alone")
+    click.echo("restart Parley to apply")
+
+
+@click.command("eval")
+@click.argument("questions", type=click.File("r", encoding="utf-8"))
+@click.option("--model", "version", help="Evaluate this registered model (default: the active one).")
+@click.option("--no-model", is_flag=True, help="Retrieval alone, as with no model active.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_obj
+def evaluate(config: str | None, questions: Any, version: str | None, no_model: bool, as_json: bool) -> None:
+    """Answer each question (columns text,expected) as a customer's message and score the answers."""
+    from parley.core.dialogue import Dialogue
+    from parley.core.engine import RetrievalEngine
+    from parley.core.knowledge import KnowledgeIndex
+    from parley.data import evaluation, models
+    from parley.ingest import load_articles
+    from parley.stores.memory import MemorySessionStore
+    from parley.wiring import policy_of
+
+    settings = _settings(config)
+    try:
+        items = evaluation.read_questions(questions)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = _database(settings)
+    classifier = None
+    if not no_model:
+        try:
+            classifier = _pick_model(engine, settings, version, models)
+        except (NotFound, ConfigError) as exc:
+            raise click.ClickException(str(exc)) from None
+    index = KnowledgeIndex(load_articles(settings.knowledge.path))
+    offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
+    dialogue = Dialogue(engine=offline, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings))
+    report = evaluation.summarise(evaluation.run(dialogue, items))
+    click.echo(json.dumps(report.as_dict()) if as_json else evaluation.format_report(report))
+
+
+def _pick_model(engine: Any, settings: Any, version: str | None, models: Any) -> Any:
+    if version is None:
+        return models.active_model(engine, settings.models_dir)
+    row = next((row for row in models.versions(engine) if row.version == version), None)
+    if row is None:
+        raise NotFound(f"no model version {version!r} (see `parley models list`)")
+    return models.load(settings.models_dir, row)

@@ -1,0 +1,117 @@
+"""``parley worker`` (dialogue workers without the web server) and ``parley inbox`` (operations)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from parley.errors import ConfigError, ParleyError
+from parley.settings import Settings, load_settings
+
+
+def _redis_settings(config: str | None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings.storage.redis_url is None:
+        raise click.ClickException("this command needs REDIS_URL: the embedded inbox lives inside "
+                                   "`parley serve` and no other process can reach it")
+    return settings
+
+
+@click.command()
+@click.option("--metrics-port", envvar="PARLEY_METRICS_PORT", type=int, default=None,
+              help="Serve Prometheus metrics on this port (the web pods serve theirs at /metrics).")
+@click.pass_obj
+def worker(config: str | None, metrics_port: int | None) -> None:
+    """Answer messages from the shared Redis inbox, without serving HTTP (stop with SIGTERM)."""
+    from parley import logs
+    from parley.wiring import build_services
+
+    settings = _redis_settings(config)
+    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format)
+    services = build_services(settings)
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    services.workers.start()
+    if metrics_port is not None:
+        from parley.metrics import start_metrics_server
+
+        start_metrics_server(services.metrics, services.inbox, port=metrics_port)
+    click.echo(f"Parley worker: {services.inbox.partitions} partitions, waiting for messages "
+               "(SIGTERM or Ctrl+C to stop)")
+    stopping.wait()
+    services.close()  # finishes the messages in flight, then hands the partitions to other workers
+    click.echo("worker stopped")
+
+
+@click.group()
+def inbox() -> None:
+    """See and act on the Redis inbox: queued, pending and dead-lettered messages."""
+
+
+@inbox.command()
+@click.option("--limit", type=int, default=20, show_default=True, help="Dead letters to list.")
+@click.pass_obj
+def status(config: str | None, limit: int) -> None:
+    """Queued and pending entries, and the dead letters with their reasons."""
+    redis_inbox = _inbox(config)
+    with _refusals():
+        summary = redis_inbox.status()
+        letters = redis_inbox.dead_letters(limit)
+    click.echo(f"partitions: {summary['partitions']}  queued: {summary['queued']}  "
+               f"in flight: {summary['pending']}  dead letters: {summary['dead_letters']}")
+    for queued, partition in summary["busiest"]:  # type: ignore[attr-defined]
+        click.echo(f"  partition {partition}: {queued} queued")
+    for letter in letters:
+        envelope = letter.envelope
+        click.echo(f"{letter.id}  {envelope.channel}  conversation {envelope.conversation_id}  "
+                   f"message {envelope.message_id}  attempts {letter.attempts}  reason: {letter.reason}")
+
+
+@inbox.command()
+@click.argument("dead_letter_id")
+@click.pass_obj
+def replay(config: str | None, dead_letter_id: str) -> None:
+    """Queue a dead-lettered message again (it is answered at most once: the log remembers)."""
+    with _refusals():
+        envelope = _inbox(config).replay(dead_letter_id)
+    click.echo(f"replayed {dead_letter_id}: conversation {envelope.conversation_id}, "
+               f"message {envelope.message_id}")
+
+
+@inbox.command()
+@click.argument("dead_letter_id")
+@click.pass_obj
+def drop(config: str | None, dead_letter_id: str) -> None:
+    """Delete a dead-lettered message for good."""
+    with _refusals():
+        envelope = _inbox(config).drop(dead_letter_id)
+    click.echo(f"dropped {dead_letter_id}: conversation {envelope.conversation_id}, "
+               f"message {envelope.message_id}")
+
+
+def _inbox(config: str | None):  # noqa: ANN202 - RedisInbox, imported lazily to keep startup light
+    from parley.wiring import redis_inbox_of
+
+    return redis_inbox_of(_redis_settings(config))
+
+
+class _refusals:  # noqa: N801 - reads as "with refusals():"
+    """Our errors become a one-line CLI error (exit 1), not a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, value, traceback) -> None:  # noqa: ANN001 - context manager protocol
+        if isinstance(value, ParleyError):
+            raise click.ClickException(str(value)) from None

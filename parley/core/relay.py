@@ -1,0 +1,186 @@
+"""What happens while a person has the conversation: relaying both ways and the reps' actions. Pure.
+
+Each function takes the session and one envelope and returns an ``Outcome``: the new session, the
+replies (to the customer's channel and to the desk) and the handoff events to log. The bot's
+answer engine is never consulted here, which is what keeps the bot muted during a handoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from parley.core import handoff
+from parley.core.envelope import AnswerMeta, Envelope, Reply
+from parley.core.handoff import DESK, HandoffRules, InvalidTransition
+from parley.core.sessions import Session, Turn
+
+RATINGS = ("1", "2", "3", "4", "5")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffTexts:
+    """What the customer and the reps are told at each step."""
+
+    requested: str = ("I've let our support team know you'd like to talk to a person. "
+                      "Someone will reply here as soon as they can.")
+    already_requested: str = "Your request is already with our support team; a person will reply here."
+    outside_hours: str = ("Our support team is away right now and back {when}. Your request stays open, "
+                          "and a person will reply here then.")
+    reminder: str = ("Thanks for waiting. Our support team usually replies within about {minutes} minutes; "
+                     "your request is still open.")
+    joined: str = "{name} from our support team has joined the conversation."
+    joined_anonymous: str = "A member of our support team has joined the conversation."
+    handed_back: str = ("You're back with the assistant. Ask me anything, "
+                        "or ask for a person again at any time.")
+    rate: str = ("Our support team marked your request as solved. How would you rate the help you got, "
+                 "from 1 (poor) to 5 (excellent)?")
+    rated: str = "Thank you for your rating!"
+    engine_failed: str = "Sorry, I'm having trouble answering right now. Please try again in a moment."
+    team: str = "Support team"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: str
+    reason: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    session: Session
+    replies: tuple[Reply, ...] = ()
+    events: tuple[Event, ...] = ()
+    turns: tuple[Turn, ...] = ()
+
+
+def to_desk(session: Session, text: str, *, kind: str, author: str | None = None) -> Reply:
+    """A message for the conversation's thread in the reps' channel."""
+    return Reply(conversation_id=session.conversation_id, channel=DESK, text=text, author=author,
+                 route={"handoff": str(session.handoffs), "kind": kind, "customer_channel": session.channel},
+                 meta=AnswerMeta(engine="handoff", intent=f"desk_{kind}"))
+
+
+def to_customer(session: Session, text: str, *, intent: str, author: str | None = None,
+                quick_replies: tuple[str, ...] = ()) -> Reply:
+    """A message on the customer's own channel (whatever channel the envelope came from)."""
+    return Reply(conversation_id=session.conversation_id, channel=session.channel, route=session.route,
+                 text=text, author=author, quick_replies=quick_replies,
+                 meta=AnswerMeta(engine="person" if author else "handoff", intent=intent))
+
+
+def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope: Envelope,
+                   now: float) -> Outcome:
+    """A customer message while handed off goes to the thread; the bot stays silent."""
+    text = envelope.text or f"[sent {len(envelope.attachments)} attachment(s)]"
+    replies: tuple[Reply, ...] = (to_desk(session, text, kind="customer"),)
+    if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text, button="") is not None:
+        # Asking again while waiting: reassure, never open a second thread.
+        replies = (*replies, to_customer(session, texts.already_requested, intent="handoff_already"))
+    return Outcome(session=session, replies=replies, turns=(Turn(role="customer", text=text, at=now),))
+
+
+def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope: Envelope,
+             now: float) -> Outcome:
+    """A rep's thread reply or button press, for the customer's conversation."""
+    action = envelope.action or "reply"
+    actor = envelope.sender_name or envelope.sender
+    if action == "note" or (action == "reply" and handoff.is_note(rules, envelope.text)):
+        return Outcome(session=session)
+    if action not in ("reply", "claim", "hand_back", "resolve"):
+        unknown = to_desk(session, f"Unknown action {action!r}.", kind="error")
+        return Outcome(session=session, replies=(unknown,))
+    if not session.is_handed_off:
+        note = (f"Not sent: this conversation is back with the bot ({session.handoff}). "
+                "The customer can ask for a person again.")
+        return Outcome(session=session, replies=(to_desk(session, note, kind="error"),))
+    if action == "reply" and envelope.attachments:
+        # Files stay in Slack (they may be internal); the rep is told, and any text still goes.
+        warning = to_desk(session, "Files are not sent to the customer; paste the text or a link instead.",
+                          kind="error")
+        if not envelope.text.strip():
+            return Outcome(session=session, replies=(warning,))
+        sent = _reply(rules, texts, session, envelope, now)
+        return replace(sent, replies=(*sent.replies, warning))
+    try:
+        if action == "reply":
+            return _reply(rules, texts, session, envelope, now)
+        if action == "claim":
+            return _claim(rules, texts, session, actor)
+        if action == "hand_back":
+            return _hand_back(texts, session, actor)
+        return _resolve(texts, session, actor)
+    except InvalidTransition as exc:
+        detail = f" by {session.claimed_by}" if session.claimed_by else ""
+        done = to_desk(session, f"Already done{detail}: {exc}.", kind="error")
+        return Outcome(session=session, replies=(done,))
+
+
+def remind(rules: HandoffRules, texts: HandoffTexts, session: Session, now: float) -> Outcome:
+    """Nobody claimed the conversation in time: tell the customer again, with the expected wait."""
+    if session.handoff != "waiting" or session.handoff_requested_at is None:
+        return Outcome(session=session)
+    if rules.hours is not None and not rules.hours.is_open(now):
+        return Outcome(session=session)  # they were told when people are back
+    due = handoff.reminders_due(rules, session.handoff_requested_at, now)
+    if due <= session.reminders_sent:
+        return Outcome(session=session)
+    minutes = round((now - session.handoff_requested_at) / 60)
+    told = texts.reminder.format(minutes=rules.expected_wait_minutes)
+    replies = (to_customer(session, told, intent="handoff_reminder"),
+               to_desk(session, f"Still unclaimed after {minutes} min; the customer was told again.",
+                       kind="status"))
+    return Outcome(session=replace(session, reminders_sent=due), replies=replies,
+                   events=(Event(kind="reminded", reason=f"after {minutes} min"),))
+
+
+def rate(texts: HandoffTexts, session: Session, score: int, now: float, text: str) -> Outcome:
+    """The customer's 1-5 rating after a resolve: recorded, thanked, shown to the reps."""
+    replies = (to_customer(session, texts.rated, intent="handoff_rated"),
+               to_desk(session, f"The customer rated the help {score}/5.", kind="status"))
+    return Outcome(session=replace(session, rating_prompt=None), replies=replies,
+                   events=(Event(kind="rating", reason=str(score)),),
+                   turns=(Turn(role="customer", text=text, at=now),
+                          Turn(role="bot", text=texts.rated, at=now)))
+
+
+def _claim(rules: HandoffRules, texts: HandoffTexts, session: Session, actor: str) -> Outcome:
+    state = handoff.transition(session.handoff, "claim")
+    claimed = replace(session, handoff=state, claimed_by=actor)
+    joined = texts.joined.format(name=actor) if rules.show_rep_names else texts.joined_anonymous
+    replies = (to_customer(claimed, joined, intent="handoff_claimed"),
+               to_desk(claimed, f"Claimed by {actor}.", kind="status"))
+    return Outcome(session=claimed, replies=replies, events=(Event(kind="claimed", actor=actor),))
+
+
+def _reply(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope: Envelope,
+           now: float) -> Outcome:
+    actor = envelope.sender_name or envelope.sender
+    events: tuple[Event, ...] = ()
+    if session.handoff == "waiting":  # the first reply in an unclaimed thread claims it
+        session = replace(session, handoff=handoff.transition(session.handoff, "claim"), claimed_by=actor)
+        events = (Event(kind="claimed", actor=actor),)
+    if session.first_rep_reply_at is None:
+        session = replace(session, first_rep_reply_at=now)
+        events = (*events, Event(kind="first_reply", actor=actor))
+    author = actor if rules.show_rep_names else texts.team
+    reply = to_customer(session, envelope.text, intent="agent_reply", author=author)
+    return Outcome(session=session, replies=(reply,), events=events,
+                   turns=(Turn(role="agent", text=envelope.text, at=now),))
+
+
+def _hand_back(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
+    back = replace(session, handoff=handoff.transition(session.handoff, "hand_back"), claimed_by=None,
+                   low_confidence_streak=0, engine_failures=0)
+    replies = (to_customer(back, texts.handed_back, intent="handoff_handed_back"),
+               to_desk(session, f"Handed back to the bot by {actor}.", kind="status"))
+    return Outcome(session=back, replies=replies, events=(Event(kind="handed_back", actor=actor),))
+
+
+def _resolve(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
+    done = replace(session, handoff=handoff.transition(session.handoff, "resolve"), claimed_by=None,
+                   low_confidence_streak=0, engine_failures=0)
+    prompt = to_customer(done, texts.rate, intent="handoff_rating_prompt", quick_replies=RATINGS)
+    replies = (prompt, to_desk(session, f"Resolved by {actor}. The customer was asked for a rating.",
+                               kind="status"))
+    return Outcome(session=done, replies=replies, events=(Event(kind="resolved", actor=actor),))

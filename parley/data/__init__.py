@@ -1,0 +1,1 @@
+"""Conversation data for data scientists: export, labels, training, model versions, evaluation."""

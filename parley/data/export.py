@@ -1,0 +1,180 @@
+"""Streaming the conversation log out for analysis: one row per message, as JSON Lines, CSV or
+Parquet, with the conversation, what produced each answer, its feedback and its label.
+
+Rows are read with a server-side cursor in batches and written as they come, so memory stays flat
+whatever the size of the log. Redaction is on unless the caller turns it off explicitly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, select
+
+from parley.data.redaction import Redactor
+from parley.settings import Settings
+from parley.stores.sql import Conversation, Feedback, Label, Message
+
+Format = Literal["jsonl", "csv", "parquet"]
+FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv",
+               "parquet": "application/vnd.apache.parquet"}
+
+SCHEMA = pa.schema([
+    ("message_id", pa.string()), ("conversation_id", pa.string()), ("channel", pa.string()),
+    ("customer", pa.string()), ("direction", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("text", pa.string()), ("in_reply_to", pa.string()), ("author", pa.string()),
+    ("engine", pa.string()), ("intent", pa.string()), ("confidence", pa.float64()),
+    ("sources", pa.string()), ("latency_ms", pa.float64()), ("cached", pa.bool_()),
+    ("model_version", pa.string()), ("feedback_kind", pa.string()), ("feedback_score", pa.int64()),
+    ("feedback_comment", pa.string()), ("label", pa.string()),
+])
+COLUMNS = tuple(SCHEMA.names)
+
+
+def redactor_of(settings: Settings) -> Redactor:
+    """The configured patterns, keyed by ``data.pseudonym_key`` or a fresh key for this export."""
+    key = settings.data.pseudonym_key
+    return Redactor.build(settings.data.redact_patterns,
+                          key.get_secret_value().encode("utf-8") if key else os.urandom(32))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportQuery:
+    since: datetime | None = None
+    until: datetime | None = None
+    channel: str | None = None
+    batch_size: int = 5000
+
+
+_SELECTED = (
+    Message.public_id.label("message_id"), Message.conversation_id, Message.channel,
+    Conversation.customer, Message.direction, Message.created_at, Message.text, Message.in_reply_to,
+    Message.author, Message.engine, Message.intent, Message.confidence, Message.sources,
+    Message.latency_ms, Message.cached, Message.model_version, Feedback.kind.label("feedback_kind"),
+    Feedback.score.label("feedback_score"), Feedback.comment.label("feedback_comment"),
+    Label.intent.label("label"),
+)
+
+
+def rows(engine: Engine, query: ExportQuery, redactor: Redactor | None) -> Iterator[dict[str, Any]]:
+    """Every message matching ``query`` in log order; ``redactor`` None exports the raw text."""
+    statement = (
+        select(*_SELECTED)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(Feedback, Feedback.message_id == Message.public_id)
+        .outerjoin(Label, Label.message_id == Message.public_id)
+        .order_by(Message.id)
+    )
+    if query.since is not None:
+        statement = statement.where(Message.created_at >= _naive_utc(query.since))
+    if query.until is not None:
+        statement = statement.where(Message.created_at < _naive_utc(query.until))
+    if query.channel is not None:
+        statement = statement.where(Message.channel == query.channel)
+    with engine.connect() as connection:
+        # A server-side cursor on PostgreSQL: rows arrive batch by batch, never all at once.
+        result = connection.execution_options(stream_results=True, yield_per=query.batch_size)
+        for record in result.execute(statement).mappings():
+            yield _row(dict(record), redactor)
+
+
+def _row(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
+    created = row["created_at"]
+    row["created_at"] = created if created.tzinfo else created.replace(tzinfo=UTC)
+    row["sources"] = ",".join(source["id"] for source in json.loads(row["sources"]))
+    if redactor is not None:
+        row["text"] = redactor.text(row["text"])
+        row["feedback_comment"] = redactor.text(row["feedback_comment"])
+        # Ids of phone channels are phone numbers: replace them by stable pseudonyms.
+        row["customer"] = redactor.pseudonym(row["customer"])
+        row["conversation_id"] = redactor.pseudonym(row["conversation_id"])
+        if row["author"] is not None:
+            row["author"] = redactor.pseudonym(row["author"])
+    return row
+
+
+def encode(records: Iterable[dict[str, Any]], fmt: Format, *, batch_size: int = 5000) -> Iterator[bytes]:
+    """The export file, piece by piece, for a file or an HTTP response."""
+    if fmt == "jsonl":
+        return _jsonl(records)
+    if fmt == "csv":
+        return _csv(records)
+    return _parquet(records, batch_size)
+
+
+def _jsonl(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    for record in records:
+        yield (json.dumps({**record, "created_at": record["created_at"].isoformat()},
+                          ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _csv(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for number, record in enumerate(records, 1):
+        writer.writerow({**record, "created_at": record["created_at"].isoformat()})
+        if number % 1000 == 0:
+            yield _drain(buffer)
+    yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> bytes:
+    data = buffer.getvalue().encode("utf-8")
+    buffer.seek(0)
+    buffer.truncate()
+    return data
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file that hands what Arrow wrote to the generator between row groups."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)
+        self.pieces.append(piece)
+        self.position += len(piece)
+        return len(piece)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        data, self.pieces = b"".join(self.pieces), []
+        return data
+
+
+def _parquet(records: Iterable[dict[str, Any]], batch_size: int) -> Iterator[bytes]:
+    sink = _Sink()
+    with pq.ParquetWriter(sink, SCHEMA, compression="zstd") as writer:
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) == batch_size:
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
+                batch = []
+                yield sink.take()
+        if batch:
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
+    yield sink.take()
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    # Stored datetimes are UTC without a zone (SQLite keeps none); compare like with like.
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -1,0 +1,141 @@
+"""Model versions: artefacts on disk under the models directory, registered in SQL.
+
+An artefact is the fitted pipeline dumped with joblib. Its version is a hash of what the model
+learned (the same data and seed give the same version); the file's own SHA-256 is registered and
+checked again at load, so a replaced or truncated file never answers customers.
+A JSON file beside it repeats the registry row, so the artefact describes itself. Only the
+models directory is trusted to hold artefacts: joblib files execute code when loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import joblib
+import structlog
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session
+
+from parley.data.training import Metrics, TrainedModel, fingerprint
+from parley.errors import ConfigError, NotFound
+from parley.stores.sql import ModelVersion
+
+logger = structlog.get_logger("parley.models")
+_LIBRARIES = ("scikit-learn", "numpy", "scipy", "PyStemmer", "joblib")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        versions[name] = metadata.version(name)
+    return versions
+
+
+def save(engine: Engine, models_dir: Path, model: TrainedModel, metrics: Metrics, *,
+         seed: int, data_from: datetime | None = None, data_until: datetime | None = None,
+         params: dict[str, object] | None = None) -> ModelVersion:
+    """Write the artefact and register it (inactive); a model learned before keeps its version."""
+    version = f"{model.kind}-{fingerprint(model)[:10]}"
+    with Session(engine, expire_on_commit=False) as session:
+        existing = session.get(ModelVersion, version)
+        if existing is not None:
+            return existing
+        buffer = io.BytesIO()
+        joblib.dump({"kind": model.kind, "pipeline": model.pipeline}, buffer, compress=3)
+        models_dir.mkdir(parents=True, exist_ok=True)
+        artefact = models_dir / f"{version}.joblib"
+        artefact.write_bytes(buffer.getvalue())
+        row = ModelVersion(version=version, kind=model.kind, artefact=artefact.name,
+                           content_hash=hashlib.sha256(buffer.getvalue()).hexdigest(),
+                           metrics=json.dumps(metrics.as_dict()),
+                           params=json.dumps({"seed": seed, **(params or {}),
+                                              "libraries": library_versions()}),
+                           data_from=data_from, data_until=data_until)
+        session.add(row)
+        session.commit()
+    (models_dir / f"{version}.json").write_text(json.dumps(describe(row), indent=2), encoding="utf-8")
+    return row
+
+
+def describe(row: ModelVersion) -> dict[str, object]:
+    return {"version": row.version, "kind": row.kind, "artefact": row.artefact,
+            "content_hash": row.content_hash, "metrics": json.loads(row.metrics),
+            "params": json.loads(row.params), "active": row.active,
+            "data_from": _iso(row.data_from), "data_until": _iso(row.data_until),
+            "created_at": _iso(row.created_at), "activated_at": _iso(row.activated_at)}
+
+
+def versions(engine: Engine) -> list[ModelVersion]:
+    with Session(engine) as session:
+        return list(session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)))
+
+
+def active(engine: Engine) -> ModelVersion | None:
+    with Session(engine) as session:
+        return session.scalars(select(ModelVersion).where(ModelVersion.active)).first()
+
+
+def activate(engine: Engine, version: str) -> ModelVersion:
+    """Make ``version`` the one the offline engine uses (after the next start)."""
+    with Session(engine, expire_on_commit=False) as session:
+        row = session.get(ModelVersion, version)
+        if row is None:
+            raise NotFound(f"no model version {version!r} (see `parley models list`)")
+        session.execute(update(ModelVersion).where(ModelVersion.active).values(active=False))
+        row.active, row.activated_at = True, datetime.now(UTC)
+        session.add(row)
+        session.commit()
+        return row
+
+
+def rollback(engine: Engine) -> ModelVersion | None:
+    """Back to the model active before the current one; None: no model, retrieval answers alone."""
+    with Session(engine, expire_on_commit=False) as session:
+        current = session.scalars(select(ModelVersion).where(ModelVersion.active)).first()
+        previous = session.scalars(
+            select(ModelVersion).where(~ModelVersion.active, ModelVersion.activated_at.is_not(None))
+            .order_by(ModelVersion.activated_at.desc())).first()
+        if current is not None:
+            current.active = False
+            # Forget its activation, so a second rollback goes further back instead of returning.
+            current.activated_at = None
+            session.add(current)
+        if previous is not None:
+            previous.active, previous.activated_at = True, datetime.now(UTC)
+            session.add(previous)
+        session.commit()
+        return previous
+
+
+def active_model(engine: Engine, models_dir: Path) -> TrainedModel | None:
+    """The active model, loaded and checked; None when retrieval answers alone."""
+    row = active(engine)
+    if row is None:
+        return None
+    model = load(models_dir, row)
+    logger.info("model_loaded", version=row.version, kind=row.kind)
+    return model
+
+
+def load(models_dir: Path, row: ModelVersion) -> TrainedModel:
+    path = models_dir / row.artefact
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"model {row.version}: cannot read {path}: {exc.strerror} "
+                          "(is data.models_dir shared with this process?)") from None
+    if hashlib.sha256(content).hexdigest() != row.content_hash:
+        raise ConfigError(f"model {row.version}: {path} does not match its registered content hash")
+    stored = joblib.load(io.BytesIO(content))
+    return replace(TrainedModel(stored["pipeline"], stored["kind"]), version=row.version)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

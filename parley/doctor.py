@@ -1,0 +1,203 @@
+"""``parley doctor``: check a deployment from the inside, one line per check.
+
+Run it in a pod (``kubectl exec deploy/parley-web -- parley doctor``) or anywhere with the pod's
+environment. Each check says ok, FAIL (with what to fix) or skip (not configured). Secrets are never
+printed: URLs are shown without their credentials, and API errors by their code only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import requests
+
+from parley.settings import Settings
+
+Status = Literal["ok", "FAIL", "skip", "warn"]
+TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    """Every check, in the order an operator would fix them."""
+    checks: list[tuple[str, Callable[[Settings], Check | None]]] = [
+        ("knowledge", _knowledge), ("sql", _sql), ("redis", _redis), ("llm", _llm),
+        ("slack", _slack), ("twilio", _twilio), ("telegram", _telegram), ("public url", _public_url),
+    ]
+    for name, check in checks:
+        try:
+            result = check(settings)
+        except Exception as exc:  # one broken dependency must not hide the other checks
+            result = Check(name, "FAIL", f"{type(exc).__name__}: {_first_line(exc)}")
+        if result is not None:
+            yield result
+
+
+def _knowledge(settings: Settings) -> Check:
+    from parley.core.knowledge import KnowledgeIndex
+    from parley.ingest import load_articles
+
+    index = KnowledgeIndex(load_articles(settings.knowledge.path))
+    return Check("knowledge", "ok", f"{len(index)} articles in {settings.knowledge.path} (version {index.version})")
+
+
+def _sql(settings: Settings) -> Check:
+    from sqlalchemy import text
+
+    from parley.stores import schema
+    from parley.stores.sql import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        current, head = schema.current(engine), schema.current_head()
+    finally:
+        engine.dispose()
+    where = _without_credentials(settings.database_url)
+    if current != head:
+        return Check("sql", "FAIL", f"{where} is at revision {current or 'none'}, the code needs {head}: "
+                                    "run `parley db upgrade` (the migrate Job) before the rollout")
+    return Check("sql", "ok", f"{where} reachable, schema at {head}")
+
+
+def _redis(settings: Settings) -> Check:
+    url = settings.storage.redis_url
+    if url is None:
+        return Check("redis", "skip", "REDIS_URL not set: embedded store (one process only)")
+    from parley.stores.redis import connect
+
+    client = connect(url.get_secret_value())
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    finally:
+        client.close()
+    return Check("redis", "ok", f"{_without_credentials(url.get_secret_value())} answers (Redis {version})")
+
+
+def _llm(settings: Settings) -> Check:
+    if settings.llm.api_key is None:
+        return Check("llm", "skip", "OPENAI_API_KEY not set: offline answers")
+    import openai
+
+    from parley.engines.openai_engine import make_client
+
+    client = make_client(settings.llm.model_copy(update={"max_retries": 0, "timeout_seconds": TIMEOUT}))
+    endpoint = settings.llm.base_url or "https://api.openai.com/v1"
+    try:
+        # What the app itself does, at the smallest size: one completion of one token.
+        client.chat.completions.create(model=settings.llm.model, max_tokens=1,
+                                       messages=[{"role": "user", "content": "ping"}])
+    except openai.APIStatusError as exc:
+        return Check("llm", "FAIL", f"{endpoint} refused a completion with model {settings.llm.model}: "
+                                    f"HTTP {exc.status_code}")
+    except openai.APIConnectionError:
+        return Check("llm", "FAIL", f"{endpoint} cannot be reached (OPENAI_BASE_URL?)")
+    return Check("llm", "ok", f"{endpoint} answers with model {settings.llm.model}")
+
+
+def _slack(settings: Settings) -> Check:
+    slack = settings.channels.slack
+    if not slack.enabled:
+        return Check("slack", "skip", "SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET not set")
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    base = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
+    client = WebClient(token=slack.bot_token.get_secret_value(), base_url=base, timeout=int(TIMEOUT))  # type: ignore[union-attr]
+    try:
+        identity = client.auth_test()
+    except SlackApiError as exc:
+        return Check("slack", "FAIL", f"auth.test refused the bot token: {exc.response.get('error')}")
+    detail = f"bot token accepted for {identity.get('user')} in team {identity.get('team')}"
+    if slack.handoff_channel is None:
+        return Check("slack", "warn", detail + "; SLACK_HANDOFF_CHANNEL not set: handoffs have nowhere to go")
+    return Check("slack", "ok", detail)
+
+
+def _twilio(settings: Settings) -> Check:
+    twilio = settings.channels.twilio
+    if not twilio.enabled:
+        return Check("twilio", "skip", "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set")
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    sid = twilio.account_sid.get_secret_value()  # type: ignore[union-attr]
+    client = Client(sid, twilio.auth_token.get_secret_value(),  # type: ignore[union-attr]
+                    http_client=TwilioHttpClient(timeout=TIMEOUT))
+    client.api.base_url = twilio.api_url.rstrip("/")
+    try:
+        account = client.api.v2010.accounts(sid).fetch()
+    except TwilioRestException as exc:
+        return Check("twilio", "FAIL", f"the account SID and auth token were refused (HTTP {exc.status}, "
+                                       f"code {exc.code})")
+    return Check("twilio", "ok", f"credentials accepted for account {account.friendly_name!r} ({account.status})")
+
+
+def _telegram(settings: Settings) -> Check:
+    telegram = settings.channels.telegram
+    if not telegram.enabled:
+        return Check("telegram", "skip", "TELEGRAM_BOT_TOKEN / TELEGRAM_SECRET_TOKEN not set")
+    from telegram import Bot
+    from telegram.error import InvalidToken, TelegramError
+
+    async def get_me() -> str:
+        async with Bot(telegram.bot_token.get_secret_value(),  # type: ignore[union-attr]
+                       base_url=f"{telegram.api_url.rstrip('/')}/bot") as bot:
+            return bot.username
+
+    try:
+        username = asyncio.run(get_me())
+    except (InvalidToken, TelegramError) as exc:
+        return Check("telegram", "FAIL", f"getMe refused the bot token: {type(exc).__name__}")
+    return Check("telegram", "ok", f"bot token accepted for @{username}")
+
+
+def _public_url(settings: Settings) -> Check:
+    """Twilio signs the URL it requested; behind an Ingress only PARLEY_PUBLIC_URL knows it."""
+    public = settings.server.public_url
+    twilio_on = settings.channels.twilio.enabled
+    if not public:
+        status: Status = "FAIL" if twilio_on else "warn"
+        return Check("public url", status, "PARLEY_PUBLIC_URL not set: Twilio signatures will be checked "
+                                           "against the URL the pod sees, which behind an Ingress differs")
+    parts = urlsplit(public)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        return Check("public url", "FAIL", f"PARLEY_PUBLIC_URL={public!r} is not a base URL like https://chat.example.com")
+    signed = f"{public.rstrip('/')}/twilio/messages"
+    problems = []
+    if parts.scheme != "https":
+        problems.append("not https (Twilio and Slack need TLS)")
+    try:
+        reply = requests.get(f"{public.rstrip('/')}/widget/api/config", timeout=TIMEOUT)
+        reached = reply.status_code == 200 and "greeting" in reply.json()
+    except (requests.RequestException, ValueError):
+        reached = False
+    if not reached:
+        problems.append("it does not reach this Parley (GET /widget/api/config through it failed)")
+    detail = f"Twilio signatures are computed on {signed}"
+    return Check("public url", "warn" if problems else "ok",
+                 detail + ("; " + "; ".join(problems) if problems else "; reachable"))
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if host else f"{parts.scheme}://{parts.path}"
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]

@@ -1,0 +1,130 @@
+"""Which reps' thread belongs to which conversation, in SQL so every process agrees.
+
+A handoff opens one thread in the reps' Slack channel; a rep's reply arrives with only the thread's
+``ts``, so ``conversation_of`` turns it back into the customer's conversation. The queries that
+read the handoff log for the desk (open requests for reminders, a rep's current conversation for
+``/parley label``) live here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel
+
+from parley.stores.sql import HandoffEvent, Label, Message
+
+# Events after which a request is no longer waiting for a person.
+_SETTLED = ("claimed", "first_reply", "handed_back", "resolved")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeskThread(SQLModel, table=True):
+    """One handoff's thread in the reps' channel (``handoff`` counts a conversation's handoffs)."""
+
+    thread_ts: str = Field(primary_key=True, max_length=32)
+    desk_channel: str = Field(max_length=32)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=200)
+    handoff: int
+    rep_user: str | None = Field(default=None, index=True, max_length=32)
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now, index=True)
+
+    __table_args__ = (UniqueConstraint("conversation_id", "handoff", name="uq_deskthread_handoff"),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenRequest:
+    conversation_id: str
+    requested_at: float
+
+
+class SqlDeskDirectory:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def remember(self, *, conversation_id: str, handoff: int, desk_channel: str, thread_ts: str) -> bool:
+        """Record a new thread; False when this handoff already has one (a retried post)."""
+        with Session(self.engine) as session:
+            session.add(DeskThread(thread_ts=thread_ts, desk_channel=desk_channel,
+                                   conversation_id=conversation_id, handoff=handoff))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+        return True
+
+    def thread_of(self, conversation_id: str, handoff: int | None = None) -> str | None:
+        """The thread of that handoff, or of the conversation's latest one."""
+        query = select(DeskThread.thread_ts).where(DeskThread.conversation_id == conversation_id)
+        if handoff is not None:
+            query = query.where(DeskThread.handoff == handoff)
+        with Session(self.engine) as session:
+            return session.scalars(query.order_by(DeskThread.handoff.desc())).first()
+
+    def conversation_of(self, desk_channel: str, thread_ts: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(DeskThread, thread_ts)
+        return row.conversation_id if row is not None and row.desk_channel == desk_channel else None
+
+    def touch(self, thread_ts: str, rep_user: str) -> None:
+        """Note the rep who last acted in a thread (``/parley label`` labels their conversation)."""
+        with Session(self.engine) as session:
+            row = session.get(DeskThread, thread_ts)
+            if row is not None:
+                row.rep_user, row.updated_at = rep_user, _now()
+                session.add(row)
+                session.commit()
+
+    def current_conversation(self, rep_user: str) -> str | None:
+        query = (select(DeskThread.conversation_id).where(DeskThread.rep_user == rep_user)
+                 .order_by(DeskThread.updated_at.desc()))
+        with Session(self.engine) as session:
+            return session.scalars(query).first()
+
+    def open_requests(self, since: float) -> list[OpenRequest]:
+        """Conversations whose latest handoff request, made after ``since``, no person has taken yet."""
+        latest = (select(HandoffEvent.conversation_id, func.max(HandoffEvent.id).label("last"))
+                  .where(HandoffEvent.kind.in_(("requested", *_SETTLED)),
+                         HandoffEvent.created_at >= datetime.fromtimestamp(since, UTC))
+                  .group_by(HandoffEvent.conversation_id).subquery())
+        query = (select(HandoffEvent)
+                 .join(latest, HandoffEvent.id == latest.c.last)
+                 .where(HandoffEvent.kind == "requested"))
+        with Session(self.engine) as session:
+            rows = session.scalars(query).all()
+        return [OpenRequest(conversation_id=row.conversation_id,
+                            requested_at=_utc(row.created_at).timestamp()) for row in rows]
+
+    def label_last_answer(self, conversation_id: str, article: str, *, source: str = "slack") -> str | None:
+        """Label the customer message behind the bot's latest engine answer (not a greeting or a
+        handoff notice); its id, or None if there is none."""
+        query = (select(Message.in_reply_to)
+                 .where(Message.conversation_id == conversation_id, Message.direction == "out",
+                        Message.author.is_(None), Message.in_reply_to.is_not(None),
+                        Message.engine.not_in(("dialogue", "handoff", "person")))
+                 .order_by(Message.id.desc()))
+        with Session(self.engine) as session:
+            message_id = session.scalars(query).first()
+            inbound = session.scalars(select(Message).where(Message.public_id == message_id,
+                                                            Message.direction == "in")).first()
+            if inbound is None:
+                return None
+            label = (session.get(Label, inbound.public_id)
+                     or Label(message_id=inbound.public_id, intent=article))
+            label.intent, label.source, label.created_at = article, source, _now()
+            session.add(label)
+            session.commit()
+            return inbound.public_id
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

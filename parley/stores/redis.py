@@ -1,0 +1,189 @@
+"""Shared state on Redis for running many processes as one bot: sessions, mailbox, send ledger.
+
+The inbox lives in ``redis_inbox.py`` (streams) and ``redis_leases.py`` (who consumes what). Every
+key starts with the configured prefix, so several deployments (or test runs) can share one Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, fields, replace
+
+import redis
+import structlog
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from parley.channels.web import MailboxEvent
+from parley.core.envelope import Reply, reply_from_json, reply_to_json
+from parley.core.sessions import Session, Turn
+from parley.errors import Unavailable
+
+logger = structlog.get_logger("parley.redis")
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that fails fast when Redis is down (the webhook answers 503 and the platform retries)
+    and reconnects by itself when it is back."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15,
+                                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
+
+
+@contextmanager
+def unavailable(doing: str) -> Iterator[None]:
+    """Turn Redis connection trouble into ``Unavailable`` (503, so platforms retry)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable(f"cannot {doing}: Redis unreachable ({exc})") from exc
+    except redis.ResponseError as exc:
+        if str(exc).startswith(("LOADING", "MISCONF", "OOM", "READONLY")):
+            raise Unavailable(f"cannot {doing}: Redis refused ({exc})") from exc
+        raise
+
+
+class RedisSessionStore:
+    """Sessions as JSON with a TTL of inactivity; history bounded again on every save."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, max_turns: int, max_chars: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = ttl
+        self._max_turns = max_turns
+        self._max_chars = max_chars
+
+    def key(self, conversation_id: str) -> str:
+        return f"{self._prefix}session:{conversation_id}"
+
+    def load(self, conversation_id: str) -> Session | None:
+        with unavailable("load the session"):
+            data = self._redis.get(self.key(conversation_id))
+        return None if data is None else session_from_json(data)
+
+    def save(self, session: Session) -> None:
+        with unavailable("save the session"):
+            self._redis.set(self.key(session.conversation_id), self._dump(session), ex=self._ttl)
+
+    def update(self, conversation_id: str, change: Callable[[Session | None], Session]) -> Session:
+        """Read-modify-write without lost updates: WATCH the key, retry when another writer won."""
+        key = self.key(conversation_id)
+        with unavailable("update the session"), self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    data = pipe.get(key)
+                    session = change(None if data is None else session_from_json(data))
+                    pipe.multi()
+                    pipe.set(key, self._dump(session), ex=self._ttl)
+                    pipe.execute()
+                    return session
+                except redis.WatchError:
+                    continue
+
+    def _dump(self, session: Session) -> str:
+        bounded = session.with_turns((), max_turns=self._max_turns, max_chars=self._max_chars)
+        return json.dumps(asdict(replace(bounded, updated_at=session.updated_at)), separators=(",", ":"),
+                          default=dict)
+
+
+def session_from_json(data: str | bytes) -> Session:
+    raw = json.loads(data)
+    known = {field.name for field in fields(Session)}
+    values = {key: value for key, value in raw.items() if key in known}
+    values["history"] = tuple(Turn(**turn) for turn in values.get("history") or ())
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    return Session(**values)
+
+
+class RedisSendLedger:
+    """One key per reply id, set only by the first claimant (``SET NX``) and kept for ``ttl`` seconds."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = ttl
+
+    def claim(self, reply_id: str) -> bool:
+        with unavailable("claim the reply"):
+            return bool(self._redis.set(f"{self._prefix}sent:{reply_id}", int(time.time()), nx=True, ex=self._ttl))
+
+    def release(self, reply_id: str) -> None:
+        with unavailable("release the reply"):
+            self._redis.delete(f"{self._prefix}sent:{reply_id}")
+
+
+class RedisMailbox:
+    """Per-conversation stream of web events, so a browser may wait on any process.
+
+    Cursors are the stream's entry ids. Kept for ``ttl`` seconds after the last event, at most
+    ``keep`` events.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str, keep: int = 200, ttl: int = 24 * 3600,
+                 block_seconds: float = 2.0) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._keep = keep
+        self._ttl = ttl
+        self._block = block_seconds
+
+    def key(self, conversation_id: str) -> str:
+        return f"{self._prefix}mailbox:{conversation_id}"
+
+    def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None:
+        self._append(conversation_id, {"kind": "replies",
+                                       "replies": json.dumps([reply_to_json(r) for r in replies])})
+
+    def publish_token(self, conversation_id: str, reply_id: str, text: str) -> None:
+        self._append(conversation_id, {"kind": "token", "reply_id": reply_id, "text": text})
+
+    def publish_typing(self, conversation_id: str) -> None:
+        self._append(conversation_id, {"kind": "typing"})
+
+    def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
+        """The replies to one message; None when they did not come in time (or Redis is down: the
+        message is stored, so the browser finds the answer in the history later)."""
+        deadline = time.monotonic() + timeout
+        cursor = "0"
+        try:
+            while True:
+                events = self._read(conversation_id, cursor, max(0.0, deadline - time.monotonic()))
+                for event in events:
+                    if event.kind == "replies" and event.replies[0].in_reply_to == in_reply_to:
+                        return list(event.replies)
+                cursor = events[-1].cursor if events else cursor
+                if time.monotonic() >= deadline:
+                    return None
+        except redis.RedisError as exc:
+            logger.warning("mailbox_unavailable", conversation_id=conversation_id, error=type(exc).__name__)
+            return None
+
+    def after(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
+        with unavailable("read the mailbox"):
+            return self._read(conversation_id, cursor or "0", timeout)
+
+    def _read(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
+        block = int(min(timeout, self._block) * 1000)
+        answer = self._redis.xread({self.key(conversation_id): cursor}, count=self._keep,
+                                   block=block if block > 0 else None)
+        if not answer:
+            return []
+        return [_event(entry_id, data) for entry_id, data in answer[0][1]]
+
+    def _append(self, conversation_id: str, event: dict[str, str]) -> None:
+        key = self.key(conversation_id)
+        with unavailable("publish to the mailbox"), self._redis.pipeline() as pipe:
+            pipe.xadd(key, event, maxlen=self._keep, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(key, self._ttl).execute()
+
+
+def _event(entry_id: bytes, data: dict[bytes, bytes]) -> MailboxEvent:
+    kind = data[b"kind"].decode()
+    replies = tuple(reply_from_json(item) for item in json.loads(data.get(b"replies", b"[]")))
+    reply_id = data.get(b"reply_id")
+    return MailboxEvent(cursor=entry_id.decode(), kind=kind, replies=replies,  # type: ignore[arg-type]
+                        reply_id=reply_id.decode() if reply_id else None,
+                        text=data.get(b"text", b"").decode())

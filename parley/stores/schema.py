@@ -1,0 +1,68 @@
+"""Creating and upgrading the SQL schema through the Alembic migrations in ``migrations/``.
+
+The app upgrades to the newest revision at start, so the embedded mode needs no extra step;
+``parley db upgrade|downgrade`` does the same by hand (and prints SQL with ``--sql``). On
+PostgreSQL an advisory lock lets several pods start at once: one migrates, the others wait.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# The revision that matches the tables `create_all` made before migrations existed.
+BASELINE = "0001"
+_LOCK_ID = 0x7061726C6579  # "parley"
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        _lock(connection)
+        _adopt_unversioned(connection)
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        _lock(connection)
+        command.downgrade(alembic_config(connection), revision)
+
+
+def current(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def current_head() -> str:
+    """The newest revision the code ships."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "migrations/versions holds no revision"
+    return head
+
+
+def _lock(connection: Connection) -> None:
+    # Held until the transaction ends; SQLite serialises writers by itself.
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+
+
+def _adopt_unversioned(connection: Connection) -> None:
+    """A database made by ``create_all`` before migrations existed starts from the baseline."""
+    tables = set(inspect(connection).get_table_names())
+    if "message" in tables and "alembic_version" not in tables:
+        command.stamp(alembic_config(connection), BASELINE)

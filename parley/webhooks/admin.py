@@ -1,0 +1,86 @@
+"""``/admin``: support tools, behind ``PARLEY_ADMIN_TOKEN`` (a bearer token); off when it is unset."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+
+import structlog
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from parley.channels.base import clean_text
+from parley.core.envelope import AnswerMeta, Envelope, Reply
+from parley.errors import ChannelDisabled, InvalidSignature, MalformedPayload, NotFound
+from parley.wiring import Services
+
+logger = structlog.get_logger("parley.admin")
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _services() -> Services:
+    return current_app.extensions["parley"]
+
+
+@bp.before_request
+def _require_token() -> None:
+    token = _services().settings.admin.token
+    if token is None:
+        raise ChannelDisabled("admin API is off: PARLEY_ADMIN_TOKEN is not set")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+    if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        raise InvalidSignature("admin API: wrong or missing bearer token")
+
+
+@bp.post("/conversations/<conversation_id>/messages")
+def post_message(conversation_id: str) -> tuple[Response, int]:
+    """A support rep writes into a widget conversation: logged, and shown live in the browser."""
+    services = _services()
+    if services.log.transcript(conversation_id, "widget") is None:
+        raise NotFound(f"widget conversation {conversation_id}", public="unknown conversation")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise MalformedPayload("admin message body is not a JSON object", public="body must be a JSON object")
+    text = clean_text(body.get("text"), max_chars=services.settings.limits.max_text_chars)
+    author = body.get("author")
+    if not isinstance(author, str) or not 1 <= len(author.strip()) <= 80:
+        raise MalformedPayload("bad author", public="author must be the rep's name (1-80 characters)")
+    reply = Reply(conversation_id=conversation_id, channel="widget", text=text, author=author.strip(),
+                  meta=AnswerMeta(engine="human"))
+    # A rep's message answers no single customer message: it is logged against a marker of its own.
+    marker = Envelope(channel="widget", conversation_id=conversation_id, message_id=f"rep:{reply.reply_id}",
+                      sender=reply.author or "", text="")
+    services.log.record_replies(marker, [reply])
+    services.pipeline.outbox.deliver([reply])
+    logger.info("rep_message_sent", conversation_id=conversation_id, message_id=reply.reply_id)
+    return jsonify(id=reply.reply_id, conversation_id=conversation_id), 201
+
+
+@bp.get("/export")
+def export() -> Response:
+    """The conversation log as ``parley export`` writes it, streamed; ``redact=false`` to opt out."""
+    from parley.data.export import FORMATS, MEDIA_TYPES, ExportQuery, encode, redactor_of, rows
+
+    services = _services()
+    fmt = request.args.get("format", "jsonl")
+    if fmt not in FORMATS:
+        raise MalformedPayload(f"bad export format {fmt!r}", public=f"format must be one of {', '.join(FORMATS)}")
+    redact = request.args.get("redact", "true")
+    if redact not in ("true", "false"):
+        raise MalformedPayload(f"bad redact {redact!r}", public="redact must be true or false")
+    query = ExportQuery(since=_moment("since"), until=_moment("until"), channel=request.args.get("channel"))
+    redactor = redactor_of(services.settings) if redact == "true" else None
+    logger.info("export_started", format=fmt, redacted=redactor is not None, channel=query.channel)
+    chunks = encode(rows(services.log.engine, query, redactor), fmt)  # type: ignore[attr-defined]
+    return Response(chunks, mimetype=MEDIA_TYPES[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="parley-export.{fmt}"'})
+
+
+def _moment(name: str) -> datetime | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedPayload(f"bad {name} {value!r}", public=f"{name} must be an ISO date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

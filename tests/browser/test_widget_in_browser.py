@@ -1,0 +1,228 @@
+"""The widget as a customer meets it: embedded on another site, in headless Chromium, on the real server."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import requests
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ADMIN_TOKEN, PER_BROWSER_LIMIT, Site
+from tests.stubs.openai_stub import Outcome
+
+PASSWORD_SOURCE = "Source: How do I reset my password?"
+
+
+def open_chat(page: Page) -> None:
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("dialog", name="Acme Support")).to_be_visible()
+
+
+def ask(page: Page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Type your message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def conversation_id(page: Page) -> str:
+    return page.evaluate("localStorage.getItem('parley:acme:conversation')")
+
+
+def bot_messages(page: Page):
+    return page.locator(".msg.bot")
+
+
+def test_question_answer_with_source_and_history_after_reload(page: Page, output_dir: Path) -> None:
+    open_chat(page)
+    expect(page.locator(".msg.bot").first).to_contain_text("Hi! I'm the Acme assistant")
+    expect(page.locator(".quick button")).to_have_text(
+        ["Track my order", "Start a return", "Reset my password", "Talk to a person"])
+    expect(page.locator(".launcher")).to_have_css("background-color", "rgb(31, 111, 235)")  # theme.primary
+    ask(page, "How do I reset my password?")
+    answer = bot_messages(page).nth(1)
+    expect(answer).to_contain_text("Forgot password")
+    expect(answer.locator(".src")).to_have_text(PASSWORD_SOURCE)
+    page.screenshot(path=output_dir / "widget-desktop.png")
+
+    page.reload()
+    open_chat(page)
+    expect(page.locator(".msg.user .bubble")).to_have_text(["How do I reset my password?"])
+    expect(bot_messages(page).nth(1).locator(".src")).to_have_text(PASSWORD_SOURCE)
+
+
+def test_a_support_reps_message_appears_without_reload(page: Page, site: Site, output_dir: Path) -> None:
+    open_chat(page)
+    # The live stream opens once the conversation exists; the rep writes after that.
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/events")):
+        ask(page, "where is my package")
+        expect(bot_messages(page).nth(1)).to_be_visible()
+    response = requests.post(f"{site.server_url}/admin/conversations/{conversation_id(page)}/messages",
+                             json={"text": "Hi, this is **Dana** from support. Let me check that for you.",
+                                   "author": "Dana"},
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert response.status_code == 201
+    rep = page.locator(".msg.agent")
+    expect(rep.locator(".meta")).to_have_text("Dana (support)")
+    expect(rep.locator(".bubble")).to_have_text("Hi, this is Dana from support. Let me check that for you.")
+    expect(rep.locator(".bubble strong")).to_have_text("Dana")
+    expect(rep.locator(".fb")).to_have_count(0)  # people are not rated like the bot
+    page.screenshot(path=output_dir / "widget-rep-message.png")
+
+
+def test_rating_an_answer_is_stored(page: Page, site: Site) -> None:
+    open_chat(page)
+    ask(page, "How do I reset my password?")
+    answer = bot_messages(page).nth(1)
+    answer.get_by_role("button", name="Not helpful").click()
+    expect(answer.locator(".fb")).to_contain_text("Thanks for your feedback")
+    expect(answer.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "true")
+    with sqlite3.connect(site.database) as db:
+        rows = db.execute("SELECT f.score, m.text FROM feedback f JOIN message m ON m.public_id = f.message_id "
+                          "WHERE f.conversation_id = ?", (conversation_id(page),)).fetchall()
+    assert len(rows) == 1
+    score, text = rows[0]
+    assert score == -1
+    assert "Forgot password" in text
+
+
+def test_html_in_an_answer_is_shown_as_text_never_run(page: Page, output_dir: Path) -> None:
+    open_chat(page)
+    ask(page, "can you gift wrap my order")
+    bubble = bot_messages(page).nth(1).locator(".bubble")
+    expect(bubble).to_contain_text('<img src=x onerror="window.__xss = 1">')
+    expect(bubble).to_contain_text("<script>window.__xss = 2</script>")
+    expect(bubble).to_contain_text("[our gift guide](javascript:window.__xss=3)")
+    expect(bubble.locator("img, script")).to_have_count(0)
+    link = bubble.get_by_role("link", name="the wrapping page")
+    expect(link).to_have_attribute("href", "https://acme.example/gifts")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    assert page.evaluate("window.__xss") is None
+    page.screenshot(path=output_dir / "widget-html-as-text.png")
+
+
+def test_a_message_over_the_limit_is_refused_with_a_clear_message(page: Page) -> None:
+    open_chat(page)
+    box = page.get_by_role("textbox", name="Type your message")
+    expect(box).to_have_attribute("maxlength", "2000")
+    box.evaluate("(el, text) => { el.value = text; }", "x" * 2001)  # set by a script, past maxlength
+    box.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text("Your message is too long (max 2000 characters)")
+    expect(box).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".msg.user")).to_have_count(0)
+
+
+def test_keyboard_only(page: Page) -> None:
+    page.keyboard.press("Tab")
+    launcher = page.get_by_role("button", name="Open chat")
+    expect(launcher).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("textbox", name="Type your message")).to_be_focused()
+    page.keyboard.type("how long does delivery take")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.user .bubble")).to_have_text(["how long does delivery take"])
+    expect(bot_messages(page).nth(1)).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(launcher).to_be_focused()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+
+
+def answered(page: Page):
+    return page.expect_response(lambda r: r.url.endswith("/widget/api/messages") and r.request.method == "POST")
+
+
+def test_a_browser_sending_too_fast_is_asked_to_wait(page: Page, site: Site) -> None:
+    open_chat(page)
+    # The first message opens the conversation; the browser's own limit counts the ones after it.
+    for number in range(PER_BROWSER_LIMIT + 1):
+        with answered(page) as response:
+            ask(page, f"hello number {number}")
+        assert response.value.status == 200
+    with answered(page) as response:
+        ask(page, "one more, quickly")
+    assert response.value.status == 429
+    expect(page.get_by_role("alert")).to_have_text("You're sending messages too fast, please wait a moment")
+    expect(page.locator(".msg.user").last).to_contain_text("Not sent")
+    expect(page.locator(".send")).to_be_disabled()
+    with sqlite3.connect(site.database) as db:
+        stored = db.execute("SELECT count(*) FROM message WHERE conversation_id = ? AND direction = 'in'",
+                            (conversation_id(page),)).fetchone()[0]
+    assert stored == PER_BROWSER_LIMIT + 1
+
+
+def test_mobile_layout_fills_the_screen(page: Page, output_dir: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_chat(page)
+    ask(page, "How do I reset my password?")
+    expect(bot_messages(page).nth(1).locator(".src")).to_have_text(PASSWORD_SOURCE)
+    box = page.get_by_role("dialog").bounding_box()
+    assert box is not None
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 390, 844)
+    page.screenshot(path=output_dir / "widget-mobile.png")
+
+
+FETCH_FROM_PAGE = """async (url) => {
+  try {
+    const res = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                  body: JSON.stringify({text: 'hello from this site'})});
+    return res.status;
+  } catch (err) { return String(err); }
+}"""
+
+
+def test_only_allowed_sites_may_talk_to_the_server(context, site: Site) -> None:
+    messages = f"{site.public_url}/widget/api/messages"
+    allowed = context.new_page()
+    allowed.goto(site.host_url)
+    assert allowed.evaluate(FETCH_FROM_PAGE, messages) == 200
+    # The same page served from "localhost" is another origin, absent from PARLEY_WIDGET_ORIGINS.
+    other = context.new_page()
+    other.goto(site.host_url.replace("127.0.0.1", "localhost"))
+    assert other.evaluate(FETCH_FROM_PAGE, messages) == "TypeError: Failed to fetch"
+    refused = requests.post(messages, json={"text": "hello"}, timeout=10,
+                            headers={"Origin": site.host_url.replace("127.0.0.1", "localhost").rsplit("/", 1)[0]})
+    assert (refused.status_code, refused.json()) == (403, {"error": "origin not allowed"})
+
+
+def test_after_a_network_loss_the_widget_reconnects_and_catches_up(page: Page, site: Site) -> None:
+    open_chat(page)
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/events")):
+        ask(page, "where is my package")
+        expect(bot_messages(page).nth(1)).to_be_visible()
+    site.cable.unplug()
+    response = requests.post(f"{site.server_url}/admin/conversations/{conversation_id(page)}/messages",
+                             json={"text": "Sent while you were offline.", "author": "Sam"},
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert response.status_code == 201
+    deadline = time.monotonic() + 10
+    while site.cable.refused == 0 and time.monotonic() < deadline:  # it tried to reconnect, and could not
+        page.wait_for_timeout(100)
+    assert site.cable.refused > 0
+    assert page.locator(".msg.agent").count() == 0
+    site.cable.plug()
+    expect(page.locator(".msg.agent .bubble")).to_have_text("Sent while you were offline.", timeout=20_000)
+
+
+STREAMED = ("https://acme.example/account/security/password-reset-request-form-for-customers is where "
+            "you reset it: enter your email and follow the link we send [1].")
+
+
+def test_an_llm_answer_streams_in_before_it_is_finished(context, llm_site) -> None:
+    site, stub = llm_site
+    # The model pauses after its first (long) word: what came so far must already show.
+    stub.queue(Outcome(text=STREAMED, stall=2.0))
+    page = context.new_page()
+    page.goto(site.host_url)
+    open_chat(page)
+    ask(page, "How do I reset my password?")
+    draft = page.locator(".msg.bot[aria-busy=true] .bubble.streaming")
+    expect(draft).to_contain_text("https://acme.example/")
+    shown = draft.inner_text()
+    assert STREAMED.startswith(shown) and len(shown) < len(STREAMED)
+    answer = bot_messages(page).nth(1)
+    expect(answer.locator(".bubble")).to_have_text(STREAMED)
+    expect(answer.locator(".src")).to_have_text(PASSWORD_SOURCE)
+    expect(draft).to_have_count(0)
+    expect(bot_messages(page)).to_have_count(2)  # the draft became the answer, not a second bubble

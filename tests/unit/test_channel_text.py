@@ -1,0 +1,77 @@
+"""Neutral Markdown rendered for Slack, Telegram and SMS, and split at each channel's limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from parley.channels.text import render_chunks, to_mrkdwn, to_plain, to_telegram_html, with_sources
+from parley.core.envelope import Source
+
+ANSWER = ("Open **Sign in**, choose *Forgot password?* and check `spam`. "
+          "See [the help centre](https://acme.example/help?a=1&b=2) or **Settings > Security**.")
+
+
+@pytest.mark.parametrize(("render", "expected"), [
+    (to_mrkdwn, "Open *Sign in*, choose _Forgot password?_ and check `spam`. See "
+                "<https://acme.example/help?a=1&amp;b=2|the help centre> or *Settings &gt; Security*."),
+    (to_telegram_html, "Open <b>Sign in</b>, choose <i>Forgot password?</i> and check <code>spam</code>. "
+                       'See <a href="https://acme.example/help?a=1&amp;b=2">the help centre</a> or '
+                       "<b>Settings &gt; Security</b>."),
+    (to_plain, "Open Sign in, choose Forgot password? and check spam. "
+               "See the help centre (https://acme.example/help?a=1&b=2) or Settings > Security."),
+])
+def test_each_channel_gets_its_own_markup(render, expected: str) -> None:
+    assert render(ANSWER) == expected
+
+
+def test_headings_and_bullets() -> None:
+    markdown = "## Returns\n- keep the receipt\n* pack it well"
+    assert to_mrkdwn(markdown) == "*Returns*\n• keep the receipt\n• pack it well"
+    assert to_telegram_html(markdown) == "<b>Returns</b>\n• keep the receipt\n• pack it well"
+    assert to_plain(markdown) == "Returns\n- keep the receipt\n- pack it well"
+
+
+def test_markup_a_customer_might_type_is_escaped_not_obeyed() -> None:
+    text = "<script>alert(1)</script> & <b>not bold</b> <!here> snake_case_name 2*3*4"
+    assert "<script>" not in to_telegram_html(text) and "&lt;b&gt;not bold" in to_telegram_html(text)
+    assert to_mrkdwn(text).startswith("&lt;script&gt;") and "&lt;!here&gt;" in to_mrkdwn(text)
+    assert "snake_case_name 2*3*4" in to_telegram_html(text)
+
+
+def test_sources_line() -> None:
+    assert with_sources("Answer.", ()) == "Answer."
+    assert with_sources("Answer.", (Source(id="a", title="Refunds"),)) == "Answer.\n\nSource: Refunds"
+    assert with_sources("A", (Source(id="a", title="X"), Source(id="b", title="Y"))) == "A\n\nSources: X; Y"
+
+
+def test_short_text_is_one_chunk() -> None:
+    assert render_chunks("  Hello **there**  ", to_telegram_html, 4096) == ["Hello <b>there</b>"]
+
+
+def test_split_prefers_paragraphs_then_lines_then_words() -> None:
+    paragraphs = "first paragraph here\n\nsecond paragraph here"
+    assert render_chunks(paragraphs, to_plain, 25) == ["first paragraph here", "second paragraph here"]
+    lines = "line one is here\nline two is here\nline three"
+    assert render_chunks(lines, to_plain, 35) == ["line one is here\nline two is here", "line three"]
+    assert render_chunks("one two three four five", to_plain, 9) == ["one two", "three", "four five"]
+
+
+def test_split_measures_the_rendered_text() -> None:
+    # Every "&" becomes "&amp;" in HTML: the chunks must fit after escaping, not before.
+    chunks = render_chunks("& " * 3000, to_telegram_html, 4096)
+    assert all(len(chunk) <= 4096 for chunk in chunks)
+    assert sum(chunk.count("&amp;") for chunk in chunks) == 3000
+
+
+def test_a_word_longer_than_the_limit_is_cut() -> None:
+    url = "https://acme.example/" + "&x" * 3000
+    chunks = render_chunks(url, to_telegram_html, 4096)
+    assert len(chunks) > 1 and all(len(chunk) <= 4096 for chunk in chunks)
+    assert "".join(chunks) == to_telegram_html(url)
+
+
+def test_sms_split_keeps_every_word() -> None:
+    text = " ".join(f"word{i}" for i in range(1000))
+    chunks = render_chunks(text, to_plain, 1600)
+    assert all(len(chunk) <= 1600 for chunk in chunks)
+    assert " ".join(chunks) == text

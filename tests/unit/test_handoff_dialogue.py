@@ -1,0 +1,214 @@
+"""The dialogue during a handoff, without IO: the bot stays muted, reps' actions move the state."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from parley.core.dialogue import Dialogue, Policy
+from parley.core.engine import Answer
+from parley.core.envelope import Envelope, Reply
+from parley.core.handoff import DESK, BusinessHours, HandoffRules
+from parley.core.sessions import Turn
+from parley.stores.memory import MemorySessionStore
+from tests.conftest import make_envelope
+
+
+class ScriptedEngine:
+    """Answers confidently, or fails, or is unsure, as the test says; counts its calls."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.mode = "ok"
+
+    def answer(self, question: str, history: Sequence[Turn], *, on_token=None) -> Answer:  # noqa: ANN001
+        self.calls += 1
+        if self.mode == "fail":
+            raise ConnectionError("API down")
+        if self.mode == "unsure":
+            return Answer(text="", confidence=0.0, engine=self.name)
+        return Answer(text=f"bot answer to {question}", confidence=0.9, engine=self.name)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.kinds: list[tuple[str, str | None, str | None]] = []
+        self.feedback: list[tuple[str, int, str]] = []
+
+    def record_handoff_event(self, *, conversation_id: str, kind: str, reason: str | None = None,
+                             actor: str | None = None) -> None:
+        self.kinds.append((kind, reason, actor))
+
+    def record_feedback(self, *, conversation_id: str, channel: str, message_id: str, score: int,
+                        comment: str | None = None, kind: str = "answer") -> bool:
+        self.feedback.append((message_id, score, kind))
+        return True
+
+
+class Desk:
+    """A conversation on SMS with the reps' desk, read like a transcript."""
+
+    def __init__(self, rules: HandoffRules, *, now: float = 1_700_000_000.0) -> None:
+        self.engine, self.events = ScriptedEngine(), Events()
+        self.now = now
+        self.dialogue = Dialogue(engine=self.engine, sessions=MemorySessionStore(ttl=3600),
+                                 events=self.events, policy=Policy(greeting="Hi!", handoff=rules),
+                                 clock=lambda: self.now)
+        self.ids = itertools.count()
+
+    def customer(self, text: str) -> list[Reply]:
+        return self.dialogue.handle(make_envelope(text, channel="sms", conversation_id="c1",
+                                                  sender="+15551234567", route={"to": "+15551234567"}))
+
+    def rep(self, text: str = "", action: str | None = None, name: str = "Ana") -> list[Reply]:
+        return self.dialogue.handle(Envelope(channel=DESK, conversation_id="c1",
+                                             message_id=f"ev{next(self.ids)}", sender="U0ANA",
+                                             sender_name=name, text=text, role="agent", action=action))
+
+    def recheck(self) -> list[Reply]:
+        return self.dialogue.handle(Envelope(channel="system", conversation_id="c1",
+                                             message_id=f"r{next(self.ids)}", sender="parley", text="",
+                                             role="system", action="remind", timestamp=self.now))
+
+    @property
+    def session(self):  # noqa: ANN201
+        return self.dialogue.sessions.load("c1")
+
+
+def seen(replies: list[Reply]) -> list[tuple[str, str]]:
+    return [(reply.channel, reply.text) for reply in replies]
+
+
+@pytest.fixture
+def desk() -> Desk:
+    return Desk(HandoffRules(desk=True, unclaimed_reminder_seconds=300))
+
+
+def test_a_whole_handoff_from_request_to_rating(desk: Desk) -> None:
+    desk.customer("where is my parcel?")
+    asked = desk.customer("I want to talk to a human")
+    assert [r.channel for r in asked] == ["sms", DESK]
+    assert "let our support team know" in asked[0].text
+    header = asked[1]
+    assert header.route["kind"] == "open" and "••••4567" in header.text
+    assert "where is my parcel?" in header.text
+    assert desk.session.handoff == "waiting"
+
+    relayed = desk.customer("it was due Monday")
+    assert seen(relayed) == [(DESK, "it was due Monday")]
+    calls = desk.engine.calls
+
+    first = desk.rep("Hi, I'm looking at your order now")
+    assert seen(first) == [("sms", "Hi, I'm looking at your order now")]
+    assert first[0].author == "Ana" and first[0].route == {"to": "+15551234567"}
+    assert desk.session.handoff == "claimed" and desk.session.claimed_by == "Ana"
+
+    assert desk.rep("// customer is VIP, be nice") == []
+    assert seen(desk.customer("thanks, and can you refund the shipping?")) == [
+        (DESK, "thanks, and can you refund the shipping?")]
+    assert desk.engine.calls == calls  # muted: the engine was never asked while a person had it
+
+    resolved = desk.rep(action="resolve")
+    assert resolved[0].quick_replies == ("1", "2", "3", "4", "5") and "rate" in resolved[0].text
+    assert desk.session.handoff == "resolved"
+    rated = desk.customer("5")
+    assert seen(rated) == [("sms", "Thank you for your rating!"), (DESK, "The customer rated the help 5/5.")]
+    assert desk.events.feedback == [(resolved[0].reply_id, 5, "handoff")]
+    kinds = [kind for kind, _, _ in desk.events.kinds]
+    assert kinds == ["requested", "claimed", "first_reply", "resolved", "rating"]
+    assert desk.customer("how long does delivery take?")[0].text.startswith("bot answer")
+
+
+def test_a_second_request_while_waiting_opens_no_second_thread(desk: Desk) -> None:
+    desk.customer("agent please")
+    again = desk.customer("hello?? I asked for a real person")
+    assert [r.route.get("kind") for r in again if r.channel == DESK] == ["customer"]
+    assert [r.text for r in again if r.channel == "sms"] == [
+        "Your request is already with our support team; a person will reply here."]
+    assert desk.session.handoffs == 1
+
+
+def test_claim_button_then_hand_back_resumes_the_bot(desk: Desk) -> None:
+    desk.customer("speak to an agent")
+    claimed = desk.rep(action="claim", name="Bo")
+    assert seen(claimed) == [("sms", "Bo from our support team has joined the conversation."),
+                             (DESK, "Claimed by Bo.")]
+    twice = desk.rep(action="claim", name="Cy")
+    assert seen(twice) == [(DESK, "Already done by Bo: cannot claim a conversation that is claimed.")]
+    back = desk.rep(action="hand_back", name="Bo")
+    assert back[0].text.startswith("You're back with the assistant")
+    assert desk.session.handoff == "bot"
+    assert desk.customer("where is my order")[0].text == "bot answer to where is my order"
+    late = desk.rep("one more thing")
+    assert seen(late)[0][0] == DESK
+    assert late[0].text.startswith("Not sent: this conversation is back with the bot")
+
+
+def test_rep_names_can_be_hidden_from_customers() -> None:
+    desk = Desk(HandoffRules(desk=True, show_rep_names=False))
+    desk.customer("talk to a person")
+    [reply] = desk.rep("Hello!")
+    assert reply.author == "Support team"
+
+
+def test_rep_files_are_not_relayed_and_the_rep_is_told(desk: Desk) -> None:
+    desk.customer("talk to a person")
+    replies = desk.dialogue.handle(Envelope(channel=DESK, conversation_id="c1", message_id="f1",
+                                            sender="U0ANA", sender_name="Ana", text="",
+                                            attachments=("image/png",), role="agent"))
+    assert seen(replies) == [(DESK, "Files are not sent to the customer; paste the text or a link instead.")]
+
+
+def test_low_confidence_streak_hands_off() -> None:
+    desk = Desk(HandoffRules(desk=True, low_confidence_after=2))
+    desk.engine.mode = "unsure"
+    assert "not sure" in desk.customer("blorp?")[0].text
+    handed = desk.customer("zzzz?")
+    assert [r.channel for r in handed] == ["sms", DESK]
+    assert "2 answers in a row" in handed[1].text
+    assert desk.session.handoff == "waiting"
+
+
+def test_an_engine_that_keeps_failing_hands_off_instead_of_leaving_the_customer_in_limbo() -> None:
+    desk = Desk(HandoffRules(desk=True, engine_failures_after=2))
+    desk.engine.mode = "fail"
+    assert desk.customer("where is my order")[0].text.startswith("Sorry, I'm having trouble")
+    handed = desk.customer("hello?")
+    assert "failed 2 times" in handed[1].text and desk.session.handoff == "waiting"
+
+
+def test_without_a_desk_a_request_is_recorded_and_the_bot_goes_on() -> None:
+    desk = Desk(HandoffRules(desk=False, keywords=("refund",)))
+    assert seen(desk.customer("talk to a human")) == [("sms", desk.dialogue.policy.handoff_requested)]
+    assert desk.session.handoff == "bot" and desk.session.handoff_requested_at is not None
+    assert desk.customer("refund")[0].text == "bot answer to refund"
+    assert [kind for kind, _, _ in desk.events.kinds] == ["requested"]
+
+
+def test_outside_business_hours_the_customer_is_told_when_people_are_back() -> None:
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+    hours = BusinessHours(timezone="Europe/Paris", opens=time(9), closes=time(17))
+    desk = Desk(HandoffRules(desk=True, hours=hours), now=saturday)
+    told, header = desk.customer("talk to a person")
+    assert told.text == ("Our support team is away right now and back on Monday at 09:00 (CET). "
+                         "Your request stays open, and a person will reply here then.")
+    assert "Outside business hours" in header.text and desk.session.handoff == "waiting"
+
+
+def test_an_unclaimed_request_reminds_the_customer_once_per_interval(desk: Desk) -> None:
+    desk.customer("talk to a person")
+    assert desk.recheck() == []  # not due yet
+    desk.now += 301
+    reminded = desk.recheck()
+    assert [r.channel for r in reminded] == ["sms", DESK]
+    assert "usually replies within about 15 minutes" in reminded[0].text
+    assert desk.recheck() == []  # the same reminder is never sent twice
+    desk.rep(action="claim")
+    desk.now += 3000
+    assert desk.recheck() == []
