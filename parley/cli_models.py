@@ -15,7 +15,7 @@ from parley.errors import ConfigError, NotFound
 
 @click.command()
 @click.option("--kind", type=click.Choice(["tfidf-logreg", "tfidf-logreg-body"]), default="tfidf-logreg",
-              show_default=True, help="-body also learns from the articles' text (stronger, slower).")
+              show_default=True, help="-body also learns from the articles' text (a stronger classifier; compare with eval).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
               help="Share of each intent's examples held out to measure the model.")

@@ -24,6 +24,7 @@ from parley.core.inbox import Delivery, Inbox
 from parley.core.log import ConversationLog
 from parley.errors import ParleyError, Unavailable
 from parley.metrics import Metrics
+from parley import throttle
 
 logger = structlog.get_logger("parley.worker")
 
@@ -79,7 +80,9 @@ class Pipeline:
             self.log.record_inbound(envelope)
         replies = self.log.replies_to(envelope)
         if replies is None:
-            replies = self.dialogue.handle(envelope)
+            # A flood's one notice (parley.throttle) is answered without the dialogue or its engine.
+            replies = [throttle.notice(envelope)] if envelope.action == throttle.THROTTLED \
+                else self.dialogue.handle(envelope)
             # Posts to the reps' thread are copies and notices, not part of the conversation record.
             self.log.record_replies(envelope, [reply for reply in replies if reply.channel != DESK])
         try:
@@ -179,7 +182,10 @@ class WorkerPool:
         log = logger.bind(conversation_id=envelope.conversation_id, channel=envelope.channel,
                           message_id=envelope.message_id, attempt=delivery.attempt)
         try:
-            self.pipeline.process(delivery)
+            # Bound for the thread too, so what the engines log (fallbacks, tokens) names the conversation.
+            with structlog.contextvars.bound_contextvars(conversation_id=envelope.conversation_id,
+                                                         channel=envelope.channel):
+                self.pipeline.process(delivery)
         except ParleyError as exc:
             log.warning("message_failed", error=type(exc).__name__, detail=str(exc))
             self.pipeline.metrics.failed(type(exc).__name__)

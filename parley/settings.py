@@ -79,6 +79,11 @@ class StorageSettings(Model):
 class LimitSettings(Model):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_text_chars: int = Field(default=2000, ge=1)
+    max_form_fields: int = Field(default=100, ge=10, description="fields of a form body (Twilio sends ~25)")
+    # Slack, Twilio and Telegram customers (the widget has its own, answered with 429): over the
+    # limit, one polite notice per window, then messages are dropped and logged until it passes.
+    messages_per_minute_per_sender: int = Field(default=30, ge=1)
+    messages_per_minute_per_conversation: int = Field(default=60, ge=1)
 
 
 class WidgetSettings(Model):

@@ -10,7 +10,9 @@ Bot echoes, edits, deletes, top-level chatter and threads Parley does not know p
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,6 +37,8 @@ SECTION_LIMIT = 3000  # a Block Kit section's text
 ACTIONS = {"parley_claim": "claim", "parley_hand_back": "hand_back", "parley_resolve": "resolve"}
 # Subtypes that are a rep writing; edits, deletes, joins, bot posts and the rest are not relayed.
 _REP_SUBTYPES = {None, "thread_broadcast", "file_share"}
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
+_MENTION = re.compile(r"<[@#!][^>]*>\s?")
 
 
 class SlackDesk:
@@ -104,7 +108,7 @@ class SlackDesk:
                       for f in event.get("files") or [] if isinstance(f, dict))
         rep = str(event["user"])
         self.directory.touch(thread, rep)
-        text = clean_text(str(event.get("text") or ""), max_chars=self.max_text_chars,
+        text = clean_text(from_mrkdwn(str(event.get("text") or "")), max_chars=self.max_text_chars,
                           allow_empty=bool(files))
         return [Envelope(channel=DESK, conversation_id=conversation_id, message_id=event_id, sender=rep,
                          sender_name=_display_name(event) or self._name_of(rep), text=text, role="agent",
@@ -183,6 +187,13 @@ def verify_signature(verifier: SignatureVerifier, request: Request, *, clock: Ca
         raise InvalidSignature("Slack signature does not match the signing secret")
 
 
+def from_mrkdwn(text: str) -> str:
+    """A rep's Slack text as neutral Markdown: links readable, mentions dropped, entities decoded."""
+    text = _LINK.sub(lambda m: f"[{m[2]}]({m[1]})" if m[2] else m[1], text)
+    text = _MENTION.sub("", text)
+    return html.unescape(text)
+
+
 def _buttons(conversation_id: str) -> list[dict[str, Any]]:
     def button(action_id: str, label: str, **extra: Any) -> dict[str, Any]:
         return {"type": "button", "action_id": action_id, "value": conversation_id,
@@ -219,7 +230,7 @@ def _display_name(event: dict[str, Any]) -> str | None:
 def _form_json(request: Request, field: str) -> dict[str, Any]:
     try:
         value = json.loads(request.form.get(field, ""))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's limit
         value = None
     if not isinstance(value, dict):
         raise MalformedPayload(f"form field {field!r} is not a JSON object")

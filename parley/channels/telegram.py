@@ -61,7 +61,7 @@ class TelegramAdapter:
         try:
             data = json.loads(request.get_data())
             update = Update.de_json(data, None) if isinstance(data, dict) else None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise MalformedPayload(f"not a Telegram Update: {type(exc).__name__}") from None
         if update is None:
             raise MalformedPayload("body is not a JSON object")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from typing import Any
 
 import structlog
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from parley import logs
-from parley.errors import InvalidSignature, ParleyError, RateLimited
+from parley.errors import InvalidSignature, ParleyError, PayloadTooLarge, RateLimited
 from parley.metrics import exposition
 from parley.settings import Settings, load_settings
 from parley.webhooks import admin, channels, slack_actions, widget
-from parley.wiring import Services, build_services
+from parley.throttle import SenderLimits
+from parley.wiring import Services, build_services, rate_limiter_of
 
 logger = structlog.get_logger("parley.http")
 
@@ -23,9 +26,14 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     settings = settings or load_settings()
     logs.configure(level=settings.logging.level, json_format=settings.logging.json_format)
     services = build_services(settings)
-    app = Flask(__name__)
+    # No static folder: the widget blueprint serves its one script; nothing else is exposed.
+    app = Flask(__name__, static_folder=None)
+    app.json = GuardedJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     app.extensions["parley"] = services
+    app.extensions["parley.throttle"] = SenderLimits(
+        limiter=rate_limiter_of(settings), per_sender=settings.limits.messages_per_minute_per_sender,
+        per_conversation=settings.limits.messages_per_minute_per_conversation)
     app.register_blueprint(widget.bp)
     for blueprint in channels.blueprints:
         app.register_blueprint(blueprint)
@@ -34,6 +42,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     _register_health(app, services)
     _register_errors(app, services)
     app.before_request(_bind_request)
+    app.before_request(_limit_form_fields)
     if start_workers:
         services.workers.start()
     return app
@@ -43,6 +52,25 @@ def _bind_request() -> None:
     structlog.contextvars.clear_contextvars()
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id, path=request.path)
+
+
+class GuardedJSONProvider(DefaultJSONProvider):
+    """``request.get_json`` that treats absurdly nested JSON as malformed instead of crashing."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:  # "[[[[…" within the body limit: not a message anyone sent
+            raise ValueError("JSON nested too deeply") from None
+
+
+def _limit_form_fields() -> None:
+    # Werkzeug caps multipart parts but not url-encoded fields; count them before anything parses.
+    if request.mimetype == "application/x-www-form-urlencoded":
+        limit = current_app.extensions["parley"].settings.limits.max_form_fields
+        fields = request.get_data(cache=True).count(b"&") + 1
+        if fields > limit:
+            raise PayloadTooLarge(f"{fields} form fields", public=f"too many form fields (max {limit})")
 
 
 def _register_health(app: Flask, services: Services) -> None:

@@ -8,7 +8,9 @@ import structlog
 from flask import Response, current_app, request
 
 from parley.channels.base import ChannelAdapter
+from parley.core.envelope import Envelope
 from parley.core.inbox import Inbox
+from parley.throttle import SenderLimits, throttled
 
 logger = structlog.get_logger("parley.webhook")
 
@@ -20,11 +22,25 @@ def receive(adapter: ChannelAdapter, inbox: Inbox) -> Response:
     structlog.contextvars.bind_contextvars(channel=adapter.name)
     adapter.verify(request)
     envelopes = adapter.parse(request)
+    limits: SenderLimits | None = current_app.extensions.get("parley.throttle")
+    kept: list[Envelope] = []
     for envelope in envelopes:
+        verdict = limits.judge(envelope) if limits is not None else "allow"
+        if verdict == "drop":
+            # Acknowledged all the same: a refused webhook would only come back as a retry.
+            metrics.failed("Throttled")
+            logger.warning("envelope_dropped_over_limit", channel=envelope.channel,
+                           conversation_id=envelope.conversation_id, message_id=envelope.message_id)
+            continue
+        if verdict == "notify":
+            logger.warning("sender_over_limit", channel=envelope.channel,
+                           conversation_id=envelope.conversation_id, message_id=envelope.message_id)
+            envelope = throttled(envelope)
+        kept.append(envelope)
         stored = inbox.put(envelope)
         metrics.received(envelope.channel, stored=stored)
         logger.info("envelope_stored" if stored else "envelope_duplicate", channel=envelope.channel,
                     conversation_id=envelope.conversation_id, message_id=envelope.message_id)
         logger.debug("envelope_text", conversation_id=envelope.conversation_id, text=envelope.text)
     metrics.acknowledged(adapter.name, time.perf_counter() - started)
-    return adapter.ack(request, envelopes)
+    return adapter.ack(request, kept)

@@ -16,6 +16,7 @@ import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from parley.channels.slack_desk import SlackDesk, verify_signature
+from parley.channels.text import to_mrkdwn
 from parley.core.handoff import DESK
 from parley.errors import ChannelDisabled, UnsupportedMediaType
 from parley.webhooks.intake import receive
@@ -71,7 +72,7 @@ def _ask(question: str) -> str:
     best = hits[0].article
     body = best.body if len(best.body) <= ANSWER_CHARS else best.body[: ANSWER_CHARS - 1] + "…"
     others = ", ".join(f"`{hit.article.id}`" for hit in hits[1:])
-    text = f"*{best.title}* (`{best.id}`)\n{body}"
+    text = f"*{best.title}* (`{best.id}`)\n{to_mrkdwn(body)}"
     return text + (f"\n\nAlso close: {others}" if others else "")
 
 

@@ -137,7 +137,7 @@ def _host_page(server_url: str) -> bytes:
 
 def _serve_host_page(page: bytes) -> tuple[ThreadingHTTPServer, int]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(page)))

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Response, expect
+from playwright.sync_api._generated import EventContextManager
 
 from tests.browser.conftest import ADMIN_TOKEN, PER_BROWSER_LIMIT, Site
-from tests.stubs.openai_stub import Outcome
+from tests.stubs.openai_stub import OpenAIStub, Outcome
 
 PASSWORD_SOURCE = "Source: How do I reset my password?"
 
@@ -30,7 +31,7 @@ def conversation_id(page: Page) -> str:
     return page.evaluate("localStorage.getItem('parley:acme:conversation')")
 
 
-def bot_messages(page: Page):
+def bot_messages(page: Page) -> Locator:
     return page.locator(".msg.bot")
 
 
@@ -129,7 +130,7 @@ def test_keyboard_only(page: Page) -> None:
     expect(launcher).to_have_attribute("aria-expanded", "false")
 
 
-def answered(page: Page):
+def answered(page: Page) -> EventContextManager[Response]:
     return page.expect_response(lambda r: r.url.endswith("/widget/api/messages") and r.request.method == "POST")
 
 
@@ -172,7 +173,7 @@ FETCH_FROM_PAGE = """async (url) => {
 }"""
 
 
-def test_only_allowed_sites_may_talk_to_the_server(context, site: Site) -> None:
+def test_only_allowed_sites_may_talk_to_the_server(context: BrowserContext, site: Site) -> None:
     messages = f"{site.public_url}/widget/api/messages"
     allowed = context.new_page()
     allowed.goto(site.host_url)
@@ -209,7 +210,7 @@ STREAMED = ("https://acme.example/account/security/password-reset-request-form-f
             "you reset it: enter your email and follow the link we send [1].")
 
 
-def test_an_llm_answer_streams_in_before_it_is_finished(context, llm_site) -> None:
+def test_an_llm_answer_streams_in_before_it_is_finished(context: BrowserContext, llm_site: tuple[Site, OpenAIStub]) -> None:
     site, stub = llm_site
     # The model pauses after its first (long) word: what came so far must already show.
     stub.queue(Outcome(text=STREAMED, stall=2.0))

@@ -207,8 +207,8 @@ def test_the_config_map_carries_the_sample_configuration() -> None:
     mounted = (KUBERNETES / "base" / "parley.yaml").read_text().splitlines()
     body = lambda lines: [line for line in lines if line.strip() and not line.startswith("#")]  # noqa: E731
     assert body(mounted) == body(sample), (
-        "deployments/kubernetes/base/parley.yaml is out of step with config/parley.yaml; "
-        "copy the sections over (keep its header comment)")
+        "deployments/kubernetes/base/parley.yaml is out of step with config/parley.yaml: "
+        "run deployments/kubernetes/sync-config")
 
 
 def test_the_config_map_loads_with_the_pods_environment(objects: list[dict[str, Any]], tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def test_activating_a_model_changes_who_answers_visibly_in_the_log(both: Workspa
     trained = workspace.ok("train", "--activate")
     version = trained.split("saved model ")[1].split()[0]
     assert f"activated {version}" in trained
+    assert f"saved model {version}" in workspace.ok("train")  # same data and seed: same version
     [listed] = [json.loads(line) for line in workspace.ok("models", "list", "--json").splitlines()]
     assert listed["version"] == version and listed["active"] is True
     assert listed["params"]["libraries"]["scikit-learn"] and listed["content_hash"]

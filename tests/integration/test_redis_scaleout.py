@@ -189,6 +189,7 @@ def test_redis_down_answers_503_then_everything_stored_is_answered(
     url, server = serve(env, tmp_path / "serve.log")
     plans = {f"DOUTAGE{n}": QUESTIONS for n in range(4)}
     acked: list[str] = []
+    unexpected: list[int] = []
     refused = threading.Event()
 
     def platform() -> None:
@@ -202,7 +203,8 @@ def test_redis_down_answers_503_then_everything_stored_is_answered(
                     if status == 200:
                         acked.append(channel)
                         break
-                    assert status == 503, status
+                    if status != 503:
+                        unexpected.append(status)
                     refused.set()
                     threading.Event().wait(0.1)
 
@@ -216,6 +218,7 @@ def test_redis_down_answers_503_then_everything_stored_is_answered(
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
         own_redis.start()
         poster.join(timeout=60)
+        assert unexpected == []
         assert len(acked) == 40
         wait_until(lambda: _ready(url), timeout=10, what="/readyz to recover")
         stub.wait_for("chat.postMessage", count=before + 40, timeout=40)
@@ -231,8 +234,8 @@ def test_redis_down_answers_503_then_everything_stored_is_answered(
 def _status(url: str, body: bytes, retry: int) -> int:
     try:
         return post_slack(url, body, retry=retry).status_code
-    except requests.ConnectionError:
-        return 503
+    except (requests.ConnectionError, requests.Timeout):
+        return 503  # Slack counts a timeout as a failure too, and retries
 
 
 def _ready(url: str) -> bool:

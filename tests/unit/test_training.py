@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 from parley.core.classifier import NO_ANSWER, Prediction
 from parley.core.engine import RetrievalEngine
 from parley.core.knowledge import KnowledgeIndex
-from parley.data.training import Example, TrainedModel, evaluate, knowledge_examples, split, train
+from parley.data.training import (Example, TrainedModel, evaluate, fingerprint, knowledge_examples, split,
+                                  train)
 from parley.ingest import load_articles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +59,16 @@ def test_training_is_deterministic_for_a_seed(index: KnowledgeIndex, trained: tu
     first = trained[0].pipeline.named_steps["classifier"]
     assert np.array_equal(first.coef_, again.pipeline.named_steps["classifier"].coef_)
     assert metrics == trained[1]
+    assert fingerprint(again) == fingerprint(trained[0])
+
+
+def test_learning_from_article_bodies_classifies_paraphrases_better(
+        index: KnowledgeIndex, paraphrases: list[dict[str, str]]) -> None:
+    # Measured: 69.4% on the paraphrases (baseline 67.3%), 67.4% held out (baseline 65.2%).
+    model, metrics = train(knowledge_examples(index.articles, body=True), kind="tfidf-logreg-body")
+    predicted = model.predict_many([row["text"] for row in paraphrases])
+    assert evaluate([row["expected"] for row in paraphrases], predicted).accuracy >= 0.69
+    assert metrics.accuracy >= 0.67 and metrics.test_size == 46  # body sentences are never held out
 
 
 def test_split_holds_out_a_share_of_each_intent_with_enough_examples() -> None:
@@ -82,10 +92,6 @@ class FixedClassifier:
 
     def predict(self, text: str) -> Prediction:
         return self.prediction
-
-
-def ask(engine: RetrievalEngine, text: str, history: Sequence[object] = ()) -> object:
-    return engine.answer(text, [])
 
 
 def test_engine_uses_a_confident_model_first(index: KnowledgeIndex) -> None:

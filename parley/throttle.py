@@ -1,0 +1,61 @@
+"""Flood control for the webhook channels: per sender and per conversation, shared through Redis.
+
+Slack, Twilio and Telegram cannot be told "429, wait": a refused webhook is retried by the platform,
+so a flood would come back again and again. Instead every message is acknowledged, and one over the
+limit is judged here before it reaches the inbox: the first one in a window becomes a ``throttled``
+envelope that the worker answers with one polite notice (no dialogue, no LLM call); the rest are
+dropped and logged. Dropped messages never reach the inbox, so a flood cannot fill the workers'
+queues ahead of other customers. The widget keeps its own limits, answered with 429 (a browser can
+be told to wait).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from parley.channels.web import RateLimiter
+from parley.core.dialogue import reply_id
+from parley.core.envelope import AnswerMeta, Envelope, Reply
+
+THROTTLED = "throttled"  # Envelope.action of the one message per window answered with the notice
+NOTICE = ("You're sending messages faster than I can answer them, so I'll skip the next few. "
+          "Please wait a minute, then send your question again.")
+WINDOW_SECONDS = 60
+
+Verdict = Literal["allow", "notify", "drop"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderLimits:
+    """Messages a sender, and a conversation (a Slack thread may have many people), may send a minute."""
+
+    limiter: RateLimiter
+    per_sender: int
+    per_conversation: int
+    exempt_channels: frozenset[str] = frozenset({"widget"})
+
+    def judge(self, envelope: Envelope) -> Verdict:
+        """Count the message; over a limit, ``notify`` once a window and ``drop`` after that."""
+        if envelope.role != "customer" or envelope.channel in self.exempt_channels:
+            return "allow"
+        sender = f"{envelope.channel}:{envelope.sender}"
+        waits = (self.limiter.hit(f"sender:{sender}", limit=self.per_sender, window=WINDOW_SECONDS),
+                 self.limiter.hit(f"conversation:{envelope.conversation_id}", limit=self.per_conversation,
+                                  window=WINDOW_SECONDS))
+        if not max(waits):
+            return "allow"
+        first = self.limiter.hit(f"notice:{sender}", limit=1, window=WINDOW_SECONDS) == 0
+        return "notify" if first else "drop"
+
+
+def throttled(envelope: Envelope) -> Envelope:
+    """The message that gets the notice instead of an answer."""
+    return replace(envelope, action=THROTTLED)
+
+
+def notice(envelope: Envelope) -> Reply:
+    """The one polite reply to a flood; its id is fixed per message, so it is sent once."""
+    return Reply(conversation_id=envelope.conversation_id, channel=envelope.channel, route=envelope.route,
+                 in_reply_to=envelope.message_id, text=NOTICE, reply_id=reply_id(envelope, 0),
+                 meta=AnswerMeta(engine="throttle", intent=THROTTLED))
