@@ -51,7 +51,7 @@ class SlackAdapter:
             raise InvalidSignature("missing X-Slack-Signature or X-Slack-Request-Timestamp")
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
             raise InvalidSignature(f"stale or bad timestamp {timestamp[:20]!r} (replay?)")
-        if not self.verifier.is_valid(body=request.get_data(), timestamp=timestamp, signature=signature):
+        if not _signed(self.verifier, request.get_data(), timestamp, signature):
             raise InvalidSignature("Slack signature does not match the signing secret")
         if request.mimetype != "application/json":
             raise UnsupportedMediaType(f"content type {request.mimetype!r}")
@@ -106,6 +106,13 @@ class SlackAdapter:
                                                  unfurl_links=False, mrkdwn=True)
                 except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
                     raise UpstreamError(f"Slack chat.postMessage failed: {exc}") from exc
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
+    try:
+        return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+    except UnicodeDecodeError:  # the SDK decodes the body as UTF-8 first; Slack only sends UTF-8
+        return False
 
 
 def _is_customer_message(event: dict[str, Any], body: dict[str, Any]) -> bool:

@@ -183,7 +183,11 @@ def verify_signature(verifier: SignatureVerifier, request: Request, *, clock: Ca
         raise InvalidSignature("missing X-Slack-Signature or X-Slack-Request-Timestamp")
     if not timestamp.isdigit() or abs(clock() - int(timestamp)) > MAX_AGE_SECONDS:
         raise InvalidSignature(f"stale or bad timestamp {timestamp[:20]!r} (replay?)")
-    if not verifier.is_valid(body=request.get_data(), timestamp=timestamp, signature=signature):
+    try:
+        valid = verifier.is_valid(body=request.get_data(), timestamp=timestamp, signature=signature)
+    except UnicodeDecodeError:  # the SDK decodes the body as UTF-8 first; Slack only sends UTF-8
+        valid = False
+    if not valid:
         raise InvalidSignature("Slack signature does not match the signing secret")
 
 

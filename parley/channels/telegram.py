@@ -31,6 +31,7 @@ logger = structlog.get_logger("parley.telegram")
 T = TypeVar("T")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Message attributes that carry something other than text; a caption, when present, is the text.
+_NOT_AN_UPDATE = (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError, RecursionError)
 _MEDIA = ("photo", "document", "sticker", "voice", "video", "video_note", "audio", "animation",
           "location", "contact", "poll")
 
@@ -61,22 +62,28 @@ class TelegramAdapter:
         try:
             data = json.loads(request.get_data())
             update = Update.de_json(data, None) if isinstance(data, dict) else None
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            if update is None:
+                raise MalformedPayload("body is not a JSON object")
+            message = update.message or update.edited_message
+            if message is None or message.from_user is None or message.from_user.is_bot:
+                return []  # channel posts, member updates, callbacks...: nothing to answer
+            media = tuple(kind for kind in _MEDIA if getattr(message, kind, None))
+            if not (message.text or message.caption or media):
+                return []  # service messages: someone joined, a pin, a title change...
+            return [self.to_envelope(update.update_id, message, media,
+                                     edited=update.edited_message is not None)]
+        except _NOT_AN_UPDATE as exc:
+            # PTB builds objects from whatever JSON it gets, without checking types: a field of
+            # the wrong type fails wherever it is first used (found by tests/fuzz).
             raise MalformedPayload(f"not a Telegram Update: {type(exc).__name__}") from None
-        if update is None:
-            raise MalformedPayload("body is not a JSON object")
-        message = update.message or update.edited_message
-        if message is None or message.from_user is None or message.from_user.is_bot:
-            return []  # channel posts, member updates, callbacks...: nothing to answer
-        media = tuple(kind for kind in _MEDIA if getattr(message, kind, None))
-        if not (message.text or message.caption or media):
-            return []  # service messages: someone joined, a pin, a title change...
-        return [self.to_envelope(update.update_id, message, media, edited=update.edited_message is not None)]
 
     def to_envelope(self, update_id: int, message: Message, media: tuple[str, ...], *,
                     edited: bool) -> Envelope:
         # Telegram allows 4,096 characters: answer the start of a long message rather than nothing.
-        text = (message.text or message.caption or "")[:self.max_text_chars]
+        text = message.text or message.caption or ""
+        if not isinstance(text, str):
+            raise MalformedPayload("message text is not a string")
+        text = text[:self.max_text_chars]
         chat_id = str(message.chat.id)
         route = {"chat_id": chat_id}
         if message.is_topic_message and message.message_thread_id:

@@ -37,6 +37,21 @@ end
 return renewed
 """
 
+# KEYS: lease key. ARGV: token, ttl ms. Take a free lease, or keep ours (a renewal we could not
+# confirm, say during a Redis restart, must not leave our own partition idle until it expires).
+_ACQUIRE = """
+local owner = redis.call('GET', KEYS[1])
+if owner == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -52,6 +67,7 @@ class Leases:
         self._ttl_ms = ttl_ms
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(_ACQUIRE)
         self._held: dict[int, float] = {}  # partition -> monotonic time the lease is surely ours until
         self._fair_share = partitions
         self._surplus = 0
@@ -74,7 +90,8 @@ class Leases:
                 if self._surplus <= 0:
                     return True
                 self._surplus -= 1
-                handing_over = self._held.pop(partition) > 0
+                del self._held[partition]
+                handing_over = True
             else:
                 self._held.pop(partition, None)  # lapsed, if it was ours
                 if len(self._held) >= self._fair_share or self._stopping.is_set():
@@ -86,7 +103,7 @@ class Leases:
             logger.debug("partition_handed_over", partition=partition, consumer=self.consumer)
             return False
         started = time.monotonic()
-        if not self._redis.set(self.key(partition), self.consumer, nx=True, px=self._ttl_ms):
+        if not self._acquire(keys=[self.key(partition)], args=[self.consumer, self._ttl_ms]):
             return False
         with self._lock:
             self._held[partition] = started + self._ttl_ms / 1000 * 0.9
