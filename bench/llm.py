@@ -46,6 +46,7 @@ class Timings:
     """First token and finished reply per message, stamped where the widget's stream reads them."""
 
     sent: dict[str, float] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
     first_token: dict[str, float] = field(default_factory=dict)
     done: dict[str, float] = field(default_factory=dict)
     replies: dict[str, Reply] = field(default_factory=dict)
@@ -143,6 +144,13 @@ def run(args: argparse.Namespace, base_url: str, data_dir: str) -> None:
     timings = Timings(expected=args.messages)
     widget = services.adapters["widget"]
     widget.mailbox = TimedMailbox(widget.mailbox, timings)  # type: ignore[attr-defined]
+    record_inbound = services.log.record_inbound
+
+    def started(envelope: Envelope) -> bool:  # a worker's first step: the message left the queue
+        timings.started.setdefault(envelope.message_id, time.perf_counter())
+        return record_inbound(envelope)
+
+    services.log.record_inbound = started  # type: ignore[method-assign]
     messages = workload(args.messages)
     services.workers.start()
     cpu_before, started = time.process_time(), time.perf_counter()
@@ -166,21 +174,29 @@ def run(args: argparse.Namespace, base_url: str, data_dir: str) -> None:
 
 def report(args: argparse.Namespace, timings: Timings, elapsed: float, cpu: float) -> None:
     answered = list(timings.done)
-    full = [timings.done[m] - timings.sent[m] for m in answered]
-    first = [timings.first_token[timings.replies[m].reply_id] - timings.sent[m] for m in answered]
     engines: dict[str, int] = {}
     for m in answered:
         engines[timings.replies[m].meta.engine] = engines.get(timings.replies[m].meta.engine, 0) + 1
     cached = sum(timings.replies[m].meta.cached for m in answered)
     called = [m for m in answered if timings.replies[m].meta.prompt_tokens is not None]
-    overhead = [timings.done[m] - timings.sent[m] - args.latency for m in called]
+    # Overhead: from a worker taking the message to the reply in the mailbox, less the stub's time.
+    overhead = [timings.done[m] - timings.started[m] - args.latency for m in called]
+    queued = [timings.started[m] - timings.sent[m] for m in answered]
     print(f"messages            {len(answered)} of {args.messages}, sent at {args.rate:.0f}/s, "
           f"{args.workers} workers, stub latency {args.latency * 1000:.0f} ms")
     print(f"engines             {engines}")
     print(f"cache               {cached} of {cached + len(called)} LLM answers from the cache: "
           f"{cached} API calls saved ({cached / max(cached + len(called), 1):.0%} hit rate)")
-    print(f"first token         p50 {percentile(first, .5) * 1000:.0f} ms   p99 {percentile(first, .99) * 1000:.0f} ms")
-    print(f"full answer         p50 {percentile(full, .5) * 1000:.0f} ms   p99 {percentile(full, .99) * 1000:.0f} ms")
+    for label, chosen in (("all messages", answered), ("API-answered", called)):
+        if not chosen:
+            continue
+        firsts = [timings.first_token[timings.replies[m].reply_id] - timings.sent[m] for m in chosen]
+        fulls = [timings.done[m] - timings.sent[m] for m in chosen]
+        print(f"{label:<20}first token p50 {percentile(firsts, .5) * 1000:.0f} ms  p99 "
+              f"{percentile(firsts, .99) * 1000:.0f} ms | full answer p50 {percentile(fulls, .5) * 1000:.0f} ms"
+              f"  p99 {percentile(fulls, .99) * 1000:.0f} ms")
+    print(f"waiting in the inbox p50 {percentile(queued, .5) * 1000:.0f} ms  p99 {percentile(queued, .99) * 1000:.0f} ms"
+          " (a conversation's messages are answered in order, one partition per worker)")
     if overhead:
         print(f"overhead beyond the stub's {args.latency * 1000:.0f} ms (API-answered): "
               f"p50 {statistics.median(overhead) * 1000:.1f} ms   p99 {percentile(overhead, .99) * 1000:.1f} ms")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from parley.errors import ConfigError, ParleyError
 from parley.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported when used, so `parley --help` stays quick
+    from parley.stores.redis_inbox import RedisInbox
 
 
 def _redis_settings(config: str | None) -> Settings:
@@ -100,7 +104,7 @@ def drop(config: str | None, dead_letter_id: str) -> None:
                f"message {envelope.message_id}")
 
 
-def _inbox(config: str | None):  # noqa: ANN202 - RedisInbox, imported lazily to keep startup light
+def _inbox(config: str | None) -> RedisInbox:
     from parley.wiring import redis_inbox_of
 
     return redis_inbox_of(_redis_settings(config))

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -185,7 +185,7 @@ class WorkerPool:
             # Bound for the thread too, so what the engines log (fallbacks, tokens) names the conversation.
             with structlog.contextvars.bound_contextvars(conversation_id=envelope.conversation_id,
                                                          channel=envelope.channel):
-                self.pipeline.process(delivery)
+                self._process_through_outages(delivery, log)
         except ParleyError as exc:
             log.warning("message_failed", error=type(exc).__name__, detail=str(exc))
             self.pipeline.metrics.failed(type(exc).__name__)
@@ -196,6 +196,26 @@ class WorkerPool:
             return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}")
         log.info("message_answered")
         return self._settle(delivery, failure=None)
+
+    def _process_through_outages(self, delivery: Delivery, log: Any) -> None:
+        """Process; while a store it needs is down (``Unavailable``), wait and try again in place.
+
+        An outage is not the message's fault: retried through the inbox, every message of a
+        PostgreSQL restart would spend its attempts within seconds and be dead-lettered
+        (tests/integration/test_faults.py). In place, it keeps its attempts and its partition's
+        order; the lease keeper holds the partition meanwhile. Stopping hands it back.
+        """
+        outage = 0
+        while True:
+            try:
+                return self.pipeline.process(delivery)
+            except Unavailable as exc:
+                outage += 1
+                if outage == 1:
+                    log.warning("store_unavailable_waiting", detail=str(exc))
+                    self.pipeline.metrics.failed(type(exc).__name__)
+                if self._stopping.wait(backoff(outage)):
+                    raise
 
     def _settle(self, delivery: Delivery, *, failure: str | None) -> bool:
         # If the inbox is unreachable now, the entry simply stays pending and is taken again later;

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -270,6 +271,21 @@ class Settings(Model):
         if self.storage.database_url is not None:
             return _sqlalchemy_url(self.storage.database_url.get_secret_value())
         return f"sqlite:///{self.server.data_dir / 'parley.db'}"
+
+
+def secret_values(model: BaseModel) -> list[str]:
+    """Every secret the settings hold (keys, tokens, passwords inside URLs), for output filters."""
+    found: list[str] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            found.extend(secret_values(value))
+        elif isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            parts = urlsplit(secret)
+            # A URL's host and scheme are no secret (answers may name them); its password is.
+            found.append((parts.password or "") if parts.scheme and parts.netloc else secret)
+    return [secret for secret in found if secret]
 
 
 def _sqlalchemy_url(url: str) -> str:

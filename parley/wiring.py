@@ -28,7 +28,7 @@ from parley.ingest import load_articles
 from parley.metrics import Metrics
 from parley.runtime import Outbox, Pipeline, SendLedger, WorkerPool
 from parley.errors import ConfigError
-from parley.settings import Settings
+from parley.settings import Settings, secret_values
 from parley.stores.memory import MemoryInbox, MemoryMailbox, MemorySendLedger, MemorySessionStore
 from parley.stores.ratelimit import LimitsRateLimiter
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
@@ -177,7 +177,7 @@ def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversa
     return OpenAIEngine(client=make_client(llm), settings=llm, index=index, persona=settings.bot.persona,
                         fallback=offline, cache=cache,
                         budget=TokenBudget(llm.monthly_token_budget, used_since=log.tokens_used_since),
-                        min_relevance=settings.knowledge.min_confidence)
+                        min_relevance=settings.knowledge.min_confidence, secrets=secret_values(settings))
 
 
 def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:

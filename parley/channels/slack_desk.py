@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -68,13 +69,13 @@ class SlackDesk:
             logger.info("desk_interaction_ignored", kind=str(payload.get("type"))[:40])
             return []
         actions, user = payload.get("actions"), payload.get("user")
-        container = payload.get("container") or {}
+        container = _dict(payload.get("container"))
         if not isinstance(actions, list) or not actions or not isinstance(user, dict):
             raise MalformedPayload("block_actions without actions or user")
         action = actions[0] if isinstance(actions[0], dict) else {}
         kind = ACTIONS.get(str(action.get("action_id")))
         thread = str(container.get("thread_ts") or container.get("message_ts") or "")
-        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id") or "")
+        channel = str(container.get("channel_id") or _dict(payload.get("channel")).get("id") or "")
         conversation_id = self.directory.conversation_of(channel, thread) if thread else None
         if kind is None or conversation_id is None:
             logger.info("desk_action_ignored", action=str(action.get("action_id"))[:40], thread=thread[:32])
@@ -112,7 +113,7 @@ class SlackDesk:
                           allow_empty=bool(files))
         return [Envelope(channel=DESK, conversation_id=conversation_id, message_id=event_id, sender=rep,
                          sender_name=_display_name(event) or self._name_of(rep), text=text, role="agent",
-                         attachments=files, timestamp=float(event.get("ts") or self._clock()),
+                         attachments=files, timestamp=_seconds(event.get("ts")) or self._clock(),
                          route={"thread_ts": thread})]
 
     # --- out ---
@@ -222,6 +223,19 @@ def _why_ignored(event: dict[str, Any], body: dict[str, Any]) -> str | None:
     if event.get("subtype") not in _REP_SUBTYPES:
         return f"subtype {event.get('subtype')}"
     return None
+
+
+def _seconds(ts: object) -> float | None:
+    """A Slack ``ts`` ("1732520400.000300") as epoch seconds; None when it is not one."""
+    try:
+        seconds = float(str(ts))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _display_name(event: dict[str, Any]) -> str | None:

@@ -63,7 +63,7 @@ class OpenAIEngine:
 
     def __init__(self, *, client: openai.OpenAI, settings: LlmSettings, index: KnowledgeIndex,
                  persona: str, fallback: AnswerEngine, cache: AnswerCache, budget: TokenBudget,
-                 min_relevance: float = 0.0) -> None:
+                 min_relevance: float = 0.0, secrets: Sequence[str] = ()) -> None:
         self.client = client
         self.settings = settings
         self.index = index
@@ -74,8 +74,10 @@ class OpenAIEngine:
         self.system = prompt.system_prompt(persona)
         self.prompt_version = prompt.prompt_version(self.system, model=settings.model,
                                                     top_k=settings.top_k, temperature=settings.temperature)
-        secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
-        self.guard = prompt.OutputGuard(self.system, secrets)
+        # Every configured secret (``secrets``: the channels' tokens, the admin token, database
+        # and Redis passwords), not only the API key: none may reach a customer, however asked.
+        keys = [settings.api_key.get_secret_value()] if settings.api_key else []
+        self.guard = prompt.OutputGuard(self.system, [*keys, *secrets])
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=settings.breaker_failures, reset_timeout=settings.breaker_reset_seconds,
             name="llm", exclude=[_not_the_apis_fault], throw_new_error_on_trip=False)

@@ -131,9 +131,9 @@ class OutputGuard:
 class GuardedStream:
     """Passes streamed text on, holding back a tail until it is clear it does not start a leak."""
 
-    # Characters held back: enough for the words that would complete a quote of the instructions
-    # (a shingle) or a secret's prefix, few enough that the first words still show at once.
-    HOLD = 48
+    # Held back: the words that could still grow into a quote of the instructions (one word short
+    # of a shingle) and a secret's prefix; everything before them is already known to be clean.
+    WINDOW = 400  # characters checked per piece: far more than a shingle or a secret prefix
 
     def __init__(self, guard: OutputGuard, sink: Callable[[str], None], max_chars: int) -> None:
         self._guard = guard
@@ -149,14 +149,20 @@ class GuardedStream:
             return
         # Only a quote or secret that ends in the new piece is new: checking the tail keeps a long
         # answer linear; ``finish`` checks the whole text once more.
-        if self._guard.leaks(self.text[-(len(piece) + 4 * self.HOLD):]):
+        if self._guard.leaks(self.text[-(len(piece) + self.WINDOW):]):
             self.blocked = True
             return
-        self._flush(upto=min(len(self.text) - self.HOLD, self._max))
+        self._flush(upto=min(self._clean_prefix(), self._max))
 
     def finish(self) -> None:
         if not self.blocked and not self._guard.leaks(self.text):
             self._flush(upto=min(len(self.text), self._max))
+
+    def _clean_prefix(self) -> int:
+        tail_start = max(len(self.text) - self.WINDOW, 0)
+        starts = [m.start() for m in _WORDS.finditer(self.text, tail_start)]
+        pending = starts[-(_SHINGLE - 1)] if len(starts) >= _SHINGLE - 1 else tail_start
+        return min(pending, len(self.text) - OutputGuard.SECRET_PREFIX)
 
     def _flush(self, upto: int) -> None:
         if upto > self._sent:

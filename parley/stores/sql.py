@@ -176,20 +176,20 @@ class SqlConversationLog:
     def record_feedback(self, *, conversation_id: str, channel: str, message_id: str, score: int,
                         comment: str | None = None, kind: str = "answer") -> bool:
         """Store (or change) the verdict on a bot message; False when no such bot message exists."""
-        with self._session() as session:
-            message = session.scalars(select(Message).where(Message.public_id == message_id)).first()
-            if (message is None or message.direction != "out" or message.channel != channel
-                    or message.conversation_id != conversation_id):
-                return False
-            existing = session.scalars(select(Feedback).where(Feedback.message_id == message_id)).first()
-            row = existing or Feedback(message_id=message_id, conversation_id=conversation_id, score=score)
-            row.score, row.comment, row.kind, row.created_at = score, comment, kind, _now()
-            session.add(row)
-            if _commit_unless_duplicate(session):
-                return True
-        # Two clicks raced to insert: the other one won; apply this one as a change.
-        return self.record_feedback(conversation_id=conversation_id, channel=channel,
-                                    message_id=message_id, score=score, comment=comment, kind=kind)
+        # A second pass only when two clicks raced to insert: the other won, this one is a change.
+        for _ in range(2):
+            with self._session() as session:
+                message = session.scalars(select(Message).where(Message.public_id == message_id)).first()
+                if (message is None or message.direction != "out" or message.channel != channel
+                        or message.conversation_id != conversation_id):
+                    return False
+                existing = session.scalars(select(Feedback).where(Feedback.message_id == message_id)).first()
+                row = existing or Feedback(message_id=message_id, conversation_id=conversation_id, score=score)
+                row.score, row.comment, row.kind, row.created_at = score, comment, kind, _now()
+                session.add(row)
+                if _commit_unless_duplicate(session):
+                    return True
+        return False
 
     def record_handoff_event(self, *, conversation_id: str, kind: str, reason: str | None = None,
                              actor: str | None = None) -> None:

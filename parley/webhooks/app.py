@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from parley import logs
 from parley.errors import InvalidSignature, ParleyError, PayloadTooLarge, RateLimited
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     _register_health(app, services)
     _register_errors(app, services)
     app.before_request(_bind_request)
-    app.before_request(_limit_form_fields)
+    app.before_request(_limit_body)
     if start_workers:
         services.workers.start()
     return app
@@ -64,7 +64,11 @@ class GuardedJSONProvider(DefaultJSONProvider):
             raise ValueError("JSON nested too deeply") from None
 
 
-def _limit_form_fields() -> None:
+def _limit_body() -> None:
+    # Flask enforces MAX_CONTENT_LENGTH only when a route reads the body: refuse it up front, so
+    # every route answers 413 alike, before any other check.
+    if (request.content_length or 0) > (current_app.config["MAX_CONTENT_LENGTH"] or 0):
+        raise RequestEntityTooLarge()
     # Werkzeug caps multipart parts but not url-encoded fields; count them before anything parses.
     if request.mimetype == "application/x-www-form-urlencoded":
         limit = current_app.extensions["parley"].settings.limits.max_form_fields

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,8 @@ DESK, THREAD = "C0DESK0001", "1700000000.000100"
 # A clear refusal or an acknowledgement; 500 (a crash) and 502/503 (a store or API down) are not
 # answers a malformed body may cause.
 CLEAR = {200, 201, 202, 400, 401, 403, 404, 413, 415}
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+# PARLEY_FUZZ_EXAMPLES=2000 for a longer hunt; the suite's default keeps this file to seconds.
+FUZZ = settings(max_examples=int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.function_scoped_fixture])
 
 

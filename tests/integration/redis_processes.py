@@ -33,6 +33,9 @@ def write_config(directory: Path, **storage: Any) -> Path:
     """The sample YAML with inbox settings of the test's own (a key prefix, a short visibility timeout)."""
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     config["storage"].update(storage)
+    # These tests are about delivery, not the per-sender throttle: a platform retrying through an
+    # outage would otherwise count against its sender.
+    config["limits"].update(messages_per_minute_per_sender=10_000, messages_per_minute_per_conversation=10_000)
     path = directory / "parley.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -79,7 +82,13 @@ def serve(env: Mapping[str, str], log: Path, *args: str) -> tuple[str, Parley]:
     port = free_port()
     server = Parley(["serve", "--port", str(port), "--threads", "16", *args], env, log)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _ready(url), timeout=40, what=f"parley serve on {url}:\n{server.output()[-3000:]}")
+
+    def up() -> bool:
+        if server.process.poll() is not None:
+            raise AssertionError(f"parley serve exited:\n{server.output()[-3000:]}")
+        return _ready(url)
+
+    wait_until(up, timeout=40, what=f"parley serve on {url}")
     return url, server
 
 

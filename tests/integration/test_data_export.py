@@ -153,3 +153,17 @@ def test_admin_export_needs_the_bearer_token(seeded: Seeded, tmp_path: Path) -> 
         assert client.get("/admin/export?since=yesterday", headers=auth).status_code == 400
     finally:
         app.extensions["parley"].close()
+
+
+def test_feedback_goes_only_on_a_bot_message_of_that_conversation_and_can_change(seeded: Seeded) -> None:
+    log = seeded.services.log
+    question, answer = list(seeded.said)[:2]
+    assert not log.record_feedback(conversation_id="w-1", channel="widget", message_id=question, score=1)
+    assert not log.record_feedback(conversation_id="w-2", channel="widget", message_id=answer, score=1)
+    assert not log.record_feedback(conversation_id="w-1", channel="twilio", message_id=answer, score=1)
+    assert not log.record_feedback(conversation_id="w-1", channel="widget", message_id="nope", score=1)
+    assert log.record_feedback(conversation_id="w-1", channel="widget", message_id=answer, score=1)
+    rows = seeded.export("--no-redact")
+    assert len(rows) == 4  # a changed vote is one verdict, not a second row
+    assert [(row["feedback_score"], row["feedback_comment"]) for row in rows if row["message_id"] == answer] == [
+        (1, None)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -16,6 +18,7 @@ from parley.stores.desk import DeskThread
 from parley.stores.sql import HandoffEvent, Label, Message
 from parley.webhooks.app import create_app
 from tests.integration.handoff_support import Desk, SlackApi, handoff_settings, signed, wait_until
+from tests.integration.redis_processes import REDIS_URL, delete_prefix
 from tests.stubs.server import StubServer, serving
 
 
@@ -218,3 +221,28 @@ def test_without_a_handoff_channel_the_desk_routes_are_off(tmp_path: Path, slack
         assert "let our support team know" in reply["replies"][0]["text"]
     finally:
         app.extensions["parley"].close()
+
+
+def test_customer_and_rep_on_different_processes_share_one_handoff(
+        tmp_path: Path, slack: StubServer, api: SlackApi, postgres_url: str) -> None:
+    """Two app instances on one Redis and one database: nothing of the handoff lives in a process."""
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    settings = handoff_settings(tmp_path, slack, REDIS_URL=REDIS_URL, DATABASE_URL=postgres_url)
+    settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"key_prefix": prefix})})
+    front, back = create_app(settings), create_app(settings)
+    try:
+        customer, desk = Customer(front.test_client(), front), Desk(back.test_client(), api)
+        customer.says("talk to a person")
+        thread = desk.wait_for_thread()
+        customer.says("are you there?")
+        desk.wait_in_thread(thread, "*Customer:* are you there?")
+        assert desk.reply(thread, "Yes, Ana here.") == 200  # arrives at the other process
+        assert customer.sees("Yes, Ana here.")["author"] == "Ana"
+        assert desk.click(thread, "resolve") == 200
+        customer.sees("How would you rate the help")
+        assert customer.says("4")["replies"][0]["text"] == "Thank you for your rating!"
+        assert len(desk.headers()) == 1
+    finally:
+        for app in (front, back):
+            app.extensions["parley"].close()
+        delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)

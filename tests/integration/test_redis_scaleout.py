@@ -77,11 +77,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, stub: StubServer, database
     env = parley_env(config, directory / "var", REDIS_URL=REDIS_URL, DATABASE_URL=database_url,
                      SLACK_API_URL=stub.url, PARLEY_WIDGET_ORIGINS="")
     servers: list[Parley] = []
+    urls: list[str] = []
     try:
-        with ThreadPoolExecutor(2) as pool:
-            started = list(pool.map(lambda name: serve(env, directory / f"{name}.log"), ["a", "b"]))
-        servers = [server for _, server in started]
-        yield Cluster([url for url, _ in started], stub, prefix, database_url, env, directory)
+        for name in ("a", "b"):  # one after the other: the first creates the schema
+            url, server = serve(env, directory / f"{name}.log")
+            servers.append(server)
+            urls.append(url)
+        yield Cluster(urls, stub, prefix, database_url, env, directory)
     finally:
         for server in servers:
             server.terminate()  # both at once: each takes a moment to finish its in-flight work

@@ -161,6 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, body: dict[str, Any], text: str, outcome: Outcome, usage: dict[str, int]) -> None:
         stub, tool_call = self.server.stub, outcome.tool_call
         pieces = re.findall(r"\S+\s*", text)
+        begun = time.monotonic()
         time.sleep(stub.latency * stub.first_token_share)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -170,10 +171,13 @@ class _Handler(BaseHTTPRequestHandler):
                 "created": int(time.time()), "model": body.get("model")}
         self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]})
-        pause = stub.latency * (1 - stub.first_token_share) / max(len(pieces), 1)
+        # The last piece lands at ``latency`` after the request, the first at its share of it.
+        pause = stub.latency * (1 - stub.first_token_share) / max(len(pieces) - 1, 1)
         for n, piece in enumerate(pieces):
             if n:
-                time.sleep(pause + (outcome.stall if n == 1 else 0.0))
+                # Sleep to a deadline, not for a pause, so oversleeping does not add up over pieces.
+                due = begun + stub.latency * stub.first_token_share + pause * n + outcome.stall
+                time.sleep(max(due - time.monotonic(), 0.0))
             self._event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         if tool_call is not None:
             call = {"index": 0, **_tool_call(tool_call)}

@@ -1,0 +1,105 @@
+"""Flood control on the webhook channels: per sender and per conversation, in process or in Redis.
+
+A flooding customer gets their first messages answered, one polite notice, and nothing more until
+the window passes; another customer writing during the flood is answered as usual. The widget's
+429 with Retry-After is shown in test_widget_embedding.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import redis
+import structlog
+from flask import Flask
+from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
+
+from parley.core.envelope import Envelope
+from parley.stores.ratelimit import LimitsRateLimiter
+from parley.throttle import NOTICE, SenderLimits
+from parley.webhooks.app import create_app
+from tests.conftest import make_settings
+from tests.stubs.server import StubServer, serving, twilio_api
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ACCOUNT_SID, AUTH_TOKEN = "AC00000000000000000000000000000077", "hardening-twilio-token-0123456789"
+FLOODER, CALM, SHOP = "+12125550001", "+12125550002", "+14155550100"
+PER_SENDER = 3
+
+
+@pytest.fixture
+def twilio() -> Iterator[StubServer]:
+    with serving(twilio_api()) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis"])
+def app(request: pytest.FixtureRequest, tmp_path: Path, twilio: StubServer) -> Iterator[Flask]:
+    environ = {"REDIS_URL": REDIS_URL} if request.param == "redis" else {}
+    base = make_settings(tmp_path, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+                         TWILIO_API_URL=twilio.url, **environ)
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    settings = base.model_copy(update={
+        "limits": base.limits.model_copy(update={"messages_per_minute_per_sender": PER_SENDER}),
+        "storage": base.storage.model_copy(update={"key_prefix": prefix})})
+    app = create_app(settings)
+    yield app
+    app.extensions["parley"].close()
+    if request.param == "redis":
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
+def sms(client: FlaskClient, sender: str, text: str) -> int:
+    form = {"From": sender, "To": SHOP, "Body": text, "MessageSid": f"SM{uuid.uuid4().hex}",
+            "AccountSid": ACCOUNT_SID, "NumMedia": "0"}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature("http://localhost/twilio/messages", form)
+    return client.post("/twilio/messages", data=urlencode(form), content_type="application/x-www-form-urlencoded",
+                       headers={"X-Twilio-Signature": signature}).status_code
+
+
+def test_a_flood_gets_one_notice_then_is_dropped_and_others_are_still_answered(
+        app: Flask, twilio: StubServer) -> None:
+    client = app.test_client()
+    with structlog.testing.capture_logs() as logs:
+        statuses = [sms(client, FLOODER, f"question {n}") for n in range(12)]
+        statuses.append(sms(client, CALM, "How do I reset my password?"))
+    assert statuses == [200] * 13  # every webhook acknowledged: a refusal would only be retried
+    sent = twilio.settle("Messages.json", quiet=1.0)
+    to_flooder = [call.params["Body"] for call in sent if call.params["To"] == FLOODER]
+    to_calm = [call.params["Body"] for call in sent if call.params["To"] == CALM]
+    assert len(to_flooder) == PER_SENDER + 1
+    assert to_flooder.count(NOTICE) == 1 and NOTICE not in to_flooder[:PER_SENDER]
+    assert len(to_calm) == 1 and "password" in to_calm[0].lower()
+    dropped = [e for e in logs if e["event"] == "envelope_dropped_over_limit"]
+    assert len(dropped) == 12 - PER_SENDER - 1
+    # Dropped messages never reached the inbox or the log: the transcript holds what was answered.
+    transcript = app.extensions["parley"].log.transcript(f"twilio:{FLOODER}:{SHOP}", "twilio")
+    assert transcript is not None
+    assert [m.text for m in transcript if m.direction == "in"] == [f"question {n}" for n in range(PER_SENDER + 1)]
+
+
+def test_a_conversation_is_limited_whoever_writes_in_it() -> None:
+    limits = SenderLimits(limiter=LimitsRateLimiter("memory://"), per_sender=100, per_conversation=4)
+
+    def message(sender: str) -> Envelope:
+        return Envelope(channel="slack", conversation_id="slack:T1:C1:1700000000.1", message_id=uuid.uuid4().hex,
+                        sender=sender, text="hello")
+
+    verdicts = [limits.judge(message(f"U{n % 3}")) for n in range(8)]
+    assert verdicts[:4] == ["allow"] * 4
+    assert verdicts[4:] == ["notify", "notify", "notify", "drop"]  # once per sender (three people)
+
+
+def test_reps_and_the_widget_are_not_counted() -> None:
+    limits = SenderLimits(limiter=LimitsRateLimiter("memory://"), per_sender=1, per_conversation=1)
+    rep = Envelope(channel="desk", conversation_id="c", message_id="m", sender="U0REP", text="", role="agent")
+    browser = Envelope(channel="widget", conversation_id="w12345678", message_id="m", sender="w12345678", text="x")
+    assert {limits.judge(rep) for _ in range(5)} == {"allow"}
+    assert {limits.judge(browser) for _ in range(5)} == {"allow"}  # the widget answers 429 itself
