@@ -52,7 +52,8 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         click.echo(f"logged to MLflow run {run_id}")
     if activate:
         models.activate(engine, row.version)
-        click.echo(f"activated {row.version}: restart Parley to answer with it")
+        click.echo(f"activated {row.version}: running Parley answers with it within "
+                   f"{settings.data.model_refresh_seconds:g} s")
 
 
 @click.group("models")
@@ -95,7 +96,8 @@ def models_activate(config: str | None, version: str) -> None:
         models.load(settings.models_dir, row)  # refuse now what the server would refuse at start
     except (NotFound, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"activated {row.version}: restart Parley to answer with it")
+    click.echo(f"activated {row.version}: running Parley answers with it within "
+               f"{settings.data.model_refresh_seconds:g} s")
 
 
 @models_group.command("rollback")
@@ -104,10 +106,11 @@ def models_rollback(config: str | None) -> None:
     """Return to the previously active model (or to retrieval alone)."""
     from parley.data import models
 
-    previous = models.rollback(_database(_settings(config)))
+    settings = _settings(config)
+    previous = models.rollback(_database(settings))
     click.echo(f"activated {previous.version}" if previous else
                "no model active: retrieval answers alone")
-    click.echo("restart Parley to apply")
+    click.echo(f"running Parley follows within {settings.data.model_refresh_seconds:g} s")
 
 
 @click.command("eval")

@@ -188,6 +188,8 @@ class DataSettings(Model):
     pseudonym_key: SecretStr | None = None
     # The active model answers when its probability reaches this; else retrieval answers.
     model_min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
+    # How often a serving process checks which model is active (activate/rollback need no restart).
+    model_refresh_seconds: float = Field(default=30.0, ge=0.0)
 
     @field_validator("redact_patterns")
     @classmethod

@@ -182,10 +182,10 @@ def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversa
 
 def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
     """Retrieval, led by the active trained model when there is one (``parley models activate``)."""
-    from parley.data.models import active_model
+    from parley.data.live import LiveModel
 
-    return RetrievalEngine(index, active_model(log.engine, settings.models_dir),
-                           min_model_confidence=settings.data.model_min_confidence)
+    model = LiveModel(log.engine, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds)
+    return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
 
 
 def widget_stream(widget: ChannelAdapter) -> StreamSink:

@@ -16,6 +16,8 @@ NO_ANSWER = "handoff"
 class Prediction:
     intent: str
     confidence: float
+    # The model that made it, when the classifier can change between calls (a followed model).
+    version: str | None = None
 
 
 class IntentClassifier(Protocol):

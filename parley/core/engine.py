@@ -78,11 +78,11 @@ class RetrievalEngine:
             # Questions like this were labelled for a person: answer nothing, so the dialogue
             # falls back and offers one.
             return Answer(text="", confidence=0.0, engine=self.name, intent=NO_ANSWER,
-                          model_version=classifier.version)
+                          model_version=prediction.version or classifier.version)
         article = self.index.get(prediction.intent)
         if article is None:  # trained on an article the knowledge base no longer has
             return None
-        return self._article_answer(article, prediction.confidence, classifier.version)
+        return self._article_answer(article, prediction.confidence, prediction.version or classifier.version)
 
     def _article_answer(self, article: Article, confidence: float, version: str) -> Answer:
         return Answer(text=article.body, confidence=confidence, engine=self.name,

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from parley.cli import main
+from parley.settings import load_settings
 from parley.stores.sql import Message
 from parley.webhooks.app import create_app
 from tests.conftest import CONFIG, ROOT, make_settings
@@ -90,6 +91,30 @@ def test_activating_a_model_changes_who_answers_visibly_in_the_log(both: Workspa
     assert f"activated {version}" in workspace.ok("models", "activate", version)
 
 
+def test_a_running_bot_follows_activate_and_rollback_without_a_restart(workspace: Workspace) -> None:
+    version = workspace.ok("train").split("saved model ")[1].split()[0]
+    config = workspace.tmp_path / "parley.yaml"  # the sample, checking the active model on every message
+    config.write_text(CONFIG.read_text().replace("model_refresh_seconds: 30", "model_refresh_seconds: 0"))
+    app = create_app(load_settings(config, environ={
+        **workspace.env, "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")}))
+    client = app.test_client()
+
+    def answered_by() -> str | None:
+        reply_id = client.post("/widget/api/messages", json={"text": "I forgot my password"}).get_json()[
+            "replies"][0]["id"]
+        with Session(app.extensions["parley"].log.engine) as session:
+            return session.scalars(select(Message.model_version).where(Message.public_id == reply_id)).one()
+
+    try:
+        assert answered_by().startswith("retrieval-")
+        workspace.ok("models", "activate", version)
+        assert answered_by() == version
+        workspace.ok("models", "rollback")
+        assert answered_by().startswith("retrieval-")
+    finally:
+        app.extensions["parley"].close()
+
+
 def test_activating_an_unknown_or_altered_model_is_refused(workspace: Workspace) -> None:
     unknown = workspace.run("models", "activate", "tfidf-logreg-nope")
     assert unknown.exit_code == 1 and "no model version 'tfidf-logreg-nope'" in unknown.stderr
@@ -157,3 +182,25 @@ def test_train_logs_to_mlflow_when_a_tracking_uri_is_set(tmp_path: Path) -> None
     assert run.data.params["seed"] == "3" and run.data.params["kind"] == "tfidf-logreg"
     artefacts = {item.path for item in mlflow.MlflowClient(tracking_uri=store.as_uri()).list_artifacts(run_id)}
     assert any(path.endswith(".joblib") for path in artefacts)
+
+
+def test_a_running_bot_keeps_its_model_when_the_newly_active_one_is_broken(workspace: Workspace) -> None:
+    from parley.data import models
+    from parley.data.live import LiveModel
+    from parley.stores.sql import make_engine
+
+    good = workspace.ok("train", "--activate").split("saved model ")[1].split()[0]
+    broken = workspace.ok("train", "--kind", "tfidf-logreg-body").split("saved model ")[1].split()[0]
+    settings = make_settings(workspace.tmp_path, **workspace.env)
+    engine = make_engine(settings.database_url)
+    now = [0.0]
+    live = LiveModel(engine, settings.models_dir, refresh_seconds=30, clock=lambda: now[0])
+    assert live.predict("I forgot my password").version == good
+    (settings.models_dir / f"{broken}.joblib").write_bytes(b"truncated")
+    models.activate(engine, broken)
+    now[0] = 10.0  # within the refresh interval: not even looked at
+    assert live.predict("I forgot my password").version == good
+    now[0] = 31.0  # looked at, refused (hash mismatch), the previous model goes on answering
+    prediction = live.predict("I forgot my password")
+    assert prediction.version == good and prediction.intent == "reset-password"
+    engine.dispose()

@@ -1,0 +1,63 @@
+"""Following the active model while serving: ``parley models activate`` and ``rollback`` apply
+within ``data.model_refresh_seconds`` in every process, without a restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from sqlalchemy import Engine
+
+from parley.core.classifier import Prediction
+from parley.data.models import active, active_model, load
+from parley.data.training import TrainedModel
+from parley.errors import ParleyError
+
+logger = structlog.get_logger("parley.models")
+
+
+class LiveModel:
+    """An ``IntentClassifier`` that is whichever model is active (none: it never predicts)."""
+
+    def __init__(self, engine: Engine, models_dir: Path, *, refresh_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._engine = engine
+        self._models_dir = models_dir
+        self._refresh = refresh_seconds
+        self._clock = clock
+        # At start a broken active model stops the process (loudly); later it only logs.
+        self._model: TrainedModel | None = active_model(engine, models_dir)
+        self._checked = clock()
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        model = self._model
+        return model.version if model is not None else "none"
+
+    def predict(self, text: str) -> Prediction:
+        self._follow()
+        model = self._model
+        if model is None:
+            return Prediction("", 0.0)
+        prediction = model.predict(text)
+        return Prediction(prediction.intent, prediction.confidence, model.version)
+
+    def _follow(self) -> None:
+        if self._clock() - self._checked < self._refresh or not self._lock.acquire(blocking=False):
+            return  # checked recently, or another thread is checking right now
+        try:
+            self._checked = self._clock()
+            row = active(self._engine)
+            current = self._model.version if self._model is not None else None
+            if (row.version if row is not None else None) == current:
+                return
+            self._model = load(self._models_dir, row) if row is not None else None
+            logger.info("model_switched", previous=current, version=self.version)
+        except (ParleyError, OSError) as exc:
+            logger.error("model_switch_failed", error=str(exc), keeping=self.version)
+        finally:
+            self._lock.release()
