@@ -38,6 +38,10 @@ class SendLedger(Protocol):
         """Undo a claim whose send failed, so a retry may send it."""
         ...
 
+    def confirm(self, reply_id: str) -> None:
+        """Record that a claimed reply went out (never raises: a claim stays a claim)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Outbox:
@@ -65,6 +69,8 @@ class Outbox:
             for reply in fresh:
                 self.ledger.release(reply.reply_id)
             raise
+        for reply in fresh:
+            self.ledger.confirm(reply.reply_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,3 +204,6 @@ class MemorySendLedger:
         """Forget a claim whose send failed, so the retry may send it."""
         with self._lock:
             self._sent.pop(reply_id, None)
+
+    def confirm(self, reply_id: str) -> None:
+        """Nothing to do: in one process a claim cannot outlive the knowledge of its send."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
@@ -98,21 +99,69 @@ def session_from_json(data: str | bytes) -> Session:
     return Session(**values)
 
 
-class RedisSendLedger:
-    """One key per reply id, set only by the first claimant (``SET NX``) and kept for ``ttl`` seconds."""
+# KEYS: the reply's key. ARGV: our token, sending ttl (ms). 1: go; 0: sent already; -1: another is sending.
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if value == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if value == ARGV[1] then return 1 end
+if value == 'sent' then return 0 end
+return -1
+"""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int) -> None:
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisSendLedger:
+    """Each reply id goes out once, even when Redis drops a connection mid-claim.
+
+    A claim is "sending:<this process>" for ``sending_ttl`` seconds, then "sent" for ``ttl`` after
+    the send. A claim whose answer was lost reads as our own on the retry, so the reply is not lost;
+    another process's claim means "retry later" (it may be sending now, or died, and its claim
+    lapses). A send whose confirmation could not be written is remembered here, so this process
+    does not send it again either.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, sending_ttl: int = 120) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl
+        self._sending_ms = sending_ttl * 1000
+        self._token = f"sending:{uuid.uuid4().hex}"
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+        self._unconfirmed: set[str] = set()
 
     def claim(self, reply_id: str) -> bool:
+        if reply_id in self._unconfirmed:
+            self.confirm(reply_id)
+            return False
         with unavailable("claim the reply"):
-            return bool(self._redis.set(f"{self._prefix}sent:{reply_id}", int(time.time()), nx=True, ex=self._ttl))
+            verdict = self._claim(keys=[self.key(reply_id)], args=[self._token, self._sending_ms])
+        if verdict == -1:
+            raise Unavailable(f"reply {reply_id} is being sent by another worker; trying again later")
+        return verdict == 1
 
     def release(self, reply_id: str) -> None:
         with unavailable("release the reply"):
-            self._redis.delete(f"{self._prefix}sent:{reply_id}")
+            self._release(keys=[self.key(reply_id)], args=[self._token])
+
+    def confirm(self, reply_id: str) -> None:
+        self._unconfirmed.add(reply_id)
+        try:
+            self._redis.set(self.key(reply_id), "sent", ex=self._ttl)
+        except redis.RedisError as exc:
+            logger.warning("send_confirmation_pending", reply_id=reply_id, error=type(exc).__name__)
+            return
+        self._unconfirmed.discard(reply_id)
+
+    def key(self, reply_id: str) -> str:
+        return f"{self._prefix}sent:{reply_id}"
 
 
 class RedisMailbox:

@@ -203,12 +203,17 @@ def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str) -> Non
     assert reader.wait_for("conv-1", "conv-1:never", timeout=0.2) is None
 
 
-def test_send_ledger_lets_each_reply_out_once_unless_released(prefix: str) -> None:
-    ledger = RedisSendLedger(connect(REDIS_URL), prefix=prefix, ttl=60)
-    assert ledger.claim("reply-1") is True
-    assert ledger.claim("reply-1") is False
-    ledger.release("reply-1")
-    assert ledger.claim("reply-1") is True
+def test_send_ledger_lets_each_reply_out_once_and_never_loses_one(prefix: str) -> None:
+    here, there = (RedisSendLedger(connect(REDIS_URL), prefix=prefix, ttl=60) for _ in range(2))
+    assert here.claim("reply-1") is True
+    assert here.claim("reply-1") is True  # our own claim whose answer we did not see: still ours to send
+    with pytest.raises(Unavailable, match="being sent by another worker"):
+        there.claim("reply-1")  # maybe sending right now: try later, neither skip nor send
+    here.release("reply-1")  # the send failed
+    assert there.claim("reply-1") is True
+    there.confirm("reply-1")
+    assert here.claim("reply-1") is False
+    assert there.claim("reply-1") is False
 
 
 def test_unreachable_redis_means_503_for_webhooks_and_readiness(tmp_path: Path) -> None:
