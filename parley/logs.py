@@ -51,7 +51,9 @@ def configure(*, level: str = "INFO", json_format: bool = False) -> None:
     structlog.configure(
         processors=[*_shared_processors(json_format), _renderer(json_format)],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write() per line (message and newline together): PrintLogger writes them apart, and a
+        # gunicorn or library line written in between broke the one-JSON-object-a-line contract.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -7,6 +7,9 @@ PostgreSQL an advisory lock lets several pods start at once: one migrates, the o
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -31,14 +34,14 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         _lock(connection)
         _adopt_unversioned(connection)
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         _lock(connection)
         command.downgrade(alembic_config(connection), revision)
 
@@ -55,8 +58,27 @@ def current_head() -> str:
     return head
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (gunicorn workers starting together).
+
+    Python's sqlite3 runs DDL outside a transaction, so two processes could both see no table and
+    both create it; an exclusive lock on a file beside the database makes the second one wait.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _lock(connection: Connection) -> None:
-    # Held until the transaction ends; SQLite serialises writers by itself.
+    # Held until the transaction ends; SQLite files are locked by _sqlite_file_lock.
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
 

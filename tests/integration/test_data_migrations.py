@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -97,3 +98,20 @@ def test_db_upgrade_sql_prints_the_ddl_without_touching_the_database(tmp_path: P
     assert "CREATE TABLE feedback" in result.output
     assert not (tmp_path / "var" / "parley.db").exists() or not tables(
         make_engine(make_settings(tmp_path).database_url))
+
+
+def _upgrade_in_another_process(url: str) -> None:
+    schema.upgrade(make_engine(url))
+
+
+def test_processes_starting_together_on_a_fresh_sqlite_file_all_start(tmp_path: Path) -> None:
+    # gunicorn workers (or `parley worker`s) each upgrade the schema at start, at the same moment.
+    url = f"sqlite:///{tmp_path / 'parley.db'}"
+    processes = [multiprocessing.get_context("spawn").Process(target=_upgrade_in_another_process, args=(url,))
+                 for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    assert schema.current(make_engine(url)) == schema.current_head()

@@ -93,7 +93,7 @@ def test_slack_retries_are_answered_once(client: FlaskClient, slack: StubServer)
         retry = {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"}
         response = post(client, body, **retry)
         assert response.status_code == 200
-    assert len(slack.settle("chat.postMessage")) == 1
+    assert len(slack.settle("chat.postMessage", at_least=1)) == 1
 
 
 def test_bots_edits_and_joins_are_never_answered(client: FlaskClient, slack: StubServer) -> None:
@@ -101,7 +101,7 @@ def test_bots_edits_and_joins_are_never_answered(client: FlaskClient, slack: Stu
         assert post(client, payload(name)).status_code == 200
     # A real message afterwards: once its answer is out, nothing else was (or will be) sent.
     assert post(client, payload("message_im.json")).status_code == 200
-    calls = slack.settle("chat.postMessage")
+    calls = slack.settle("chat.postMessage", at_least=1)
     assert len(calls) == 1 and "Forgot password" in calls[0].params["text"]
 
 
@@ -111,7 +111,7 @@ def test_a_channel_message_without_a_mention_is_not_answered(client: FlaskClient
     event["event_id"] = "Ev0CHANNEL001"
     assert post(client, json.dumps(event).encode()).status_code == 200
     assert post(client, payload("app_mention.json")).status_code == 200
-    calls = slack.settle("chat.postMessage")
+    calls = slack.settle("chat.postMessage", at_least=1)
     assert [call.params.get("thread_ts") for call in calls] == ["1732520100.000200"]
 
 

@@ -80,7 +80,7 @@ def test_a_photo_gets_the_text_only_reply(client: FlaskClient, telegram: StubSer
 def test_the_same_update_twice_is_answered_once(client: FlaskClient, telegram: StubServer) -> None:
     assert post(client, payload("text.json")).status_code == 200
     assert post(client, payload("text.json")).status_code == 200
-    assert len(telegram.settle("sendMessage")) == 1
+    assert len(telegram.settle("sendMessage", at_least=1)) == 1
 
 
 def test_service_messages_and_bots_are_acked_and_ignored(client: FlaskClient, telegram: StubServer) -> None:
@@ -94,7 +94,7 @@ def test_service_messages_and_bots_are_acked_and_ignored(client: FlaskClient, te
                  json.dumps(callback).encode()):
         assert post(client, body).status_code == 200
     assert post(client, payload("text.json")).status_code == 200
-    assert len(telegram.settle("sendMessage")) == 1
+    assert len(telegram.settle("sendMessage", at_least=1)) == 1
 
 
 def test_bad_requests_are_refused_and_never_answered(app: Flask, client: FlaskClient,

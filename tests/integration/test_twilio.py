@@ -89,7 +89,7 @@ def test_an_mms_without_text_gets_the_text_only_reply(client: FlaskClient, twili
 def test_the_same_message_sid_twice_is_answered_once(client: FlaskClient, twilio: StubServer) -> None:
     assert post(client, payload("sms.txt")).status_code == 200
     assert post(client, payload("sms.txt")).status_code == 200
-    assert len(twilio.settle("Messages.json")) == 1
+    assert len(twilio.settle("Messages.json", at_least=1)) == 1
 
 
 def test_the_signature_is_checked_on_the_public_url(tmp_path: Path, twilio: StubServer) -> None:

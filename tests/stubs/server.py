@@ -68,15 +68,20 @@ class StubServer:
             time.sleep(0.02)
         return self.to(endpoint)
 
-    def settle(self, endpoint: str, quiet: float = 0.5, timeout: float = 10.0) -> list[Call]:
-        """Calls to ``endpoint`` once none arrived for ``quiet`` seconds (to prove a second never comes)."""
+    def settle(self, endpoint: str, quiet: float = 0.5, timeout: float = 15.0,
+               at_least: int = 0) -> list[Call]:
+        """Calls to ``endpoint`` once ``at_least`` arrived and then none for ``quiet`` seconds.
+
+        ``at_least`` keeps a slow first answer (a loaded CI machine) from passing for "no answer";
+        the quiet period then proves a second never comes.
+        """
         deadline = time.monotonic() + timeout
         seen, since = -1, time.monotonic()
         while time.monotonic() < deadline:
             now = len(self.to(endpoint))
             if now != seen:
                 seen, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
+            elif now >= at_least and time.monotonic() - since >= quiet:
                 break
             time.sleep(0.02)
         return self.to(endpoint)
