@@ -82,9 +82,11 @@ class Pipeline:
 
     def process(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
-        if envelope.role == "customer":  # a rep's or a re-check's envelope is not a customer message
-            self.log.record_inbound(envelope)
-        replies = self.log.replies_to(envelope)
+        # A rep's or a re-check's envelope is not a customer message, so it is not logged as one.
+        stored_now = envelope.role == "customer" and self.log.record_inbound(envelope)
+        # A message stored just now cannot have been answered before: skip the look-up (a query
+        # saved on every message's hot path). A retried one may have been, and keeps its replies.
+        replies = None if stored_now else self.log.replies_to(envelope)
         if replies is None:
             # A flood's one notice (parley.throttle) is answered without the dialogue or its engine.
             replies = [throttle.notice(envelope)] if envelope.action == throttle.THROTTLED \
