@@ -73,7 +73,10 @@ def check_config(config: str | None) -> None:
 @click.option("--port", envvar="PORT", type=int, default=None, help="Port to listen on.")
 @click.option("--processes", envvar="PARLEY_PROCESSES", type=int, default=1, show_default=True,
               help="gunicorn worker processes (more than 1 needs REDIS_URL: state must be shared).")
-@click.option("--threads", envvar="PARLEY_THREADS", type=int, default=32, show_default=True,
+# 64: most threads only wait (an open widget stream, a webhook on the inbox), which costs a stack,
+# not CPU; webhooks that must ack within 3 s keep 48 of them beside the 16 widget streams
+# (channels.widget.max_streams).
+@click.option("--threads", envvar="PARLEY_THREADS", type=int, default=64, show_default=True,
               help="Threads per process.")
 @click.option("--graceful-timeout", envvar="PARLEY_GRACEFUL_TIMEOUT", type=int, default=20, show_default=True,
               help="Seconds a stopping process has to finish its requests and in-flight messages.")

@@ -12,7 +12,9 @@
     ├── NotFound                     404: unknown conversation or resource
     ├── RateLimited                  429: too many requests (carries retry_after seconds)
     ├── Unavailable                  503: a store we need is down; the platform should retry
-    └── UpstreamError                a platform or LLM API call failed (wraps the SDK's error)
+    └── UpstreamError                a platform or LLM API call failed (wraps the SDK's error);
+                                     ``transient`` (429, 5xx, network) and ``retry_after`` tell the
+                                     worker to wait and retry in place, not spend an attempt
 
 Third-party exceptions are wrapped at the boundary (``raise Unavailable(...) from exc``) so callers
 catch ours only. ``public_message`` is the short text a client may see; ``str(exc)`` is the detail
@@ -97,8 +99,21 @@ class Unavailable(ParleyError):
 
 
 class UpstreamError(ParleyError):
+    """A platform or LLM call failed.
+
+    ``transient`` says the same call may well succeed later (HTTP 429, 5xx, a connection error or
+    timeout); a permanent failure (bad token, unknown channel, rejected request) will not, and
+    counts as a failed attempt at once. ``retry_after`` is the wait the platform asked for, if any.
+    """
+
     status = 502
     public_message = "upstream error"
+
+    def __init__(self, detail: str = "", *, transient: bool = False, retry_after: float | None = None,
+                 public: str | None = None) -> None:
+        super().__init__(detail, public=public)
+        self.transient = transient
+        self.retry_after = retry_after
 
 
 __all__ = [

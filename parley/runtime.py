@@ -10,23 +10,26 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
-from parley.channels.base import ChannelAdapter
+from parley.channels.base import ChannelAdapter, prepared
 from parley.core.dialogue import Dialogue, reply_id
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.core.inbox import Delivery, Inbox
 from parley.core.log import ConversationLog
-from parley.errors import ParleyError, Unavailable
+from parley.errors import ParleyError, Unavailable, UpstreamError
 from parley.metrics import Metrics
-from parley import throttle
 
 logger = structlog.get_logger("parley.worker")
+
+# How long a platform's transient failures (429, 5xx, network) are waited out in place before
+# they count as a failed attempt: a short outage never dead-letters a message.
+TRANSIENT_BUDGET = 300.0
 
 
 class SendLedger(Protocol):
@@ -64,13 +67,26 @@ class Outbox:
         if not fresh:
             return
         try:
-            adapter.send(fresh)
+            # The adapter runs each of its posts through ``once``: when post N fails, the posts
+            # before it stay claimed, so the retry sends N onwards and nothing twice.
+            adapter.send(fresh, once=self.once)
         except Exception:
             for reply in fresh:
                 self.ledger.release(reply.reply_id)
             raise
         for reply in fresh:
             self.ledger.confirm(reply.reply_id)
+
+    def once(self, key: str, step: Callable[[], object]) -> None:
+        """Run ``step`` unless ``key`` was claimed before; a failed step is released for the retry."""
+        if not self.ledger.claim(key):
+            return
+        try:
+            step()
+        except Exception:
+            self.ledger.release(key)
+            raise
+        self.ledger.confirm(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +97,20 @@ class Pipeline:
     metrics: Metrics = field(default_factory=Metrics.create)
 
     def process(self, delivery: Delivery) -> None:
-        envelope = delivery.envelope
+        envelope = prepared(delivery.envelope, self.outbox.adapters)
         # A rep's or a re-check's envelope is not a customer message, so it is not logged as one.
         stored_now = envelope.role == "customer" and self.log.record_inbound(envelope)
         # A message stored just now cannot have been answered before: skip the look-up (a query
         # saved on every message's hot path). A retried one may have been, and keeps its replies.
         replies = None if stored_now else self.log.replies_to(envelope)
         if replies is None:
-            # A flood's one notice (parley.throttle) is answered without the dialogue or its engine.
-            replies = [throttle.notice(envelope)] if envelope.action == throttle.THROTTLED \
-                else self.dialogue.handle(envelope)
-            # Posts to the reps' thread are copies and notices, not part of the conversation record.
-            self.log.record_replies(envelope, [reply for reply in replies if reply.channel != DESK])
+            decision = self.dialogue.decide(envelope)
+            replies = list(decision.replies)
+            # Every reply is logged, the posts to the reps' thread too, so a retry after a failed
+            # send replays them all; the conversation's new state is kept only once they are logged,
+            # so a retry after a failed log decides again from the state the message found.
+            self.log.record_replies(envelope, replies)
+            self.dialogue.commit(decision)
         try:
             self.outbox.deliver(replies)
         except ParleyError as exc:
@@ -125,11 +143,12 @@ class WorkerPool:
     """One thread per inbox partition, so each conversation is handled by one thread at a time."""
 
     def __init__(self, inbox: Inbox, pipeline: Pipeline, *, poll_seconds: float = 0.5,
-                 periodic: Sequence[Periodic] = ()) -> None:
+                 periodic: Sequence[Periodic] = (), transient_budget: float = TRANSIENT_BUDGET) -> None:
         self.inbox = inbox
         self.pipeline = pipeline
         self.periodic = tuple(periodic)
         self._poll = poll_seconds
+        self._transient_budget = transient_budget
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -212,18 +231,34 @@ class WorkerPool:
         PostgreSQL restart would spend its attempts within seconds and be dead-lettered
         (tests/integration/test_faults.py). In place, it keeps its attempts and its partition's
         order; the lease keeper holds the partition meanwhile. Stopping hands it back.
+
+        A platform's transient failure (429, 5xx, network: ``UpstreamError.transient``) is waited
+        out the same way, for up to ``transient_budget`` seconds: the platform's Retry-After, else
+        1 s doubling to 60 s. Past the budget it counts as one failed attempt, so a platform down
+        for good still dead-letters (after about max_attempts x budget); a permanent failure
+        (invalid_auth, channel_not_found...) counts at once, as before.
         """
-        outage = 0
+        outage, started = 0, time.monotonic()
+        error: ParleyError
         while True:
             try:
                 return self.pipeline.process(delivery)
             except Unavailable as exc:
-                outage += 1
+                outage, error, wait = outage + 1, exc, backoff(outage + 1)
                 if outage == 1:
                     log.warning("store_unavailable_waiting", detail=str(exc))
                     self.pipeline.metrics.failed(type(exc).__name__)
-                if self._stopping.wait(backoff(outage)):
+            except UpstreamError as exc:
+                left = self._transient_budget - (time.monotonic() - started)
+                if not exc.transient or left <= 0:
                     raise
+                outage, error = outage + 1, exc
+                wait = min(left, max(0.1, exc.retry_after) if exc.retry_after is not None
+                           else backoff(outage, base=1.0, cap=60.0))
+                log.warning("upstream_transient_waiting", detail=str(exc), wait=round(wait, 1))
+                self.pipeline.metrics.failed(type(exc).__name__)
+            if self._stopping.wait(wait):
+                raise error  # stopping hands the message back
 
     def _settle(self, delivery: Delivery, *, failure: str | None) -> bool:
         # If the inbox is unreachable now, the entry simply stays pending and is taken again later;

@@ -3,10 +3,10 @@
 Slack, Twilio and Telegram cannot be told "429, wait": a refused webhook is retried by the platform,
 so a flood would come back again and again. Instead every message is acknowledged, and one over the
 limit is judged here before it reaches the inbox: the first one in a window becomes a ``throttled``
-envelope that the worker answers with one polite notice (no dialogue, no LLM call); the rest are
-dropped and logged. Dropped messages never reach the inbox, so a flood cannot fill the workers'
-queues ahead of other customers. The widget keeps its own limits, answered with 429 (a browser can
-be told to wait).
+envelope that the dialogue answers with one polite notice (no LLM call; while a person has the
+conversation it is relayed to them instead); the rest are dropped and logged. Dropped messages never
+reach the inbox, so a flood cannot fill the workers' queues ahead of other customers. The widget
+keeps its own limits, answered with 429 (a browser can be told to wait).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from parley.channels.web import RateLimiter
-from parley.core.dialogue import reply_id
-from parley.core.envelope import AnswerMeta, Envelope, Reply
+from parley.core.dialogue import FLOOD_NOTICE, THROTTLED
+from parley.core.envelope import Envelope
 
-THROTTLED = "throttled"  # Envelope.action of the one message per window answered with the notice
-NOTICE = ("You're sending messages faster than I can answer them, so I'll skip the next few. "
-          "Please wait a minute, then send your question again.")
+NOTICE = FLOOD_NOTICE  # what the dialogue answers a THROTTLED envelope with (parley.core.dialogue)
 WINDOW_SECONDS = 60
 
 Verdict = Literal["allow", "notify", "drop"]
@@ -52,10 +50,3 @@ class SenderLimits:
 def throttled(envelope: Envelope) -> Envelope:
     """The message that gets the notice instead of an answer."""
     return replace(envelope, action=THROTTLED)
-
-
-def notice(envelope: Envelope) -> Reply:
-    """The one polite reply to a flood; its id is fixed per message, so it is sent once."""
-    return Reply(conversation_id=envelope.conversation_id, channel=envelope.channel, route=envelope.route,
-                 in_reply_to=envelope.message_id, text=NOTICE, reply_id=reply_id(envelope, 0),
-                 meta=AnswerMeta(engine="throttle", intent=THROTTLED))

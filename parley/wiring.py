@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import redis
 import structlog
-from slack_sdk import WebClient
 from pydantic import SecretStr
 
 from parley.channels.base import ChannelAdapter
 from parley.channels.slack import SlackAdapter
+from parley.channels.slack_common import web_client
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
@@ -215,10 +215,7 @@ def desk_of(settings: Settings, log: SqlConversationLog) -> SlackDesk | None:
     slack = settings.channels.slack
     if not slack.enabled or not slack.handoff_channel:
         return None
-    api_url = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
-    # No retry handlers: a retried post after a lost response would show the message twice.
-    client = WebClient(token=_secret(slack.bot_token), base_url=api_url, timeout=10, retry_handlers=[])
-    return SlackDesk(client=client, signing_secret=_secret(slack.signing_secret),
+    return SlackDesk(client=web_client(_secret(slack.bot_token), slack.api_url), signing_secret=_secret(slack.signing_secret),
                      channel=slack.handoff_channel,
                      directory=SqlDeskDirectory(log.engine), max_text_chars=settings.limits.max_text_chars)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from flask import Request, Response
 
@@ -32,9 +33,53 @@ class ChannelAdapter(Protocol):
         """The platform's response, once every envelope is durably in the inbox."""
         ...
 
-    def send(self, replies: Sequence[Reply]) -> None:
-        """Deliver the replies to one message, in order; raise ``UpstreamError`` on failure."""
+    def send(self, replies: Sequence[Reply], *, once: Once = ...) -> None:
+        """Deliver the replies to one message, in order; raise ``UpstreamError`` on failure.
+
+        An adapter that posts in several steps (replies, chunks of a long reply) runs each step
+        through ``once`` (``post_chunks``), so a retry after a failure at step N skips steps 1..N-1.
+        """
         ...
+
+
+@runtime_checkable
+class PreparesEnvelopes(Protocol):
+    """An adapter that finishes its envelopes in the worker: work too slow for the webhook's ack
+    (Slack's 3 s), such as a Web API look-up or a database write."""
+
+    def prepare(self, envelope: Envelope) -> Envelope: ...
+
+
+def prepared(envelope: Envelope, adapters: Mapping[str, object]) -> Envelope:
+    """The envelope as its channel's adapter finishes it in the worker; unchanged for most."""
+    adapter = adapters.get(envelope.channel)
+    return adapter.prepare(envelope) if isinstance(adapter, PreparesEnvelopes) else envelope
+
+
+# ``once(key, step)``: run ``step`` unless a step with this key already went out. The Outbox backs
+# it with the send ledger; a failing step is forgotten, so the retry runs it again.
+Once = Callable[[str, Callable[[], object]], None]
+
+
+def always(key: str, step: Callable[[], object]) -> None:
+    """The ``Once`` of a direct call (a test, the CLI): no ledger, every step runs."""
+    step()
+
+
+def post_chunks(replies: Sequence[Reply], chunks_of: Callable[[Reply], list[str]],
+                post: Callable[[Reply, str], object], once: Once) -> None:
+    """Post each reply's chunks in order, stopping at the first failure.
+
+    With several posts, each goes through ``once`` keyed "<reply id>#<chunk>". A lone post runs
+    directly: the Outbox's claim on its reply covers it (two ledger writes saved per short answer).
+    """
+    posts = [(f"{reply.reply_id}#{index}", reply, chunk)
+             for reply in replies for index, chunk in enumerate(chunks_of(reply))]
+    if len(posts) == 1:
+        post(posts[0][1], posts[0][2])
+        return
+    for key, reply, chunk in posts:
+        once(key, functools.partial(post, reply, chunk))
 
 
 def clean_text(text: object, *, max_chars: int, allow_empty: bool = False) -> str:

@@ -15,17 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Request, Response, jsonify
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import clean_text
-from parley.channels.slack_desk import SlackDesk
+from parley.channels.base import Once, always, clean_text, post_chunks
+from parley.channels.slack_common import from_a_bot, verify_signature, web_client
+from parley.channels.slack_desk import SlackDesk, slack_failure
 from parley.channels.text import SLACK_LIMIT, as_sent, render_chunks, to_mrkdwn
 from parley.core.envelope import Envelope, Reply
-from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+from parley.errors import MalformedPayload, UnsupportedMediaType
 
-MAX_AGE_SECONDS = 5 * 60  # Slack's documented replay window
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 # Subtypes that are still a person writing; every other subtype (edits, joins, bots) is ignored.
 _HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast"}
@@ -39,20 +38,11 @@ class SlackAdapter:
         self.verifier = SignatureVerifier(signing_secret)
         # The reps' handoff channel: what happens there is a rep acting, never a customer writing.
         self.desk = desk
-        # No retry handlers: a retried post after a lost response would show the answer twice.
-        self.client = WebClient(token=bot_token, base_url=_with_slash(api_url), timeout=int(timeout),
-                                retry_handlers=[])
+        self.client = web_client(bot_token, api_url, timeout=timeout)
         self.max_text_chars = max_text_chars
 
     def verify(self, request: Request) -> None:
-        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        signature = request.headers.get("X-Slack-Signature", "")
-        if not timestamp or not signature:
-            raise InvalidSignature("missing X-Slack-Signature or X-Slack-Request-Timestamp")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
-            raise InvalidSignature(f"stale or bad timestamp {timestamp[:20]!r} (replay?)")
-        if not _signed(self.verifier, request.get_data(), timestamp, signature):
-            raise InvalidSignature("Slack signature does not match the signing secret")
+        verify_signature(self.verifier, request, clock=time.time)
         if request.mimetype != "application/json":
             raise UnsupportedMediaType(f"content type {request.mimetype!r}")
 
@@ -96,31 +86,25 @@ class SlackAdapter:
             return jsonify(challenge=str(body.get("challenge", "")))
         return Response(status=200)
 
-    def send(self, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            text = as_sent(reply)
-            for chunk in render_chunks(text, to_mrkdwn, SLACK_LIMIT):
-                try:
-                    self.client.chat_postMessage(channel=reply.route["channel"], text=chunk,
-                                                 thread_ts=reply.route.get("thread_ts"),
-                                                 unfurl_links=False, mrkdwn=True)
-                except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
-                    raise UpstreamError(f"Slack chat.postMessage failed: {exc}") from exc
+    def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
+        post_chunks(replies, self.chunks, self._post, once)
 
+    @staticmethod
+    def chunks(reply: Reply) -> list[str]:
+        return render_chunks(as_sent(reply), to_mrkdwn, SLACK_LIMIT)
 
-def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
-    try:
-        return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
-    except UnicodeDecodeError:  # the SDK decodes the body as UTF-8 first; Slack only sends UTF-8
-        return False
+    def _post(self, reply: Reply, chunk: str) -> None:
+        try:
+            self.client.chat_postMessage(channel=reply.route["channel"], text=chunk,
+                                         thread_ts=reply.route.get("thread_ts"),
+                                         unfurl_links=False, mrkdwn=True)
+        except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
+            raise slack_failure(exc, "Slack chat.postMessage") from exc
 
 
 def _is_customer_message(event: dict[str, Any], body: dict[str, Any]) -> bool:
     """A person's DM or @mention; never a bot (ourselves included), an edit or a join."""
-    if event.get("bot_id") or event.get("subtype") not in _HUMAN_SUBTYPES or not event.get("user"):
-        return False
-    bot_users = {a.get("user_id") for a in _list(body.get("authorizations")) if isinstance(a, dict)}
-    if event.get("user") in bot_users and event.get("type") == "message":
+    if from_a_bot(event, body) or event.get("subtype") not in _HUMAN_SUBTYPES:
         return False
     if event.get("type") == "app_mention":
         return True
@@ -155,7 +139,3 @@ def _timestamp(ts: object) -> float:
     except ValueError:
         return time.time()
 
-
-def _with_slash(url: str) -> str:
-    # WebClient joins base_url and the method name by plain concatenation.
-    return url if url.endswith("/") else url + "/"

@@ -14,26 +14,29 @@ import html
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
+from cachetools import TTLCache
 from flask import Request, Response
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import clean_text
+from parley.channels.base import Once, always, clean_text
+from parley.channels.slack_common import from_a_bot, verify_signature
 from parley.channels.text import SLACK_LIMIT, render_chunks, to_mrkdwn
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
-from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
 from parley.stores.desk import SqlDeskDirectory
 
 logger = structlog.get_logger("parley.desk")
 
-MAX_AGE_SECONDS = 5 * 60  # Slack's documented replay window
 SECTION_LIMIT = 3000  # a Block Kit section's text
 ACTIONS = {"parley_claim": "claim", "parley_hand_back": "hand_back", "parley_resolve": "resolve"}
 # Subtypes that are a rep writing; edits, deletes, joins, bot posts and the rest are not relayed.
@@ -55,6 +58,9 @@ class SlackDesk:
         self.directory = directory
         self.max_text_chars = max_text_chars
         self._clock = clock
+        # Reps' display names, so users.info is asked once an hour per rep, not per message.
+        self._names: TTLCache[str, str] = TTLCache(maxsize=1024, ttl=3600)
+        self._names_lock = threading.Lock()
 
     # --- in: /slack/interactions (Block Kit buttons), through webhooks.intake.receive ---
 
@@ -81,7 +87,6 @@ class SlackDesk:
             logger.info("desk_action_ignored", action=str(action.get("action_id"))[:40], thread=thread[:32])
             return []
         rep = str(user.get("id") or "")
-        self.directory.touch(thread, rep)
         return [Envelope(channel=DESK, conversation_id=conversation_id, role="agent", action=kind,
                          message_id=f"action:{action.get('action_ts') or payload.get('trigger_id')}:{rep}",
                          sender=rep, sender_name=str(user.get("name") or user.get("username") or rep),
@@ -108,22 +113,33 @@ class SlackDesk:
         files = tuple(str(f.get("mimetype") or "file")
                       for f in event.get("files") or [] if isinstance(f, dict))
         rep = str(event["user"])
-        self.directory.touch(thread, rep)
         text = clean_text(from_mrkdwn(str(event.get("text") or "")), max_chars=self.max_text_chars,
                           allow_empty=bool(files))
         return [Envelope(channel=DESK, conversation_id=conversation_id, message_id=event_id, sender=rep,
-                         sender_name=_display_name(event) or self._name_of(rep), text=text, role="agent",
+                         sender_name=_display_name(event), text=text, role="agent",
                          attachments=files, timestamp=_seconds(event.get("ts")) or self._clock(),
                          route={"thread_ts": thread})]
 
+    # --- in, worker side: what the request leaves out to ack within Slack's 3 s ---
+
+    def prepare(self, envelope: Envelope) -> Envelope:
+        """Note the rep who acted in the thread (a DB write) and name them (users.info, up to 10 s)."""
+        thread = envelope.route.get("thread_ts")
+        if envelope.role != "agent" or not thread:
+            return envelope
+        self.directory.touch(thread, envelope.sender)
+        if envelope.sender_name:
+            return envelope
+        return replace(envelope, sender_name=self._name_of(envelope.sender))
+
     # --- out ---
 
-    def send(self, replies: Sequence[Reply]) -> None:
+    def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
         for reply in replies:
             if reply.route.get("kind") == "open":
-                self._open(reply)
+                self._open(reply)  # idempotent already: the directory knows an opened thread
             else:
-                self._post(reply)
+                self._post(reply, once)
 
     def _open(self, reply: Reply) -> str:
         handoff = int(reply.route.get("handoff") or 0)
@@ -143,7 +159,7 @@ class SlackDesk:
         logger.info("desk_thread_opened", conversation_id=reply.conversation_id, thread=thread)
         return thread
 
-    def _post(self, reply: Reply) -> None:
+    def _post(self, reply: Reply, once: Once) -> None:
         handoff = int(reply.route.get("handoff") or 0)
         thread = self.directory.thread_of(reply.conversation_id, handoff) or self.directory.thread_of(
             reply.conversation_id)
@@ -156,40 +172,60 @@ class SlackDesk:
         kind = reply.route.get("kind")
         text = {"customer": f"**Customer:** {reply.text}", "status": f"_{reply.text}_",
                 "error": f":warning: {reply.text}"}.get(str(kind), reply.text)
-        for chunk in render_chunks(text, to_mrkdwn, SLACK_LIMIT):
-            self._call(channel=self.channel, thread_ts=thread, text=chunk)
+        # Each chunk through ``once``, even a lone one: the desk's replies come several at a time.
+        for index, chunk in enumerate(render_chunks(text, to_mrkdwn, SLACK_LIMIT)):
+            once(f"{reply.reply_id}#{index}",
+                 lambda chunk=chunk: self._call(channel=self.channel, thread_ts=thread, text=chunk))
 
     def _call(self, **params: Any) -> dict[str, Any]:
         try:
             response = self.client.chat_postMessage(unfurl_links=False, mrkdwn=True, **params)
         except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
-            raise UpstreamError(f"Slack chat.postMessage to the handoff channel failed: {exc}") from exc
+            raise slack_failure(exc, "Slack chat.postMessage to the handoff channel") from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def _name_of(self, user: str) -> str:
-        """The rep's display name from users.info; their id when Slack will not say."""
+        """The rep's display name from users.info (remembered); their id when Slack will not say."""
+        with self._names_lock:
+            known = self._names.get(user)
+        if known is not None:
+            return known
         try:
             profile = self.client.users_info(user=user).get("user", {}).get("profile", {})
         except (SlackClientError, OSError) as exc:
             logger.info("desk_user_unknown", user=user, error=type(exc).__name__)
             return user
-        return str(profile.get("display_name") or profile.get("real_name") or user)
+        name = str(profile.get("display_name") or profile.get("real_name") or user)
+        with self._names_lock:
+            self._names[user] = name
+        return name
 
 
-def verify_signature(verifier: SignatureVerifier, request: Request, *, clock: Callable[[], float]) -> None:
-    """Slack's signing secret check, with its five-minute replay window."""
-    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-    signature = request.headers.get("X-Slack-Signature", "")
-    if not timestamp or not signature:
-        raise InvalidSignature("missing X-Slack-Signature or X-Slack-Request-Timestamp")
-    if not timestamp.isdigit() or abs(clock() - int(timestamp)) > MAX_AGE_SECONDS:
-        raise InvalidSignature(f"stale or bad timestamp {timestamp[:20]!r} (replay?)")
+def slack_failure(exc: SlackClientError | OSError, call: str) -> UpstreamError:
+    """Our error for a failed Web API call: transient on 429 (with its Retry-After), 5xx, network.
+
+    Anything else (``invalid_auth``, ``channel_not_found``, a bad argument) fails the same way
+    every time, so it is permanent.
+    """
+    if isinstance(exc, SlackApiError):
+        status = int(getattr(exc.response, "status_code", 0) or 0)
+        retry_after = _retry_after(getattr(exc.response, "headers", None)) if status == 429 else None
+        data = getattr(exc.response, "data", None)
+        error = data.get("error") if isinstance(data, dict) else None
+        return UpstreamError(f"{call} failed: HTTP {status} {error or exc}",
+                             transient=status == 429 or status >= 500, retry_after=retry_after)
+    return UpstreamError(f"{call} failed: {exc}", transient=isinstance(exc, OSError))
+
+
+def _retry_after(headers: object) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None) \
+        if isinstance(headers, dict) else None
+    value = value[0] if isinstance(value, list) and value else value
     try:
-        valid = verifier.is_valid(body=request.get_data(), timestamp=timestamp, signature=signature)
-    except UnicodeDecodeError:  # the SDK decodes the body as UTF-8 first; Slack only sends UTF-8
-        valid = False
-    if not valid:
-        raise InvalidSignature("Slack signature does not match the signing secret")
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def from_mrkdwn(text: str) -> str:
@@ -215,11 +251,8 @@ def _buttons(conversation_id: str) -> list[dict[str, Any]]:
 def _why_ignored(event: dict[str, Any], body: dict[str, Any]) -> str | None:
     if event.get("type") != "message":
         return f"{event.get('type')} event"  # a mention arrives again as a message event
-    if event.get("bot_id") or not event.get("user"):
+    if from_a_bot(event, body):
         return "bot message"
-    bot_users = {a.get("user_id") for a in body.get("authorizations") or [] if isinstance(a, dict)}
-    if event.get("user") in bot_users:
-        return "our own message"
     if event.get("subtype") not in _REP_SUBTYPES:
         return f"subtype {event.get('subtype')}"
     return None

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import threading
+import warnings
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -19,10 +20,11 @@ import structlog
 from flask import Request, Response
 from telegram import Bot, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
-from parley.channels.base import clean_text
+from parley.channels.base import Once, always, clean_text, post_chunks
 from parley.channels.text import TELEGRAM_LIMIT, as_sent, render_chunks, to_telegram_html
 from parley.core.envelope import Envelope, Reply
 from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
@@ -104,15 +106,19 @@ class TelegramAdapter:
             future.add_done_callback(_log_failure)
         return Response(status=200)
 
-    def send(self, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            thread = reply.route.get("message_thread_id")
-            for chunk in render_chunks(as_sent(reply), to_telegram_html,
-                                       TELEGRAM_LIMIT):
-                self._run(self.bot.send_message(
-                    chat_id=reply.route["chat_id"], text=chunk, parse_mode=ParseMode.HTML,
-                    message_thread_id=int(thread) if thread else None,
-                    link_preview_options=None, disable_notification=False))
+    def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
+        post_chunks(replies, self.chunks, self._send, once)
+
+    @staticmethod
+    def chunks(reply: Reply) -> list[str]:
+        return render_chunks(as_sent(reply), to_telegram_html, TELEGRAM_LIMIT)
+
+    def _send(self, reply: Reply, chunk: str) -> None:
+        thread = reply.route.get("message_thread_id")
+        self._run(self.bot.send_message(
+            chat_id=reply.route["chat_id"], text=chunk, parse_mode=ParseMode.HTML,
+            message_thread_id=int(thread) if thread else None,
+            link_preview_options=None, disable_notification=False))
 
     def set_webhook(self, url: str) -> bool:
         """Register ``url`` and the secret token with the Bot API (``parley telegram set-webhook``)."""
@@ -128,10 +134,32 @@ class TelegramAdapter:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(call, self._loop)
         try:
-            return asyncio.run_coroutine_threadsafe(call, self._loop).result(self._timeout)
-        except (TelegramError, TimeoutError) as exc:
-            raise UpstreamError(f"Telegram Bot API call failed: {exc}") from exc
+            return future.result(self._timeout)
+        except TimeoutError as exc:
+            # Cancelled, or the call could still go out after the Outbox released it for a retry.
+            future.cancel()
+            raise UpstreamError(f"Telegram Bot API call timed out after {self._timeout} s",
+                                transient=True) from exc
+        except TelegramError as exc:
+            raise telegram_failure(exc) from exc
+
+
+def telegram_failure(exc: TelegramError) -> UpstreamError:
+    """Transient on flood control (with its retry_after), timeouts, 5xx and network errors.
+
+    PTB raises ``BadRequest`` (a ``NetworkError`` subclass) for a 400, and ``Forbidden``,
+    ``InvalidToken``... for the other refusals: those fail the same way every time.
+    """
+    if isinstance(exc, RetryAfter):
+        with warnings.catch_warnings():  # PTB 22 warns it will become a timedelta: both are handled
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            wait = exc.retry_after
+        seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+        return UpstreamError(f"Telegram flood control: {exc}", transient=True, retry_after=seconds)
+    transient = isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+    return UpstreamError(f"Telegram Bot API call failed: {exc}", transient=transient)
 
 
 def _log_failure(future: Future[Any]) -> None:

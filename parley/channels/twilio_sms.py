@@ -11,14 +11,15 @@ import time
 from collections.abc import Sequence
 
 from flask import Request, Response
-from requests import RequestException
+from requests import ConnectionError as RequestsConnectionError
+from requests import RequestException, Timeout
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from parley.channels.base import clean_text
+from parley.channels.base import Once, always, clean_text, post_chunks
 from parley.channels.text import SMS_LIMIT, as_sent, render_chunks, to_plain
 from parley.core.envelope import Envelope, Reply
 from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
@@ -78,10 +79,26 @@ class TwilioAdapter:
         # Empty TwiML: the answer goes later by REST, once a worker has it.
         return Response(str(MessagingResponse()), status=200, mimetype="text/xml")
 
-    def send(self, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            for chunk in render_chunks(as_sent(reply), to_plain, SMS_LIMIT):
-                try:
-                    self.client.messages.create(to=reply.route["to"], from_=reply.route["from"], body=chunk)
-                except (TwilioException, RequestException) as exc:
-                    raise UpstreamError(f"Twilio messages.create failed: {exc}") from exc
+    def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
+        post_chunks(replies, self.chunks, self._create, once)
+
+    @staticmethod
+    def chunks(reply: Reply) -> list[str]:
+        return render_chunks(as_sent(reply), to_plain, SMS_LIMIT)
+
+    def _create(self, reply: Reply, chunk: str) -> None:
+        try:
+            self.client.messages.create(to=reply.route["to"], from_=reply.route["from"], body=chunk)
+        except (TwilioException, RequestException) as exc:
+            raise twilio_failure(exc) from exc
+
+
+def twilio_failure(exc: TwilioException | RequestException) -> UpstreamError:
+    """Transient on 429 (Twilio's concurrency limit), 5xx and network errors; else permanent.
+
+    The SDK's exception carries no response headers, so there is no Retry-After to honour.
+    """
+    status = getattr(exc, "status", None)
+    transient = isinstance(exc, (RequestsConnectionError, Timeout)) or (
+        isinstance(status, int) and (status == 429 or status >= 500))
+    return UpstreamError(f"Twilio messages.create failed (HTTP {status}): {exc}", transient=transient)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
 
-from parley.channels.base import clean_text
+from parley.channels.base import Once, always, clean_text
 from parley.core.envelope import Envelope, Reply
 from parley.core.log import ConversationLog, LoggedMessage
 from parley.errors import MalformedPayload, NotFound, OriginNotAllowed, RateLimited, UnsupportedMediaType
@@ -127,7 +127,8 @@ class WidgetAdapter:
             return response
         return jsonify(conversation_id=envelope.conversation_id, replies=[reply_json(r) for r in replies])
 
-    def send(self, replies: Sequence[Reply]) -> None:
+    def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
+        # One publish, all or nothing: no step to skip on a retry, so ``once`` is not needed.
         if replies:
             self.mailbox.publish(replies[0].conversation_id, replies)
 

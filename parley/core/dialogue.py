@@ -1,9 +1,10 @@
 """The dialogue: one customer message in, the replies out. Channel-blind and sans-IO.
 
 Order of decisions for a message: handed off to a person (then the bot is silent: see
-``parley.core.relay``) -> a pending 1-5 rating -> media only -> asks for a person -> greeting ->
-thanks -> answer from the engine, or a fallback that offers a person when the engine is not
-confident enough. Rep actions and scheduled re-checks arrive as envelopes too and go to the relay.
+``parley.core.relay``) -> a pending 1-5 rating -> a flood's notice -> media only -> asks for a
+person -> greeting -> thanks -> answer from the engine, or a fallback that offers a person when the
+engine is not confident enough. Rep actions and scheduled re-checks arrive as envelopes too and go
+to the relay.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from parley.core.relay import HandoffTexts, Outcome
 from parley.core.sessions import Session, SessionStore, Turn
 
 TALK_TO_PERSON = "Talk to a person"
+# Envelope.action of the one message of a flood that gets a notice instead of an answer; the
+# webhook side decides which (``parley.throttle``), the dialogue what to say (nothing while a
+# person has the conversation: the message is relayed to them like any other).
+THROTTLED = "throttled"
+FLOOD_NOTICE = ("You're sending messages faster than I can answer them, so I'll skip the next few. "
+                "Please wait a minute, then send your question again.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +46,7 @@ class Policy:
                               "Someone will reply here as soon as they can.")
     thanks: str = "You're welcome! Is there anything else I can help with?"
     media_only: str = "Sorry, I can only read text for now. Could you type your question?"
+    flood_notice: str = FLOOD_NOTICE
     handoff: HandoffRules = HandoffRules()
     handoff_texts: HandoffTexts = HandoffTexts()
 
@@ -56,6 +64,20 @@ class _Draft:
 StreamSink = Callable[[Envelope, str], TokenSink | None]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """What one message leads to: the replies, and what to keep once they are logged.
+
+    ``session`` is None when nothing changed that must be saved; ``rated`` is the rating prompt's
+    reply id and the score a customer gave it.
+    """
+
+    replies: tuple[Reply, ...]
+    session: Session | None = None
+    events: tuple[relay.Event, ...] = ()
+    rated: tuple[str, int] | None = None
+
+
 class Dialogue:
     def __init__(self, *, engine: AnswerEngine, sessions: SessionStore, policy: Policy,
                  clock: Callable[[], float] = time.time, stream: StreamSink | None = None,
@@ -70,15 +92,27 @@ class Dialogue:
         self._stream = stream
 
     def handle(self, envelope: Envelope) -> list[Reply]:
-        """Answer one message and save the conversation's new state."""
+        """Answer one message and save the conversation's new state (``decide`` + ``commit``)."""
+        decision = self.decide(envelope)
+        self.commit(decision)
+        return list(decision.replies)
+
+    def decide(self, envelope: Envelope) -> Decision:
+        """The replies to one message and the state to keep, saving nothing.
+
+        The worker logs the replies before it commits the decision: were the state saved first and
+        the log then failed, the retry would answer again from an already advanced conversation.
+        """
         started = self._clock()
         loaded = self.sessions.load(envelope.conversation_id)
         if loaded is None and envelope.role != "customer":
-            return self._expired(envelope)
+            return Decision(replies=self._expired(envelope))
         session = loaded or self._start(envelope)
         outcome = self._while_handed_off(session, envelope)
         if outcome is not None:
             return self._finish(envelope, session, outcome)
+        if envelope.action == THROTTLED:  # a flood's one notice: no engine, no change to the state
+            return Decision(replies=(self._flood_notice(envelope),))
         before = session = replace(session, rating_prompt=None)
         draft, session = self._decide(session, envelope)
         latency_ms = round((self._clock() - started) * 1000, 3)
@@ -97,10 +131,26 @@ class Dialogue:
         session = session.with_turns(turns, max_turns=self.policy.history_turns,
                                      max_chars=self.policy.history_chars)
         desk, events = self._opened(before, session, envelope)
+        replies = (reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
+                            for i, r in enumerate(desk)))
+        return Decision(replies=replies, session=session, events=events)
+
+    def commit(self, decision: Decision) -> None:
+        """Keep what a decision changed: the session, the handoff events and a handoff rating."""
+        if decision.session is None:
+            return
+        session = decision.session
         self.sessions.save(session)
-        self._record(session, events)
-        return [reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
-                         for i, r in enumerate(desk))]
+        if self.events is None:
+            return
+        for event in decision.events:
+            self.events.record_handoff_event(conversation_id=session.conversation_id, kind=event.kind,
+                                             reason=event.reason, actor=event.actor)
+        if decision.rated is not None:
+            # Also a verdict on the message that asked, so exports see it beside the thumbs.
+            message_id, score = decision.rated
+            self.events.record_feedback(conversation_id=session.conversation_id, channel=session.channel,
+                                        message_id=message_id, kind="handoff", score=score)
 
     def _start(self, envelope: Envelope) -> Session:
         now = self._clock()
@@ -121,17 +171,17 @@ class Dialogue:
             return relay.rate(texts, session, score, now, envelope.text)
         return None
 
-    def _expired(self, envelope: Envelope) -> list[Reply]:
+    def _expired(self, envelope: Envelope) -> tuple[Reply, ...]:
         """A rep acting on a conversation the session store forgot: say so in the thread, save nothing."""
         if envelope.role != "agent":
-            return []
+            return ()
         ghost = Session(conversation_id=envelope.conversation_id, channel="unknown")
         note = relay.to_desk(ghost, "Not sent: this conversation has expired.", kind="error")
-        return [replace(note, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, 0))]
+        return (replace(note, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, 0)),)
 
-    def _finish(self, envelope: Envelope, before: Session, outcome: Outcome) -> list[Reply]:
-        replies = [replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i))
-                   for i, r in enumerate(outcome.replies)]
+    def _finish(self, envelope: Envelope, before: Session, outcome: Outcome) -> Decision:
+        replies = tuple(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i))
+                        for i, r in enumerate(outcome.replies))
         session = outcome.session
         prompt = next((r.reply_id for r in replies if r.meta.intent == "handoff_rating_prompt"), None)
         if prompt is not None:
@@ -139,15 +189,17 @@ class Dialogue:
         if outcome.turns:
             session = session.with_turns(outcome.turns, max_turns=self.policy.history_turns,
                                          max_chars=self.policy.history_chars)
-        self.sessions.save(session)
-        self._record(session, outcome.events)
         rating = next((e for e in outcome.events if e.kind == "rating"), None)
-        if self.events is not None and rating is not None and before.rating_prompt:
-            # Also a verdict on the message that asked, so exports see it beside the thumbs.
-            self.events.record_feedback(conversation_id=session.conversation_id, channel=session.channel,
-                                        message_id=before.rating_prompt, kind="handoff",
-                                        score=int(rating.reason or 0))
-        return replies
+        rated = None
+        if rating is not None and before.rating_prompt:
+            rated = (before.rating_prompt, int(rating.reason or 0))
+        return Decision(replies=replies, session=session, events=outcome.events, rated=rated)
+
+    def _flood_notice(self, envelope: Envelope) -> Reply:
+        # Its id is fixed per message, so a retried flood message is told once.
+        return Reply(conversation_id=envelope.conversation_id, channel=envelope.channel,
+                     route=envelope.route, in_reply_to=envelope.message_id, text=self.policy.flood_notice,
+                     reply_id=reply_id(envelope, 0), meta=AnswerMeta(engine="throttle", intent=THROTTLED))
 
     def _opened(self, before: Session, after: Session,
                 envelope: Envelope) -> tuple[tuple[Reply, ...], tuple[relay.Event, ...]]:
@@ -167,11 +219,6 @@ class Dialogue:
                               turns=rules.transcript_turns, note_prefix=rules.note_prefix,
                               hours_note=hours_note)
         return (relay.to_desk(after, text, kind="open"),), events
-
-    def _record(self, session: Session, events: tuple[relay.Event, ...]) -> None:
-        for event in events if self.events is not None else ():
-            self.events.record_handoff_event(conversation_id=session.conversation_id, kind=event.kind,
-                                             reason=event.reason, actor=event.actor)
 
     def _decide(self, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
         text = envelope.text

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 
@@ -85,9 +85,6 @@ class Reply:
     meta: AnswerMeta = AnswerMeta()
     author: str | None = None
     reply_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def with_meta(self, **changes: Any) -> Reply:
-        return replace(self, meta=replace(self.meta, **changes))
 
 
 def envelope_to_json(envelope: Envelope) -> str:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
+from parley.core.handoff import DESK
 from parley.data.redaction import Redactor
 from parley.settings import Settings
 from parley.stores.sql import Conversation, Feedback, Label, Message
@@ -73,6 +74,7 @@ def rows(engine: Engine, query: ExportQuery, redactor: Redactor | None) -> Itera
         .join(Conversation, Conversation.id == Message.conversation_id)
         .outerjoin(Feedback, Feedback.message_id == Message.public_id)
         .outerjoin(Label, Label.message_id == Message.public_id)
+        .where(Message.channel != DESK)  # posts to the reps' thread: logged for retries only
         .order_by(Message.id)
     )
     if query.since is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from parley.core.classifier import NO_ANSWER
+from parley.core.handoff import DESK
 from parley.data.training import Example
 from parley.stores.sql import Feedback, Label, Message
 
@@ -70,7 +71,8 @@ def suggest(engine: Engine, *, limit: int = 50) -> list[Suggestion]:
     bad_first = case((Feedback.score < 0, 0), else_=1)
     statement = (
         select(Message.public_id, Message.text, answer.intent, answer.confidence, Feedback.score)
-        .join(answer, and_(answer.in_reply_to == Message.public_id, answer.direction == "out"))
+        .join(answer, and_(answer.in_reply_to == Message.public_id, answer.direction == "out",
+                           answer.channel != DESK))
         .outerjoin(Feedback, Feedback.message_id == answer.public_id)
         .outerjoin(Label, Label.message_id == Message.public_id)
         .where(Message.direction == "in", Label.message_id.is_(None))

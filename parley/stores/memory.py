@@ -9,6 +9,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
+from cachetools import TTLCache
+
 from parley.channels.web import MailboxEvent
 from parley.core.envelope import Envelope, Reply
 from parley.core.inbox import Delivery, partition_of
@@ -17,28 +19,30 @@ from parley.errors import Unavailable
 
 
 class MemorySessionStore:
-    """Sessions in a dict, expired ``ttl`` seconds after their last save."""
+    """Sessions in a bounded cache, expired ``ttl`` seconds after their last save.
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl
-        self._clock = clock
-        self._sessions: dict[str, tuple[float, Session]] = {}
+    Bounded by idle time and by count: clients make the conversation ids, so an unbounded dict would
+    grow with every visitor for as long as the process lives. Expired entries are swept on each save.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic,
+                 max_sessions: int = 100_000) -> None:
+        self._sessions: TTLCache[str, Session] = TTLCache(maxsize=max_sessions, ttl=ttl, timer=clock)
         self._lock = threading.Lock()
 
     def load(self, conversation_id: str) -> Session | None:
         with self._lock:
-            found = self._sessions.get(conversation_id)
-            if found is None:
-                return None
-            expires, session = found
-            if expires <= self._clock():
-                del self._sessions[conversation_id]
-                return None
-            return session
+            return self._sessions.get(conversation_id)
 
     def save(self, session: Session) -> None:
         with self._lock:
-            self._sessions[session.conversation_id] = (self._clock() + self._ttl, session)
+            # Re-inserting restarts the entry's time to live; the insert also sweeps expired ones.
+            self._sessions[session.conversation_id] = session
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._sessions.expire()
+            return len(self._sessions)
 
 
 class MemoryInbox:
@@ -130,9 +134,13 @@ class MemoryMailbox:
     Cursors are strings (Redis stream ids in the Redis implementation); here they are counters.
     """
 
-    def __init__(self, keep: int = 200) -> None:
+    def __init__(self, keep: int = 200, *, ttl: float = 24 * 3600, max_conversations: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._keep = keep
-        self._events: dict[str, deque[MailboxEvent]] = {}
+        # Bounded like RedisMailbox (which expires a stream ``ttl`` after its last event), and by
+        # count too: the conversation ids come from clients.
+        self._events: TTLCache[str, deque[MailboxEvent]] = TTLCache(
+            maxsize=max_conversations, ttl=ttl, timer=clock)
         self._seq = itertools.count(1)
         self._changed = threading.Condition()
 
@@ -171,9 +179,16 @@ class MemoryMailbox:
 
     def _append(self, conversation_id: str, **fields: object) -> None:
         with self._changed:
-            events = self._events.setdefault(conversation_id, deque(maxlen=self._keep))
+            events = self._events.get(conversation_id) or deque(maxlen=self._keep)
             events.append(MailboxEvent(cursor=str(next(self._seq)), **fields))  # type: ignore[arg-type]
+            # Re-inserting restarts the conversation's idle time; the insert also sweeps expired ones.
+            self._events[conversation_id] = events
             self._changed.notify_all()
+
+    def __len__(self) -> int:
+        with self._changed:
+            self._events.expire()
+            return len(self._events)
 
 
 def _replies_to(events: Iterable[MailboxEvent], in_reply_to: str) -> list[Reply] | None:

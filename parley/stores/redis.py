@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
 
@@ -68,22 +68,6 @@ class RedisSessionStore:
         with unavailable("save the session"):
             self._redis.set(self.key(session.conversation_id), self._dump(session), ex=self._ttl)
 
-    def update(self, conversation_id: str, change: Callable[[Session | None], Session]) -> Session:
-        """Read-modify-write without lost updates: WATCH the key, retry when another writer won."""
-        key = self.key(conversation_id)
-        with unavailable("update the session"), self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    data = pipe.get(key)
-                    session = change(None if data is None else session_from_json(data))
-                    pipe.multi()
-                    pipe.set(key, self._dump(session), ex=self._ttl)
-                    pipe.execute()
-                    return session
-                except redis.WatchError:
-                    continue
-
     def _dump(self, session: Session) -> str:
         bounded = session.with_turns((), max_turns=self._max_turns, max_chars=self._max_chars)
         return json.dumps(asdict(replace(bounded, updated_at=session.updated_at)), separators=(",", ":"),
@@ -111,7 +95,9 @@ if value == 'sent' then return 0 end
 return -1
 """
 
-_RELEASE = """
+# KEYS: key. ARGV: token. Delete a key only while it still holds our token (the send ledger's
+# claim, an inbox partition's lease): never one another process has taken since.
+RELEASE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -134,7 +120,7 @@ class RedisSendLedger:
         self._sending_ms = sending_ttl * 1000
         self._token = f"sending:{uuid.uuid4().hex}"
         self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE_IF_OWNER)
         self._unconfirmed: set[str] = set()
 
     def claim(self, reply_id: str) -> bool:

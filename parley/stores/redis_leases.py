@@ -21,6 +21,8 @@ import uuid
 import redis
 import structlog
 
+from parley.stores.redis import RELEASE_IF_OWNER
+
 logger = structlog.get_logger("parley.inbox")
 
 # KEYS: lease keys. ARGV: token, ttl ms. Renew the leases still ours; 1 per renewed key, else 0.
@@ -52,12 +54,6 @@ end
 return 0
 """
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 class Leases:
     def __init__(self, client: redis.Redis, *, prefix: str, partitions: int, ttl_ms: int) -> None:
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -66,7 +62,7 @@ class Leases:
         self._partitions = partitions
         self._ttl_ms = ttl_ms
         self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE_IF_OWNER)
         self._acquire = client.register_script(_ACQUIRE)
         self._held: dict[int, float] = {}  # partition -> monotonic time the lease is surely ours until
         self._fair_share = partitions

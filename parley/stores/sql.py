@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from parley.core.envelope import AnswerMeta, Envelope, Reply, Source
+from parley.core.handoff import DESK
 from parley.core.log import LoggedMessage
 from parley.errors import Unavailable
 
@@ -52,6 +53,9 @@ class Message(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=200)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Where a reply went (JSON), so a retry resends it there: a post to the reps' thread has its
+    # own route, not the customer's. Null on inbound messages and on replies logged before 0004.
+    route: str | None = None
 
     # Export filters by channel and time; the suggest query walks inbound messages by time.
     __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)
@@ -165,7 +169,9 @@ class SqlConversationLog:
         return [_row_reply(row, envelope) for row in rows]
 
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
-        query = select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+        # The posts to the reps' thread are logged for retries, and are not the customer's to see.
+        query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK)
+                 .order_by(Message.id))
         with self._session() as session:
             conversation = session.get(Conversation, conversation_id)
             if conversation is None or conversation.channel != channel:
@@ -242,6 +248,7 @@ def _reply_row(reply: Reply, *, in_reply_to: str) -> Message:
         quick_replies=json.dumps(list(reply.quick_replies)), latency_ms=meta.latency_ms,
         cached=meta.cached, model_version=meta.model_version, model=meta.model,
         prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
+        route=json.dumps(dict(reply.route)),
     )
 
 
@@ -255,8 +262,9 @@ def _row_reply(row: Message, envelope: Envelope) -> Reply:
                       model=row.model, prompt_tokens=row.prompt_tokens,
                       completion_tokens=row.completion_tokens,
                       intent=row.intent)
+    route = envelope.route if row.route is None else json.loads(row.route)
     return Reply(conversation_id=row.conversation_id, channel=row.channel, text=row.text,
-                 route=envelope.route, in_reply_to=envelope.message_id,
+                 route=route, in_reply_to=envelope.message_id,
                  quick_replies=tuple(json.loads(row.quick_replies)), meta=meta, author=row.author,
                  reply_id=row.public_id)
 

@@ -10,6 +10,7 @@ import structlog
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from parley import logs
 from parley.errors import InvalidSignature, ParleyError, PayloadTooLarge, RateLimited
@@ -29,6 +30,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     # No static folder: the widget blueprint serves its one script; nothing else is exposed.
     app = Flask(__name__, static_folder=None)
     app.json = GuardedJSONProvider(app)
+    if settings.server.trusted_proxies:
+        # Behind an Ingress every request comes from the proxy: without this, all widget visitors
+        # share one rate-limit bucket. Only as many hops as configured are believed (spoofing).
+        hops = settings.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     app.extensions["parley"] = services
     app.extensions["parley.throttle"] = SenderLimits(

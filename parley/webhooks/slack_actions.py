@@ -15,7 +15,8 @@ from typing import cast
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from parley.channels.slack_desk import SlackDesk, verify_signature
+from parley.channels.slack_common import verify_signature
+from parley.channels.slack_desk import SlackDesk
 from parley.channels.text import to_mrkdwn
 from parley.core.handoff import DESK
 from parley.errors import ChannelDisabled, UnsupportedMediaType

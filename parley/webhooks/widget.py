@@ -7,6 +7,7 @@ Other sites embed the widget, so the API answers CORS (flask-cors, origins from
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from parley.webhooks.intake import receive
 from parley.wiring import Services
 
 STATIC = Path(__file__).parent / "static" / "widget"
+STREAMS_FULL_RETRY_SECONDS = 10  # how long a browser refused a stream waits before asking again
 STREAM_SECONDS = 55.0  # then the browser reconnects: a held gunicorn thread is freed and re-taken
 HEARTBEAT_SECONDS = 15.0  # a comment line keeps proxies from closing an idle stream
 POLL_SECONDS = 2.0
@@ -40,6 +42,10 @@ def _allow_embedding_sites(state: BlueprintSetupState) -> None:
     CORS(state.app, resources={r"/widget/api/*": {"origins": origins}}, expose_headers=["Retry-After"],
          methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID"], max_age=600,
          supports_credentials=False)
+    # Streams share the process's threads with webhooks that must ack within seconds (Slack: 3 s):
+    # a cap per process keeps open widget panels from taking every thread.
+    state.app.extensions["parley.widget_streams"] = threading.BoundedSemaphore(
+        services.settings.channels.widget.max_streams)
 
 
 def _services() -> Services:
@@ -97,10 +103,25 @@ def events(conversation_id: str) -> Response:
         raise NotFound(f"conversation {conversation_id!r}", public="unknown conversation")
     # Resume after what the browser saw; a fresh stream starts at the end (no replay of old tokens).
     seen = request.headers.get("Last-Event-ID") or request.args.get("cursor") or ""
-    cursor = seen if CURSOR.match(seen) else _end_of(_adapter().mailbox, conversation_id)
-    stream = _stream(_adapter(), conversation_id, cursor, seconds=STREAM_SECONDS)
-    return Response(stream, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    slots: threading.BoundedSemaphore = current_app.extensions["parley.widget_streams"]
+    if not slots.acquire(blocking=False):
+        # The browser falls back to re-fetching the history, and asks again after Retry-After.
+        logger.warning("request_refused", status=503, error="StreamsFull", conversation_id=conversation_id)
+        response = jsonify(error="too many open event streams; retry later")
+        response.status_code = 503
+        response.headers["Retry-After"] = str(STREAMS_FULL_RETRY_SECONDS)
+        return response
+    try:
+        cursor = seen if CURSOR.match(seen) else _end_of(_adapter().mailbox, conversation_id)
+        stream = _stream(_adapter(), conversation_id, cursor, seconds=STREAM_SECONDS)
+        response = Response(stream, mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    except BaseException:
+        slots.release()
+        raise
+    # The server closes every response it took, streamed to the end or cut off by the browser.
+    response.call_on_close(slots.release)
+    return response
 
 
 @bp.post("/api/feedback")

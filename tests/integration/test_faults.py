@@ -5,7 +5,7 @@ Covered elsewhere, not repeated here: Redis stopped and restarted, and a SIGKILL
 retries, timeouts and circuit breaker (test_llm_resilience.py). Here: PostgreSQL unreachable (a
 loopback TCP proxy of the test's own is cut and restored, so the shared server is never touched),
 the LLM API failing in every way while the server answers real traffic, and a channel API that
-keeps failing, whose message is retried, dead-lettered, shown by `parley inbox status` and replayed.
+keeps refusing a message, which is retried, dead-lettered, shown by `parley inbox status` and replayed.
 """
 
 from __future__ import annotations
@@ -177,12 +177,13 @@ def test_the_llm_api_failing_every_way_still_answers_each_message_once(tmp_path:
         llm.stop()
 
 
-def test_a_channel_api_that_keeps_failing_dead_letters_the_message_visibly(tmp_path: Path, prefix: str) -> None:
+def test_a_channel_api_that_keeps_refusing_dead_letters_the_message_visibly(tmp_path: Path, prefix: str) -> None:
     failing = {"DBROKEN1"}
 
     def slack(call: Call) -> tuple[int, dict[str, Any]]:
         if call.endpoint == "chat.postMessage" and call.params.get("channel") in failing:
-            return 500, {"ok": False, "error": "internal_error"}
+            # A refusal that will not pass by waiting (a 5xx or 429 is first waited out in place).
+            return 200, {"ok": False, "error": "channel_not_found"}
         return slack_api(call)
 
     with serving(slack) as stub:

@@ -168,26 +168,6 @@ def test_session_round_trip_with_ttl_and_bounded_history(prefix: str) -> None:
     assert store.load("conv-unknown") is None
 
 
-def test_concurrent_session_updates_lose_nothing(prefix: str) -> None:
-    store = RedisSessionStore(connect(REDIS_URL), prefix=prefix, ttl=300, max_turns=20, max_chars=8000)
-
-    def bump(session: Session | None) -> Session:
-        session = session or Session(conversation_id="conv-1", channel="slack")
-        return replace(session, low_confidence_streak=session.low_confidence_streak + 1)
-
-    def writer() -> None:
-        for _ in range(25):
-            store.update("conv-1", bump)
-
-    threads = [threading.Thread(target=writer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    loaded = store.load("conv-1")
-    assert loaded is not None and loaded.low_confidence_streak == 200
-
-
 def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str) -> None:
     publisher = RedisMailbox(connect(REDIS_URL), prefix=prefix)
     reader = RedisMailbox(connect(REDIS_URL), prefix=prefix)

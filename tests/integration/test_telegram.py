@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.text import to_telegram_html, with_sources
 from parley.cli import main
-from parley.core.envelope import Reply, Source
+from parley.core.envelope import AnswerMeta, Reply, Source
 from parley.webhooks.app import create_app
 from tests.conftest import CONFIG, ROOT, make_settings
 from tests.stubs.server import StubServer, serving, telegram_api
@@ -129,7 +129,7 @@ def test_long_replies_are_split_at_4096_with_balanced_html(telegram: StubServer)
         lines = "\n".join(f"- **Step {i}**: open <Settings> & tap [help](https://acme.example/h?{i}&x=1)"
                           for i in range(120))
         adapter.send([Reply(conversation_id="telegram:5550001", channel="telegram", text=lines,
-                            route={"chat_id": "5550001"}).with_meta(sources=sources)])
+                            route={"chat_id": "5550001"}, meta=AnswerMeta(sources=sources))])
     finally:
         adapter.close()
     texts = [call.params["text"] for call in telegram.to("sendMessage")]

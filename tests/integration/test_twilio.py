@@ -114,6 +114,20 @@ def test_the_signature_honours_forwarded_headers(client: FlaskClient, twilio: St
     assert len(twilio.wait_for("Messages.json")) == 1
 
 
+def test_the_signature_still_verifies_behind_a_trusted_proxy(tmp_path: Path, twilio: StubServer) -> None:
+    # ProxyFix (server.trusted_proxies) rewrites the scheme; the signed URL must still be the public one.
+    app = twilio_app(tmp_path, twilio, PARLEY_TRUSTED_PROXIES="1")
+    try:
+        body = payload("sms.txt")
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.acme.example",
+                     "X-Forwarded-For": "198.51.100.4"}
+        response = post(app.test_client(), body, url="https://bot.acme.example/twilio/messages", **forwarded)
+        assert response.status_code == 200
+        assert len(twilio.wait_for("Messages.json")) == 1
+    finally:
+        app.extensions["parley"].close()
+
+
 def test_bad_requests_are_refused_and_never_answered(app: Flask, client: FlaskClient,
                                                      twilio: StubServer) -> None:
     body = payload("sms.txt")

@@ -33,7 +33,8 @@ class Call:
         return self.path.rsplit("/", 1)[-1]
 
 
-Answer = Callable[[Call], tuple[int, dict[str, Any]]]
+# (status, JSON body) or (status, JSON body, headers), e.g. a 429 with its Retry-After.
+Answer = Callable[[Call], tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]]
 
 
 class StubServer:
@@ -54,8 +55,9 @@ class StubServer:
         call = Call(request.method, request.path, params, dict(request.headers), time.perf_counter())
         with self._lock:
             self.calls.append(call)
-        status, body = self._answer(call)
-        return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
+        status, body, *headers = self._answer(call)
+        return Response(json.dumps(body), status=status, headers=headers[0] if headers else None,
+                        mimetype="application/json")(environ, start_response)
 
     def to(self, endpoint: str) -> list[Call]:
         with self._lock:

@@ -579,21 +579,25 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const httpError = es.readyState === EventSource.CLOSED;
     closeEvents();
     state.catchUp = true;
-    if (httpError && (await eventsStatus(es.url)) === 404) {
+    const probe = httpError ? await eventsStatus(es.url) : { status: 0, retryAfter: 0 };
+    if (probe.status === 404) {
       state.eventsOff = true;
       return;
     }
     if (id !== state.conversationId || state.events) return;
-    state.eventsTimer = setTimeout(connectEvents, state.eventsDelay);
+    // 503: the server has no stream to spare now. Catch up from the history, then ask again later.
+    if (probe.status === 503) syncHistory(id);
+    state.eventsTimer = setTimeout(connectEvents, Math.max(state.eventsDelay, probe.retryAfter));
     state.eventsDelay = Math.min(state.eventsDelay * 2, 30000);
   }
 
   async function eventsStatus(url) {
     const ctl = new AbortController();
     try {
-      return (await fetch(url, { signal: ctl.signal, credentials: 'omit' })).status;
+      const res = await fetch(url, { signal: ctl.signal, credentials: 'omit' });
+      return { status: res.status, retryAfter: retryAfterMs(res.headers.get('Retry-After')) };
     } catch {
-      return 0;
+      return { status: 0, retryAfter: 0 };
     } finally {
       ctl.abort();
     }

@@ -1,30 +1,14 @@
-"""One validated ``Settings`` model, loaded once from YAML with ``${VAR}`` expansion.
-
-``load_settings()`` reads ``config/parley.yaml`` (or ``PARLEY_CONFIG``), expands ``${VAR}`` and
-``${VAR:-default}`` in string values from an injected ``environ`` mapping, and validates the result.
-Unknown keys are errors so a typo never passes silently. Secrets are ``SecretStr`` and print masked.
-A value that is exactly one ``${VAR:-}`` reference expanding to nothing becomes null, so optional
-channels and stores stay off until their variable is set.
-"""
+"""The configuration's sections: one frozen pydantic model each, unknown keys refused."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-
-from parley.errors import ConfigError
-
-DEFAULT_CONFIG = "config/parley.yaml"
-_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -59,6 +43,8 @@ class ServerSettings(Model):
     data_dir: Path = Path("var")
     workers: int = Field(default=8, ge=1, le=1024, description="dialogue worker threads per process")
     reply_timeout_seconds: float = Field(default=10.0, gt=0)
+    trusted_proxies: int = Field(default=0, ge=0, le=10, description=(
+        "proxies in front (e.g. 1 behind an Ingress) whose X-Forwarded-For/-Proto to believe; 0: none"))
 
 
 class StorageSettings(Model):
@@ -92,6 +78,9 @@ class WidgetSettings(Model):
     allowed_origins: tuple[str, ...] = ()
     messages_per_minute: int = Field(default=20, ge=1, description="per browser (conversation)")
     messages_per_minute_per_ip: int = Field(default=120, ge=1)
+    max_streams: int = Field(default=16, ge=0, description=(
+        "open event streams per process (each holds a server thread; about a quarter of the threads, "
+        "so webhooks that must ack in seconds always find one); more get 503 and poll the history"))
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -248,118 +237,3 @@ class HandoffSettings(Model):
 class LogSettings(Model):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     json_format: bool = Field(default=False, alias="json")
-
-
-class Settings(Model):
-    bot: BotSettings = BotSettings()
-    knowledge: KnowledgeSettings = KnowledgeSettings()
-    server: ServerSettings = ServerSettings()
-    storage: StorageSettings = StorageSettings()
-    limits: LimitSettings = LimitSettings()
-    channels: ChannelSettings = ChannelSettings()
-    admin: AdminSettings = AdminSettings()
-    llm: LlmSettings = LlmSettings()
-    logging: LogSettings = LogSettings()
-    data: DataSettings = DataSettings()
-    handoff: HandoffSettings = HandoffSettings()
-
-    @property
-    def models_dir(self) -> Path:
-        return self.data.models_dir or self.server.data_dir / "models"
-
-    @property
-    def database_url(self) -> str:
-        """The SQLAlchemy URL: ``DATABASE_URL`` when set, else a SQLite file in the data dir."""
-        if self.storage.database_url is not None:
-            return _sqlalchemy_url(self.storage.database_url.get_secret_value())
-        return f"sqlite:///{self.server.data_dir / 'parley.db'}"
-
-
-def secret_values(model: BaseModel) -> list[str]:
-    """Every secret the settings hold (keys, tokens, passwords inside URLs), for output filters."""
-    found: list[str] = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            found.extend(secret_values(value))
-        elif isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            parts = urlsplit(secret)
-            # A URL's host and scheme are no secret (answers may name them); its password is.
-            found.append((parts.password or "") if parts.scheme and parts.netloc else secret)
-    return [secret for secret in found if secret]
-
-
-def _sqlalchemy_url(url: str) -> str:
-    # Platforms hand out postgres:// URLs; SQLAlchemy needs the driver spelled out.
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def load_settings(path: str | os.PathLike[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, expand and validate the YAML; raise ``ConfigError`` naming file, key and reason."""
-    environ = os.environ if environ is None else environ
-    file = Path(path or environ.get("PARLEY_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: file not found (set PARLEY_CONFIG or create it)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: the top level must be a mapping of sections, not {type(raw).__name__}")
-    data = _apply_overrides(expand(raw, environ, file=file), environ)
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(file, exc)) from None
-
-
-def expand(value: Any, environ: Mapping[str, str], *, file: Path, where: str = "") -> Any:
-    """Expand ``${VAR}`` references in every string of a parsed YAML tree."""
-    if isinstance(value, dict):
-        return {key: expand(item, environ, file=file, where=f"{where}.{key}".lstrip("."))
-                for key, item in value.items()}
-    if isinstance(value, list):
-        return [expand(item, environ, file=file, where=f"{where}[{i}]") for i, item in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match["name"], match["default"]
-        if name in environ and environ[name] != "":
-            return environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"{file}: {where}: environment variable {name} is not set "
-                          f"(set it, or write ${{{name}:-default}})")
-
-    expanded = _REFERENCE.sub(substitute, value)
-    if expanded == "" and _REFERENCE.fullmatch(value):
-        return None
-    return expanded
-
-
-def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    # PARLEY_KNOWLEDGE overrides the file (DESIGN.md's environment contract), whatever the YAML says.
-    if environ.get("PARLEY_KNOWLEDGE"):
-        knowledge = dict(data.get("knowledge") or {})
-        knowledge["path"] = environ["PARLEY_KNOWLEDGE"]
-        data = {**data, "knowledge": knowledge}
-    return data
-
-
-def _describe(file: Path, exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        reason = "unknown key (check the spelling)" if error["type"] == "extra_forbidden" else error["msg"]
-        lines.append(f"{file}: {key}: {reason}")
-    return "\n".join(lines)

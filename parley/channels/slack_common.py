@@ -1,0 +1,50 @@
+"""What the customers' Slack adapter and the reps' desk share: the signature check, the Web API
+client, and telling a bot's post (our own echo included) from a person's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Request
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+
+from parley.errors import InvalidSignature
+
+MAX_AGE_SECONDS = 5 * 60  # Slack's documented replay window
+
+
+def verify_signature(verifier: SignatureVerifier, request: Request, *, clock: Callable[[], float]) -> None:
+    """Slack's signing secret check, with its five-minute replay window."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        raise InvalidSignature("missing X-Slack-Signature or X-Slack-Request-Timestamp")
+    if not timestamp.isdigit() or abs(clock() - int(timestamp)) > MAX_AGE_SECONDS:
+        raise InvalidSignature(f"stale or bad timestamp {timestamp[:20]!r} (replay?)")
+    try:
+        valid = verifier.is_valid(body=request.get_data(), timestamp=timestamp, signature=signature)
+    except UnicodeDecodeError:  # the SDK decodes the body as UTF-8 first; Slack only sends UTF-8
+        valid = False
+    if not valid:
+        raise InvalidSignature("Slack signature does not match the signing secret")
+
+
+def web_client(token: str, api_url: str, *, timeout: float = 10.0) -> WebClient:
+    """The Web API client for posting: no retry handlers, because a post retried after a lost
+    response would show twice. A 429 or 5xx raises a transient UpstreamError instead, and the
+    worker waits and retries through the send ledger."""
+    # WebClient joins base_url and the method name by plain concatenation.
+    base_url = api_url if api_url.endswith("/") else api_url + "/"
+    return WebClient(token=token, base_url=base_url, timeout=int(timeout), retry_handlers=[])
+
+
+def from_a_bot(event: dict[str, Any], body: dict[str, Any]) -> bool:
+    """A bot's post, ours included: Slack sends the bot's own messages back as events."""
+    if event.get("bot_id") or not event.get("user"):
+        return True
+    authorizations = body.get("authorizations")
+    bot_users = {a.get("user_id") for a in authorizations if isinstance(a, dict)} \
+        if isinstance(authorizations, list) else set()
+    return event.get("user") in bot_users
