@@ -116,16 +116,21 @@ class WidgetAdapter:
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         envelope = envelopes[0]
-        if self.log.replies_to(envelope) is None and self.with_person(envelope.conversation_id, envelope.timestamp):
+        logged = self.log.replies_to(envelope)  # a worker may have been quicker than this request
+        if logged is None and self.with_person(envelope.conversation_id, envelope.timestamp):
             return jsonify(conversation_id=envelope.conversation_id, replies=[], with_person=True)
-        replies = self.log.replies_to(envelope) or self.mailbox.wait_for(
+        replies = logged if logged is not None else self.mailbox.wait_for(
             envelope.conversation_id, envelope.message_id, timeout=self.reply_timeout)
         if replies is None:
             # Stored and queued, but slow: the browser picks the answer up from the history.
             response = jsonify(conversation_id=envelope.conversation_id, replies=[], pending=True)
             response.status_code = 202
             return response
-        return jsonify(conversation_id=envelope.conversation_id, replies=[reply_json(r) for r in replies])
+        # The log also holds the posts to the reps' thread: only the customer's own replies go back.
+        mine = [reply for reply in replies if reply.channel == self.name]
+        if not mine:
+            return jsonify(conversation_id=envelope.conversation_id, replies=[], with_person=True)
+        return jsonify(conversation_id=envelope.conversation_id, replies=[reply_json(r) for r in mine])
 
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
         # One publish, all or nothing: no step to skip on a retry, so ``once`` is not needed.

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, UniqueConstraint, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
-from parley.stores.sql import HandoffEvent, Label, Message
+from parley.stores.sql import HandoffEvent, Label, Message, commit_unless_duplicate
 
 # Events after which a request is no longer waiting for a person.
 _SETTLED = ("claimed", "first_reply", "handed_back", "resolved")
@@ -54,12 +53,7 @@ class SqlDeskDirectory:
         with Session(self.engine) as session:
             session.add(DeskThread(thread_ts=thread_ts, desk_channel=desk_channel,
                                    conversation_id=conversation_id, handoff=handoff))
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                return False
-        return True
+            return commit_unless_duplicate(session)
 
     def thread_of(self, conversation_id: str, handoff: int | None = None) -> str | None:
         """The thread of that handoff, or of the conversation's latest one."""

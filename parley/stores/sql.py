@@ -149,7 +149,7 @@ class SqlConversationLog:
             session.add(Message(public_id=envelope.dedupe_key, conversation_id=envelope.conversation_id,
                                 direction="in", channel=envelope.channel, text=envelope.text,
                                 created_at=datetime.fromtimestamp(envelope.timestamp, UTC)))
-            return _commit_unless_duplicate(session)
+            return commit_unless_duplicate(session)
 
     def record_replies(self, envelope: Envelope, replies: Sequence[Reply]) -> None:
         with self._session() as session:
@@ -158,7 +158,7 @@ class SqlConversationLog:
             conversation = session.get(Conversation, envelope.conversation_id)
             if conversation is not None:
                 conversation.updated_at = _now()
-            _commit_unless_duplicate(session)
+            commit_unless_duplicate(session)
 
     def replies_to(self, envelope: Envelope) -> list[Reply] | None:
         query = select(Message).where(Message.in_reply_to == envelope.dedupe_key).order_by(Message.id)
@@ -193,7 +193,7 @@ class SqlConversationLog:
                 row = existing or Feedback(message_id=message_id, conversation_id=conversation_id, score=score)
                 row.score, row.comment, row.kind, row.created_at = score, comment, kind, _now()
                 session.add(row)
-                if _commit_unless_duplicate(session):
+                if commit_unless_duplicate(session):
                     return True
         return False
 
@@ -229,7 +229,8 @@ class _GuardedSession(Session):
             raise Unavailable(f"database unreachable: {value.orig}") from value
 
 
-def _commit_unless_duplicate(session: Session) -> bool:
+def commit_unless_duplicate(session: Session) -> bool:
+    """Commit; False (rolled back) when a unique key says the row is already there."""
     try:
         session.commit()
     except IntegrityError:

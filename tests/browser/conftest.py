@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.conftest import CONFIG, ROOT
 from tests.integration.test_server import PARLEY, free_port, wait_until_ready
 from tests.stubs.openai_stub import OpenAIStub
+from tests.support.relay import Relay
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,75 +45,6 @@ See [our gift guide](javascript:window.__xss=3) or [the wrapping page](https://a
 """
 
 
-class Cable:
-    """The network between the browser and the server: a TCP forwarder that a test can unplug.
-
-    Unplugged, it cuts every open connection (the widget's event stream too) and hangs up on new
-    ones, as a lost network would; ``refused`` counts the attempts made meanwhile.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self._target = ("127.0.0.1", target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.refused = 0
-        self._plugged = True
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def unplug(self) -> None:
-        with self._lock:
-            self._plugged = False
-            for sock in self._open:
-                _hang_up(sock)
-            self._open.clear()
-
-    def plug(self) -> None:
-        with self._lock:
-            self._plugged = True
-
-    def close(self) -> None:
-        self.unplug()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                if not self._plugged:
-                    self.refused += 1
-                    _hang_up(client)
-                    continue
-                server = socket.create_connection(self._target)
-                self._open.update((client, server))
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                for sock in (source, sink):
-                    self._open.discard(sock)
-                    _hang_up(sock)
-
-
-def _hang_up(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
-
-
 @dataclass(frozen=True)
 class Site:
     """The Parley server, the cable browsers reach it through, and a customer's page on another origin."""
@@ -122,7 +53,7 @@ class Site:
     public_url: str  # through the cable, for the browser
     host_url: str
     database: Path
-    cable: Cable
+    cable: Relay  # cut() it to take the browser's network away
 
 
 def _host_page(server_url: str) -> bytes:
@@ -167,8 +98,8 @@ def running_site(work: Path, **environ: str) -> Iterator[Site]:
     (knowledge / "gift-wrapping.md").write_text(XSS_ARTICLE, encoding="utf-8")
     port = free_port()
     server_url = f"http://127.0.0.1:{port}"
-    cable = Cable(port)
-    public_url = f"http://127.0.0.1:{cable.port}"
+    cable = Relay(port)
+    public_url = cable.url
     httpd, host_port = _serve_host_page(_host_page(public_url))
     env = {**os.environ, "PORT": str(port), "PARLEY_DATA_DIR": str(work / "var"),
            "PARLEY_KNOWLEDGE": str(knowledge), "PARLEY_CONFIG": str(_config_with_tight_limit(work / "parley.yaml")),
@@ -231,7 +162,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(context: BrowserContext, site: Site) -> Page:
-    site.cable.plug()  # whatever an earlier test left
+    site.cable.restore()  # whatever an earlier test left
     page = context.new_page()
     page.goto(site.host_url)
     return page

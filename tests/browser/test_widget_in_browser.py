@@ -192,7 +192,7 @@ def test_after_a_network_loss_the_widget_reconnects_and_catches_up(page: Page, s
     with page.expect_response(lambda r: r.url.split("?")[0].endswith("/events")):
         ask(page, "where is my package")
         expect(bot_messages(page).nth(1)).to_be_visible()
-    site.cable.unplug()
+    site.cable.cut()
     response = requests.post(f"{site.server_url}/admin/conversations/{conversation_id(page)}/messages",
                              json={"text": "Sent while you were offline.", "author": "Sam"},
                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
@@ -202,7 +202,7 @@ def test_after_a_network_loss_the_widget_reconnects_and_catches_up(page: Page, s
         page.wait_for_timeout(100)
     assert site.cable.refused > 0
     assert page.locator(".msg.agent").count() == 0
-    site.cable.plug()
+    site.cable.restore()
     expect(page.locator(".msg.agent .bubble")).to_have_text("Sent while you were offline.", timeout=20_000)
 
 

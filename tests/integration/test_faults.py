@@ -10,7 +10,6 @@ keeps refusing a message, which is retried, dead-lettered, shown by `parley inbo
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import uuid
@@ -31,69 +30,10 @@ from tests.integration.redis_processes import (
 from tests.integration.test_server import PARLEY
 from tests.stubs.openai_stub import OpenAIStub, rate_limited, server_error, slow
 from tests.stubs.server import Call, StubServer, serving, slack_api
+from tests.support.relay import Relay
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.timeout(120)]
 QUESTION = "How do I reset my password?"
-
-
-class TcpProxy:
-    """Forwards a loopback port to PostgreSQL; ``cut`` drops every connection and refuses new ones."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._cut = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def cut(self) -> None:
-        self._cut.set()
-        with self._lock:
-            for sock in self._open:
-                _close(sock)
-            self._open.clear()
-
-    def restore(self) -> None:
-        self._cut.clear()
-
-    def close(self) -> None:
-        self.cut()
-        _close(self._listener)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if self._cut.is_set():
-                _close(client)
-                continue
-            upstream = socket.create_connection(self.target)
-            with self._lock:
-                self._open.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _close(source)
-            _close(sink)
-
-
-def _close(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
 
 
 @pytest.fixture
@@ -124,8 +64,7 @@ def posts(stub: StubServer, channel: str) -> list[str]:
 
 
 def test_postgres_unreachable_for_a_while_loses_and_repeats_nothing(tmp_path: Path, prefix: str) -> None:
-    with serving(slack_api) as stub, postgres_database() as database_url:
-        proxy = TcpProxy(("127.0.0.1", 5432))
+    with serving(slack_api) as stub, postgres_database() as database_url, Relay(5432) as proxy:
         proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
         config = config_with(tmp_path, prefix, storage={"max_attempts": 3})
         env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, DATABASE_URL=proxied, SLACK_API_URL=stub.url)
@@ -150,7 +89,6 @@ def test_postgres_unreachable_for_a_while_loses_and_repeats_nothing(tmp_path: Pa
             assert redis.Redis.from_url(REDIS_URL).xlen(f"{prefix}inbox:dead") == 0
         finally:
             server.stop()
-            proxy.close()
 
 
 def test_the_llm_api_failing_every_way_still_answers_each_message_once(tmp_path: Path, prefix: str) -> None:

@@ -113,7 +113,9 @@ def test_a_rep_runs_a_whole_widget_conversation_from_slack(app: Flask, customer:
     assert desk.reply(thread, "Hi, I'm Ana from support. Let me check your order.") == 200
     shown = customer.sees("Let me check your order")
     assert shown["author"] == "Ana" and shown["direction"] == "out"
-    assert {"text": "Hi, I'm Ana from support. Let me check your order.", "author": "Ana"} in customer.live()
+    # The log is written just before the live event is published: wait for the live one too.
+    ana = {"text": "Hi, I'm Ana from support. Let me check your order.", "author": "Ana"}
+    assert wait_until(lambda: ana in customer.live()), customer.live()
 
     assert desk.reply(thread, "// VIP customer, refund the shipping") == 200
     assert desk.event("handoff_bot_echo.json", thread) == 200
