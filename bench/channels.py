@@ -79,7 +79,7 @@ CHANNELS: dict[str, tuple[Callable[..., object], str, Callable[[int], tuple[byte
 def environment(channel: str, stub: StubServer, data_dir: str) -> dict[str, str]:
     env = {"PARLEY_DATA_DIR": data_dir, "PARLEY_LOG_LEVEL": "WARNING"}
     if channel == "slack":
-        env.update(SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=stub.url + "/api/")
+        env.update(SLACK_BOT_TOKEN="xoxb-fake_bench", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=stub.url + "/api/")
     elif channel == "twilio":
         env.update(TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=SECRET, TWILIO_API_URL=stub.url)
     else:

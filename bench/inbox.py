@@ -33,7 +33,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TOKEN = "xoxb-0000000000-0000000000000-benchmark0000000000000"
+TOKEN = "xoxb-fake_0000000000-0000000000000-benchmark0000000000000"
 PAYLOAD = ROOT / "tests" / "payloads" / "slack" / "message_im.json"
 BIN = Path(sys.executable).parent
 

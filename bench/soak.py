@@ -47,7 +47,7 @@ from tests.stubs.server import StubServer, serving, slack_api, telegram_api, twi
 
 QUESTIONS = ("How do I reset my password?", "how long does delivery take", "can I return an item",
              "my payment was declined", "where is my package", "How do I cancel my Acme Plus membership?")
-TWILIO_SID, TWILIO_TOKEN = "AC00000000000000000000000000000050", "soak-twilio-auth-token-0123456789"
+TWILIO_SID, TWILIO_TOKEN = "ACfake0000000000000000000000000050", "soak-twilio-auth-token-0123456789"
 TELEGRAM_TOKEN, TELEGRAM_SECRET = "50:AAHsoakTokenXXXXXXXXXXXXXXXXXXXXXXXX", "soak-telegram-secret_0123"
 CHANNELS = ("widget", "slack", "twilio", "telegram")
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import structlog
 
 from parley.channels.base import ChannelAdapter, prepared
-from parley.core.dialogue import Dialogue, reply_id
-from parley.core.envelope import Envelope, Reply
+from parley.core.dialogue import Dialogue
+from parley.core.envelope import Envelope, Reply, reply_id
 from parley.core.handoff import DESK
 from parley.core.inbox import Delivery, Inbox
 from parley.core.log import ConversationLog

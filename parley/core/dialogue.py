@@ -9,15 +9,14 @@ to the relay.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from parley.core import handoff, phrases, relay
-from parley.core.engine import Answer, AnswerEngine, TokenSink
-from parley.core.envelope import AnswerMeta, Envelope, Reply
+from parley.core.engine import AnswerEngine, TokenSink
+from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
 from parley.core.handoff import HandoffEvents, HandoffRules
 from parley.core.relay import HandoffTexts, Outcome
 from parley.core.sessions import Session, SessionStore, Turn
@@ -253,7 +252,7 @@ class Dialogue:
             return _Draft(text=self.policy.handoff_texts.engine_failed,
                           meta=AnswerMeta(engine=self.engine.name, intent="engine_error")), session
         session = replace(session, engine_failures=0)
-        meta = _meta(answer)
+        meta = answer.meta()
         if engine_reason := handoff.after_engine_request(rules, answer.handoff_reason):
             draft, session = self._request_person(session, reason=engine_reason)
             return replace(draft, meta=replace(meta, intent="handoff_request", sources=())), session
@@ -293,18 +292,5 @@ class Dialogue:
         return None if self._stream is None else self._stream(envelope, reply_id(envelope, 0))
 
 
-def reply_id(envelope: Envelope, index: int) -> str:
-    """Deterministic, so a retried message produces the same reply ids and is sent only once."""
-    digest = hashlib.sha256(envelope.dedupe_key.encode("utf-8")).hexdigest()[:24]
-    return f"{digest}-{index}"
-
-
 def _when(moment: datetime) -> str:
     return f"on {moment:%A} at {moment:%H:%M} ({moment.tzname()})"
-
-
-def _meta(answer: Answer) -> AnswerMeta:
-    return AnswerMeta(engine=answer.engine, confidence=answer.confidence, sources=answer.sources,
-                      model_version=answer.model_version, intent=answer.intent, cached=answer.cached,
-                      model=answer.model, prompt_tokens=answer.prompt_tokens,
-                      completion_tokens=answer.completion_tokens)

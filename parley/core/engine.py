@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from parley.core.envelope import Source
+from parley.core.envelope import AnswerMeta, Source
 from parley.core.classifier import NO_ANSWER, IntentClassifier
 from parley.core.knowledge import Article, KnowledgeIndex
 from parley.core.sessions import Turn
@@ -28,6 +28,13 @@ class Answer:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+
+    def meta(self) -> AnswerMeta:
+        """What a reply built from this answer records about where it came from."""
+        return AnswerMeta(engine=self.engine, confidence=self.confidence, sources=self.sources,
+                          model_version=self.model_version, intent=self.intent, cached=self.cached,
+                          model=self.model, prompt_tokens=self.prompt_tokens,
+                          completion_tokens=self.completion_tokens)
 
 
 # Receives each piece of an answer's text as the engine produces it (for live display).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -85,6 +86,12 @@ class Reply:
     meta: AnswerMeta = AnswerMeta()
     author: str | None = None
     reply_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def reply_id(envelope: Envelope, index: int) -> str:
+    """Deterministic, so a retried message produces the same reply ids and is sent only once."""
+    digest = hashlib.sha256(envelope.dedupe_key.encode("utf-8")).hexdigest()[:24]
+    return f"{digest}-{index}"
 
 
 def envelope_to_json(envelope: Envelope) -> str:

@@ -32,7 +32,7 @@ from tests.fuzz.strategies import ID, MESSAGE_TEXT, TS, json_value, maybe, optio
 from tests.stubs.server import StubServer, serving, slack_api, telegram_api, twilio_api
 
 SLACK_SECRET = "fuzz-signing-secret-0123456789abcdef"
-TWILIO_SID, TWILIO_TOKEN = "AC00000000000000000000000000000042", "fuzz-twilio-auth-token-0123456789"
+TWILIO_SID, TWILIO_TOKEN = "ACfake0000000000000000000000000042", "fuzz-twilio-auth-token-0123456789"
 TELEGRAM_TOKEN, TELEGRAM_SECRET = "42:AAHfuzzTokenXXXXXXXXXXXXXXXXXXXXXXX", "fuzz-telegram-secret_0123"
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
 CONVERSATION = "wfuzzconversation01"
@@ -54,7 +54,7 @@ def stubs() -> Iterator[dict[str, StubServer]]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, stubs: dict[str, StubServer]) -> Iterator[Flask]:
     base = make_settings(
-        tmp_path_factory.mktemp("fuzz"), SLACK_BOT_TOKEN="xoxb-fuzz", SLACK_SIGNING_SECRET=SLACK_SECRET,
+        tmp_path_factory.mktemp("fuzz"), SLACK_BOT_TOKEN="xoxb-fake_fuzz", SLACK_SIGNING_SECRET=SLACK_SECRET,
         SLACK_HANDOFF_CHANNEL=DESK, SLACK_API_URL=stubs["slack"].url + "/api/",
         TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=stubs["twilio"].url,
         TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN, TELEGRAM_SECRET_TOKEN=TELEGRAM_SECRET,

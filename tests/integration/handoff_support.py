@@ -19,7 +19,7 @@ from tests.stubs.server import Call, StubServer
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-BOT_TOKEN = "xoxb-1234-5678-parleytest"
+BOT_TOKEN = "xoxb-fake_1234-5678-parleytest"
 HANDOFF_CHANNEL = "C0HANDOFF1"
 
 

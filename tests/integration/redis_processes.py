@@ -24,7 +24,7 @@ from tests.conftest import CONFIG, POSTGRES_ADMIN, ROOT
 from tests.integration.test_server import PARLEY, free_port
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-BOT_TOKEN = "xoxb-0000000000-0000000000000-redis0scale0out0tests00"
+BOT_TOKEN = "xoxb-fake_0000000000-0000000000000-redis0scale0out0tests00"
 PAYLOAD = ROOT / "tests" / "payloads" / "slack" / "message_im.json"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -22,7 +22,7 @@ from tests.stubs.server import Call, StubServer, serving
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
-SLACK_TOKEN = "xoxb-1111-2222-doctor0slack0token"
+SLACK_TOKEN = "xoxb-fake_1111-2222-doctor0slack0token"
 TWILIO_SID = "AC" + "d0c7" * 8
 TWILIO_TOKEN = "f3a1c0ffee0doctor0auth0token0000"
 TELEGRAM_TOKEN = "123456:doctor-telegram-token-AAAA"
@@ -113,7 +113,7 @@ def test_a_healthy_deployment_passes(tmp_path: Path, apis: StubServer, llm: Open
 def test_every_broken_dependency_is_named_without_leaking_secrets(tmp_path: Path, apis: StubServer) -> None:
     done = doctor(tmp_path, REDIS_URL=f"redis://:redis-pass-9@127.0.0.1:{free_port()}/0",
                   OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
-                  SLACK_BOT_TOKEN="xoxb-wrong-token-0", SLACK_SIGNING_SECRET="s3cr3t",
+                  SLACK_BOT_TOKEN="xoxb-fake_wrong-token-0", SLACK_SIGNING_SECRET="s3cr3t",
                   SLACK_API_URL=f"{apis.url}/slack/api/",
                   TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN="wrong-twilio-token-0",
                   TWILIO_API_URL=f"{apis.url}/twilio",
@@ -129,6 +129,6 @@ def test_every_broken_dependency_is_named_without_leaking_secrets(tmp_path: Path
     assert checks["telegram"][0] == "FAIL"
     assert checks["public url"][0] == "FAIL"  # Twilio is on and nobody told Parley its public URL
     output = done.stdout + done.stderr
-    for secret in ("redis-pass-9", OPENAI_KEY, "xoxb-wrong-token-0", "wrong-twilio-token-0",
+    for secret in ("redis-pass-9", OPENAI_KEY, "xoxb-fake_wrong-token-0", "wrong-twilio-token-0",
                    "wrong-telegram-token", "s3cr3t", "tg-secret"):
         assert secret not in output

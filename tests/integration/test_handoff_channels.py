@@ -18,7 +18,7 @@ from parley.webhooks.app import create_app
 from tests.integration.handoff_support import PAYLOADS, Desk, SlackApi, handoff_settings, wait_until
 from tests.stubs.server import StubServer, serving, telegram_api, twilio_api
 
-ACCOUNT_SID = "AC00000000000000000000000000000001"
+ACCOUNT_SID = "ACfake0000000000000000000000000001"
 AUTH_TOKEN = "12345678901234567890123456789012"
 TELEGRAM_TOKEN = "123456789:AAHparleyTestTokenXXXXXXXXXXXXXXXXX"
 TELEGRAM_SECRET = "parley-webhook-secret_0123456789"

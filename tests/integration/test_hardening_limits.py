@@ -27,7 +27,7 @@ from tests.conftest import make_settings
 from tests.stubs.server import StubServer, serving, twilio_api
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-ACCOUNT_SID, AUTH_TOKEN = "AC00000000000000000000000000000077", "hardening-twilio-token-0123456789"
+ACCOUNT_SID, AUTH_TOKEN = "ACfake0000000000000000000000000077", "hardening-twilio-token-0123456789"
 FLOODER, CALM, SHOP = "+12125550001", "+12125550002", "+14155550100"
 PER_SENDER = 3
 

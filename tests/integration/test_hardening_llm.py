@@ -18,8 +18,8 @@ from tests.conftest import Bot
 from tests.integration.llm_support import API_KEY, llm_settings, openai_stub  # noqa: F401 - fixture
 from tests.stubs.openai_stub import OpenAIStub, Outcome
 
-SECRETS = {"SLACK_BOT_TOKEN": "xoxb-2718281828-hardening-bot-token", "SLACK_SIGNING_SECRET": "5f1e2d3c4b5a69788796a5b4",
-           "TWILIO_ACCOUNT_SID": "AC31415926535897932384626433832795", "TWILIO_AUTH_TOKEN": "b0a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5",
+SECRETS = {"SLACK_BOT_TOKEN": "xoxb-fake_2718281828-hardening-bot-token", "SLACK_SIGNING_SECRET": "5f1e2d3c4b5a69788796a5b4",
+           "TWILIO_ACCOUNT_SID": "ACpi415926535897932384626433832795", "TWILIO_AUTH_TOKEN": "b0a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5",
            "PARLEY_ADMIN_TOKEN": "admin-token-1618033988749894"}
 DATABASE_PASSWORD = "pg-password-5772156649"
 INJECTIONS = [

@@ -21,7 +21,7 @@ from tests.conftest import make_settings
 from tests.stubs.server import StubServer, serving, twilio_api
 
 ADMIN_TOKEN = "surface-admin-token-7d2e41c9"
-ACCOUNT_SID, AUTH_TOKEN = "AC00000000000000000000000000000088", "surface-twilio-token-0123456789ab"
+ACCOUNT_SID, AUTH_TOKEN = "ACfake0000000000000000000000000088", "surface-twilio-token-0123456789ab"
 FORM = "application/x-www-form-urlencoded"
 TWILIO_URL = "http://localhost/twilio/messages"
 

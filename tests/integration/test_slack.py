@@ -20,7 +20,7 @@ from tests.stubs.server import StubServer, serving, slack_api
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "slack"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-BOT_TOKEN = "xoxb-1234-5678-parleytest"
+BOT_TOKEN = "xoxb-fake_1234-5678-parleytest"
 
 
 def payload(name: str) -> bytes:

@@ -18,7 +18,7 @@ from tests.conftest import make_settings
 from tests.stubs.server import StubServer, serving, twilio_api
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "twilio"
-ACCOUNT_SID = "AC00000000000000000000000000000001"
+ACCOUNT_SID = "ACfake0000000000000000000000000001"
 AUTH_TOKEN = "12345678901234567890123456789012"
 LOCAL_URL = "http://localhost/twilio/messages"
 FORM = "application/x-www-form-urlencoded"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parley.core.dialogue import TALK_TO_PERSON, reply_id
-from parley.core.envelope import Envelope
+from parley.core.dialogue import TALK_TO_PERSON
+from parley.core.envelope import Envelope, reply_id
 from parley.core.sessions import Session, Turn
 from parley.stores.memory import MemorySessionStore
 from tests.conftest import Bot, make_envelope, make_settings
