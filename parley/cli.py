@@ -73,17 +73,16 @@ def check_config(config: str | None) -> None:
 @click.option("--port", envvar="PORT", type=int, default=None, help="Port to listen on.")
 @click.option("--processes", envvar="PARLEY_PROCESSES", type=int, default=1, show_default=True,
               help="gunicorn worker processes (more than 1 needs REDIS_URL: state must be shared).")
-# 64: most threads only wait (an open widget stream, a webhook on the inbox), which costs a stack,
-# not CPU; webhooks that must ack within 3 s keep 48 of them beside the 16 widget streams
-# (channels.widget.max_streams).
-@click.option("--threads", envvar="PARLEY_THREADS", type=int, default=64, show_default=True,
-              help="Threads per process.")
+# Each request is a greenlet (gunicorn's gevent worker): an open widget stream or a webhook waiting
+# on Redis costs a few kilobytes, so the bound is memory, not threads.
+@click.option("--connections", envvar="PARLEY_CONNECTIONS", type=int, default=12_000, show_default=True,
+              help="Concurrent connections per process (open widget streams included).")
 @click.option("--graceful-timeout", envvar="PARLEY_GRACEFUL_TIMEOUT", type=int, default=20, show_default=True,
               help="Seconds a stopping process has to finish its requests and in-flight messages.")
 @click.option("--workers/--no-workers", "run_workers", default=True, show_default=True,
               help="Answer messages in this process too (--no-workers: only `parley worker`s do; needs REDIS_URL).")
 @click.pass_obj
-def serve(config: str | None, host: str | None, port: int | None, processes: int, threads: int,
+def serve(config: str | None, host: str | None, port: int | None, processes: int, connections: int,
           graceful_timeout: int, run_workers: bool) -> None:
     """Serve the webhooks and the widget through gunicorn."""
     settings = _settings(config)
@@ -96,13 +95,15 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
     if settings.logging.json_format:  # production: nothing but JSON lines on the pod's output
         logs.configure(level=settings.logging.level, json_format=True)
         structlog.get_logger("parley.serve").info("starting", url=f"http://{host}:{port}",
-                                                  processes=processes, threads=threads)
+                                                  processes=processes, connections=connections)
     else:
         click.echo(f"Parley is starting on http://{host}:{port}/widget  (Ctrl+C to stop)")
     prepare_multiprocess_dir()
     _Gunicorn(settings, {
-        "bind": f"{host}:{port}", "workers": processes, "threads": threads,
-        "worker_class": "gthread", "graceful_timeout": graceful_timeout, "timeout": 60,
+        "bind": f"{host}:{port}", "workers": processes, "worker_connections": connections,
+        # gevent, chosen by measurement (bench/streams.py, bench/throughput.py): thousands of open
+        # streams and in-flight LLM calls per process, where each held a thread before.
+        "worker_class": "gevent", "graceful_timeout": graceful_timeout, "timeout": 60,
         "accesslog": None, "errorlog": "-", "loglevel": "info", "worker_exit": _close_services,
         "post_worker_init": _end_streams_on_sigterm,
         "child_exit": lambda _server, worker: mark_worker_dead(worker.pid),

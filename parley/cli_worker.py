@@ -33,6 +33,10 @@ def _redis_settings(config: str | None) -> Settings:
 @click.pass_obj
 def worker(config: str | None, metrics_port: int | None) -> None:
     """Answer messages from the shared Redis inbox, without serving HTTP (stop with SIGTERM)."""
+    # Workers are greenlets, as under `parley serve`: patched before any store or SDK is imported.
+    from gevent import monkey
+
+    monkey.patch_all()
     from parley import logs
     from parley.wiring import build_services
 
@@ -51,31 +55,31 @@ def worker(config: str | None, metrics_port: int | None) -> None:
         from parley.metrics import start_metrics_server
 
         start_metrics_server(services.metrics, services.inbox, port=metrics_port)
-    click.echo(f"Parley worker: {services.inbox.partitions} partitions, waiting for messages "
+    click.echo(f"Parley worker: up to {services.workers.workers} messages in flight, waiting for messages "
                "(SIGTERM or Ctrl+C to stop)")
     stopping.wait()
-    services.close()  # finishes the messages in flight, then hands the partitions to other workers
+    services.close()  # finishes the messages in flight, then hands unstarted claims to other workers
     click.echo("worker stopped")
 
 
 @click.group()
 def inbox() -> None:
-    """See and act on the Redis inbox: queued, pending and dead-lettered messages."""
+    """See and act on the Redis inbox: queued, in-flight and dead-lettered messages."""
 
 
 @inbox.command()
 @click.option("--limit", type=int, default=20, show_default=True, help="Dead letters to list.")
 @click.pass_obj
 def status(config: str | None, limit: int) -> None:
-    """Queued and pending entries, and the dead letters with their reasons."""
+    """Queued messages, conversations in flight and waiting, and the dead letters with their reasons."""
+    from parley.stores import redis_inbox_admin
+
     redis_inbox = _inbox(config)
     with _refusals():
         summary = redis_inbox.status()
-        letters = redis_inbox.dead_letters(limit)
-    click.echo(f"partitions: {summary['partitions']}  queued: {summary['queued']}  "
-               f"in flight: {summary['pending']}  dead letters: {summary['dead_letters']}")
-    for queued, partition in summary["busiest"]:  # type: ignore[attr-defined]
-        click.echo(f"  partition {partition}: {queued} queued")
+        letters = redis_inbox_admin.dead_letters(redis_inbox, limit)
+    click.echo(f"queued: {summary['queued']}  conversations in flight: {summary['in_flight']}  "
+               f"waiting for a worker: {summary['ready']}  dead letters: {summary['dead_letters']}")
     for letter in letters:
         envelope = letter.envelope
         click.echo(f"{letter.id}  {envelope.channel}  conversation {envelope.conversation_id}  "
@@ -87,8 +91,10 @@ def status(config: str | None, limit: int) -> None:
 @click.pass_obj
 def replay(config: str | None, dead_letter_id: str) -> None:
     """Queue a dead-lettered message again (it is answered at most once: the log remembers)."""
+    from parley.stores import redis_inbox_admin
+
     with _refusals():
-        envelope = _inbox(config).replay(dead_letter_id)
+        envelope = redis_inbox_admin.replay(_inbox(config), dead_letter_id)
     click.echo(f"replayed {dead_letter_id}: conversation {envelope.conversation_id}, "
                f"message {envelope.message_id}")
 
@@ -98,8 +104,10 @@ def replay(config: str | None, dead_letter_id: str) -> None:
 @click.pass_obj
 def drop(config: str | None, dead_letter_id: str) -> None:
     """Delete a dead-lettered message for good."""
+    from parley.stores import redis_inbox_admin
+
     with _refusals():
-        envelope = _inbox(config).drop(dead_letter_id)
+        envelope = redis_inbox_admin.drop(_inbox(config), dead_letter_id)
     click.echo(f"dropped {dead_letter_id}: conversation {envelope.conversation_id}, "
                f"message {envelope.message_id}")
 

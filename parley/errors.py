@@ -12,6 +12,8 @@
     ├── NotFound                     404: unknown conversation or resource
     ├── RateLimited                  429: too many requests (carries retry_after seconds)
     ├── Unavailable                  503: a store we need is down; the platform should retry
+    ├── LostClaim                    a worker's claim on a conversation lapsed and another holds it
+                                     now: it must neither commit nor send for that conversation
     └── UpstreamError                a platform or LLM API call failed (wraps the SDK's error);
                                      ``transient`` (429, 5xx, network) and ``retry_after`` tell the
                                      worker to wait and retry in place, not spend an attempt
@@ -94,6 +96,13 @@ class RateLimited(ParleyError):
 
 
 class Unavailable(ParleyError):
+    status = 503
+    public_message = "temporarily unavailable"
+
+
+class LostClaim(ParleyError):
+    """This worker no longer holds the conversation (it paused past the visibility timeout)."""
+
     status = 503
     public_message = "temporarily unavailable"
 

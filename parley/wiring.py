@@ -26,14 +26,16 @@ from parley.core.log import ConversationLog
 from parley.core.sessions import SessionStore
 from parley.ingest import load_articles
 from parley.metrics import Metrics
-from parley.runtime import Outbox, Pipeline, SendLedger, WorkerPool
+from parley.worker.pipeline import Outbox, Pipeline, SendLedger
+from parley.worker.pool import WorkerPool
 from parley.errors import ConfigError
 from parley.settings import Settings, secret_values
-from parley.stores.memory import MemoryInbox, MemoryMailbox, MemorySendLedger, MemorySessionStore
+from parley.stores.memory import MemoryMailbox, MemorySendLedger, MemorySessionStore
+from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.ratelimit import LimitsRateLimiter
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
 from parley.stores.redis_inbox import RedisInbox
-from parley.reminders import HandoffReminders
+from parley.worker.reminders import HandoffReminders
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.sql import SqlConversationLog, make_engine
 
@@ -91,14 +93,15 @@ def build_services(settings: Settings) -> Services:
     pipeline = Pipeline(dialogue=dialogue, log=log, outbox=Outbox(adapters, ledger), metrics=metrics)
     return Services(settings=settings, index=index, engine=engine, sessions=sessions, inbox=inbox,
                     log=log, adapters=adapters, dialogue=dialogue, pipeline=pipeline,
-                    workers=WorkerPool(inbox, pipeline, periodic=reminders_of(settings, desk, inbox),
+                    workers=WorkerPool(inbox, pipeline, workers=settings.server.workers,
+                                       periodic=reminders_of(settings, desk, inbox),
                                        poll_seconds=_poll_seconds(inbox)),
                     health=(inbox.ping,) if isinstance(inbox, RedisInbox) else (), metrics=metrics)
 
 
 def _poll_seconds(inbox: Inbox) -> float:
-    # A blocking XREADGROUP returns as soon as a message comes; a longer block only spares idle
-    # round trips, which add up with hundreds of worker threads.
+    # A blocking XREADGROUP returns as soon as a conversation is ready; a longer block only spares
+    # idle round trips.
     return 2.0 if isinstance(inbox, RedisInbox) else 0.5
 
 
@@ -108,8 +111,7 @@ def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, S
     storage = settings.storage
     if storage.redis_url is None:
         return (MemorySessionStore(ttl=storage.session_ttl_seconds),
-                MemoryInbox(partitions=settings.server.workers, dedupe_ttl=storage.dedupe_ttl_seconds,
-                            max_attempts=storage.max_attempts),
+                MemoryInbox(dedupe_ttl=storage.dedupe_ttl_seconds, max_attempts=storage.max_attempts),
                 MemoryMailbox(), MemorySendLedger())
     client, prefix = connect(storage.redis_url.get_secret_value()), storage.key_prefix
     sessions = RedisSessionStore(client, prefix=prefix, ttl=storage.session_ttl_seconds,
@@ -123,8 +125,7 @@ def redis_inbox_of(settings: Settings, client: redis.Redis | None = None) -> Red
     if storage.redis_url is None:
         raise ConfigError("storage.redis_url: not set (set REDIS_URL): the inbox commands need Redis")
     return RedisInbox(client or connect(storage.redis_url.get_secret_value()),
-                      partitions=max(storage.partitions or 0, settings.server.workers),
-                      prefix=storage.key_prefix, dedupe_ttl=storage.dedupe_ttl_seconds,
+                      shards=storage.inbox_shards, prefix=storage.key_prefix, dedupe_ttl=storage.dedupe_ttl_seconds,
                       visibility_timeout=storage.visibility_timeout_seconds,
                       max_attempts=storage.max_attempts)
 

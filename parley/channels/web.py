@@ -54,6 +54,10 @@ class Mailbox(Protocol):
         """Events newer than ``cursor`` ("0" for everything kept), waiting up to ``timeout``."""
         ...
 
+    def close(self) -> None:
+        """End every wait now and return at once from later ones (shutdown)."""
+        ...
+
 
 class RateLimiter(Protocol):
     """Counts hits per key over the last ``window`` seconds; shared by every process in Redis."""
@@ -140,6 +144,7 @@ class WidgetAdapter:
     def drain(self) -> None:
         """End the open event streams (browsers reconnect to another process)."""
         self.draining.set()
+        self.mailbox.close()
 
     def check_origin(self, request: Request) -> None:
         """Refuse a browser on a site that may not embed the widget (CORS alone only hides answers)."""

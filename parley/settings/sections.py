@@ -41,7 +41,8 @@ class ServerSettings(Model):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = None
     data_dir: Path = Path("var")
-    workers: int = Field(default=8, ge=1, le=1024, description="dialogue worker threads per process")
+    workers: int = Field(default=256, ge=1, le=10_000, description=(
+        "messages in flight per process (each waits as a greenlet: an LLM call costs no thread)"))
     reply_timeout_seconds: float = Field(default=10.0, gt=0)
     trusted_proxies: int = Field(default=0, ge=0, le=10, description=(
         "proxies in front (e.g. 1 behind an Ingress) whose X-Forwarded-For/-Proto to believe; 0: none"))
@@ -54,11 +55,11 @@ class StorageSettings(Model):
     history_turns: int = Field(default=20, ge=1)
     history_chars: int = Field(default=8000, ge=100)
     dedupe_ttl_seconds: int = Field(default=24 * 3600, ge=60)
-    # Redis inbox (ignored in embedded mode, where partitions = server.workers).
-    partitions: int | None = Field(default=None, ge=1, le=4096,
-                                   description="inbox partitions; default server.workers; never fewer")
+    # Redis inbox (ignored in embedded mode). Shards spread the inbox over Redis Cluster nodes; they
+    # do not bound throughput (any worker serves any shard). Change only while the inbox is empty.
+    inbox_shards: int = Field(default=16, ge=1, le=1024, description="hash-tagged inbox shards")
     visibility_timeout_seconds: float = Field(default=30.0, ge=0.5, description=(
-        "how long a dead worker's partition and its in-flight message wait before another takes them"))
+        "how long a dead worker's conversations and in-flight messages wait before another takes them"))
     max_attempts: int = Field(default=5, ge=1, description="failed attempts before the dead-letter stream")
     key_prefix: str = Field(default="parley:", max_length=100)
 
@@ -78,9 +79,9 @@ class WidgetSettings(Model):
     allowed_origins: tuple[str, ...] = ()
     messages_per_minute: int = Field(default=20, ge=1, description="per browser (conversation)")
     messages_per_minute_per_ip: int = Field(default=120, ge=1)
-    max_streams: int = Field(default=16, ge=0, description=(
-        "open event streams per process (each holds a server thread; about a quarter of the threads, "
-        "so webhooks that must ack in seconds always find one); more get 503 and poll the history"))
+    max_streams: int = Field(default=10_000, ge=0, description=(
+        "open event streams per process (each a greenlet of about 20 KB); more get 503 and poll the "
+        "history; keep it below `parley serve --connections`"))
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

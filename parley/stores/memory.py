@@ -7,15 +7,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 
 from cachetools import TTLCache
 
 from parley.channels.web import MailboxEvent
-from parley.core.envelope import Envelope, Reply
-from parley.core.inbox import Delivery, partition_of
+from parley.core.envelope import Reply
+from parley.stores.wakeups import Wakeups
 from parley.core.sessions import Session
-from parley.errors import Unavailable
 
 
 class MemorySessionStore:
@@ -45,89 +43,6 @@ class MemorySessionStore:
             return len(self._sessions)
 
 
-class MemoryInbox:
-    """Partitioned in-process queues with dedupe, retries and a dead-letter list."""
-
-    def __init__(self, *, partitions: int, dedupe_ttl: float, max_attempts: int = 5,
-                 capacity: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.partitions = partitions
-        self.dead_letters: list[tuple[Delivery, str]] = []
-        self._queues: list[deque[Delivery]] = [deque() for _ in range(partitions)]
-        self._seen: dict[str, float] = {}
-        self._dedupe_ttl = dedupe_ttl
-        self._max_attempts = max_attempts
-        self._capacity = capacity
-        self._clock = clock
-        self._ids = itertools.count(1)
-        # One condition per partition over one lock: a new entry wakes only its partition's worker,
-        # not every worker (with hundreds of workers, waking all of them on each message cost more
-        # CPU than answering it: bench/llm.py).
-        self._lock = threading.Lock()
-        self._ready = [threading.Condition(self._lock) for _ in range(partitions)]
-        self._closed = False
-
-    def put(self, envelope: Envelope) -> bool:
-        with self._lock:
-            now = self._clock()
-            if self._seen.get(envelope.dedupe_key, 0.0) > now:
-                return False
-            if self.depth() >= self._capacity:
-                raise Unavailable(f"inbox full ({self._capacity} envelopes)")
-            # Marked seen in the same critical section as the enqueue: never seen-but-not-stored.
-            self._seen[envelope.dedupe_key] = now + self._dedupe_ttl
-            partition = partition_of(envelope.conversation_id, self.partitions)
-            entry = Delivery(envelope=envelope, partition=partition, entry_id=str(next(self._ids)))
-            self._queues[partition].append(entry)
-            self._forget_expired(now)
-            self._ready[partition].notify_all()
-            return True
-
-    def take(self, partition: int, timeout: float) -> Delivery | None:
-        with self._lock:
-            queue = self._queues[partition]
-            if not self._ready[partition].wait_for(lambda: bool(queue) or self._closed, timeout=timeout):
-                return None
-            if self._closed:
-                return None
-            # Peek, do not pop: the entry stays first in line until done, which keeps order.
-            return queue[0]
-
-    def done(self, delivery: Delivery) -> None:
-        with self._lock:
-            queue = self._queues[delivery.partition]
-            if queue and queue[0].entry_id == delivery.entry_id:
-                queue.popleft()
-
-    def fail(self, delivery: Delivery, reason: str) -> None:
-        with self._lock:
-            queue = self._queues[delivery.partition]
-            if not queue or queue[0].entry_id != delivery.entry_id:
-                return
-            queue.popleft()
-            if delivery.attempt >= self._max_attempts:
-                self.dead_letters.append((delivery, reason))
-            else:
-                queue.appendleft(replace(delivery, attempt=delivery.attempt + 1))
-                self._ready[delivery.partition].notify_all()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for ready in self._ready:
-                ready.notify_all()
-
-    def depth(self) -> int:
-        return sum(len(queue) for queue in self._queues)
-
-    def status(self) -> dict[str, object]:
-        """The shape ``RedisInbox.status`` has, for ``/metrics``."""
-        return {"partitions": self.partitions, "queued": self.depth(), "dead_letters": len(self.dead_letters)}
-
-    def _forget_expired(self, now: float) -> None:
-        if len(self._seen) > 4 * self._capacity:
-            self._seen = {key: until for key, until in self._seen.items() if until > now}
-
-
 class MemoryMailbox:
     """Recent events per conversation, for web clients waiting on or streaming them.
 
@@ -142,7 +57,8 @@ class MemoryMailbox:
         self._events: TTLCache[str, deque[MailboxEvent]] = TTLCache(
             maxsize=max_conversations, ttl=ttl, timer=clock)
         self._seq = itertools.count(1)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._wakeups = Wakeups()
 
     def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None:
         self._append(conversation_id, kind="replies", replies=tuple(replies))
@@ -155,38 +71,36 @@ class MemoryMailbox:
 
     def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
         """The replies to one message, waiting up to ``timeout``; None when they did not come."""
-        found: list[Reply] | None = None
+        def answered() -> list[Reply] | None:
+            with self._lock:
+                return _replies_to(self._events.get(conversation_id, ()), in_reply_to)
 
-        def answered() -> bool:
-            nonlocal found
-            found = _replies_to(self._events.get(conversation_id, ()), in_reply_to)
-            return found is not None
-
-        with self._changed:
-            self._changed.wait_for(answered, timeout=timeout)
-        return found
+        return self._wakeups.wait(conversation_id, answered, timeout)
 
     def after(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
         """Events newer than ``cursor`` ("0" for all kept), waiting up to ``timeout`` for one."""
         last = int(cursor) if cursor.isdigit() else 0
 
         def newer() -> list[MailboxEvent]:
-            return [e for e in self._events.get(conversation_id, ()) if int(e.cursor) > last]
+            with self._lock:
+                return [e for e in self._events.get(conversation_id, ()) if int(e.cursor) > last]
 
-        with self._changed:
-            self._changed.wait_for(lambda: bool(newer()), timeout=timeout)
-            return newer()
+        return self._wakeups.wait(conversation_id, newer, timeout)
+
+    def close(self) -> None:
+        """End every wait now (shutdown): open event streams finish, browsers reconnect elsewhere."""
+        self._wakeups.close()
 
     def _append(self, conversation_id: str, **fields: object) -> None:
-        with self._changed:
+        with self._lock:
             events = self._events.get(conversation_id) or deque(maxlen=self._keep)
             events.append(MailboxEvent(cursor=str(next(self._seq)), **fields))  # type: ignore[arg-type]
             # Re-inserting restarts the conversation's idle time; the insert also sweeps expired ones.
             self._events[conversation_id] = events
-            self._changed.notify_all()
+        self._wakeups.wake(conversation_id)
 
     def __len__(self) -> int:
-        with self._changed:
+        with self._lock:
             self._events.expire()
             return len(self._events)
 

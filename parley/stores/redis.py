@@ -1,12 +1,13 @@
 """Shared state on Redis for running many processes as one bot: sessions, mailbox, send ledger.
 
-The inbox lives in ``redis_inbox.py`` (streams) and ``redis_leases.py`` (who consumes what). Every
+The inbox lives in ``redis_inbox.py`` (a queue per conversation, ready ones on streams). Every
 key starts with the configured prefix, so several deployments (or test runs) can share one Redis.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from parley.channels.web import MailboxEvent
 from parley.core.envelope import Reply, reply_from_json, reply_to_json
 from parley.core.sessions import Session, Turn
 from parley.errors import Unavailable
+from parley.stores.wakeups import Wakeups
 
 logger = structlog.get_logger("parley.redis")
 
@@ -154,16 +156,25 @@ class RedisMailbox:
     """Per-conversation stream of web events, so a browser may wait on any process.
 
     Cursors are the stream's entry ids. Kept for ``ttl`` seconds after the last event, at most
-    ``keep`` events.
+    ``keep`` events. Each publish also names its conversation on one pub/sub channel; one listener
+    per process wakes the requests and streams waiting on that conversation, which then read the
+    stream. So thousands of waiting browsers cost one Redis connection per process, not one each.
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str, keep: int = 200, ttl: int = 24 * 3600,
-                 block_seconds: float = 2.0) -> None:
+                 recheck_seconds: float = 5.0) -> None:
         self._redis = client
         self._prefix = prefix
         self._keep = keep
         self._ttl = ttl
-        self._block = block_seconds
+        self._recheck = recheck_seconds  # a wake-up lost while pub/sub reconnects costs this at most
+        self._wakeups = Wakeups()
+        self._listener: threading.Thread | None = None
+        self._listener_lock = threading.Lock()
+
+    @property
+    def channel(self) -> str:
+        return f"{self._prefix}mailbox-events"
 
     def key(self, conversation_id: str) -> str:
         return f"{self._prefix}mailbox:{conversation_id}"
@@ -181,38 +192,64 @@ class RedisMailbox:
     def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
         """The replies to one message; None when they did not come in time (or Redis is down: the
         message is stored, so the browser finds the answer in the history later)."""
-        deadline = time.monotonic() + timeout
-        cursor = "0"
+        def answered() -> list[Reply] | None:
+            for event in self._read(conversation_id, "0"):
+                if event.kind == "replies" and event.replies[0].in_reply_to == in_reply_to:
+                    return list(event.replies)
+            return None
+
+        self._listen()
         try:
-            while True:
-                events = self._read(conversation_id, cursor, max(0.0, deadline - time.monotonic()))
-                for event in events:
-                    if event.kind == "replies" and event.replies[0].in_reply_to == in_reply_to:
-                        return list(event.replies)
-                cursor = events[-1].cursor if events else cursor
-                if time.monotonic() >= deadline:
-                    return None
+            return self._wakeups.wait(conversation_id, answered, timeout, recheck=self._recheck)
         except redis.RedisError as exc:
             logger.warning("mailbox_unavailable", conversation_id=conversation_id, error=type(exc).__name__)
             return None
 
     def after(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
+        self._listen()
         with unavailable("read the mailbox"):
-            return self._read(conversation_id, cursor or "0", timeout)
+            return self._wakeups.wait(conversation_id, lambda: self._read(conversation_id, cursor or "0"),
+                                      timeout, recheck=self._recheck)
 
-    def _read(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
-        block = int(min(timeout, self._block) * 1000)
-        answer = self._redis.xread({self.key(conversation_id): cursor}, count=self._keep,
-                                   block=block if block > 0 else None)
+    def close(self) -> None:
+        """End every wait now (shutdown): open event streams finish, browsers reconnect elsewhere."""
+        self._wakeups.close()
+
+    def _read(self, conversation_id: str, cursor: str) -> list[MailboxEvent]:
+        answer = self._redis.xread({self.key(conversation_id): cursor}, count=self._keep)
         if not answer:
             return []
         return [_event(entry_id, data) for entry_id, data in answer[0][1]]
 
     def _append(self, conversation_id: str, event: dict[str, str]) -> None:
         key = self.key(conversation_id)
-        with unavailable("publish to the mailbox"), self._redis.pipeline() as pipe:
+        with unavailable("publish to the mailbox"), self._redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, event, maxlen=self._keep, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(key, self._ttl).execute()
+            pipe.expire(key, self._ttl)
+            pipe.publish(self.channel, conversation_id).execute()
+
+    def _listen(self) -> None:
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = threading.Thread(target=self._relay_wakeups, daemon=True,
+                                                  name="parley-mailbox-listener")
+                self._listener.start()
+
+    def _relay_wakeups(self) -> None:
+        failures = 0
+        while True:
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                failures = 0
+                for message in pubsub.listen():
+                    self._wakeups.wake(message["data"].decode("utf-8", "replace"))
+            except redis.RedisError as exc:
+                failures += 1
+                if failures == 1:
+                    logger.warning("mailbox_listener_reconnecting", error=type(exc).__name__)
+                self._wakeups.wake_all()  # events may have come meanwhile: every waiter reads again
+                time.sleep(min(5.0, 0.1 * 2 ** failures))
 
 
 def _event(entry_id: bytes, data: dict[bytes, bytes]) -> MailboxEvent:

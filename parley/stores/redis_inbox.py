@@ -1,249 +1,287 @@
-"""The durable inbox on Redis Streams: one stream per partition, one consumer group, leases.
+"""The durable inbox on Redis: a queue per conversation, ready conversations on Redis Streams.
 
 Guarantees, and how:
 
-* **Stored before acked.** ``put`` runs one Lua script: if the dedupe key is absent it ``XADD``s the
-  envelope and only then sets the key, atomically, so a key can never say "seen" for a message that
-  is not stored. (Production Redis needs AOF persistence for "stored" to survive a restart.)
-* **One consumer per partition, cluster-wide.** Every process runs a thread per partition; a thread
-  serves its partition only while it holds the partition's lease (``SET NX PX``, renewed by a
-  ``Leases`` keeper thread). Others stand by, so a conversation is never handled twice at once.
-* **Crash recovery.** A lease holder first takes the oldest *pending* entry (left by a worker that
-  died, or by a failed attempt) with ``XCLAIM``, then new ones with ``XREADGROUP``. A killed
-  worker's lease expires after the visibility timeout and the standby that takes over answers its
-  message, once: the conversation log and the send ledger make a re-run send nothing twice.
-* **Poison messages.** An entry that fails ``max_attempts`` times moves to the dead-letter stream
-  with the reason (``parley inbox status | replay ID | drop ID``).
+* **Stored before acked.** ``put`` is one Lua script: it sets the dedupe mark, queues the message
+  and, if the conversation has no token yet, adds one to its shard's ``ready`` stream, atomically:
+  never seen-but-not-stored. (Production Redis needs AOF for "stored" to survive a restart.)
+* **One worker per conversation, any number of conversations at once.** A token is read by one
+  consumer of the shard's consumer group (``XREADGROUP``): that consumer holds the conversation
+  (``parley.core.inbox``) and takes its messages in order until the queue is empty. Other tokens
+  go to other workers, in this process or any other, so a slow conversation holds one worker only.
+* **Crash recovery.** A holder's keeper renews its tokens' idle time every third of the visibility
+  timeout. A worker that died stops renewing; once its tokens are idle past the timeout another
+  process takes them over (``XAUTOCLAIM``) and retries the message at the head, once: the
+  conversation log and the send ledger make a re-run send nothing twice.
+* **Fencing.** Every script acting for a claim checks that the token is still pending for the
+  caller; one that lapsed is refused (``LostClaim``).
+* **Redis Cluster.** Conversations hash to ``shards``; all of a shard's keys share one hash tag.
+* **Poison messages.** A message that fails ``max_attempts`` times moves to its shard's dead-letter
+  stream with the reason (``parley inbox status | replay ID | drop ID``, in ``redis_inbox_admin``).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import socket
 import threading
-from dataclasses import dataclass
+import uuid
+import zlib
+from collections import deque
 
 import redis
 import structlog
 
 from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
-from parley.core.inbox import Delivery, partition_of
-from parley.errors import NotFound, Unavailable
-from parley.stores.redis import unavailable as _unavailable
-from parley.stores.redis_leases import Leases
+from parley.core.inbox import Claim, Delivery
+from parley.errors import LostClaim
+from parley.stores import redis_inbox_scripts as scripts
+from parley.stores.redis import unavailable
 
 logger = structlog.get_logger("parley.inbox")
 
 GROUP = "parley-workers"
 
-# KEYS: dedupe key, stream. ARGV: dedupe ttl (ms), envelope JSON. XADD first: never seen-but-not-stored.
-_PUT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'envelope', ARGV[2])
-redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
-return id
-"""
 
-# KEYS: stream. ARGV: group, consumer. The oldest pending entry, claimed, with its delivery count.
-_CLAIM_OLDEST = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1)
-if #pending == 0 then return false end
-local id, deliveries = pending[1][1], pending[1][4]
-local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
-if claimed[1] == nil or claimed[1] == false then
-  redis.call('XACK', KEYS[1], ARGV[1], id)
-  return {id, deliveries, false}
-end
-return {id, deliveries, claimed[1][2][2]}
-"""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeadLetter:
-    id: str
-    envelope: Envelope
-    partition: int
-    attempts: int
-    reason: str
+def shard_of(conversation_id: str, shards: int) -> int:
+    """Stable across processes and restarts (unlike ``hash``), so every pod agrees."""
+    return zlib.crc32(conversation_id.encode("utf-8")) % shards
 
 
 class RedisInbox:
-    def __init__(self, client: redis.Redis, *, partitions: int, prefix: str, dedupe_ttl: float,
-                 visibility_timeout: float, max_attempts: int) -> None:
-        self.partitions = partitions
-        self._redis = client
+    def __init__(self, client: redis.Redis, *, prefix: str, dedupe_ttl: float, visibility_timeout: float,
+                 max_attempts: int, shards: int = 16) -> None:
+        self.shards = shards
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.client = client  # public for the operations in redis_inbox_admin
         self._prefix = prefix
         self._dedupe_ms = int(dedupe_ttl * 1000)
+        self._visibility_ms = int(visibility_timeout * 1000)
         self._max_attempts = max_attempts
-        self._leases = Leases(client, prefix=prefix, partitions=partitions,
-                              ttl_ms=int(visibility_timeout * 1000))
-        self._put = client.register_script(_PUT)
-        self._claim_oldest = client.register_script(_CLAIM_OLDEST)
+        self.scripts = {name: client.register_script(getattr(scripts, name))
+                         for name in ("PUT", "REPLAY", "NEXT", "DONE", "DEAD_LETTER", "RELEASE", "RENEW")}
+        self._held: dict[str, Claim] = {}  # token -> claim: what the keeper renews
+        self._spare: deque[Claim] = deque()  # claimed beyond what the caller asked for
+        self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
         self._groups_ready = False
-        self._pruned: set[int] = set()
-        self._idle_consumer_ms = int(visibility_timeout * 2000)
 
-    @property
-    def dead_letter_key(self) -> str:
-        return f"{self._prefix}inbox:dead"
+    # -- keys ----------------------------------------------------------------------------------
 
-    def stream(self, partition: int) -> str:
-        return f"{self._prefix}inbox:{partition}"
+    def key(self, shard: int, name: str) -> str:
+        return f"{self._prefix}inbox:{{s{shard}}}:{name}"
+
+    def conversation_keys(self, conversation_id: str) -> tuple[int, str, str]:
+        shard = shard_of(conversation_id, self.shards)
+        return shard, self.key(shard, f"q:{conversation_id}"), self.key(shard, f"sched:{conversation_id}")
+
+    # -- the Inbox protocol --------------------------------------------------------------------
 
     def put(self, envelope: Envelope) -> bool:
-        partition = partition_of(envelope.conversation_id, self.partitions)
-        keys = [f"{self._prefix}seen:{envelope.dedupe_key}", self.stream(partition)]
-        with _unavailable("store the envelope"):
-            return self._put(keys=keys, args=[self._dedupe_ms, envelope_to_json(envelope)]) is not None
+        shard, queue, sched = self.conversation_keys(envelope.conversation_id)
+        keys = [self.key(shard, f"seen:{envelope.dedupe_key}"), queue, sched, self.key(shard, "ready"),
+                self.key(shard, "seq"), self.key(shard, "depth")]
+        with unavailable("store the envelope"):
+            return self.scripts["PUT"](keys=keys, args=[
+                self._dedupe_ms, envelope_to_json(envelope), envelope.conversation_id]) == 1
 
-    def take(self, partition: int, timeout: float) -> Delivery | None:
-        if self._closed.is_set():
+    def claim(self, limit: int, timeout: float) -> list[Claim]:
+        if self._closed.is_set() or limit <= 0:
+            return []
+        with unavailable("read the inbox"):
+            self.ensure_groups()
+            self._start_keeper()
+            claims = self._take_spare(limit)
+            if claims:
+                return claims
+            # COUNT is per stream: asking each shard for its share keeps the surplus small.
+            count = max(1, math.ceil(limit / self.shards))
+            streams = {self.key(shard, "ready"): ">" for shard in range(self.shards)}
+            try:
+                answer = self.client.xreadgroup(GROUP, self.consumer, streams, count=count,  # type: ignore[arg-type]
+                                                block=max(1, int(timeout * 1000)))
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._groups_ready = False  # Redis lost its data: recreate the groups next time
+                return []
+        for _stream, entries in answer or ():
+            self._hold(entries)
+        return self._take_spare(limit)
+
+    def next(self, claim: Claim) -> Delivery | None:
+        shard, queue, sched = self.conversation_keys(claim.conversation_id)
+        with unavailable("take the next message"):
+            answer = self.scripts["NEXT"](keys=[queue, sched, self.key(shard, "ready"), self.key(shard, "tries")],
+                                           args=[GROUP, self.consumer, claim.token])
+        if answer[0] == -1:
+            self._forget(claim)
+            raise LostClaim(f"conversation {claim.conversation_id}: the claim lapsed")
+        if answer[0] == 0:
+            self._forget(claim)
             return None
-        with _unavailable("read the inbox"):
-            self._ensure_groups()
-            if not self._leases.serve(partition):
-                # Standing by: another thread or process owns it. Mostly a local check (the fair
-                # share is full), so a short wait costs nothing and hears a lapsed lease early.
-                self._closed.wait(min(timeout, 0.5))
-                return None
-            if partition not in self._pruned:
-                self._prune_consumers(partition)
-            delivery = self._take_pending(partition) or self._take_new(partition, timeout)
-        if delivery is not None and not self._leases.holds(partition):
-            return None  # the lease lapsed while blocked; the new owner claims the entry
-        return delivery
+        entry_id, _, data = text_of(answer[1]).partition("|")
+        return Delivery(envelope=envelope_from_json(data), claim=claim, entry_id=entry_id,
+                        attempt=int(answer[2]))
 
     def done(self, delivery: Delivery) -> None:
-        stream = self.stream(delivery.partition)
-        with _unavailable("finish the entry"), self._redis.pipeline() as pipe:
-            pipe.xack(stream, GROUP, delivery.entry_id).xdel(stream, delivery.entry_id).execute()
+        claim = delivery.claim
+        shard, queue, sched = self.conversation_keys(claim.conversation_id)
+        keys = [queue, sched, self.key(shard, "ready"), self.key(shard, "tries"), self.key(shard, "depth")]
+        with unavailable("finish the message"):
+            verdict = self.scripts["DONE"](keys=keys, args=[GROUP, self.consumer, claim.token, delivery.entry_id])
+        if verdict == -1:
+            self._forget(claim)
+            raise LostClaim(f"conversation {claim.conversation_id}: the claim lapsed")
 
-    def fail(self, delivery: Delivery, reason: str) -> None:
-        """Leave the entry pending (the next take retries it), or dead-letter it after max_attempts."""
+    def fail(self, delivery: Delivery, reason: str) -> bool:
         if delivery.attempt < self._max_attempts:
-            return
-        stream = self.stream(delivery.partition)
-        fields = {"envelope": envelope_to_json(delivery.envelope), "partition": delivery.partition,
-                  "attempts": delivery.attempt, "reason": reason[:2000], "entry": delivery.entry_id}
-        with _unavailable("dead-letter the entry"), self._redis.pipeline() as pipe:
-            pipe.xadd(self.dead_letter_key, fields)  # type: ignore[arg-type]
-            pipe.xack(stream, GROUP, delivery.entry_id).xdel(stream, delivery.entry_id).execute()
-        logger.error("message_dead_lettered", conversation_id=delivery.envelope.conversation_id,
-                     message_id=delivery.envelope.message_id, attempts=delivery.attempt, reason=reason)
+            return False
+        claim, envelope = delivery.claim, delivery.envelope
+        shard, queue, sched = self.conversation_keys(claim.conversation_id)
+        keys = [queue, sched, self.key(shard, "ready"), self.key(shard, "tries"), self.key(shard, "depth"),
+                self.key(shard, "dead")]
+        with unavailable("dead-letter the message"):
+            verdict = self.scripts["DEAD_LETTER"](keys=keys, args=[
+                GROUP, self.consumer, claim.token, delivery.entry_id, claim.conversation_id,
+                delivery.attempt, reason[:2000]])
+        if verdict == -1:
+            self._forget(claim)
+            raise LostClaim(f"conversation {claim.conversation_id}: the claim lapsed")
+        logger.error("message_dead_lettered", conversation_id=envelope.conversation_id,
+                     message_id=envelope.message_id, attempts=delivery.attempt, reason=reason)
+        return True
+
+    def release(self, claim: Claim) -> None:
+        shard, queue, sched = self.conversation_keys(claim.conversation_id)
+        self._forget(claim)
+        try:
+            self.scripts["RELEASE"](keys=[queue, sched, self.key(shard, "ready")],
+                                     args=[GROUP, self.consumer, claim.token, claim.conversation_id])
+        except redis.RedisError as exc:  # unreachable: the claim lapses by itself
+            logger.warning("claim_release_failed", conversation_id=claim.conversation_id,
+                           error=type(exc).__name__)
 
     def close(self) -> None:
+        """Stop claiming; hand back the claims no worker started on (those in flight finish first)."""
         self._closed.set()
-        self._leases.close()
-
-    def partitions_held(self) -> frozenset[int]:
-        """The partitions this process consumes right now (the others are served elsewhere)."""
-        return frozenset(p for p in range(self.partitions) if self._leases.holds(p))
-
-    def ping(self) -> None:
-        with _unavailable("reach Redis"):
-            self._redis.ping()
-
-    # -- operations for ``parley inbox`` -------------------------------------------------------
+        with self._lock:
+            spare = list(self._spare)
+            self._spare.clear()
+        for claim in spare:
+            self.release(claim)
 
     def status(self) -> dict[str, object]:
-        with _unavailable("read the inbox"):
-            self._ensure_groups()
-            with self._redis.pipeline(transaction=False) as pipe:
-                for partition in range(self.partitions):
-                    pipe.xlen(self.stream(partition))
-                    pipe.xpending(self.stream(partition), GROUP)
-                pipe.xlen(self.dead_letter_key)
-                answers = pipe.execute()
-        queued = answers[0:-1:2]
-        pending = [summary["pending"] for summary in answers[1:-1:2]]
-        return {"partitions": self.partitions, "queued": sum(queued), "pending": sum(pending),
-                "busiest": sorted(((q, p) for p, q in enumerate(queued) if q), reverse=True)[:5],
-                "dead_letters": answers[-1]}
+        """Messages queued, conversations being answered and waiting for a worker, dead letters."""
+        with unavailable("read the inbox"), self.client.pipeline(transaction=False) as pipe:
+            for shard in range(self.shards):
+                pipe.get(self.key(shard, "depth"))
+                pipe.xlen(self.key(shard, "ready"))
+                pipe.xlen(self.key(shard, "dead"))
+            answers = pipe.execute()
+        queued = sum(int(value or 0) for value in answers[0::3])
+        conversations = sum(answers[1::3])
+        in_flight = 0
+        with unavailable("read the inbox"):
+            for shard in range(self.shards):
+                try:
+                    in_flight += self.client.xpending(self.key(shard, "ready"), GROUP)["pending"]
+                except redis.ResponseError:  # no group yet: nothing claimed
+                    continue
+        return {"shards": self.shards, "queued": queued, "in_flight": in_flight,
+                "ready": max(0, conversations - in_flight), "dead_letters": sum(answers[2::3])}
 
-    def dead_letters(self, count: int = 100) -> list[DeadLetter]:
-        with _unavailable("read the dead letters"):
-            entries = self._redis.xrange(self.dead_letter_key, count=count)
-        return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+    def ping(self) -> None:
+        with unavailable("reach Redis"):
+            self.client.ping()
 
-    def replay(self, dead_letter_id: str) -> Envelope:
-        """Queue a dead-lettered envelope again (at the end of its partition) and forget the letter."""
-        letter = self._dead_letter(dead_letter_id)
-        stream = self.stream(partition_of(letter.envelope.conversation_id, self.partitions))
-        with _unavailable("replay the entry"), self._redis.pipeline() as pipe:
-            pipe.xadd(stream, {"envelope": envelope_to_json(letter.envelope)})
-            pipe.xdel(self.dead_letter_key, dead_letter_id).execute()
-        return letter.envelope
+    def holds(self, claim: Claim) -> bool:
+        return claim.token in self._held
 
-    def drop(self, dead_letter_id: str) -> Envelope:
-        letter = self._dead_letter(dead_letter_id)
-        with _unavailable("drop the entry"):
-            self._redis.xdel(self.dead_letter_key, dead_letter_id)
-        return letter.envelope
+    # -- claims: held, spare, renewed, recovered -----------------------------------------------
 
-    # -- internals -----------------------------------------------------------------------------
+    def _hold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        with self._lock:
+            for token, fields in entries:
+                if not fields:  # a token deleted after it was read: nothing to serve
+                    continue
+                claim = Claim(conversation_id=text_of(fields[b"c"]), token=text_of(token))
+                self._held[claim.token] = claim
+                self._spare.append(claim)
 
-    def _dead_letter(self, dead_letter_id: str) -> DeadLetter:
-        with _unavailable("read the dead letters"):
+    def _take_spare(self, limit: int) -> list[Claim]:
+        with self._lock:
+            return [self._spare.popleft() for _ in range(min(limit, len(self._spare)))]
+
+    def _forget(self, claim: Claim) -> None:
+        with self._lock:
+            self._held.pop(claim.token, None)
+
+    def _start_keeper(self) -> None:
+        with self._lock:
+            if self._keeper is not None:
+                return
+            self._keeper = threading.Thread(target=self._keep, daemon=True, name="parley-inbox-keeper")
+            self._keeper.start()
+
+    def _keep(self) -> None:
+        from parley.stores.redis_inbox_admin import prune_consumers
+
+        rounds = 0
+        while not self._closed.wait(self._visibility_ms / 3000):
             try:
-                entries = self._redis.xrange(self.dead_letter_key, dead_letter_id, dead_letter_id)
-            except redis.ResponseError:
-                entries = []
-        if not entries:
-            raise NotFound(f"no dead letter {dead_letter_id}")
-        return _dead_letter(*entries[0])
+                self._renew()
+                self._recover()
+                if rounds % 600 == 0:  # every process start adds a consumer to each group
+                    prune_consumers(self, idle_ms=max(3_600_000, 2 * self._visibility_ms))
+                rounds += 1
+            except redis.RedisError as exc:
+                logger.warning("inbox_keeper_failed", error=type(exc).__name__, detail=str(exc))
+        try:
+            self._renew()  # in-flight messages keep their claims while the process stops
+        except redis.RedisError:
+            pass
 
-    def _ensure_groups(self) -> None:
+    def _renew(self) -> None:
+        with self._lock:
+            held = list(self._held.values())
+        by_shard: dict[int, list[Claim]] = {}
+        for claim in held:
+            by_shard.setdefault(shard_of(claim.conversation_id, self.shards), []).append(claim)
+        for shard, claims in by_shard.items():
+            renewed = self.scripts["RENEW"](keys=[self.key(shard, "ready")],
+                                             args=[GROUP, self.consumer, *(c.token for c in claims)])
+            for claim, ok in zip(claims, renewed, strict=True):
+                if not ok:
+                    self._forget(claim)
+                    logger.warning("claim_lost", conversation_id=claim.conversation_id)
+
+    def _recover(self) -> None:
+        """Take over the tokens of workers that stopped renewing them (a crash, a lost node)."""
+        if self._closed.is_set():
+            return
+        for shard in range(self.shards):
+            _cursor, entries, *_ = self.client.xautoclaim(
+                self.key(shard, "ready"), GROUP, self.consumer, min_idle_time=self._visibility_ms,
+                start_id="0-0", count=10)
+            if entries:
+                logger.info("claims_recovered", shard=shard, count=len(entries))
+                self._hold(entries)
+
+    def ensure_groups(self) -> None:
         # Also after Redis lost its data: a missing group is recreated, never an error.
         if self._groups_ready:
             return
-        for partition in range(self.partitions):
+        for shard in range(self.shards):
             try:
-                self._redis.xgroup_create(self.stream(partition), GROUP, id="0", mkstream=True)
+                self.client.xgroup_create(self.key(shard, "ready"), GROUP, id="0", mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
         self._groups_ready = True
 
-    def _prune_consumers(self, partition: int) -> None:
-        """Forget the group's consumers of processes gone long ago (every process start adds one)."""
-        stream = self.stream(partition)
-        for consumer in self._redis.xinfo_consumers(stream, GROUP):
-            name = _text(consumer["name"])
-            if consumer["pending"] == 0 and consumer["idle"] > self._idle_consumer_ms \
-                    and name != self._leases.consumer:
-                self._redis.xgroup_delconsumer(stream, GROUP, name)
-        self._pruned.add(partition)
 
-    def _take_pending(self, partition: int) -> Delivery | None:
-        while True:
-            found = self._claim_oldest(keys=[self.stream(partition)], args=[GROUP, self._leases.consumer])
-            if not found:
-                return None
-            entry_id, deliveries, data = found
-            if data:
-                return Delivery(envelope=envelope_from_json(data), partition=partition,
-                                entry_id=_text(entry_id), attempt=int(deliveries) + 1)
-
-    def _take_new(self, partition: int, timeout: float) -> Delivery | None:
-        try:
-            answer = self._redis.xreadgroup(GROUP, self._leases.consumer, {self.stream(partition): ">"},
-                                            count=1, block=max(1, int(timeout * 1000)))
-        except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                self._groups_ready = False
-                return None
-            raise
-        if not answer:
-            return None
-        entry_id, fields = answer[0][1][0]
-        return Delivery(envelope=envelope_from_json(fields[b"envelope"]), partition=partition,
-                        entry_id=_text(entry_id))
-
-
-def _dead_letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
-    return DeadLetter(id=_text(entry_id), envelope=envelope_from_json(fields[b"envelope"]),
-                      partition=int(fields[b"partition"]), attempts=int(fields[b"attempts"]),
-                      reason=fields[b"reason"].decode("utf-8", "replace"))
-
-
-def _text(value: bytes | str) -> str:
+def text_of(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

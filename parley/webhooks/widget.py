@@ -25,9 +25,8 @@ from parley.wiring import Services
 
 STATIC = Path(__file__).parent / "static" / "widget"
 STREAMS_FULL_RETRY_SECONDS = 10  # how long a browser refused a stream waits before asking again
-STREAM_SECONDS = 55.0  # then the browser reconnects: a held gunicorn thread is freed and re-taken
+STREAM_SECONDS = 55.0  # then the browser reconnects (proxies and load balancers cut long requests)
 HEARTBEAT_SECONDS = 15.0  # a comment line keeps proxies from closing an idle stream
-POLL_SECONDS = 2.0
 CURSOR = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")  # a counter, or a Redis stream id
 
 logger = structlog.get_logger("parley.widget")
@@ -42,8 +41,8 @@ def _allow_embedding_sites(state: BlueprintSetupState) -> None:
     CORS(state.app, resources={r"/widget/api/*": {"origins": origins}}, expose_headers=["Retry-After"],
          methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID"], max_age=600,
          supports_credentials=False)
-    # Streams share the process's threads with webhooks that must ack within seconds (Slack: 3 s):
-    # a cap per process keeps open widget panels from taking every thread.
+    # An open stream is a greenlet waiting on its conversation's wake-up: cheap, but not free (about
+    # 20 KB each, bench/streams.py); the cap per process bounds the memory a crowd of panels takes.
     state.app.extensions["parley.widget_streams"] = threading.BoundedSemaphore(
         services.settings.channels.widget.max_streams)
 
@@ -155,9 +154,9 @@ def _stream(adapter: WidgetAdapter, conversation_id: str, cursor: str, *, second
     yield "retry: 2000\n\n"
     now = time.monotonic()
     deadline, quiet_since = now + seconds, now
-    # Short waits, so a draining process ends its streams within a couple of seconds.
+    # A wait ends on an event for this conversation, at the heartbeat, or when the process drains.
     while not adapter.draining.is_set() and (left := deadline - time.monotonic()) > 0:
-        events = adapter.mailbox.after(conversation_id, cursor, timeout=min(POLL_SECONDS, left))
+        events = adapter.mailbox.after(conversation_id, cursor, timeout=min(HEARTBEAT_SECONDS, left))
         for event in events:
             cursor = event.cursor
             yield to_sse(event, time.time())

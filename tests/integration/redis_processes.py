@@ -80,7 +80,7 @@ class Parley:
 
 def serve(env: Mapping[str, str], log: Path, *args: str) -> tuple[str, Parley]:
     port = free_port()
-    server = Parley(["serve", "--port", str(port), "--threads", "16", *args], env, log)
+    server = Parley(["serve", "--port", str(port), *args], env, log)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

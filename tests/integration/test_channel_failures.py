@@ -27,7 +27,7 @@ from parley.channels.twilio_sms import TwilioAdapter
 from parley.core.envelope import Reply
 from parley.core.handoff import DESK
 from parley.errors import UpstreamError
-from parley.runtime import Outbox, SendLedger
+from parley.worker.pipeline import Outbox, SendLedger
 from parley.stores.memory import MemorySendLedger
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.redis import RedisSendLedger
@@ -94,7 +94,7 @@ def test_a_permanent_refusal_counts_as_an_attempt_and_dead_letters(tmp_path: Pat
             assert post(app.test_client(), payload("message_im.json")).status_code == 200
             inbox = app.extensions["parley"].inbox
             calls = stub.settle("chat.postMessage", at_least=2, quiet=1.0)
-            [(delivery, reason)] = inbox.dead_letters
+            [(delivery, reason)] = [(letter.delivery, letter.reason) for letter in inbox.dead_letters]
         finally:
             app.extensions["parley"].close()
     assert len(calls) == 2 and script.delivered == []

@@ -18,17 +18,18 @@ from parley.core.dialogue import Dialogue, Policy
 from parley.core.engine import Answer
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules
-from parley.core.inbox import Delivery
+from parley.core.inbox import Claim, Delivery
 from parley.core.sessions import Turn
 from parley.data import labels
 from parley.data.export import ExportQuery, rows
 from parley.errors import Unavailable, UpstreamError
-from parley.runtime import Outbox, Pipeline
+from parley.worker.pipeline import Outbox, Pipeline
 from parley.stores.memory import MemorySendLedger, MemorySessionStore
 from parley.stores.sql import HandoffEvent, SqlConversationLog, make_engine
 from parley.throttle import NOTICE, throttled
 
 POLICY = Policy(greeting="Hi!", handoff=HandoffRules(desk=True))
+CLAIM = Claim(conversation_id="c1", token="1")
 
 
 class CountingEngine:
@@ -99,7 +100,7 @@ class World:
         """Process like the worker: a failed attempt leaves the message for the next one."""
         for attempt in range(1, attempts + 1):
             try:
-                self.pipeline.process(Delivery(envelope=envelope, partition=0, entry_id="1-0",
+                self.pipeline.process(Delivery(envelope=envelope, claim=CLAIM, entry_id="1",
                                                attempt=attempt))
                 return
             except (Unavailable, UpstreamError):

@@ -58,7 +58,7 @@ def messages_in(url: str) -> float:
 
 def test_sigterm_under_load_loses_nothing_and_answers_once(tmp_path: Path, stub: StubServer) -> None:
     prefix = f"parley-term-{uuid.uuid4().hex[:8]}:"
-    config = write_config(tmp_path, key_prefix=prefix, partitions=8, visibility_timeout_seconds=2)
+    config = write_config(tmp_path, key_prefix=prefix, visibility_timeout_seconds=2)
     with postgres_database() as database_url:
         env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, DATABASE_URL=database_url,
                          SLACK_API_URL=stub.url, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),

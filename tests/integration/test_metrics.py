@@ -118,7 +118,7 @@ def test_every_metric_the_runbook_names_is_exported() -> None:
 
 
 def test_a_scrape_still_works_while_the_inbox_is_unreachable(embedded: Flask) -> None:
-    nowhere = RedisInbox(connect(f"redis://127.0.0.1:{free_port()}/0"), partitions=2, prefix="parley:",
+    nowhere = RedisInbox(connect(f"redis://127.0.0.1:{free_port()}/0"), prefix="parley:",
                          dedupe_ttl=60, visibility_timeout=2, max_attempts=3)
     with pytest.raises(Unavailable):
         nowhere.status()

@@ -14,11 +14,11 @@ import pytest
 import redis
 
 from parley.core.envelope import Reply
-from parley.core.inbox import partition_of
 from parley.core.sessions import Session, Turn
 from parley.errors import Unavailable
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
-from parley.stores.redis_inbox import RedisInbox
+from parley.stores import redis_inbox_admin
+from parley.stores.redis_inbox import GROUP, RedisInbox
 from tests.conftest import make_envelope, make_settings
 from tests.integration.redis_processes import REDIS_URL, delete_prefix, parley_env, wait_until, write_config
 from tests.integration.test_server import PARLEY, free_port
@@ -37,8 +37,8 @@ def prefix() -> Iterator[str]:
 def make_inbox(prefix: str) -> Iterator[Callable[..., RedisInbox]]:
     made: list[RedisInbox] = []
 
-    def make(*, partitions: int = 2, visibility_timeout: float = 5.0, max_attempts: int = 3) -> RedisInbox:
-        inbox = RedisInbox(connect(REDIS_URL), partitions=partitions, prefix=prefix, dedupe_ttl=60,
+    def make(*, shards: int = 4, visibility_timeout: float = 5.0, max_attempts: int = 3) -> RedisInbox:
+        inbox = RedisInbox(connect(REDIS_URL), shards=shards, prefix=prefix, dedupe_ttl=60,
                            visibility_timeout=visibility_timeout, max_attempts=max_attempts)
         made.append(inbox)
         return inbox
@@ -46,10 +46,6 @@ def make_inbox(prefix: str) -> Iterator[Callable[..., RedisInbox]]:
     yield make
     for inbox in made:
         inbox.close()
-
-
-def conversation_in(partition: int, partitions: int) -> str:
-    return next(f"conv-{n}" for n in range(1000) if partition_of(f"conv-{n}", partitions) == partition)
 
 
 def test_a_retried_platform_message_is_stored_once(make_inbox: Callable[..., RedisInbox]) -> None:
@@ -60,79 +56,17 @@ def test_a_retried_platform_message_is_stored_once(make_inbox: Callable[..., Red
     assert inbox.status()["queued"] == 1
 
 
-def test_a_partition_yields_its_messages_in_order(make_inbox: Callable[..., RedisInbox]) -> None:
-    inbox = make_inbox()
-    conversation = conversation_in(1, 2)
-    for text in ("first", "second", "third"):
-        inbox.put(make_envelope(text, conversation_id=conversation))
-    seen = []
-    while (delivery := inbox.take(1, timeout=0.1)) is not None:
-        seen.append((delivery.envelope.text, delivery.attempt))
-        inbox.done(delivery)
-    assert seen == [("first", 1), ("second", 1), ("third", 1)]
-    assert inbox.status()["queued"] == 0
-
-
-def test_a_failing_message_is_retried_before_the_next_then_dead_lettered_with_its_reason(
-        make_inbox: Callable[..., RedisInbox]) -> None:
-    inbox = make_inbox(max_attempts=3)
-    conversation = conversation_in(0, 2)
-    inbox.put(make_envelope("poison", conversation_id=conversation, message_id="EvPOISON"))
-    inbox.put(make_envelope("after it", conversation_id=conversation))
-    attempts = []
-    for _ in range(3):
-        delivery = inbox.take(0, timeout=0.1)
-        assert delivery is not None and delivery.envelope.text == "poison"
-        attempts.append(delivery.attempt)
-        inbox.fail(delivery, "UpstreamError: Slack chat.postMessage failed: 500")
-    assert attempts == [1, 2, 3]
-    following = inbox.take(0, timeout=0.1)
-    assert following is not None and following.envelope.text == "after it"
-    [letter] = inbox.dead_letters()
-    assert (letter.envelope.message_id, letter.attempts) == ("EvPOISON", 3)
-    assert letter.reason == "UpstreamError: Slack chat.postMessage failed: 500"
-
-
-def test_only_the_lease_holder_consumes_a_partition_until_it_hands_it_over(
-        make_inbox: Callable[..., RedisInbox]) -> None:
-    first, second = make_inbox(), make_inbox()  # as two processes would
-    conversation = conversation_in(0, 2)
-    first.put(make_envelope("one", conversation_id=conversation))
-    taken = first.take(0, timeout=0.1)
-    assert taken is not None
-    second.put(make_envelope("two", conversation_id=conversation))
-    assert second.take(0, timeout=0.1) is None  # standing by: the first owns partition 0
-    first.done(taken)
-    first.close()  # a graceful stop hands the partition over at once
-    after = second.take(0, timeout=0.1)
-    assert after is not None and after.envelope.text == "two"
-
-
-def test_a_second_process_gets_its_fair_share_of_partitions(make_inbox: Callable[..., RedisInbox]) -> None:
-    first = make_inbox(partitions=4, visibility_timeout=0.6)
-    assert all(first.take(p, timeout=0.01) is None for p in range(4))  # first holds all four
-    second = make_inbox(partitions=4, visibility_timeout=0.6)
-    owned: set[int] = set()
-
-    def second_serves_two() -> bool:
-        for partition in range(4):
-            first.take(partition, timeout=0.01)  # between messages the first hands its surplus back
-            second.take(partition, timeout=0.01)
-            owned.update(second.partitions_held())
-        return len(owned) == 2
-
-    wait_until(second_serves_two, timeout=5, what="the second inbox to hold two partitions")
-    assert not owned & first.partitions_held()
-
-
 def test_inbox_commands_show_replay_and_drop_dead_letters(
         make_inbox: Callable[..., RedisInbox], prefix: str, tmp_path: Path) -> None:
-    inbox = make_inbox(partitions=8, max_attempts=1)  # the config's server.workers is 8
+    inbox = make_inbox(max_attempts=1)
     for number in (1, 2):
         inbox.put(make_envelope(f"message {number}", conversation_id="conv-dead", message_id=f"EvDEAD{number}"))
-        delivery = inbox.take(partition_of("conv-dead", 8), timeout=0.1)
+    [claim] = inbox.claim(1, timeout=0.1)
+    for number in (1, 2):
+        delivery = inbox.next(claim)
         assert delivery is not None
-        inbox.fail(delivery, f"UpstreamError: failure {number}")
+        assert inbox.fail(delivery, f"UpstreamError: failure {number}") is True
+    assert inbox.next(claim) is None
     env = parley_env(write_config(tmp_path, key_prefix=prefix, max_attempts=1), tmp_path / "var",
                      REDIS_URL=REDIS_URL)
 
@@ -141,13 +75,14 @@ def test_inbox_commands_show_replay_and_drop_dead_letters(
 
     status = parley("status")
     assert status.returncode == 0, status.stderr
-    assert "dead letters: 2" in status.stdout
+    assert "queued: 0  conversations in flight: 0  waiting for a worker: 0  dead letters: 2" in status.stdout
     assert "message EvDEAD1  attempts 1  reason: UpstreamError: failure 1" in status.stdout
-    first, second = (letter.id for letter in inbox.dead_letters())
+    first, second = (letter.id for letter in redis_inbox_admin.dead_letters(inbox))
     assert parley("replay", first).returncode == 0
     assert parley("drop", second).returncode == 0
-    assert inbox.dead_letters() == []
-    replayed = inbox.take(partition_of("conv-dead", 8), timeout=0.1)
+    assert redis_inbox_admin.dead_letters(inbox) == []
+    [claim] = inbox.claim(1, timeout=0.1)
+    replayed = inbox.next(claim)
     assert replayed is not None and replayed.envelope.message_id == "EvDEAD1"
     unknown = parley("drop", "1-1")
     assert unknown.returncode == 1
@@ -201,7 +136,7 @@ def test_unreachable_redis_means_503_for_webhooks_and_readiness(tmp_path: Path) 
 
     settings = make_settings(tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(Unavailable):
-        RedisInbox(connect(settings.storage.redis_url.get_secret_value()), partitions=2,  # type: ignore[union-attr]
+        RedisInbox(connect(settings.storage.redis_url.get_secret_value()),  # type: ignore[union-attr]
                    prefix="x:", dedupe_ttl=60, visibility_timeout=5, max_attempts=3).put(make_envelope("hi"))
     app = create_app(settings)
     try:
@@ -216,15 +151,17 @@ def test_unreachable_redis_means_503_for_webhooks_and_readiness(tmp_path: Path) 
 
 
 def test_consumers_of_processes_long_gone_are_forgotten(make_inbox: Callable[..., RedisInbox]) -> None:
-    inbox = make_inbox(partitions=1, visibility_timeout=0.05)
-    gone = make_inbox(partitions=1, visibility_timeout=0.05)
+    inbox = make_inbox(shards=1)
+    gone = make_inbox(shards=1)
     gone.put(make_envelope("hello"))
-    delivery = gone.take(0, timeout=0.1)
+    [claim] = gone.claim(1, timeout=0.1)
+    delivery = gone.next(claim)
     assert delivery is not None
     gone.done(delivery)
+    assert gone.next(claim) is None
     gone.close()
     client = redis.Redis.from_url(REDIS_URL)
-    [old] = [c["name"] for c in client.xinfo_consumers(inbox.stream(0), "parley-workers")]
-    threading.Event().wait(0.2)  # longer than twice the visibility timeout
-    inbox.take(0, timeout=0.01)
-    assert old not in [c["name"] for c in client.xinfo_consumers(inbox.stream(0), "parley-workers")]
+    [old] = [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]
+    threading.Event().wait(0.2)
+    assert redis_inbox_admin.prune_consumers(inbox, idle_ms=100) == 1
+    assert old not in [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]

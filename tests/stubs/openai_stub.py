@@ -59,8 +59,11 @@ def handoff(reason: str) -> Outcome:
 
 class OpenAIStub:
     def __init__(self, *, latency: float = 0.0, echo: bool = False, first_token_share: float = 0.4,
-                 port: int = 0) -> None:
+                 port: int = 0, slow_word: str | None = None, slow_seconds: float = 0.0) -> None:
         self.latency = latency
+        # Benchmarks: a question containing ``slow_word`` waits ``slow_seconds`` before its answer.
+        self.slow_word = slow_word
+        self.slow_seconds = slow_seconds
         self.echo = echo
         self.first_token_share = first_token_share
         self.requests: list[dict[str, Any]] = []
@@ -95,11 +98,15 @@ class OpenAIStub:
     def _next(self, body: dict[str, Any]) -> Outcome:
         with self._lock:
             self.requests.append(body)
-            return self.script.popleft() if self.script else Outcome()
+            if self.script:
+                return self.script.popleft()
+        if self.slow_word and self.slow_word in _question(body):
+            return Outcome(delay=self.slow_seconds)
+        return Outcome()
 
     def answer_text(self, body: dict[str, Any]) -> str:
         messages = body.get("messages") or []
-        question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        question = _question(body)
         if self.echo:
             return f"You said: {question}"
         passages = next((m["content"] for m in messages if m.get("role") == "system"
@@ -207,6 +214,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def _question(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or []
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+
+
 def _tool_call(call: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     name, arguments = call
     return {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
@@ -217,8 +229,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--latency", type=float, default=0.8)
+    parser.add_argument("--slow-word", help="questions containing it take --slow-seconds longer")
+    parser.add_argument("--slow-seconds", type=float, default=30.0)
+    parser.add_argument("--gevent", action="store_true", help="serve on greenlets (cheaper per open request)")
     args = parser.parse_args()
-    stub = OpenAIStub(latency=args.latency, port=args.port)
+    if args.gevent:
+        from gevent import monkey
+
+        monkey.patch_all()
+    stub = OpenAIStub(latency=args.latency, port=args.port, slow_word=args.slow_word,
+                      slow_seconds=args.slow_seconds)
     print(f"openai stub on {stub.base_url} latency={args.latency}s", flush=True)
     stub._thread.run()
 

@@ -10,22 +10,30 @@ import pytest
 
 from parley.core.sessions import Session, Turn
 from parley.errors import ConfigError
-from parley.runtime import backoff
+from parley.worker.pool import backoff
 from parley.settings import load_settings
 from parley.stores.redis import session_from_json
 from tests.conftest import make_settings
 
 
-def test_inbox_settings_default_to_one_partition_per_worker_thread(tmp_path: Path) -> None:
-    storage = make_settings(tmp_path).storage
-    assert storage.partitions is None  # then server.workers
+def test_inbox_settings_default_to_sixteen_shards_and_hundreds_of_workers(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    storage = settings.storage
+    assert (storage.inbox_shards, settings.server.workers) == (16, 256)
     assert (storage.visibility_timeout_seconds, storage.max_attempts, storage.key_prefix) == (30.0, 5, "parley:")
 
 
-def test_zero_partitions_is_refused_with_the_key_path(tmp_path: Path) -> None:
+def test_zero_shards_is_refused_with_the_key_path(tmp_path: Path) -> None:
     config = tmp_path / "parley.yaml"
-    config.write_text("storage:\n  partitions: 0\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"storage\.partitions: Input should be greater than or equal to 1"):
+    config.write_text("storage:\n  inbox_shards: 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"storage\.inbox_shards: Input should be greater than or equal to 1"):
+        load_settings(config, environ={})
+
+
+def test_the_old_partitions_key_is_refused_with_the_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "parley.yaml"
+    config.write_text("storage:\n  partitions: 8\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"storage\.partitions: unknown key"):
         load_settings(config, environ={})
 
 

@@ -1,0 +1,125 @@
+"""One message's life after the webhook acknowledged it: dialogue -> conversation log -> outbox -> channel.
+
+``Pipeline.process`` is the whole of it. It is safe to run twice for the same envelope (a worker
+retried or died): the log keeps the first replies and the send ledger lets each reply out once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from parley.channels.base import ChannelAdapter, prepared
+from parley.core.dialogue import Dialogue
+from parley.core.envelope import Envelope, Reply, reply_id
+from parley.core.handoff import DESK
+from parley.core.inbox import Delivery
+from parley.core.log import ConversationLog
+from parley.errors import ParleyError
+from parley.metrics import Metrics
+
+logger = structlog.get_logger("parley.worker")
+
+
+class SendLedger(Protocol):
+    def claim(self, reply_id: str) -> bool:
+        """True the first time a reply id is claimed, False ever after."""
+        ...
+
+    def release(self, reply_id: str) -> None:
+        """Undo a claim whose send failed, so a retry may send it."""
+        ...
+
+    def confirm(self, reply_id: str) -> None:
+        """Record that a claimed reply went out (never raises: a claim stays a claim)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    adapters: Mapping[str, ChannelAdapter]
+    ledger: SendLedger
+
+    def deliver(self, replies: Sequence[Reply]) -> None:
+        # One message's replies may go to two places (the customer, and the reps' desk during a
+        # handoff): each run of replies goes to its own channel's adapter, in order.
+        for channel, run in itertools.groupby(replies, key=lambda reply: reply.channel):
+            self._send(channel, list(run))
+
+    def _send(self, channel: str, replies: list[Reply]) -> None:
+        adapter = self.adapters.get(channel)
+        if adapter is None:  # e.g. the desk when no Slack handoff channel is configured
+            logger.warning("no_adapter_for_replies", channel=channel, replies=len(replies),
+                           conversation_id=replies[0].conversation_id)
+            return
+        fresh = [reply for reply in replies if self.ledger.claim(reply.reply_id)]
+        if not fresh:
+            return
+        try:
+            # The adapter runs each of its posts through ``once``: when post N fails, the posts
+            # before it stay claimed, so the retry sends N onwards and nothing twice.
+            adapter.send(fresh, once=self.once)
+        except Exception:
+            for reply in fresh:
+                self.ledger.release(reply.reply_id)
+            raise
+        for reply in fresh:
+            self.ledger.confirm(reply.reply_id)
+
+    def once(self, key: str, step: Callable[[], object]) -> None:
+        """Run ``step`` unless ``key`` was claimed before; a failed step is released for the retry."""
+        if not self.ledger.claim(key):
+            return
+        try:
+            step()
+        except Exception:
+            self.ledger.release(key)
+            raise
+        self.ledger.confirm(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    dialogue: Dialogue
+    log: ConversationLog
+    outbox: Outbox
+    metrics: Metrics = field(default_factory=Metrics.create)
+
+    def process(self, delivery: Delivery) -> None:
+        envelope = prepared(delivery.envelope, self.outbox.adapters)
+        # A rep's or a re-check's envelope is not a customer message, so it is not logged as one.
+        stored_now = envelope.role == "customer" and self.log.record_inbound(envelope)
+        # A message stored just now cannot have been answered before: skip the look-up (a query
+        # saved on every message's hot path). A retried one may have been, and keeps its replies.
+        replies = None if stored_now else self.log.replies_to(envelope)
+        if replies is None:
+            decision = self.dialogue.decide(envelope)
+            replies = list(decision.replies)
+            # Every reply is logged, the posts to the reps' thread too, so a retry after a failed
+            # send replays them all; the conversation's new state is kept only once they are logged,
+            # so a retry after a failed log decides again from the state the message found.
+            self.log.record_replies(envelope, replies)
+            self.dialogue.commit(decision)
+        try:
+            self.outbox.deliver(replies)
+        except ParleyError as exc:
+            if envelope.role == "agent" and DESK in self.outbox.adapters:
+                self._tell_desk(envelope, exc)
+            raise
+        self.metrics.answered(envelope, replies)
+
+    def _tell_desk(self, envelope: Envelope, exc: ParleyError) -> None:
+        # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
+        # however often the message is retried, the thread hears about it once.
+        notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, route={"kind": "error"},
+                       text=f"Could not deliver this to the customer ({exc.public_message}); retrying.",
+                       in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-undelivered")
+        try:
+            self.outbox.deliver([notice])
+        except ParleyError as desk_exc:
+            logger.warning("desk_notice_failed", conversation_id=envelope.conversation_id,
+                           detail=str(desk_exc))
