@@ -205,7 +205,9 @@ class RedisInbox:
     def _hold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         with self._lock:
             for token, fields in entries:
-                if not fields:  # a token deleted after it was read: nothing to serve
+                # Deleted after it was read: nothing to serve. Held already: a worker here is on
+                # it (a late renewal let our own recovery take it back), and must stay the only one.
+                if not fields or text_of(token) in self._held:
                     continue
                 claim = Claim(conversation_id=text_of(fields[b"c"]), token=text_of(token))
                 self._held[claim.token] = claim
