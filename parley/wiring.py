@@ -15,7 +15,7 @@ from parley.channels.slack_common import web_client
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
-from parley.channels.web import Mailbox, RateLimiter, RateLimits, WidgetAdapter
+from parley.channels.web import RateLimits, WidgetAdapter
 from parley.core.dialogue import Dialogue, Policy, StreamSink
 from parley.core.engine import AnswerEngine, RetrievalEngine, TokenSink
 from parley.core.handoff import DESK, BusinessHours, HandoffRules
@@ -23,6 +23,8 @@ from parley.core.envelope import Envelope
 from parley.core.inbox import Inbox
 from parley.core.knowledge import KnowledgeIndex
 from parley.core.log import ConversationLog
+from parley.core.mailbox import Mailbox
+from parley.core.ratelimit import RateLimiter
 from parley.core.sessions import SessionStore
 from parley.ingest import load_articles
 from parley.metrics import Metrics

@@ -30,10 +30,10 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import Once, always, clean_text
 from parley.channels.slack_common import from_a_bot, verify_signature
 from parley.channels.text import SLACK_LIMIT, render_chunks, to_mrkdwn
+from parley.core.desk import DeskDirectory
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
-from parley.stores.desk import SqlDeskDirectory
 
 logger = structlog.get_logger("parley.desk")
 
@@ -50,7 +50,7 @@ class SlackDesk:
 
     name = DESK
 
-    def __init__(self, *, client: WebClient, signing_secret: str, channel: str, directory: SqlDeskDirectory,
+    def __init__(self, *, client: WebClient, signing_secret: str, channel: str, directory: DeskDirectory,
                  max_text_chars: int, clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.verifier = SignatureVerifier(signing_secret)

@@ -13,7 +13,6 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
@@ -21,46 +20,11 @@ from flask import Request, Response, jsonify
 from parley.channels.base import Once, always, clean_text
 from parley.core.envelope import Envelope, Reply
 from parley.core.log import ConversationLog, LoggedMessage
+from parley.core.mailbox import Mailbox, MailboxEvent
+from parley.core.ratelimit import RateLimiter
 from parley.errors import MalformedPayload, NotFound, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MailboxEvent:
-    """Something a browser should see: a batch of replies, a streamed token, or "typing"."""
-
-    cursor: str
-    kind: Literal["replies", "token", "typing"]
-    replies: tuple[Reply, ...] = ()
-    reply_id: str | None = None
-    text: str = ""
-
-
-class Mailbox(Protocol):
-    """Where replies for web clients wait to be picked up, shared by every process."""
-
-    def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None: ...
-
-    def publish_token(self, conversation_id: str, reply_id: str, text: str) -> None: ...
-
-    def publish_typing(self, conversation_id: str) -> None: ...
-
-    def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
-        """The replies to one message, waiting up to ``timeout``; None when they did not come."""
-        ...
-
-    def after(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
-        """Events newer than ``cursor`` ("0" for everything kept), waiting up to ``timeout``."""
-        ...
-
-
-class RateLimiter(Protocol):
-    """Counts hits per key over the last ``window`` seconds; shared by every process in Redis."""
-
-    def hit(self, key: str, *, limit: int, window: int) -> int:
-        """Count one hit; 0 when it is allowed, else the seconds until one more would be."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

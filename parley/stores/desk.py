@@ -8,12 +8,12 @@ read the handoff log for the desk (open requests for reminders, a rep's current 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, UniqueConstraint, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from parley.core.desk import OpenRequest
 from parley.stores.sql import HandoffEvent, Label, Message, commit_unless_duplicate
 
 # Events after which a request is no longer waiting for a person.
@@ -38,13 +38,9 @@ class DeskThread(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("conversation_id", "handoff", name="uq_deskthread_handoff"),)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenRequest:
-    conversation_id: str
-    requested_at: float
-
-
 class SqlDeskDirectory:
+    """``core.desk.DeskDirectory`` in the conversation log's database."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 

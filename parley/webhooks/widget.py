@@ -18,7 +18,8 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask.blueprints import BlueprintSetupState
 from flask_cors import CORS
 
-from parley.channels.web import ID_PATTERN, Mailbox, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.channels.web import ID_PATTERN, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.core.mailbox import Mailbox
 from parley.errors import MalformedPayload, NotFound
 from parley.webhooks.intake import receive
 from parley.wiring import Services
