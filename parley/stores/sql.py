@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, Index, event, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
+from parley.core.desk import DeskPost
 from parley.core.envelope import AnswerMeta, Envelope, Reply, Source
 from parley.core.handoff import DESK
 from parley.core.log import LoggedMessage
@@ -56,6 +58,8 @@ class Message(SQLModel, table=True):
     # Where a reply went (JSON), so a retry resends it there: a post to the reps' thread has its
     # own route, not the customer's. Null on inbound messages and on replies logged before 0004.
     route: str | None = None
+    # What a post to the reps' thread is (``core.desk.DeskPost`` as JSON); null on every other message.
+    desk: str | None = None
 
     # Export filters by channel and time; the suggest query walks inbound messages by time.
     __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)
@@ -250,6 +254,7 @@ def _reply_row(reply: Reply, *, in_reply_to: str) -> Message:
         cached=meta.cached, model_version=meta.model_version, model=meta.model,
         prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
         route=json.dumps(dict(reply.route)),
+        desk=json.dumps(asdict(reply.desk)) if reply.desk is not None else None,
     )
 
 
@@ -264,8 +269,9 @@ def _row_reply(row: Message, envelope: Envelope) -> Reply:
                       completion_tokens=row.completion_tokens,
                       intent=row.intent)
     route = envelope.route if row.route is None else json.loads(row.route)
+    desk = DeskPost(**json.loads(row.desk)) if row.desk else None
     return Reply(conversation_id=row.conversation_id, channel=row.channel, text=row.text,
-                 route=route, in_reply_to=envelope.message_id,
+                 route=route, desk=desk, in_reply_to=envelope.message_id,
                  quick_replies=tuple(json.loads(row.quick_replies)), meta=meta, author=row.author,
                  reply_id=row.public_id)
 

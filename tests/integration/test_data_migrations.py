@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections.abc import Iterator
 from datetime import datetime
@@ -98,6 +99,31 @@ def test_db_upgrade_sql_prints_the_ddl_without_touching_the_database(tmp_path: P
     assert "CREATE TABLE feedback" in result.output
     assert not (tmp_path / "var" / "parley.db").exists() or not tables(
         make_engine(make_settings(tmp_path).database_url))
+
+
+def test_posts_to_the_reps_thread_logged_before_0005_replay_as_typed_desk_posts(engine: Engine) -> None:
+    from parley.core.desk import DeskPost
+    from parley.core.envelope import Envelope
+    from parley.stores.sql import SqlConversationLog
+
+    schema.upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO conversation (id, channel, customer, started_at, updated_at) "
+            "VALUES ('c1', 'sms', '+1555', :now, :now)"), {"now": datetime(2026, 1, 1)})
+        connection.execute(text(
+            "INSERT INTO message (public_id, conversation_id, direction, channel, text, created_at, in_reply_to, "
+            "sources, quick_replies, cached, route) VALUES ('r1-1', 'c1', 'out', 'desk', 'needs a person', :now, "
+            "'sms:SM1', '[]', '[]', false, :route)"),
+            {"now": datetime(2026, 1, 1), "route": '{"handoff": "1", "kind": "open", "customer_channel": "sms"}'})
+    schema.upgrade(engine)
+    envelope = Envelope(channel="sms", conversation_id="c1", message_id="SM1", sender="+1555", text="a person")
+    [replayed] = SqlConversationLog(engine).replies_to(envelope) or []
+    assert (dict(replayed.route), replayed.desk) == ({}, DeskPost(kind="open", handoff=1, customer_channel="sms"))
+    schema.downgrade(engine, "0004")  # and back: the old code finds its route keys again
+    with engine.connect() as connection:
+        route = connection.execute(text("SELECT route FROM message WHERE public_id = 'r1-1'")).scalar_one()
+    assert json.loads(route) == {"handoff": "1", "kind": "open", "customer_channel": "sms"}
 
 
 def _upgrade_in_another_process(url: str) -> None:

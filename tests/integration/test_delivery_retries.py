@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session as SqlSession
 
+from parley.core.desk import DeskPost
 from parley.core.dialogue import Dialogue, Policy
 from parley.core.engine import Answer
 from parley.core.envelope import Envelope, Reply
@@ -129,7 +130,7 @@ def test_a_handoff_retried_after_the_log_failed_opens_one_thread_and_answers_onc
     assert not world.blip.armed, "the database never failed: the test proves nothing"
     assert world.customer.texts == [POLICY.handoff_requested]
     [header] = world.desk.sent
-    assert header.route["kind"] == "open" and "needs a person" in header.text
+    assert header.desk is not None and header.desk.kind == "open" and "needs a person" in header.text
     session = world.sessions.load("c1")
     assert [turn.role for turn in session.history] == ["customer", "bot"]
     assert session.handoffs == 1 and session.handoff == "waiting"
@@ -161,11 +162,12 @@ def test_a_post_to_the_reps_thread_that_failed_is_posted_on_the_retry(engine: En
     assert world.customer.texts == [POLICY.handoff_requested]  # once, though the message ran twice
     [header] = world.desk.sent
     assert "needs a person" in header.text
-    assert header.route == {"handoff": "1", "kind": "open", "customer_channel": "sms"}
+    header_post = DeskPost(kind="open", handoff=1, customer_channel="sms")
+    assert (dict(header.route), header.desk) == ({}, header_post)
     # Replayed from the log in order, each to its own place.
     replayed = world.log.replies_to(envelope)
-    assert [(reply.channel, dict(reply.route)) for reply in replayed] == [
-        ("sms", {"to": "+15551234567"}), (DESK, {"handoff": "1", "kind": "open", "customer_channel": "sms"})]
+    assert [(reply.channel, dict(reply.route), reply.desk) for reply in replayed] == [
+        ("sms", {"to": "+15551234567"}, None), (DESK, {}, header_post)]
 
 
 def test_posts_to_the_reps_thread_stay_out_of_the_customers_and_the_data_scientists_view(engine: Engine) -> None:
