@@ -120,8 +120,7 @@ def _end_streams_on_sigterm(worker: Any) -> None:
 
     def drain_then_stop(signum: int, frame: Any) -> None:
         for adapter in services.adapters.values():
-            if hasattr(adapter, "drain"):
-                adapter.drain()
+            adapter.drain()
         stop(signum, frame)
 
     signal.signal(signal.SIGTERM, drain_then_stop)

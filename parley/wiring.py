@@ -59,9 +59,7 @@ class Services:
     def close(self) -> None:
         self.workers.stop()
         for adapter in self.adapters.values():
-            close = getattr(adapter, "close", None)  # adapters holding connections or a loop
-            if close is not None:
-                close()
+            adapter.close()
 
 
 def build_services(settings: Settings) -> Services:

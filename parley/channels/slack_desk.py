@@ -27,7 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import Once, always, clean_text
+from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.slack_common import from_a_bot, verify_signature
 from parley.channels.text import SLACK_LIMIT, render_chunks, to_mrkdwn
 from parley.core.desk import DeskDirectory, DeskPost
@@ -45,7 +45,7 @@ _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
 _MENTION = re.compile(r"<[@#!][^>]*>\s?")
 
 
-class SlackDesk:
+class SlackDesk(BaseAdapter):
     """The ``desk`` channel: posts to the handoff channel and reads the reps' actions."""
 
     name = DESK

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
 
-from parley.channels.base import Once, always, clean_text
+from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.core.envelope import Envelope, Reply
 from parley.core.log import ConversationLog, LoggedMessage
 from parley.core.mailbox import Mailbox, MailboxEvent
@@ -36,7 +36,7 @@ class RateLimits:
     window: int = 60
 
 
-class WidgetAdapter:
+class WidgetAdapter(BaseAdapter):
     name = "widget"
 
     def __init__(self, *, mailbox: Mailbox, log: ConversationLog, max_text_chars: int,
@@ -59,7 +59,9 @@ class WidgetAdapter:
         self.origin_patterns = tuple(origin_pattern(p) for p in self.allowed_origins)
 
     def verify(self, request: Request) -> None:
+        """The embedding site may use the widget, the browser is within its limits, and it sent JSON."""
         self.check_origin(request)
+        self.check_rate(request)
         if not request.is_json:
             raise UnsupportedMediaType(f"content type {request.mimetype!r}",
                                        public="send JSON (Content-Type: application/json)")
@@ -73,7 +75,7 @@ class WidgetAdapter:
         conversation_id = _optional_id(body, "conversation_id")
         if conversation_id is None:
             conversation_id = new_conversation_id(message_id)
-        elif self.log.transcript(conversation_id, self.name) is None:
+        elif not self.log.has_conversation(conversation_id, self.name):
             raise NotFound(f"conversation {conversation_id}", public="unknown conversation")
         return [Envelope(channel=self.name, conversation_id=conversation_id,
                          message_id=f"{conversation_id}:{message_id}", sender=conversation_id, text=text)]
@@ -113,7 +115,7 @@ class WidgetAdapter:
 
     def check_rate(self, request: Request) -> None:
         """Refuse (429) a browser over its limit, counted by conversation, else by address."""
-        body = request.get_json(silent=True)
+        body = request.get_json(silent=True)  # Flask keeps it for ``parse``
         conversation_id = body.get("conversation_id") if isinstance(body, dict) else None
         address = request.remote_addr or "unknown"
         limits, hit = self.limits, self.rate_limiter.hit

@@ -172,6 +172,11 @@ class SqlConversationLog:
             return None
         return [_row_reply(row, envelope) for row in rows]
 
+    def has_conversation(self, conversation_id: str, channel: str) -> bool:
+        with self._session() as session:
+            conversation = session.get(Conversation, conversation_id)
+        return conversation is not None and conversation.channel == channel
+
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
         # The posts to the reps' thread are logged for retries, and are not the customer's to see.
         query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK)

@@ -35,7 +35,7 @@ def _require_token() -> None:
 def post_message(conversation_id: str) -> tuple[Response, int]:
     """A support rep writes into a widget conversation: logged, and shown live in the browser."""
     services = _services()
-    if services.log.transcript(conversation_id, "widget") is None:
+    if not services.log.has_conversation(conversation_id, "widget"):
         raise NotFound(f"widget conversation {conversation_id}", public="unknown conversation")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):

@@ -7,7 +7,7 @@ import time
 import structlog
 from flask import Response, current_app, request
 
-from parley.channels.base import ChannelAdapter
+from parley.channels.base import WebhookAdapter
 from parley.core.envelope import Envelope
 from parley.core.inbox import Inbox
 from parley.throttle import SenderLimits, throttled
@@ -15,7 +15,7 @@ from parley.throttle import SenderLimits, throttled
 logger = structlog.get_logger("parley.webhook")
 
 
-def receive(adapter: ChannelAdapter, inbox: Inbox) -> Response:
+def receive(adapter: WebhookAdapter, inbox: Inbox) -> Response:
     """Acknowledge only after every envelope is in the inbox; no dialogue work happens here."""
     started = time.perf_counter()
     metrics = current_app.extensions["parley"].metrics

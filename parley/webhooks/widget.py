@@ -81,8 +81,6 @@ def config() -> Response:
 
 @bp.post("/api/messages")
 def messages() -> Response:
-    _adapter().check_origin(request)
-    _adapter().check_rate(request)
     return receive(_adapter(), _services().inbox)
 
 
