@@ -56,12 +56,11 @@ def doctor(config: str | None) -> None:
 @click.pass_obj
 def check_config(config: str | None) -> None:
     """Validate the YAML and the knowledge base without starting anything."""
-    from parley.core.knowledge import KnowledgeIndex
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_index
 
     settings = _settings(config)
     try:
-        index = KnowledgeIndex(load_articles(settings.knowledge.path))
+        index = load_index(settings.knowledge.path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"configuration OK: bot {settings.bot.name!r}, {len(index)} knowledge articles "

@@ -146,7 +146,7 @@ def label() -> None:
 def label_import(config: str | None, csv_file: Any) -> None:
     """Store labels from a CSV with the columns message_id,intent."""
     from parley.data.labels import import_labels
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_articles
 
     settings = _settings(config)
     articles = load_articles(settings.knowledge.path)

@@ -30,7 +30,7 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
     from parley.data.labels import labelled_examples
     from parley.data.training import knowledge_examples
     from parley.data.training import train as fit
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_articles
 
     settings = _settings(config)
     engine = _database(settings)
@@ -123,9 +123,8 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     """Answer each question (columns text,expected) as a customer's message and score the answers."""
     from parley.core.dialogue import Dialogue
     from parley.core.engine import RetrievalEngine
-    from parley.core.knowledge import KnowledgeIndex
     from parley.data import evaluation, models
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_index
     from parley.stores.memory import MemorySessionStore
     from parley.wiring import policy_of
 
@@ -141,7 +140,7 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
             classifier = _pick_model(engine, settings, version, models)
         except (NotFound, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
-    index = KnowledgeIndex(load_articles(settings.knowledge.path))
+    index = load_index(settings.knowledge.path)
     offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
     dialogue = Dialogue(engine=offline, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings))
     report = evaluation.summarise(evaluation.run(dialogue, items))

@@ -44,10 +44,9 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 
 
 def _knowledge(settings: Settings) -> Check:
-    from parley.core.knowledge import KnowledgeIndex
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_index
 
-    index = KnowledgeIndex(load_articles(settings.knowledge.path))
+    index = load_index(settings.knowledge.path)
     return Check("knowledge", "ok", f"{len(index)} articles in {settings.knowledge.path} (version {index.version})")
 
 

@@ -26,7 +26,7 @@ from parley.core.log import ConversationLog
 from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import RateLimiter
 from parley.core.sessions import SessionStore
-from parley.ingest import load_articles
+from parley.stores.knowledge import load_articles
 from parley.metrics import Metrics
 from parley.runtime import Outbox, Pipeline, SendLedger, WorkerPool
 from parley.errors import ConfigError
