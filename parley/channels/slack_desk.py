@@ -10,6 +10,7 @@ Bot echoes, edits, deletes, top-level chatter and threads Parley does not know p
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -172,7 +173,7 @@ class SlackDesk(BaseAdapter):
         # Each chunk through ``once``, even a lone one: the desk's replies come several at a time.
         for index, chunk in enumerate(render_chunks(text, to_mrkdwn, SLACK_LIMIT)):
             once(f"{reply.reply_id}#{index}",
-                 lambda chunk=chunk: self._call(channel=self.channel, thread_ts=thread, text=chunk))
+                 functools.partial(self._call, channel=self.channel, thread_ts=thread, text=chunk))
 
     def _call(self, **params: Any) -> dict[str, Any]:
         try:

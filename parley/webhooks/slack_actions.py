@@ -9,14 +9,12 @@ should have been that article (a label ``parley train`` learns from).
 
 from __future__ import annotations
 
-from typing import cast
 
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.text import to_mrkdwn
-from parley.core.handoff import DESK
 from parley.errors import ChannelDisabled
 from parley.webhooks.intake import receive
 from parley.wiring import Services
@@ -36,15 +34,15 @@ def _services() -> Services:
 
 
 def _desk() -> SlackDesk:
-    desk = _services().adapters.get(DESK)
+    desk = _services().desk
     if desk is None:
         raise ChannelDisabled("the Slack handoff desk is not configured (SLACK_HANDOFF_CHANNEL)")
-    return cast(SlackDesk, desk)
+    return desk
 
 
 @bp.post("/interactions")
 def interactions() -> Response:
-    return receive(_desk(), _services().inbox)
+    return receive(_desk(), _services())
 
 
 @bp.post("/commands")

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
@@ -54,7 +53,7 @@ def _services() -> Services:
 
 
 def _adapter() -> WidgetAdapter:
-    return cast(WidgetAdapter, _services().adapters["widget"])
+    return _services().widget
 
 
 @bp.get("")
@@ -81,7 +80,7 @@ def config() -> Response:
 
 @bp.post("/api/messages")
 def messages() -> Response:
-    return receive(_adapter(), _services().inbox)
+    return receive(_adapter(), _services())
 
 
 @bp.get("/api/conversations/<conversation_id>")
