@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-import time
-import uuid
 from typing import Any
 
 import click
@@ -14,7 +11,6 @@ import structlog
 from gunicorn.app.base import BaseApplication
 
 from parley import logs
-from parley.core.envelope import Envelope
 from parley.errors import ConfigError
 from parley.metrics import mark_worker_dead, prepare_multiprocess_dir
 from parley.settings import Settings, load_settings
@@ -156,27 +152,34 @@ class _Gunicorn(BaseApplication):
 @main.command()
 @click.pass_obj
 def chat(config: str | None) -> None:
-    """Talk to the bot in the terminal, with the same engine the widget uses."""
+    """Talk to the bot in the terminal: each message takes the path a webhook's message takes."""
+    from parley.channels.terminal import TerminalChannel
+    from parley.errors import ParleyError
     from parley.wiring import build_services
 
     settings = _settings(config)
-    services = build_services(settings)
-    conversation = f"cli-{uuid.uuid4().hex[:12]}"
+    terminal = TerminalChannel(write=click.echo, sender=os.environ.get("USER", "you"),
+                               max_text_chars=settings.limits.max_text_chars)
+    services = build_services(settings, direct=(terminal,))
     click.echo(f"{settings.bot.greeting}\n(type 'quit' or press Ctrl+D to leave)")
-    for number in range(1, sys.maxsize):
-        try:
-            text = click.prompt("you", prompt_suffix="> ").strip()
-        except (EOFError, click.Abort):
-            break
-        if text.lower() in {"quit", "exit"}:
-            break
-        envelope = Envelope(channel="cli", conversation_id=conversation, message_id=f"{conversation}-{number}",
-                            sender=os.environ.get("USER", "you"), text=text, timestamp=time.time())
-        for reply in services.dialogue.handle(envelope):
-            click.echo(f"bot> {reply.text}")
-            for source in reply.meta.sources:
-                click.echo(f"     (source: {source.title} [{source.id}])")
+    try:
+        while (text := _typed()) is not None:
+            try:
+                terminal.say(services.pipeline.process, text)
+            except ParleyError as exc:  # as a widget's visitor would be told: one line, go on
+                click.echo(f"error: {exc.public_message}", err=True)
+    finally:
+        services.close()
     click.echo("bye")
+
+
+def _typed() -> str | None:
+    """The customer's next line; None when they leave (quit, exit, Ctrl+D)."""
+    try:
+        text = click.prompt("you", prompt_suffix="> ").strip()
+    except (EOFError, click.Abort):
+        return None
+    return None if text.lower() in {"quit", "exit"} else text
 
 
 # Registered here, defined apart: the Redis worker and inbox operations.

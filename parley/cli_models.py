@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -121,12 +125,10 @@ def models_rollback(config: str | None) -> None:
 @click.pass_obj
 def evaluate(config: str | None, questions: Any, version: str | None, no_model: bool, as_json: bool) -> None:
     """Answer each question (columns text,expected) as a customer's message and score the answers."""
-    from parley.core.dialogue import Dialogue
+    from parley.channels.direct import CollectingChannel
     from parley.core.engine import RetrievalEngine
     from parley.data import evaluation, models
     from parley.stores.knowledge import load_index
-    from parley.stores.memory import MemorySessionStore
-    from parley.wiring import policy_of
 
     settings = _settings(config)
     try:
@@ -142,9 +144,32 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
             raise click.ClickException(str(exc)) from None
     index = load_index(settings.knowledge.path)
     offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
-    dialogue = Dialogue(engine=offline, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings))
-    report = evaluation.summarise(evaluation.run(dialogue, items))
+    channel = CollectingChannel(evaluation.CHANNEL)
+    with _scratch_pipeline(settings, offline, channel) as pipeline:
+        outcomes = evaluation.run(lambda envelope: channel.ask(pipeline.process, envelope), items)
+    report = evaluation.summarise(outcomes)
     click.echo(json.dumps(report.as_dict()) if as_json else evaluation.format_report(report))
+
+
+@contextlib.contextmanager
+def _scratch_pipeline(settings: Any, engine: Any, channel: Any) -> Iterator[Any]:
+    """The pipeline every message takes, on a log and sessions of its own that are thrown away:
+    the questions are asked the way customers' messages are, and kept out of the real log."""
+    from parley.core.dialogue import Dialogue
+    from parley.runtime import Outbox, Pipeline
+    from parley.stores.memory import MemorySendLedger, MemorySessionStore
+    from parley.stores.sql import SqlConversationLog, make_engine
+    from parley.wiring import policy_of
+
+    with tempfile.TemporaryDirectory(prefix="parley-eval-") as scratch:
+        log = SqlConversationLog(make_engine(f"sqlite:///{Path(scratch) / 'eval.db'}"))
+        log.create_schema()
+        dialogue = Dialogue(engine=engine, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings),
+                            events=log)
+        try:
+            yield Pipeline(dialogue=dialogue, log=log, outbox=Outbox({channel.name: channel}, MemorySendLedger()))
+        finally:
+            log.engine.dispose()
 
 
 def _pick_model(engine: Any, settings: Any, version: str | None, models: Any) -> Any:
