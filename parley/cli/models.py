@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from parley.cli_data import _WHEN, _database, _settings, _utc
+from parley.cli.common import WHEN, database_of, settings_of, utc
 from parley.errors import ConfigError, NotFound
 
 
@@ -23,8 +23,8 @@ from parley.errors import ConfigError, NotFound
 @click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
               help="Share of each intent's examples held out to measure the model.")
-@click.option("--since", type=_WHEN, help="Only labels on messages from this moment (UTC).")
-@click.option("--until", type=_WHEN, help="Only labels on messages before this moment (UTC).")
+@click.option("--since", type=WHEN, help="Only labels on messages from this moment (UTC).")
+@click.option("--until", type=WHEN, help="Only labels on messages before this moment (UTC).")
 @click.option("--activate", is_flag=True, help="Make the new model the active one.")
 @click.pass_obj
 def train(config: str | None, kind: str, seed: int, holdout: float, since: datetime | None,
@@ -36,9 +36,9 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
     from parley.data.training import train as fit
     from parley.stores.knowledge import load_articles
 
-    settings = _settings(config)
-    engine = _database(settings)
-    labelled, first, last = labelled_examples(engine, since=_utc(since), until=_utc(until))
+    settings = settings_of(config)
+    engine = database_of(settings)
+    labelled, first, last = labelled_examples(engine, since=utc(since), until=utc(until))
     articles = load_articles(settings.knowledge.path)
     examples = knowledge_examples(articles, body=kind == "tfidf-logreg-body") + labelled
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
@@ -71,7 +71,7 @@ def models_group() -> None:
 def models_list(config: str | None, as_json: bool) -> None:
     from parley.data import models
 
-    rows = models.versions(_database(_settings(config)))
+    rows = models.versions(database_of(settings_of(config)))
     if as_json:
         for row in rows:
             click.echo(json.dumps(models.describe(row)))
@@ -93,8 +93,8 @@ def models_activate(config: str | None, version: str) -> None:
     """Answer with VERSION (model first, retrieval when it is unsure) from the next start."""
     from parley.data import models
 
-    settings = _settings(config)
-    engine = _database(settings)
+    settings = settings_of(config)
+    engine = database_of(settings)
     try:
         row = models.activate(engine, version)
         models.load(settings.models_dir, row)  # refuse now what the server would refuse at start
@@ -110,8 +110,8 @@ def models_rollback(config: str | None) -> None:
     """Return to the previously active model (or to retrieval alone)."""
     from parley.data import models
 
-    settings = _settings(config)
-    previous = models.rollback(_database(settings))
+    settings = settings_of(config)
+    previous = models.rollback(database_of(settings))
     click.echo(f"activated {previous.version}" if previous else
                "no model active: retrieval answers alone")
     click.echo(f"running Parley follows within {settings.data.model_refresh_seconds:g} s")
@@ -130,12 +130,12 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     from parley.data import evaluation, models
     from parley.stores.knowledge import load_index
 
-    settings = _settings(config)
+    settings = settings_of(config)
     try:
         items = evaluation.read_questions(questions)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    engine = _database(settings)
+    engine = database_of(settings)
     classifier = None
     if not no_model:
         try:
