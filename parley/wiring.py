@@ -35,7 +35,7 @@ from parley.stores.ratelimit import LimitsRateLimiter
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
 from parley.stores.redis_inbox import RedisInbox
 from parley.reminders import HandoffReminders
-from parley.throttle import SenderLimits
+from parley.webhooks.throttle import SenderLimits
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.sql import SqlConversationLog, make_engine
 

@@ -9,7 +9,7 @@ from flask import Response, request
 
 from parley.channels.base import WebhookAdapter
 from parley.core.envelope import Envelope
-from parley.throttle import throttled
+from parley.webhooks.throttle import throttled
 from parley.wiring import Services
 
 logger = structlog.get_logger("parley.webhook")

@@ -14,8 +14,9 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session as SqlSession
 
+from parley.channels.base import BaseAdapter
 from parley.core.desk import DeskPost
-from parley.core.dialogue import Dialogue, Policy
+from parley.core.dialogue import FLOOD_NOTICE, Dialogue, Policy
 from parley.core.engine import Answer
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules
@@ -27,7 +28,7 @@ from parley.errors import Unavailable, UpstreamError
 from parley.runtime import Outbox, Pipeline
 from parley.stores.memory import MemorySendLedger, MemorySessionStore
 from parley.stores.sql import HandoffEvent, SqlConversationLog, make_engine
-from parley.throttle import NOTICE, throttled
+from parley.webhooks.throttle import throttled
 
 POLICY = Policy(greeting="Hi!", handoff=HandoffRules(desk=True))
 
@@ -45,7 +46,7 @@ class CountingEngine:
         return Answer(text=f"Here is how: {question}", confidence=0.9, engine=self.name)
 
 
-class Channel:
+class Channel(BaseAdapter):
     """An adapter that records what it sent, and whose first ``failures`` sends fail."""
 
     def __init__(self, name: str, *, failures: int = 0) -> None:
@@ -194,7 +195,7 @@ def test_a_flood_notice_is_relayed_to_the_person_not_answered_by_the_bot(engine:
 
     world.process(throttled(world.envelope("hello?? anyone??")))
 
-    assert NOTICE not in world.customer.texts
+    assert FLOOD_NOTICE not in world.customer.texts
     assert world.desk.texts[-1] == "hello?? anyone??"
     assert world.sessions.load("c1").history[-1].text == "hello?? anyone??"
 
@@ -204,5 +205,5 @@ def test_a_flood_notice_is_sent_when_the_bot_has_the_conversation(engine: Engine
 
     world.process(throttled(world.envelope("spam spam spam")))
 
-    assert world.customer.texts == [NOTICE]
+    assert world.customer.texts == [FLOOD_NOTICE]
     assert world.answers.questions == [] and world.desk.sent == []
