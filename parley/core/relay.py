@@ -22,8 +22,6 @@ RATINGS = ("1", "2", "3", "4", "5")
 class HandoffTexts:
     """What the customer and the reps are told at each step."""
 
-    requested: str = ("I've let our support team know you'd like to talk to a person. "
-                      "Someone will reply here as soon as they can.")
     already_requested: str = "Your request is already with our support team; a person will reply here."
     outside_hours: str = ("Our support team is away right now and back {when}. Your request stays open, "
                           "and a person will reply here then.")

@@ -177,7 +177,7 @@ class OpenAIEngine:
                         parts[0] += function.get("name") or ""
                         parts[1] += function.get("arguments") or ""
         guarded.finish()
-        handoff = next((_reason(args) for name, args in calls.values() if name == "handoff_to_human"), None)
+        handoff = next((_reason(args) for name, args in calls.values() if name == "handoff_to_person"), None)
         prompt_tokens, completion_tokens = _usage(usage, request["messages"], guarded.text)  # type: ignore[arg-type]
         return Completion(text=guarded.text, handoff_reason=handoff, prompt_tokens=prompt_tokens,
                           completion_tokens=completion_tokens)
@@ -190,7 +190,7 @@ class OpenAIEngine:
 def _from_response(response: object, messages: list[dict[str, str]]) -> Completion:
     message = response.choices[0].message  # type: ignore[attr-defined]
     handoff = next((_reason(call.function.arguments) for call in message.tool_calls or ()
-                    if call.function.name == "handoff_to_human"), None)
+                    if call.function.name == "handoff_to_person"), None)
     text = message.content or ""
     prompt_tokens, completion_tokens = _usage(response.usage, messages, text)  # type: ignore[attr-defined]
     return Completion(text=text, handoff_reason=handoff, prompt_tokens=prompt_tokens,

@@ -45,7 +45,7 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
     if not isinstance(author, str) or not 1 <= len(author.strip()) <= 80:
         raise MalformedPayload("bad author", public="author must be the rep's name (1-80 characters)")
     reply = Reply(conversation_id=conversation_id, channel="widget", text=text, author=author.strip(),
-                  meta=AnswerMeta(engine="human"))
+                  meta=AnswerMeta(engine="person"))
     # A rep's message answers no single customer message: it is logged against a marker of its own.
     marker = Envelope(channel="widget", conversation_id=conversation_id, message_id=f"rep:{reply.reply_id}",
                       sender=reply.author or "", text="")

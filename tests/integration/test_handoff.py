@@ -1,4 +1,4 @@
-"""Human handoff end to end: a widget customer, a rep in a Slack thread (signed payloads, loopback API)."""
+"""Handoff to a person end to end: a widget customer, a rep in a Slack thread (signed payloads, loopback API)."""
 
 from __future__ import annotations
 
