@@ -37,7 +37,7 @@ from parley.stores.redis_inbox import RedisInbox
 from parley.reminders import HandoffReminders
 from parley.webhooks.throttle import SenderLimits
 from parley.stores.desk import SqlDeskDirectory
-from parley.stores.sql import SqlConversationLog, make_engine
+from parley.stores.sql import SqlConversationLog, open_database
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +75,7 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     through the same outbox as every channel's."""
     index = load_index(settings.knowledge.path)
     sessions, inbox, mailbox, ledger = shared_state_of(settings)
-    log = SqlConversationLog(make_engine(settings.database_url))
+    log = SqlConversationLog(open_database(settings.database_url))
     log.create_schema()
     engine = answer_engine_of(settings, index, log)
     desk = desk_of(settings, log)
@@ -202,7 +202,7 @@ def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConvers
     """Retrieval, led by the active trained model when there is one (``parley models activate``)."""
     from parley.data.live import LiveModel
 
-    model = LiveModel(log.engine, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds)
+    model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds)
     return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
 
 
@@ -234,7 +234,7 @@ def desk_of(settings: Settings, log: SqlConversationLog) -> SlackDesk | None:
         return None
     return SlackDesk(client=web_client(_secret(slack.bot_token), slack.api_url), signing_secret=_secret(slack.signing_secret),
                      channel=slack.handoff_channel,
-                     directory=SqlDeskDirectory(log.engine), max_text_chars=settings.limits.max_text_chars)
+                     directory=SqlDeskDirectory(log.database), max_text_chars=settings.limits.max_text_chars)
 
 
 def with_person_of(sessions: SessionStore, desk: SlackDesk | None) -> Callable[[str, float], bool]:

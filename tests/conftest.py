@@ -64,8 +64,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     # Each test gets its own schema-free slate by dropping our tables first.
     from sqlmodel import SQLModel
 
-    from parley.stores.sql import make_engine
-    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    from parley.stores.sql import open_database
+    engine = open_database(url.replace("postgresql://", "postgresql+psycopg://"))
     SQLModel.metadata.drop_all(engine)
     with engine.begin() as connection:  # the migrations' bookkeeping, so the app re-creates all
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

@@ -23,12 +23,12 @@ def settings_of(config: str | None) -> Settings:
 def database_of(settings: Settings, *, migrate: bool = True) -> Any:
     """The conversation log's database (SQLAlchemy), upgraded to the newest schema unless told not."""
     from parley.stores.schema import upgrade
-    from parley.stores.sql import make_engine
+    from parley.stores.sql import open_database
 
-    engine = make_engine(settings.database_url)
+    database = open_database(settings.database_url)
     if migrate:
-        upgrade(engine)
-    return engine
+        upgrade(database)
+    return database
 
 
 def utc(moment: datetime | None) -> datetime | None:

@@ -32,9 +32,9 @@ def db_upgrade(config: str | None, revision: str, sql: bool) -> None:
     if sql:
         command.upgrade(schema.alembic_config(url=settings.database_url), revision, sql=True)
         return
-    engine = database_of(settings, migrate=False)
-    schema.upgrade(engine, revision)
-    click.echo(f"database at revision {schema.current(engine)}")
+    database = database_of(settings, migrate=False)
+    schema.upgrade(database, revision)
+    click.echo(f"database at revision {schema.current(database)}")
 
 
 @db.command("downgrade")
@@ -51,9 +51,9 @@ def db_downgrade(config: str | None, revision: str, sql: bool) -> None:
     if sql:
         command.downgrade(schema.alembic_config(url=settings.database_url), revision, sql=True)
         return
-    engine = database_of(settings, migrate=False)
-    schema.downgrade(engine, revision)
-    click.echo(f"database at revision {schema.current(engine) or 'base (empty)'}")
+    database = database_of(settings, migrate=False)
+    schema.downgrade(database, revision)
+    click.echo(f"database at revision {schema.current(database) or 'base (empty)'}")
 
 
 @db.command("current")

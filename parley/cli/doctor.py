@@ -87,15 +87,15 @@ def _sql(settings: Settings) -> Check:
     from sqlalchemy import text
 
     from parley.stores import schema
-    from parley.stores.sql import make_engine
+    from parley.stores.sql import open_database
 
-    engine = make_engine(settings.database_url)
+    database = open_database(settings.database_url)
     try:
-        with engine.connect() as connection:
+        with database.connect() as connection:
             connection.execute(text("SELECT 1"))
-        current, head = schema.current(engine), schema.current_head()
+        current, head = schema.current(database), schema.current_head()
     finally:
-        engine.dispose()
+        database.dispose()
     where = _without_credentials(settings.database_url)
     if current != head:
         return Check("sql", "FAIL", f"{where} is at revision {current or 'none'}, the code needs {head}: "

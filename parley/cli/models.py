@@ -37,14 +37,14 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
     from parley.stores.knowledge import load_articles
 
     settings = settings_of(config)
-    engine = database_of(settings)
-    labelled, first, last = labelled_examples(engine, since=utc(since), until=utc(until))
+    database = database_of(settings)
+    labelled, first, last = labelled_examples(database, since=utc(since), until=utc(until))
     articles = load_articles(settings.knowledge.path)
     examples = knowledge_examples(articles, body=kind == "tfidf-logreg-body") + labelled
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
     model, metrics = fit(examples, kind=kind, seed=seed, holdout=holdout)
     params = {"holdout": holdout, "examples": len(examples), "labelled": len(labelled)}
-    row = models.save(engine, settings.models_dir, model, metrics, seed=seed, data_from=first,
+    row = models.save(database, settings.models_dir, model, metrics, seed=seed, data_from=first,
                       data_until=last, params=params)
     click.echo(f"held out {metrics.test_size}: accuracy {metrics.accuracy:.1%}, "
                f"macro-F1 {metrics.macro_f1:.3f}")
@@ -55,7 +55,7 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         run_id = tracking.log_run(row, settings.models_dir / row.artefact)
         click.echo(f"logged to MLflow run {run_id}")
     if activate:
-        models.activate(engine, row.version)
+        models.activate(database, row.version)
         click.echo(f"activated {row.version}: running Parley answers with it within "
                    f"{settings.data.model_refresh_seconds:g} s")
 
@@ -94,9 +94,9 @@ def models_activate(config: str | None, version: str) -> None:
     from parley.data import models
 
     settings = settings_of(config)
-    engine = database_of(settings)
+    database = database_of(settings)
     try:
-        row = models.activate(engine, version)
+        row = models.activate(database, version)
         models.load(settings.models_dir, row)  # refuse now what the server would refuse at start
     except (NotFound, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -135,11 +135,11 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
         items = evaluation.read_questions(questions)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    engine = database_of(settings)
+    database = database_of(settings)
     classifier = None
     if not no_model:
         try:
-            classifier = _pick_model(engine, settings, version, models)
+            classifier = _pick_model(database, settings, version, models)
         except (NotFound, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
     index = load_index(settings.knowledge.path)
@@ -158,24 +158,24 @@ def _scratch_pipeline(settings: Any, engine: Any, channel: Any) -> Iterator[Any]
     from parley.core.dialogue import Dialogue
     from parley.runtime import Outbox, Pipeline
     from parley.stores.memory import MemorySendLedger, MemorySessionStore
-    from parley.stores.sql import SqlConversationLog, make_engine
+    from parley.stores.sql import SqlConversationLog, open_database
     from parley.wiring import policy_of
 
     with tempfile.TemporaryDirectory(prefix="parley-eval-") as scratch:
-        log = SqlConversationLog(make_engine(f"sqlite:///{Path(scratch) / 'eval.db'}"))
+        log = SqlConversationLog(open_database(f"sqlite:///{Path(scratch) / 'eval.db'}"))
         log.create_schema()
         dialogue = Dialogue(engine=engine, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings),
                             events=log)
         try:
             yield Pipeline(dialogue=dialogue, log=log, outbox=Outbox({channel.name: channel}, MemorySendLedger()))
         finally:
-            log.engine.dispose()
+            log.database.dispose()
 
 
-def _pick_model(engine: Any, settings: Any, version: str | None, models: Any) -> Any:
+def _pick_model(database: Any, settings: Any, version: str | None, models: Any) -> Any:
     if version is None:
-        return models.active_model(engine, settings.models_dir)
-    row = next((row for row in models.versions(engine) if row.version == version), None)
+        return models.active_model(database, settings.models_dir)
+    row = next((row for row in models.versions(database) if row.version == version), None)
     if row is None:
         raise NotFound(f"no model version {version!r} (see `parley models list`)")
     return models.load(settings.models_dir, row)

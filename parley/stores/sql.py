@@ -114,12 +114,12 @@ class ModelVersion(SQLModel, table=True):
     activated_at: datetime | None = None
 
 
-def make_engine(url: str) -> Engine:
+def open_database(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        database = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(database, "connect", _sqlite_pragmas)
+        return database
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
@@ -136,14 +136,14 @@ def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001 - DBAPI types
 
 
 class SqlConversationLog:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, database: Engine) -> None:
+        self.database = database
 
     def create_schema(self) -> None:
         """Create or upgrade the tables through the Alembic migrations (``parley db upgrade``)."""
         from parley.stores.schema import upgrade
 
-        upgrade(self.engine)
+        upgrade(self.database)
 
     def record_inbound(self, envelope: Envelope) -> bool:
         with self._session() as session:
@@ -226,7 +226,7 @@ class SqlConversationLog:
             session.execute(text("SELECT 1"))
 
     def _session(self) -> _GuardedSession:
-        return _GuardedSession(self.engine)
+        return _GuardedSession(self.database)
 
 
 class _GuardedSession(Session):

@@ -70,7 +70,7 @@ def export() -> Response:
     query = ExportQuery(since=_moment("since"), until=_moment("until"), channel=request.args.get("channel"))
     redactor = redactor_of(services.settings) if redact == "true" else None
     logger.info("export_started", format=fmt, redacted=redactor is not None, channel=query.channel)
-    chunks = encode(rows(services.log.engine, query, redactor), fmt)
+    chunks = encode(rows(services.log.database, query, redactor), fmt)
     return Response(chunks, mimetype=MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": f'attachment; filename="parley-export.{fmt}"'})
 

@@ -32,7 +32,7 @@ from parley.runtime import Outbox, SendLedger
 from parley.stores.memory import MemorySendLedger
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.redis import RedisSendLedger
-from parley.stores.sql import SqlConversationLog, make_engine
+from parley.stores.sql import SqlConversationLog, open_database
 from parley.webhooks.app import create_app
 from tests.conftest import make_envelope, make_settings
 from tests.integration.test_slack import BOT_TOKEN, SIGNING_SECRET, payload, post
@@ -277,7 +277,7 @@ def test_a_telegram_send_that_times_out_is_abandoned_not_left_running() -> None:
 
 
 def test_desk_a_failure_at_the_second_chunk_does_not_repeat_the_first(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'desk.db'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'desk.db'}")
     log = SqlConversationLog(engine)
     log.create_schema()
     log.record_inbound(make_envelope("A person, please", channel="slack", conversation_id="slack:T:D"))

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 
 from parley.cli import main
 from parley.stores import schema
-from parley.stores.sql import make_engine
+from parley.stores.sql import open_database
 from tests.conftest import CONFIG, make_settings
 from tests.integration.data_support import environ_for, fresh_database
 
@@ -27,7 +27,7 @@ DATA_TABLES = {"conversation", "message", "handoffevent", "feedback", "label", "
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
+        engine = open_database(url)
         yield engine
         engine.dispose()
 
@@ -98,7 +98,7 @@ def test_db_upgrade_sql_prints_the_ddl_without_touching_the_database(tmp_path: P
     assert result.exit_code == 0, result.output
     assert "CREATE TABLE feedback" in result.output
     assert not (tmp_path / "var" / "parley.db").exists() or not tables(
-        make_engine(make_settings(tmp_path).database_url))
+        open_database(make_settings(tmp_path).database_url))
 
 
 def test_posts_to_the_reps_thread_logged_before_0005_replay_as_typed_desk_posts(engine: Engine) -> None:
@@ -127,7 +127,7 @@ def test_posts_to_the_reps_thread_logged_before_0005_replay_as_typed_desk_posts(
 
 
 def _upgrade_in_another_process(url: str) -> None:
-    schema.upgrade(make_engine(url))
+    schema.upgrade(open_database(url))
 
 
 def test_processes_starting_together_on_a_fresh_sqlite_file_all_start(tmp_path: Path) -> None:
@@ -140,4 +140,4 @@ def test_processes_starting_together_on_a_fresh_sqlite_file_all_start(tmp_path: 
     for process in processes:
         process.join(timeout=60)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
-    assert schema.current(make_engine(url)) == schema.current_head()
+    assert schema.current(open_database(url)) == schema.current_head()

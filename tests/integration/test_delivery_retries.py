@@ -27,7 +27,7 @@ from parley.data.export import ExportQuery, rows
 from parley.errors import Unavailable, UpstreamError
 from parley.runtime import Outbox, Pipeline
 from parley.stores.memory import MemorySendLedger, MemorySessionStore
-from parley.stores.sql import HandoffEvent, SqlConversationLog, make_engine
+from parley.stores.sql import HandoffEvent, SqlConversationLog, open_database
 from parley.webhooks.throttle import throttled
 
 POLICY = Policy(greeting="Hi!", handoff=HandoffRules(desk=True))
@@ -117,7 +117,7 @@ class World:
 def engine(database: dict[str, str], tmp_path: Path) -> Engine:
     url = database.get("DATABASE_URL")
     url = url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{tmp_path}/log.db"
-    engine = make_engine(url)
+    engine = open_database(url)
     yield engine
     engine.dispose()
 

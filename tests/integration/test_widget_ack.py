@@ -12,13 +12,13 @@ from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.stores.memory import MemoryMailbox
 from parley.stores.ratelimit import LimitsRateLimiter
-from parley.stores.sql import SqlConversationLog, make_engine
+from parley.stores.sql import SqlConversationLog, open_database
 
 
 def test_a_message_answered_before_the_ack_shows_only_the_customers_reply(tmp_path: Path) -> None:
     # During a handoff a worker can finish before the webhook's request gets to read the log: the
     # log then holds the relay into the reps' Slack thread, which the customer must never see.
-    log = SqlConversationLog(make_engine(f"sqlite:///{tmp_path / 'parley.db'}"))
+    log = SqlConversationLog(open_database(f"sqlite:///{tmp_path / 'parley.db'}"))
     log.create_schema()
     envelope = Envelope(channel="widget", conversation_id="w1234567890", message_id="w1234567890:m1",
                         sender="w1234567890", text="is anyone there?")
