@@ -32,7 +32,7 @@ from parley.core.engine import RetrievalEngine  # noqa: E402
 from parley.core.envelope import Envelope  # noqa: E402
 from parley.core.knowledge import Article, KnowledgeIndex  # noqa: E402
 from parley.data.training import knowledge_examples, train  # noqa: E402
-from parley.ingest import load_articles  # noqa: E402
+from parley.stores.knowledge import load_articles  # noqa: E402
 from parley.stores.memory import MemorySessionStore  # noqa: E402
 
 

@@ -34,9 +34,9 @@ TEXTS = ("How do I reset my password? my email is jane.doe@example.com",
 
 def seed(url: str, messages: int) -> float:
     from parley.stores.schema import upgrade
-    from parley.stores.sql import make_engine
+    from parley.stores.sql import open_database
 
-    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = open_database(url.replace("postgresql://", "postgresql+psycopg://"))
     upgrade(engine)
     engine.dispose()
     started = time.perf_counter()
@@ -74,9 +74,9 @@ def child(url: str, fmt: str) -> None:
     """Runs in its own process so its peak memory is the export's alone."""
     from parley.data.export import ExportQuery, encode, rows
     from parley.data.redaction import Redactor
-    from parley.stores.sql import make_engine
+    from parley.stores.sql import open_database
 
-    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = open_database(url.replace("postgresql://", "postgresql+psycopg://"))
     count = 0
     imported_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from parley import logs  # noqa: E402
 from parley.core.envelope import Envelope, Reply  # noqa: E402
-from parley.ingest import load_articles  # noqa: E402
+from parley.stores.knowledge import load_articles  # noqa: E402
 from parley.settings import load_settings  # noqa: E402
 from parley.wiring import build_services  # noqa: E402
 

@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 
 import parley.stores.sql  # noqa: F401 - registers the tables on SQLModel.metadata
 from parley.settings import load_settings
-from parley.stores.sql import make_engine
+from parley.stores.sql import open_database
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -40,12 +40,12 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = make_engine(_url())
-    with engine.begin() as connection:
+    database = open_database(_url())
+    with database.begin() as connection:
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+    database.dispose()
 
 
 if context.is_offline_mode():

@@ -2,101 +2,119 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
 import structlog
 from pydantic import SecretStr
 
-from parley.channels.base import ChannelAdapter
+from parley.channels.base import ChannelAdapter, WebhookAdapter
 from parley.channels.slack import SlackAdapter
 from parley.channels.slack_common import web_client
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
-from parley.channels.web import Mailbox, RateLimiter, RateLimits, WidgetAdapter
+from parley.channels.web import RateLimits, WidgetAdapter
 from parley.core.dialogue import Dialogue, Policy, StreamSink
 from parley.core.engine import AnswerEngine, RetrievalEngine, TokenSink
 from parley.core.handoff import DESK, BusinessHours, HandoffRules
 from parley.core.envelope import Envelope
 from parley.core.inbox import Inbox
 from parley.core.knowledge import KnowledgeIndex
-from parley.core.log import ConversationLog
+from parley.core.mailbox import Mailbox
+from parley.core.ratelimit import RateLimiter
 from parley.core.sessions import SessionStore
-from parley.ingest import load_articles
 from parley.metrics import Metrics
 from parley.worker.pipeline import Outbox, Pipeline, SendLedger
 from parley.worker.pool import WorkerPool
 from parley.errors import ConfigError
 from parley.settings import Settings, secret_values
+from parley.stores.knowledge import load_index
 from parley.stores.memory import MemoryMailbox, MemorySendLedger, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.ratelimit import LimitsRateLimiter
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
 from parley.stores.redis_inbox import RedisInbox
+from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
 from parley.stores.desk import SqlDeskDirectory
-from parley.stores.sql import SqlConversationLog, make_engine
+from parley.stores.sql import SqlConversationLog, open_database
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
+    """Every part a process runs, built once from ``Settings`` (see ``build_services``)."""
+
     settings: Settings
     index: KnowledgeIndex
     engine: AnswerEngine
     sessions: SessionStore
     inbox: Inbox
-    log: ConversationLog
-    adapters: dict[str, ChannelAdapter]
+    log: SqlConversationLog
+    widget: WidgetAdapter
+    desk: SlackDesk | None
+    # The channels that come in by webhook, by name (the widget and the desk's too).
+    adapters: dict[str, WebhookAdapter]
+    # Flood control for the webhook channels, judged before a message reaches the inbox.
+    limits: SenderLimits
+    metrics: Metrics
     dialogue: Dialogue
     pipeline: Pipeline
     workers: WorkerPool
     # Called by /readyz; each raises (Unavailable) when a store it checks is unreachable.
     health: tuple[Callable[[], None], ...] = field(default=())
-    metrics: Metrics = field(default_factory=Metrics.create)
 
     def close(self) -> None:
         self.workers.stop()
-        for adapter in self.adapters.values():
-            close = getattr(adapter, "close", None)  # adapters holding connections or a loop
-            if close is not None:
-                close()
+        for adapter in self.pipeline.outbox.adapters.values():
+            adapter.close()
 
 
-def build_services(settings: Settings) -> Services:
-    index = KnowledgeIndex(load_articles(settings.knowledge.path))
-    storage = settings.storage
+def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ()) -> Services:
+    """Every part, wired from ``settings``. ``direct`` channels take their messages by a call, not a
+    webhook (the terminal's ``parley chat``, a test's collecting channel); their replies go out
+    through the same outbox as every channel's."""
+    index = load_index(settings.knowledge.path)
     sessions, inbox, mailbox, ledger = shared_state_of(settings)
-    log = SqlConversationLog(make_engine(settings.database_url))
+    log = SqlConversationLog(open_database(settings.database_url))
     log.create_schema()
     engine = answer_engine_of(settings, index, log)
     desk = desk_of(settings, log)
-    adapters: dict[str, ChannelAdapter] = {
-        "widget": WidgetAdapter(
-            mailbox=mailbox, log=log, max_text_chars=settings.limits.max_text_chars,
-            reply_timeout=settings.server.reply_timeout_seconds,
-            allowed_origins=settings.channels.widget.allowed_origins,
-            rate_limiter=rate_limiter_of(settings),
-            limits=RateLimits(per_browser=settings.channels.widget.messages_per_minute,
-                              per_address=settings.channels.widget.messages_per_minute_per_ip),
-            with_person=with_person_of(sessions, desk),
-        ),
-    }
-    adapters.update(text_channels_of(settings, desk=desk))
+    limiter = rate_limiter_of(settings)  # one connection pool for the widget's limits and the floods'
+    widget = widget_of(settings, mailbox, log, limiter, with_person=with_person_of(sessions, desk))
+    adapters: dict[str, WebhookAdapter] = {widget.name: widget, **text_channels_of(settings, desk=desk)}
     if desk is not None:
         adapters[DESK] = desk
     dialogue = Dialogue(engine=engine, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
-                        events=log, on_engine_error=_log_engine_error,
-                        stream=widget_stream(adapters["widget"]))
+                        events=log, on_engine_error=_log_engine_error, stream=widget_stream(widget))
     metrics = Metrics.create()
-    pipeline = Pipeline(dialogue=dialogue, log=log, outbox=Outbox(adapters, ledger), metrics=metrics)
-    return Services(settings=settings, index=index, engine=engine, sessions=sessions, inbox=inbox,
-                    log=log, adapters=adapters, dialogue=dialogue, pipeline=pipeline,
+    outbox = Outbox({**adapters, **{channel.name: channel for channel in direct}}, ledger)
+    pipeline = Pipeline(dialogue=dialogue, log=log, outbox=outbox, metrics=metrics)
+    return Services(settings=settings, index=index, engine=engine, sessions=sessions, inbox=inbox, log=log,
+                    widget=widget, desk=desk, adapters=adapters, limits=sender_limits_of(settings, limiter),
+                    metrics=metrics, dialogue=dialogue, pipeline=pipeline,
                     workers=WorkerPool(inbox, pipeline, workers=settings.server.workers,
                                        periodic=reminders_of(settings, desk, inbox),
                                        poll_seconds=_poll_seconds(inbox)),
-                    health=(inbox.ping,) if isinstance(inbox, RedisInbox) else (), metrics=metrics)
+                    health=(inbox.ping,) if isinstance(inbox, RedisInbox) else ())
+
+
+def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, limiter: RateLimiter, *,
+              with_person: Callable[[str, float], bool]) -> WidgetAdapter:
+    widget = settings.channels.widget
+    return WidgetAdapter(mailbox=mailbox, log=log, max_text_chars=settings.limits.max_text_chars,
+                         reply_timeout=settings.server.reply_timeout_seconds,
+                         allowed_origins=widget.allowed_origins, rate_limiter=limiter,
+                         limits=RateLimits(per_browser=widget.messages_per_minute,
+                                           per_address=widget.messages_per_minute_per_ip),
+                         with_person=with_person)
+
+
+def sender_limits_of(settings: Settings, limiter: RateLimiter) -> SenderLimits:
+    limits = settings.limits
+    return SenderLimits(limiter=limiter, per_sender=limits.messages_per_minute_per_sender,
+                        per_conversation=limits.messages_per_minute_per_conversation)
 
 
 def _poll_seconds(inbox: Inbox) -> float:
@@ -138,10 +156,10 @@ def rate_limiter_of(settings: Settings) -> RateLimiter:
     return LimitsRateLimiter(url.get_secret_value(), key_prefix=f"{settings.storage.key_prefix}ratelimit")
 
 
-def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None) -> dict[str, ChannelAdapter]:
+def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None) -> dict[str, WebhookAdapter]:
     """Slack, Twilio and Telegram adapters, each only when its secrets are configured."""
     channels, limit = settings.channels, settings.limits.max_text_chars
-    adapters: dict[str, ChannelAdapter] = {}
+    adapters: dict[str, WebhookAdapter] = {}
     if channels.slack.enabled:
         adapters["slack"] = SlackAdapter(
             bot_token=_secret(channels.slack.bot_token),
@@ -185,18 +203,17 @@ def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConvers
     """Retrieval, led by the active trained model when there is one (``parley models activate``)."""
     from parley.data.live import LiveModel
 
-    model = LiveModel(log.engine, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds)
+    model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds)
     return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
 
 
-def widget_stream(widget: ChannelAdapter) -> StreamSink:
+def widget_stream(widget: WidgetAdapter) -> StreamSink:
     """Streamed answer text goes live to widget conversations; other channels get the finished text."""
     def sink_for(envelope: Envelope, reply_id: str) -> TokenSink | None:
         if envelope.channel != widget.name:
             return None
         # The mailbox is looked up per piece, not captured, so it may be wrapped after wiring.
-        return lambda text: widget.mailbox.publish_token(  # type: ignore[attr-defined]
-            envelope.conversation_id, reply_id, text)
+        return lambda text: widget.mailbox.publish_token(envelope.conversation_id, reply_id, text)
     return sink_for
 
 
@@ -218,7 +235,7 @@ def desk_of(settings: Settings, log: SqlConversationLog) -> SlackDesk | None:
         return None
     return SlackDesk(client=web_client(_secret(slack.bot_token), slack.api_url), signing_secret=_secret(slack.signing_secret),
                      channel=slack.handoff_channel,
-                     directory=SqlDeskDirectory(log.engine), max_text_chars=settings.limits.max_text_chars)
+                     directory=SqlDeskDirectory(log.database), max_text_chars=settings.limits.max_text_chars)
 
 
 def with_person_of(sessions: SessionStore, desk: SlackDesk | None) -> Callable[[str, float], bool]:

@@ -64,8 +64,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     # Each test gets its own schema-free slate by dropping our tables first.
     from sqlmodel import SQLModel
 
-    from parley.stores.sql import make_engine
-    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    from parley.stores.sql import open_database
+    engine = open_database(url.replace("postgresql://", "postgresql+psycopg://"))
     SQLModel.metadata.drop_all(engine)
     with engine.begin() as connection:  # the migrations' bookkeeping, so the app re-creates all
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
@@ -92,17 +92,19 @@ def client(app: Flask) -> FlaskClient:
 
 
 class Bot:
-    """Transcript-style access to the dialogue core (errbot's ``testbot``)."""
+    """Transcript-style access to the bot (errbot's ``testbot``), through the pipeline every
+    channel's messages take: a collecting channel named like ``make_envelope``'s is its customer."""
 
     def __init__(self, settings: Settings) -> None:
+        from parley.channels.direct import CollectingChannel
         from parley.wiring import build_services
-        self.services = build_services(settings)
+        self.channel = CollectingChannel(make_envelope("").channel)
+        self.services = build_services(settings, direct=(self.channel,))
         self.conversation_id = f"conv-{uuid.uuid4().hex[:8]}"
 
     def ask(self, text: str) -> Reply:
         envelope = make_envelope(text, conversation_id=self.conversation_id)
-        self.services.log.record_inbound(envelope)  # as the pipeline does: handoff events refer to it
-        replies = self.services.dialogue.handle(envelope)
+        replies = self.channel.ask(self.services.pipeline.process, envelope)
         assert len(replies) == 1
         return replies[0]
 

@@ -1,11 +1,11 @@
-"""The one interface every channel adapter satisfies, and the text clean-up they share."""
+"""The interfaces every channel adapter satisfies, their defaults, and the text clean-up they share."""
 
 from __future__ import annotations
 
 import functools
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from flask import Request, Response
 
@@ -17,12 +17,42 @@ _CONTROL = {cp: None for cp in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x2
 
 
 class ChannelAdapter(Protocol):
-    """Verify a webhook request, parse it into envelopes, acknowledge it, send replies."""
+    """Where one channel's replies go, and everything the worker may ask of its adapter.
+
+    ``BaseAdapter`` gives every hook but ``send`` a default that does nothing, so an adapter
+    writes only what its channel needs.
+    """
 
     name: str
 
+    def send(self, replies: Sequence[Reply], *, once: Once = ...) -> None:
+        """Deliver the replies to one message, in order; raise ``UpstreamError`` on failure.
+
+        An adapter that posts in several steps (replies, chunks of a long reply) runs each step
+        through ``once`` (``post_chunks``), so a retry after a failure at step N skips steps 1..N-1.
+        """
+        ...
+
+    def prepare(self, envelope: Envelope) -> Envelope:
+        """The envelope finished in the worker: work too slow for the webhook's ack (Slack's 3 s),
+        such as a Web API look-up or a database write."""
+        ...
+
+    def drain(self) -> None:
+        """The process is stopping: end what holds requests open (browsers reconnect elsewhere)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads; nothing is sent afterwards."""
+        ...
+
+
+class WebhookAdapter(ChannelAdapter, Protocol):
+    """A channel whose messages arrive by HTTP: verify, parse, acknowledge (``webhooks.intake``)."""
+
     def verify(self, request: Request) -> None:
-        """Raise ``InvalidSignature`` (or another ``ChannelError``) unless the request is genuine."""
+        """Raise ``InvalidSignature`` (or another ``ChannelError``) unless the request is genuine
+        and may be taken now (the widget: its origin and rate limits too)."""
         ...
 
     def parse(self, request: Request) -> list[Envelope]:
@@ -33,27 +63,25 @@ class ChannelAdapter(Protocol):
         """The platform's response, once every envelope is durably in the inbox."""
         ...
 
-    def send(self, replies: Sequence[Reply], *, once: Once = ...) -> None:
-        """Deliver the replies to one message, in order; raise ``UpstreamError`` on failure.
 
-        An adapter that posts in several steps (replies, chunks of a long reply) runs each step
-        through ``once`` (``post_chunks``), so a retry after a failure at step N skips steps 1..N-1.
-        """
-        ...
+class BaseAdapter:
+    """The defaults of ``ChannelAdapter``'s hooks: nothing to prepare, drain or close."""
 
+    def prepare(self, envelope: Envelope) -> Envelope:
+        return envelope
 
-@runtime_checkable
-class PreparesEnvelopes(Protocol):
-    """An adapter that finishes its envelopes in the worker: work too slow for the webhook's ack
-    (Slack's 3 s), such as a Web API look-up or a database write."""
+    def drain(self) -> None:
+        return None
 
-    def prepare(self, envelope: Envelope) -> Envelope: ...
+    def close(self) -> None:
+        return None
 
 
-def prepared(envelope: Envelope, adapters: Mapping[str, object]) -> Envelope:
-    """The envelope as its channel's adapter finishes it in the worker; unchanged for most."""
+def prepared(envelope: Envelope, adapters: Mapping[str, ChannelAdapter]) -> Envelope:
+    """The envelope as its channel's adapter finishes it in the worker; unchanged without one
+    (the system's scheduled re-checks)."""
     adapter = adapters.get(envelope.channel)
-    return adapter.prepare(envelope) if isinstance(adapter, PreparesEnvelopes) else envelope
+    return envelope if adapter is None else adapter.prepare(envelope)
 
 
 # ``once(key, step)``: run ``step`` unless a step with this key already went out. The Outbox backs
@@ -80,6 +108,17 @@ def post_chunks(replies: Sequence[Reply], chunks_of: Callable[[Reply], list[str]
         return
     for key, reply, chunk in posts:
         once(key, functools.partial(post, reply, chunk))
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, parsed once per request: Flask keeps it for the next caller."""
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # "[[[[…" nested past Python's limit, outside our app's JSON provider
+        body = None
+    if not isinstance(body, dict):
+        raise MalformedPayload("body is not a JSON object")
+    return body
 
 
 def clean_text(text: object, *, max_chars: int, allow_empty: bool = False) -> str:

@@ -8,7 +8,6 @@ joins, channel chatter it was not mentioned in) parse to nothing, so the bot nev
 from __future__ import annotations
 
 import html
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from flask import Request, Response, jsonify
 from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import Once, always, clean_text, post_chunks
+from parley.channels.base import BaseAdapter, Once, always, clean_text, json_object, post_chunks
 from parley.channels.slack_common import from_a_bot, verify_signature, web_client
 from parley.channels.slack_desk import SlackDesk, slack_failure
 from parley.channels.text import SLACK_LIMIT, as_sent, render_chunks, to_mrkdwn
@@ -27,10 +26,10 @@ from parley.errors import MalformedPayload, UnsupportedMediaType
 
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 # Subtypes that are still a person writing; every other subtype (edits, joins, bots) is ignored.
-_HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
 
-class SlackAdapter:
+class SlackAdapter(BaseAdapter):
     name = "slack"
 
     def __init__(self, *, bot_token: str, signing_secret: str, api_url: str, max_text_chars: int,
@@ -47,7 +46,7 @@ class SlackAdapter:
             raise UnsupportedMediaType(f"content type {request.mimetype!r}")
 
     def parse(self, request: Request) -> list[Envelope]:
-        body = _json_object(request)
+        body = json_object(request)
         if body.get("type") != "event_callback":
             return []  # url_verification is answered by ack; other types need no answer
         event = body.get("event")
@@ -81,7 +80,7 @@ class SlackAdapter:
                         raw={"team_id": team, "event_type": event.get("type"), "ts": event.get("ts")})
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
-        body = request.get_json(silent=True) or {}
+        body = json_object(request)  # parsed by ``parse`` already
         if body.get("type") == "url_verification":
             return jsonify(challenge=str(body.get("challenge", "")))
         return Response(status=200)
@@ -104,22 +103,12 @@ class SlackAdapter:
 
 def _is_customer_message(event: dict[str, Any], body: dict[str, Any]) -> bool:
     """A person's DM or @mention; never a bot (ourselves included), an edit or a join."""
-    if from_a_bot(event, body) or event.get("subtype") not in _HUMAN_SUBTYPES:
+    if from_a_bot(event, body) or event.get("subtype") not in _PERSON_SUBTYPES:
         return False
     if event.get("type") == "app_mention":
         return True
     # Channel messages come again as app_mention when the bot is mentioned; answer DMs only here.
     return event.get("type") == "message" and event.get("channel_type") == "im"
-
-
-def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.get_data())
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's limit
-        body = None
-    if not isinstance(body, dict):
-        raise MalformedPayload("body is not a JSON object")
-    return body
 
 
 def _string(event: dict[str, Any], key: str) -> str:

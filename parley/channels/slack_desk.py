@@ -10,6 +10,7 @@ Bot echoes, edits, deletes, top-level chatter and threads Parley does not know p
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -27,13 +28,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import Once, always, clean_text
+from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.slack_common import from_a_bot, verify_signature
 from parley.channels.text import SLACK_LIMIT, render_chunks, to_mrkdwn
+from parley.core.desk import DeskDirectory, DeskPost
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
-from parley.stores.desk import SqlDeskDirectory
 
 logger = structlog.get_logger("parley.desk")
 
@@ -45,12 +46,12 @@ _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
 _MENTION = re.compile(r"<[@#!][^>]*>\s?")
 
 
-class SlackDesk:
+class SlackDesk(BaseAdapter):
     """The ``desk`` channel: posts to the handoff channel and reads the reps' actions."""
 
     name = DESK
 
-    def __init__(self, *, client: WebClient, signing_secret: str, channel: str, directory: SqlDeskDirectory,
+    def __init__(self, *, client: WebClient, signing_secret: str, channel: str, directory: DeskDirectory,
                  max_text_chars: int, clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.verifier = SignatureVerifier(signing_secret)
@@ -136,14 +137,15 @@ class SlackDesk:
 
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
         for reply in replies:
-            if reply.route.get("kind") == "open":
-                self._open(reply)  # idempotent already: the directory knows an opened thread
+            # A reply without a DeskPost was made by code older than DeskPost (see from_route).
+            post = reply.desk or DeskPost.from_route(reply.route)
+            if post.kind == "open":
+                self._open(reply, post)  # idempotent already: the directory knows an opened thread
             else:
-                self._post(reply, once)
+                self._post(reply, post, once)
 
-    def _open(self, reply: Reply) -> str:
-        handoff = int(reply.route.get("handoff") or 0)
-        existing = self.directory.thread_of(reply.conversation_id, handoff)
+    def _open(self, reply: Reply, post: DeskPost) -> str:
+        existing = self.directory.thread_of(reply.conversation_id, post.handoff)
         if existing is not None:  # a retried message: the thread is already there
             return existing
         mrkdwn = to_mrkdwn(reply.text)
@@ -154,28 +156,24 @@ class SlackDesk:
             {"type": "actions", "block_id": "parley_handoff", "elements": _buttons(reply.conversation_id)},
         ])
         thread = str(response.get("ts"))
-        self.directory.remember(conversation_id=reply.conversation_id, handoff=handoff,
+        self.directory.remember(conversation_id=reply.conversation_id, handoff=post.handoff,
                                 desk_channel=self.channel, thread_ts=thread)
         logger.info("desk_thread_opened", conversation_id=reply.conversation_id, thread=thread)
         return thread
 
-    def _post(self, reply: Reply, once: Once) -> None:
-        handoff = int(reply.route.get("handoff") or 0)
-        thread = self.directory.thread_of(reply.conversation_id, handoff) or self.directory.thread_of(
+    def _post(self, reply: Reply, post: DeskPost, once: Once) -> None:
+        thread = self.directory.thread_of(reply.conversation_id, post.handoff) or self.directory.thread_of(
             reply.conversation_id)
         if thread is None:  # the header was never posted (Slack was down): open a plain thread now
-            channel = reply.route.get("customer_channel", "?")
-            thread = self._open(Reply(conversation_id=reply.conversation_id, channel=DESK,
-                                      text=f"**Customer on {channel}** needs a person "
-                                           "(the first post failed).",
-                                      route={**reply.route, "kind": "open"}))
-        kind = reply.route.get("kind")
+            header = (f"**Customer on {post.customer_channel or '?'}** needs a person "
+                      "(the first post failed).")
+            thread = self._open(replace(reply, text=header), replace(post, kind="open"))
         text = {"customer": f"**Customer:** {reply.text}", "status": f"_{reply.text}_",
-                "error": f":warning: {reply.text}"}.get(str(kind), reply.text)
+                "error": f":warning: {reply.text}"}.get(post.kind, reply.text)
         # Each chunk through ``once``, even a lone one: the desk's replies come several at a time.
         for index, chunk in enumerate(render_chunks(text, to_mrkdwn, SLACK_LIMIT)):
             once(f"{reply.reply_id}#{index}",
-                 lambda chunk=chunk: self._call(channel=self.channel, thread_ts=thread, text=chunk))
+                 functools.partial(self._call, channel=self.channel, thread_ts=thread, text=chunk))
 
     def _call(self, **params: Any) -> dict[str, Any]:
         try:

@@ -24,7 +24,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from parley.channels.base import Once, always, clean_text, post_chunks
+from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
 from parley.channels.text import TELEGRAM_LIMIT, as_sent, render_chunks, to_telegram_html
 from parley.core.envelope import Envelope, Reply
 from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
@@ -38,7 +38,7 @@ _MEDIA = ("photo", "document", "sticker", "voice", "video", "video_note", "audio
           "location", "contact", "poll")
 
 
-class TelegramAdapter:
+class TelegramAdapter(BaseAdapter):
     name = "telegram"
 
     def __init__(self, *, bot_token: str, secret_token: str, api_url: str, max_text_chars: int,

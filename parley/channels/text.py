@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from parley.core.envelope import Reply, Source
@@ -28,6 +29,7 @@ _CODE = re.compile(r"`([^`\n]+)`")
 _LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
 _BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
+_BOLD_ON, _BOLD_OFF, _ITALIC_ON, _ITALIC_OFF = "\x1b[1m", "\x1b[22m", "\x1b[3m", "\x1b[23m"
 
 
 def with_sources(text: str, sources: Sequence[Source]) -> str:
@@ -76,6 +78,18 @@ def to_plain(markdown: str) -> str:
     text = _ITALIC.sub(lambda m: m[1], text)
     text = _CODE.sub(lambda m: m[1], text)
     return _BULLET.sub(lambda m: f"{m[1]}- ", text)
+
+
+def to_terminal(markdown: str) -> str:
+    """ANSI bold and italics for a terminal (``click.echo`` drops them when output is not one),
+    links spelled out, bullets as "•". Control characters go first: text never drives the terminal."""
+    text = "".join(char for char in markdown if char in "\n\t" or unicodedata.category(char) != "Cc")
+    text = _LINK.sub(lambda m: m[1] if m[1] == m[2] else f"{m[1]} ({m[2]})", text)
+    text = _HEADING.sub(lambda m: f"{_BOLD_ON}{m[1]}{_BOLD_OFF}", text)
+    text = _BOLD.sub(lambda m: f"{_BOLD_ON}{m[1]}{_BOLD_OFF}", text)
+    text = _ITALIC.sub(lambda m: f"{_ITALIC_ON}{m[1]}{_ITALIC_OFF}", text)
+    text = _CODE.sub(lambda m: m[1], text)
+    return _BULLET.sub(lambda m: f"{m[1]}• ", text)
 
 
 def render_chunks(markdown: str, render: Render, limit: int) -> list[str]:

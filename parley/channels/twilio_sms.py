@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from parley.channels.base import Once, always, clean_text, post_chunks
+from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
 from parley.channels.text import SMS_LIMIT, as_sent, render_chunks, to_plain
 from parley.core.envelope import Envelope, Reply
 from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
@@ -27,7 +27,7 @@ from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaTy
 FORM = "application/x-www-form-urlencoded"
 
 
-class TwilioAdapter:
+class TwilioAdapter(BaseAdapter):
     name = "twilio"
 
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, public_url: str | None,

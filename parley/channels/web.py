@@ -13,58 +13,18 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
 
-from parley.channels.base import Once, always, clean_text
+from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.core.envelope import Envelope, Reply
 from parley.core.log import ConversationLog, LoggedMessage
+from parley.core.mailbox import Mailbox, MailboxEvent
+from parley.core.ratelimit import RateLimiter
 from parley.errors import MalformedPayload, NotFound, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MailboxEvent:
-    """Something a browser should see: a batch of replies, a streamed token, or "typing"."""
-
-    cursor: str
-    kind: Literal["replies", "token", "typing"]
-    replies: tuple[Reply, ...] = ()
-    reply_id: str | None = None
-    text: str = ""
-
-
-class Mailbox(Protocol):
-    """Where replies for web clients wait to be picked up, shared by every process."""
-
-    def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None: ...
-
-    def publish_token(self, conversation_id: str, reply_id: str, text: str) -> None: ...
-
-    def publish_typing(self, conversation_id: str) -> None: ...
-
-    def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
-        """The replies to one message, waiting up to ``timeout``; None when they did not come."""
-        ...
-
-    def after(self, conversation_id: str, cursor: str, timeout: float) -> list[MailboxEvent]:
-        """Events newer than ``cursor`` ("0" for everything kept), waiting up to ``timeout``."""
-        ...
-
-    def close(self) -> None:
-        """End every wait now and return at once from later ones (shutdown)."""
-        ...
-
-
-class RateLimiter(Protocol):
-    """Counts hits per key over the last ``window`` seconds; shared by every process in Redis."""
-
-    def hit(self, key: str, *, limit: int, window: int) -> int:
-        """Count one hit; 0 when it is allowed, else the seconds until one more would be."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,7 +36,7 @@ class RateLimits:
     window: int = 60
 
 
-class WidgetAdapter:
+class WidgetAdapter(BaseAdapter):
     name = "widget"
 
     def __init__(self, *, mailbox: Mailbox, log: ConversationLog, max_text_chars: int,
@@ -99,7 +59,9 @@ class WidgetAdapter:
         self.origin_patterns = tuple(origin_pattern(p) for p in self.allowed_origins)
 
     def verify(self, request: Request) -> None:
+        """The embedding site may use the widget, the browser is within its limits, and it sent JSON."""
         self.check_origin(request)
+        self.check_rate(request)
         if not request.is_json:
             raise UnsupportedMediaType(f"content type {request.mimetype!r}",
                                        public="send JSON (Content-Type: application/json)")
@@ -113,7 +75,7 @@ class WidgetAdapter:
         conversation_id = _optional_id(body, "conversation_id")
         if conversation_id is None:
             conversation_id = new_conversation_id(message_id)
-        elif self.log.transcript(conversation_id, self.name) is None:
+        elif not self.log.has_conversation(conversation_id, self.name):
             raise NotFound(f"conversation {conversation_id}", public="unknown conversation")
         return [Envelope(channel=self.name, conversation_id=conversation_id,
                          message_id=f"{conversation_id}:{message_id}", sender=conversation_id, text=text)]
@@ -154,7 +116,7 @@ class WidgetAdapter:
 
     def check_rate(self, request: Request) -> None:
         """Refuse (429) a browser over its limit, counted by conversation, else by address."""
-        body = request.get_json(silent=True)
+        body = request.get_json(silent=True)  # Flask keeps it for ``parse``
         conversation_id = body.get("conversation_id") if isinstance(body, dict) else None
         address = request.remote_addr or "unknown"
         limits, hit = self.limits, self.rate_limiter.hit

@@ -23,7 +23,7 @@ from parley.core.sessions import Session, SessionStore, Turn
 
 TALK_TO_PERSON = "Talk to a person"
 # Envelope.action of the one message of a flood that gets a notice instead of an answer; the
-# webhook side decides which (``parley.throttle``), the dialogue what to say (nothing while a
+# webhook side decides which (``parley.webhooks.throttle``), the dialogue what to say (nothing while a
 # person has the conversation: the message is relayed to them like any other).
 THROTTLED = "throttled"
 FLOOD_NOTICE = ("You're sending messages faster than I can answer them, so I'll skip the next few. "

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from parley.core.desk import DeskPost
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
@@ -75,12 +77,17 @@ class AnswerMeta:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
-    """One outbound message: neutral Markdown text plus what produced it."""
+    """One outbound message: neutral Markdown text plus what produced it.
+
+    ``route`` is where the customer's channel delivers it (as the envelope's route said); a reply
+    to the reps' desk has none and says in ``desk`` what it is instead.
+    """
 
     conversation_id: str
     channel: str
     text: str
     route: Mapping[str, str] = field(default_factory=dict)
+    desk: DeskPost | None = None
     in_reply_to: str | None = None
     quick_replies: tuple[str, ...] = ()
     meta: AnswerMeta = AnswerMeta()
@@ -113,7 +120,8 @@ def reply_from_json(data: str | bytes) -> Reply:
     meta = fields.pop("meta")
     meta["sources"] = tuple(Source(**source) for source in meta.get("sources") or ())
     fields["quick_replies"] = tuple(fields.get("quick_replies") or ())
-    return Reply(meta=AnswerMeta(**meta), **fields)
+    desk = fields.pop("desk", None)  # absent from replies stored before DeskPost
+    return Reply(meta=AnswerMeta(**meta), desk=DeskPost(**desk) if desk else None, **fields)
 
 
 def _plain(value: Any) -> Any:

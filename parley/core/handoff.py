@@ -123,7 +123,7 @@ class HandoffRules:
 
 def asked_for_person(rules: HandoffRules, text: str, *, button: str | None = None) -> str | None:
     """The reason to hand off when the customer's words ask for it (or name a keyword), else None."""
-    if rules.on_request and ((button is not None and text.strip() == button) or phrases.asks_for_human(text)):
+    if rules.on_request and ((button is not None and text.strip() == button) or phrases.asks_for_person(text)):
         return "customer asked for a person"
     # Keywords only make sense with a desk: without one nobody would take the conversation.
     keyword = keyword_in(rules.keywords, text) if rules.desk else None

@@ -6,7 +6,7 @@ words and word pairs (meaning), and character n-grams inside words (typos, plura
 knowledge base this beat BM25 on paraphrases and, unlike a BM25 score, separates "no article
 answers this" from a weak match (figures in ``bench/answer.py`` and the retrieval tests).
 
-Pure computation: articles come in as values (``parley.ingest`` reads the files); the index is built
+Pure computation: articles come in as values (``parley.stores.knowledge`` reads the files); the index is built
 once and only read afterwards, so one index serves every worker thread.
 """
 

@@ -31,6 +31,10 @@ class ConversationLog(Protocol):
         """The replies already recorded for a message, or None when it was never answered."""
         ...
 
+    def has_conversation(self, conversation_id: str, channel: str) -> bool:
+        """Whether the conversation exists on that channel (one key look-up, no messages read)."""
+        ...
+
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
         """The conversation in order, or None when it does not exist."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_HUMAN = re.compile(
+_PERSON = re.compile(
     r"""
     \b(human|real\ person|live\ (agent|person|chat)|(customer\ )?(service|support)\ (agent|rep|representative)
        |representative|operator|someone\ real|an?\ agent)\b
@@ -44,8 +44,8 @@ def fold(text: str) -> str:
     return " ".join(stripped.split())
 
 
-def asks_for_human(text: str) -> bool:
-    return _HUMAN.search(fold(text)) is not None
+def asks_for_person(text: str) -> bool:
+    return _PERSON.search(fold(text)) is not None
 
 
 def is_greeting(text: str) -> bool:

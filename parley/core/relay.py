@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from parley.core import handoff
+from parley.core.desk import DeskKind, DeskPost
 from parley.core.envelope import AnswerMeta, Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules, InvalidTransition
 from parley.core.sessions import Session, Turn
@@ -21,8 +22,6 @@ RATINGS = ("1", "2", "3", "4", "5")
 class HandoffTexts:
     """What the customer and the reps are told at each step."""
 
-    requested: str = ("I've let our support team know you'd like to talk to a person. "
-                      "Someone will reply here as soon as they can.")
     already_requested: str = "Your request is already with our support team; a person will reply here."
     outside_hours: str = ("Our support team is away right now and back {when}. Your request stays open, "
                           "and a person will reply here then.")
@@ -54,10 +53,10 @@ class Outcome:
     turns: tuple[Turn, ...] = ()
 
 
-def to_desk(session: Session, text: str, *, kind: str, author: str | None = None) -> Reply:
+def to_desk(session: Session, text: str, *, kind: DeskKind, author: str | None = None) -> Reply:
     """A message for the conversation's thread in the reps' channel."""
     return Reply(conversation_id=session.conversation_id, channel=DESK, text=text, author=author,
-                 route={"handoff": str(session.handoffs), "kind": kind, "customer_channel": session.channel},
+                 desk=DeskPost(kind=kind, handoff=session.handoffs, customer_channel=session.channel),
                  meta=AnswerMeta(engine="handoff", intent=f"desk_{kind}"))
 
 

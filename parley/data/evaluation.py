@@ -1,7 +1,7 @@
 """Evaluating the offline engine on a question set, the way customers' messages are answered.
 
-Each question goes through the real ``Dialogue`` (greeting, handoff and confidence rules included)
-in a fresh conversation. A question whose ``expected`` is empty should not be answered: the bot
+Each question is asked as a customer's message in a fresh conversation, through whatever ``ask``
+runs it (``parley eval``: the pipeline, with greeting, handoff and confidence rules included). A question whose ``expected`` is empty should not be answered: the bot
 should fall back or hand off, and counts as right when it does.
 """
 
@@ -17,8 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from parley.core.classifier import NO_ANSWER
-from parley.core.dialogue import Dialogue
-from parley.core.envelope import Envelope
+from parley.core.envelope import Envelope, Reply
 from parley.data.training import evaluate
 
 
@@ -61,14 +60,18 @@ def read_questions(source: TextIO) -> list[Question]:
             for row in reader if (row["text"] or "").strip()]
 
 
-def run(dialogue: Dialogue, questions: Iterable[Question],
-        clock: Callable[[], float] = time.perf_counter) -> list[Outcome]:
+CHANNEL = "eval"  # the channel the questions are asked on
+# The replies a customer on the evaluation's channel gets to one message.
+Ask = Callable[[Envelope], Sequence[Reply]]
+
+
+def run(ask: Ask, questions: Iterable[Question], clock: Callable[[], float] = time.perf_counter) -> list[Outcome]:
     outcomes = []
     for question in questions:
-        envelope = Envelope(channel="eval", conversation_id=f"eval-{uuid.uuid4().hex}",
+        envelope = Envelope(channel=CHANNEL, conversation_id=f"eval-{uuid.uuid4().hex}",
                             message_id=uuid.uuid4().hex, sender="eval", text=question.text)
         started = clock()
-        reply = dialogue.handle(envelope)[0]
+        reply = ask(envelope)[0]
         latency_ms = (clock() - started) * 1000
         sources = reply.meta.sources
         outcomes.append(Outcome(question, sources[0].id if sources else NO_ANSWER, latency_ms,

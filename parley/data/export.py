@@ -67,7 +67,7 @@ _SELECTED = (
 )
 
 
-def rows(engine: Engine, query: ExportQuery, redactor: Redactor | None) -> Iterator[dict[str, Any]]:
+def rows(database: Engine, query: ExportQuery, redactor: Redactor | None) -> Iterator[dict[str, Any]]:
     """Every message matching ``query`` in log order; ``redactor`` None exports the raw text."""
     statement = (
         select(*_SELECTED)
@@ -83,7 +83,7 @@ def rows(engine: Engine, query: ExportQuery, redactor: Redactor | None) -> Itera
         statement = statement.where(Message.created_at < _naive_utc(query.until))
     if query.channel is not None:
         statement = statement.where(Message.channel == query.channel)
-    with engine.connect() as connection:
+    with database.connect() as connection:
         # A server-side cursor on PostgreSQL: rows arrive batch by batch, never all at once.
         result = connection.execution_options(stream_results=True, yield_per=query.batch_size)
         for record in result.execute(statement).mappings():

@@ -38,7 +38,7 @@ class Suggestion:
     feedback: int | None
 
 
-def import_labels(engine: Engine, source: TextIO, *, intents: Collection[str]) -> ImportReport:
+def import_labels(database: Engine, source: TextIO, *, intents: Collection[str]) -> ImportReport:
     """Store (or replace) each row's label; rows naming unknown messages or intents are reported."""
     reader = csv.DictReader(source)
     if not reader.fieldnames or not {"message_id", "intent"} <= set(reader.fieldnames):
@@ -46,7 +46,7 @@ def import_labels(engine: Engine, source: TextIO, *, intents: Collection[str]) -
     known = set(intents) | {NO_ANSWER}
     problems: list[str] = []
     stored = 0
-    with Session(engine) as session:
+    with Session(database) as session:
         for line, row in enumerate(reader, start=2):
             message_id, intent = (row["message_id"] or "").strip(), (row["intent"] or "").strip()
             if not intent:  # a suggestion the labeller left blank
@@ -66,7 +66,7 @@ def import_labels(engine: Engine, source: TextIO, *, intents: Collection[str]) -
     return ImportReport(stored=stored, problems=tuple(problems))
 
 
-def suggest(engine: Engine, *, limit: int = 50) -> list[Suggestion]:
+def suggest(database: Engine, *, limit: int = 50) -> list[Suggestion]:
     answer = aliased(Message)
     bad_first = case((Feedback.score < 0, 0), else_=1)
     statement = (
@@ -79,7 +79,7 @@ def suggest(engine: Engine, *, limit: int = 50) -> list[Suggestion]:
         .order_by(bad_first, answer.confidence.asc().nulls_first(), Message.id)
         .limit(limit)
     )
-    with Session(engine) as session:
+    with Session(database) as session:
         return [Suggestion(message_id=row[0], text=row[1], answered_intent=row[2], confidence=row[3],
                            feedback=row[4]) for row in session.execute(statement)]
 
@@ -94,7 +94,7 @@ def write_suggestions(suggestions: Iterable[Suggestion], out: TextIO) -> None:
                          "" if item.feedback is None else item.feedback])
 
 
-def labelled_examples(engine: Engine, *, since: datetime | None = None,
+def labelled_examples(database: Engine, *, since: datetime | None = None,
                       until: datetime | None = None) -> tuple[list[Example], datetime | None, datetime | None]:
     """Every labelled customer message (in the range), with the range it actually covers."""
     statement = (select(Message.text, Label.intent, Message.created_at)
@@ -103,7 +103,7 @@ def labelled_examples(engine: Engine, *, since: datetime | None = None,
         statement = statement.where(Message.created_at >= since)
     if until is not None:
         statement = statement.where(Message.created_at < until)
-    with Session(engine) as session:
+    with Session(database) as session:
         rows = session.execute(statement).all()
     moments = [row[2] for row in rows]
     return ([Example(row[0], row[1]) for row in rows], min(moments, default=None),

@@ -22,14 +22,14 @@ logger = structlog.get_logger("parley.models")
 class LiveModel:
     """An ``IntentClassifier`` that is whichever model is active (none: it never predicts)."""
 
-    def __init__(self, engine: Engine, models_dir: Path, *, refresh_seconds: float,
+    def __init__(self, database: Engine, models_dir: Path, *, refresh_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._engine = engine
+        self._database = database
         self._models_dir = models_dir
         self._refresh = refresh_seconds
         self._clock = clock
         # At start a broken active model stops the process (loudly); later it only logs.
-        self._model: TrainedModel | None = active_model(engine, models_dir)
+        self._model: TrainedModel | None = active_model(database, models_dir)
         self._checked = clock()
         self._lock = threading.Lock()
 
@@ -51,7 +51,7 @@ class LiveModel:
             return  # checked recently, or another thread is checking right now
         try:
             self._checked = self._clock()
-            row = active(self._engine)
+            row = active(self._database)
             current = self._model.version if self._model is not None else None
             if (row.version if row is not None else None) == current:
                 return

@@ -38,12 +38,12 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save(engine: Engine, models_dir: Path, model: TrainedModel, metrics: Metrics, *,
+def save(database: Engine, models_dir: Path, model: TrainedModel, metrics: Metrics, *,
          seed: int, data_from: datetime | None = None, data_until: datetime | None = None,
          params: dict[str, object] | None = None) -> ModelVersion:
     """Write the artefact and register it (inactive); a model learned before keeps its version."""
     version = f"{model.kind}-{fingerprint(model)[:10]}"
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(database, expire_on_commit=False) as session:
         existing = session.get(ModelVersion, version)
         if existing is not None:
             return existing
@@ -72,19 +72,19 @@ def describe(row: ModelVersion) -> dict[str, object]:
             "created_at": _iso(row.created_at), "activated_at": _iso(row.activated_at)}
 
 
-def versions(engine: Engine) -> list[ModelVersion]:
-    with Session(engine) as session:
+def versions(database: Engine) -> list[ModelVersion]:
+    with Session(database) as session:
         return list(session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)))
 
 
-def active(engine: Engine) -> ModelVersion | None:
-    with Session(engine) as session:
+def active(database: Engine) -> ModelVersion | None:
+    with Session(database) as session:
         return session.scalars(select(ModelVersion).where(ModelVersion.active)).first()
 
 
-def activate(engine: Engine, version: str) -> ModelVersion:
+def activate(database: Engine, version: str) -> ModelVersion:
     """Make ``version`` the one the offline engine uses (after the next start)."""
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(database, expire_on_commit=False) as session:
         row = session.get(ModelVersion, version)
         if row is None:
             raise NotFound(f"no model version {version!r} (see `parley models list`)")
@@ -95,9 +95,9 @@ def activate(engine: Engine, version: str) -> ModelVersion:
         return row
 
 
-def rollback(engine: Engine) -> ModelVersion | None:
+def rollback(database: Engine) -> ModelVersion | None:
     """Back to the model active before the current one; None: no model, retrieval answers alone."""
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(database, expire_on_commit=False) as session:
         current = session.scalars(select(ModelVersion).where(ModelVersion.active)).first()
         previous = session.scalars(
             select(ModelVersion).where(~ModelVersion.active, ModelVersion.activated_at.is_not(None))
@@ -114,9 +114,9 @@ def rollback(engine: Engine) -> ModelVersion | None:
         return previous
 
 
-def active_model(engine: Engine, models_dir: Path) -> TrainedModel | None:
+def active_model(database: Engine, models_dir: Path) -> TrainedModel | None:
     """The active model, loaded and checked; None when retrieval answers alone."""
-    row = active(engine)
+    row = active(database)
     if row is None:
         return None
     model = load(models_dir, row)

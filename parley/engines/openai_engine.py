@@ -181,7 +181,7 @@ class OpenAIEngine:
                         parts[0] += function.get("name") or ""
                         parts[1] += function.get("arguments") or ""
         guarded.finish()
-        handoff = next((_reason(args) for name, args in calls.values() if name == "handoff_to_human"), None)
+        handoff = next((_reason(args) for name, args in calls.values() if name == HANDOFF_TOOL_NAME), None)
         prompt_tokens, completion_tokens = _usage(usage, request["messages"], guarded.text)  # type: ignore[arg-type]
         return Completion(text=guarded.text, handoff_reason=handoff, prompt_tokens=prompt_tokens,
                           completion_tokens=completion_tokens)

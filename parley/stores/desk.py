@@ -8,12 +8,12 @@ read the handoff log for the desk (open requests for reminders, a rep's current 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, UniqueConstraint, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from parley.core.desk import OpenRequest
 from parley.stores.sql import HandoffEvent, Label, Message, commit_unless_duplicate
 
 # Events after which a request is no longer waiting for a person.
@@ -38,19 +38,15 @@ class DeskThread(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("conversation_id", "handoff", name="uq_deskthread_handoff"),)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenRequest:
-    conversation_id: str
-    requested_at: float
-
-
 class SqlDeskDirectory:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """``core.desk.DeskDirectory`` in the conversation log's database."""
+
+    def __init__(self, database: Engine) -> None:
+        self.database = database
 
     def remember(self, *, conversation_id: str, handoff: int, desk_channel: str, thread_ts: str) -> bool:
         """Record a new thread; False when this handoff already has one (a retried post)."""
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             session.add(DeskThread(thread_ts=thread_ts, desk_channel=desk_channel,
                                    conversation_id=conversation_id, handoff=handoff))
             return commit_unless_duplicate(session)
@@ -60,17 +56,17 @@ class SqlDeskDirectory:
         query = select(DeskThread.thread_ts).where(DeskThread.conversation_id == conversation_id)
         if handoff is not None:
             query = query.where(DeskThread.handoff == handoff)
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             return session.scalars(query.order_by(DeskThread.handoff.desc())).first()
 
     def conversation_of(self, desk_channel: str, thread_ts: str) -> str | None:
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             row = session.get(DeskThread, thread_ts)
         return row.conversation_id if row is not None and row.desk_channel == desk_channel else None
 
     def touch(self, thread_ts: str, rep_user: str) -> None:
         """Note the rep who last acted in a thread (``/parley label`` labels their conversation)."""
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             row = session.get(DeskThread, thread_ts)
             if row is not None:
                 row.rep_user, row.updated_at = rep_user, _now()
@@ -80,7 +76,7 @@ class SqlDeskDirectory:
     def current_conversation(self, rep_user: str) -> str | None:
         query = (select(DeskThread.conversation_id).where(DeskThread.rep_user == rep_user)
                  .order_by(DeskThread.updated_at.desc()))
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             return session.scalars(query).first()
 
     def open_requests(self, since: float) -> list[OpenRequest]:
@@ -92,7 +88,7 @@ class SqlDeskDirectory:
         query = (select(HandoffEvent)
                  .join(latest, HandoffEvent.id == latest.c.last)
                  .where(HandoffEvent.kind == "requested"))
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             rows = session.scalars(query).all()
         return [OpenRequest(conversation_id=row.conversation_id,
                             requested_at=_utc(row.created_at).timestamp()) for row in rows]
@@ -105,7 +101,7 @@ class SqlDeskDirectory:
                         Message.author.is_(None), Message.in_reply_to.is_not(None),
                         Message.engine.not_in(("dialogue", "handoff", "person")))
                  .order_by(Message.id.desc()))
-        with Session(self.engine) as session:
+        with Session(self.database) as session:
             message_id = session.scalars(query).first()
             inbound = session.scalars(select(Message).where(Message.public_id == message_id,
                                                             Message.direction == "in")).first()

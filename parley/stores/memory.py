@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -10,8 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from cachetools import TTLCache
 
-from parley.channels.web import MailboxEvent
 from parley.core.envelope import Reply
+from parley.core.mailbox import MailboxEvent
 from parley.stores.wakeups import Wakeups
 from parley.core.sessions import Session
 
@@ -61,13 +62,14 @@ class MemoryMailbox:
         self._wakeups = Wakeups()
 
     def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None:
-        self._append(conversation_id, kind="replies", replies=tuple(replies))
+        self._append(conversation_id, functools.partial(MailboxEvent, kind="replies", replies=tuple(replies)))
 
     def publish_token(self, conversation_id: str, reply_id: str, text: str) -> None:
-        self._append(conversation_id, kind="token", reply_id=reply_id, text=text)
+        self._append(conversation_id, functools.partial(MailboxEvent, kind="token", reply_id=reply_id,
+                                                        text=text))
 
     def publish_typing(self, conversation_id: str) -> None:
-        self._append(conversation_id, kind="typing")
+        self._append(conversation_id, functools.partial(MailboxEvent, kind="typing"))
 
     def wait_for(self, conversation_id: str, in_reply_to: str, timeout: float) -> list[Reply] | None:
         """The replies to one message, waiting up to ``timeout``; None when they did not come."""
@@ -91,10 +93,11 @@ class MemoryMailbox:
         """End every wait now (shutdown): open event streams finish, browsers reconnect elsewhere."""
         self._wakeups.close()
 
-    def _append(self, conversation_id: str, **fields: object) -> None:
+    def _append(self, conversation_id: str, event: Callable[..., MailboxEvent]) -> None:
+        """Append ``event`` (a MailboxEvent waiting for its cursor) and wake the waiting readers."""
         with self._lock:
             events = self._events.get(conversation_id) or deque(maxlen=self._keep)
-            events.append(MailboxEvent(cursor=str(next(self._seq)), **fields))  # type: ignore[arg-type]
+            events.append(event(cursor=str(next(self._seq))))
             # Re-inserting restarts the conversation's idle time; the insert also sweeps expired ones.
             self._events[conversation_id] = events
         self._wakeups.wake(conversation_id)

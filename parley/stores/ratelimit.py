@@ -1,4 +1,4 @@
-"""``channels.web.RateLimiter`` on the ``limits`` library: moving windows in memory or in Redis."""
+"""``core.ratelimit.RateLimiter`` on the ``limits`` library: moving windows in memory or in Redis."""
 
 from __future__ import annotations
 

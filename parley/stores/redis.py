@@ -13,14 +13,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
+from typing import get_args
 
 import redis
 import structlog
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from parley.channels.web import MailboxEvent
 from parley.core.envelope import Reply, reply_from_json, reply_to_json
+from parley.core.mailbox import EventKind, MailboxEvent
 from parley.core.sessions import Session, Turn
 from parley.errors import Unavailable
 from parley.stores.wakeups import Wakeups
@@ -252,10 +253,13 @@ class RedisMailbox:
                 time.sleep(min(5.0, 0.1 * 2 ** failures))
 
 
+_EVENT_KINDS: dict[str, EventKind] = {kind: kind for kind in get_args(EventKind)}
+
+
 def _event(entry_id: bytes, data: dict[bytes, bytes]) -> MailboxEvent:
-    kind = data[b"kind"].decode()
+    kind = _EVENT_KINDS[data[b"kind"].decode()]
     replies = tuple(reply_from_json(item) for item in json.loads(data.get(b"replies", b"[]")))
     reply_id = data.get(b"reply_id")
-    return MailboxEvent(cursor=entry_id.decode(), kind=kind, replies=replies,  # type: ignore[arg-type]
+    return MailboxEvent(cursor=entry_id.decode(), kind=kind, replies=replies,
                         reply_id=reply_id.decode() if reply_id else None,
                         text=data.get(b"text", b"").decode())

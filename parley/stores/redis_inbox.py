@@ -229,15 +229,13 @@ class RedisInbox:
             self._keeper.start()
 
     def _keep(self) -> None:
-        from parley.stores.redis_inbox_admin import prune_consumers
-
         rounds = 0
         while not self._closed.wait(self._visibility_ms / 3000):
             try:
                 self._renew()
                 self._recover()
                 if rounds % 600 == 0:  # every process start adds a consumer to each group
-                    prune_consumers(self, idle_ms=max(3_600_000, 2 * self._visibility_ms))
+                    self.prune_consumers(idle_ms=max(3_600_000, 2 * self._visibility_ms))
                 rounds += 1
             except redis.RedisError as exc:
                 logger.warning("inbox_keeper_failed", error=type(exc).__name__, detail=str(exc))
@@ -271,6 +269,21 @@ class RedisInbox:
             if entries:
                 logger.info("claims_recovered", shard=shard, count=len(entries))
                 self._hold(entries)
+
+    def prune_consumers(self, idle_ms: int) -> int:
+        """Forget the group's consumers of processes gone long ago (every process start adds one)."""
+        removed = 0
+        for shard in range(self.shards):
+            stream = self.key(shard, "ready")
+            try:
+                consumers = self.client.xinfo_consumers(stream, GROUP)
+            except redis.ResponseError:  # no group yet
+                continue
+            for consumer in consumers:
+                name = text_of(consumer["name"])
+                if consumer["pending"] == 0 and consumer["idle"] > idle_ms and name != self.consumer:
+                    removed += self.client.xgroup_delconsumer(stream, GROUP, name) is not None
+        return removed
 
     def ensure_groups(self) -> None:
         # Also after Redis lost its data: a missing group is recreated, never an error.

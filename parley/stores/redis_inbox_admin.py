@@ -50,23 +50,6 @@ def drop(inbox: RedisInbox, dead_letter_id: str) -> Envelope:
     return letter.envelope
 
 
-def prune_consumers(inbox: RedisInbox, idle_ms: int) -> int:
-    """Forget the group's consumers of processes gone long ago (every process start adds one)."""
-    removed = 0
-    with unavailable("prune the inbox consumers"):
-        for shard in range(inbox.shards):
-            stream = inbox.key(shard, "ready")
-            try:
-                consumers = inbox.client.xinfo_consumers(stream, GROUP)
-            except redis.ResponseError:
-                continue
-            for consumer in consumers:
-                name = text_of(consumer["name"])
-                if consumer["pending"] == 0 and consumer["idle"] > idle_ms and name != inbox.consumer:
-                    removed += inbox.client.xgroup_delconsumer(stream, GROUP, name) is not None
-    return removed
-
-
 def _find(inbox: RedisInbox, dead_letter_id: str) -> DeadLetter:
     shard_text, _, entry_id = dead_letter_id.partition(":")
     if not shard_text.isdigit() or not entry_id or int(shard_text) >= inbox.shards:

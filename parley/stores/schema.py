@@ -33,21 +33,21 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    with _sqlite_file_lock(engine), engine.begin() as connection:
+def upgrade(database: Engine, revision: str = "head") -> None:
+    with _sqlite_file_lock(database), database.begin() as connection:
         _lock(connection)
         _adopt_unversioned(connection)
         command.upgrade(alembic_config(connection), revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    with _sqlite_file_lock(engine), engine.begin() as connection:
+def downgrade(database: Engine, revision: str) -> None:
+    with _sqlite_file_lock(database), database.begin() as connection:
         _lock(connection)
         command.downgrade(alembic_config(connection), revision)
 
 
-def current(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+def current(database: Engine) -> str | None:
+    with database.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -59,17 +59,17 @@ def current_head() -> str:
 
 
 @contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+def _sqlite_file_lock(database: Engine) -> Iterator[None]:
     """Serialise migrations of one SQLite file across processes (gunicorn workers starting together).
 
     Python's sqlite3 runs DDL outside a transaction, so two processes could both see no table and
     both create it; an exclusive lock on a file beside the database makes the second one wait.
     """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    path = database.url.database
+    if database.dialect.name != "sqlite" or not path or path == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "w") as handle:
+    with open(f"{path}.migrate-lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

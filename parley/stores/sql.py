@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, Index, event, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
+from parley.core.desk import DeskPost
 from parley.core.envelope import AnswerMeta, Envelope, Reply, Source
 from parley.core.handoff import DESK
 from parley.core.log import LoggedMessage
@@ -56,6 +58,8 @@ class Message(SQLModel, table=True):
     # Where a reply went (JSON), so a retry resends it there: a post to the reps' thread has its
     # own route, not the customer's. Null on inbound messages and on replies logged before 0004.
     route: str | None = None
+    # What a post to the reps' thread is (``core.desk.DeskPost`` as JSON); null on every other message.
+    desk: str | None = None
 
     # Export filters by channel and time; the suggest query walks inbound messages by time.
     __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)
@@ -110,12 +114,12 @@ class ModelVersion(SQLModel, table=True):
     activated_at: datetime | None = None
 
 
-def make_engine(url: str) -> Engine:
+def open_database(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        database = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(database, "connect", _sqlite_pragmas)
+        return database
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
@@ -132,14 +136,14 @@ def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001 - DBAPI types
 
 
 class SqlConversationLog:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, database: Engine) -> None:
+        self.database = database
 
     def create_schema(self) -> None:
         """Create or upgrade the tables through the Alembic migrations (``parley db upgrade``)."""
         from parley.stores.schema import upgrade
 
-        upgrade(self.engine)
+        upgrade(self.database)
 
     def record_inbound(self, envelope: Envelope) -> bool:
         with self._session() as session:
@@ -167,6 +171,11 @@ class SqlConversationLog:
         if not rows:
             return None
         return [_row_reply(row, envelope) for row in rows]
+
+    def has_conversation(self, conversation_id: str, channel: str) -> bool:
+        with self._session() as session:
+            conversation = session.get(Conversation, conversation_id)
+        return conversation is not None and conversation.channel == channel
 
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
         # The posts to the reps' thread are logged for retries, and are not the customer's to see.
@@ -217,7 +226,7 @@ class SqlConversationLog:
             session.execute(text("SELECT 1"))
 
     def _session(self) -> _GuardedSession:
-        return _GuardedSession(self.engine)
+        return _GuardedSession(self.database)
 
 
 class _GuardedSession(Session):
@@ -250,6 +259,7 @@ def _reply_row(reply: Reply, *, in_reply_to: str) -> Message:
         cached=meta.cached, model_version=meta.model_version, model=meta.model,
         prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
         route=json.dumps(dict(reply.route)),
+        desk=json.dumps(asdict(reply.desk)) if reply.desk is not None else None,
     )
 
 
@@ -264,8 +274,9 @@ def _row_reply(row: Message, envelope: Envelope) -> Reply:
                       completion_tokens=row.completion_tokens,
                       intent=row.intent)
     route = envelope.route if row.route is None else json.loads(row.route)
+    desk = DeskPost(**json.loads(row.desk)) if row.desk else None
     return Reply(conversation_id=row.conversation_id, channel=row.channel, text=row.text,
-                 route=route, in_reply_to=envelope.message_id,
+                 route=route, desk=desk, in_reply_to=envelope.message_id,
                  quick_replies=tuple(json.loads(row.quick_replies)), meta=meta, author=row.author,
                  reply_id=row.public_id)
 

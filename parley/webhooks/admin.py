@@ -35,7 +35,7 @@ def _require_token() -> None:
 def post_message(conversation_id: str) -> tuple[Response, int]:
     """A support rep writes into a widget conversation: logged, and shown live in the browser."""
     services = _services()
-    if services.log.transcript(conversation_id, "widget") is None:
+    if not services.log.has_conversation(conversation_id, "widget"):
         raise NotFound(f"widget conversation {conversation_id}", public="unknown conversation")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -45,7 +45,7 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
     if not isinstance(author, str) or not 1 <= len(author.strip()) <= 80:
         raise MalformedPayload("bad author", public="author must be the rep's name (1-80 characters)")
     reply = Reply(conversation_id=conversation_id, channel="widget", text=text, author=author.strip(),
-                  meta=AnswerMeta(engine="human"))
+                  meta=AnswerMeta(engine="person"))
     # A rep's message answers no single customer message: it is logged against a marker of its own.
     marker = Envelope(channel="widget", conversation_id=conversation_id, message_id=f"rep:{reply.reply_id}",
                       sender=reply.author or "", text="")
@@ -70,7 +70,7 @@ def export() -> Response:
     query = ExportQuery(since=_moment("since"), until=_moment("until"), channel=request.args.get("channel"))
     redactor = redactor_of(services.settings) if redact == "true" else None
     logger.info("export_started", format=fmt, redacted=redactor is not None, channel=query.channel)
-    chunks = encode(rows(services.log.engine, query, redactor), fmt)  # type: ignore[attr-defined]
+    chunks = encode(rows(services.log.database, query, redactor), fmt)
     return Response(chunks, mimetype=MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": f'attachment; filename="parley-export.{fmt}"'})
 

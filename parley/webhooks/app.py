@@ -17,8 +17,7 @@ from parley.errors import InvalidSignature, ParleyError, PayloadTooLarge, RateLi
 from parley.metrics import exposition
 from parley.settings import Settings, load_settings
 from parley.webhooks import admin, channels, slack_actions, widget
-from parley.throttle import SenderLimits
-from parley.wiring import Services, build_services, rate_limiter_of
+from parley.wiring import Services, build_services
 
 logger = structlog.get_logger("parley.http")
 
@@ -37,9 +36,6 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     app.extensions["parley"] = services
-    app.extensions["parley.throttle"] = SenderLimits(
-        limiter=rate_limiter_of(settings), per_sender=settings.limits.messages_per_minute_per_sender,
-        per_conversation=settings.limits.messages_per_minute_per_conversation)
     app.register_blueprint(widget.bp)
     for blueprint in channels.blueprints:
         app.register_blueprint(blueprint)

@@ -22,7 +22,7 @@ def _receive(channel: str) -> Response:
     adapter = services.adapters.get(channel)
     if adapter is None:
         raise ChannelDisabled(f"{channel} is not configured (set its secrets in the environment)")
-    return receive(adapter, services.inbox)
+    return receive(adapter, services)
 
 
 @slack.post("/events")

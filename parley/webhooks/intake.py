@@ -5,27 +5,26 @@ from __future__ import annotations
 import time
 
 import structlog
-from flask import Response, current_app, request
+from flask import Response, request
 
-from parley.channels.base import ChannelAdapter
+from parley.channels.base import WebhookAdapter
 from parley.core.envelope import Envelope
-from parley.core.inbox import Inbox
-from parley.throttle import SenderLimits, throttled
+from parley.webhooks.throttle import throttled
+from parley.wiring import Services
 
 logger = structlog.get_logger("parley.webhook")
 
 
-def receive(adapter: ChannelAdapter, inbox: Inbox) -> Response:
+def receive(adapter: WebhookAdapter, services: Services) -> Response:
     """Acknowledge only after every envelope is in the inbox; no dialogue work happens here."""
     started = time.perf_counter()
-    metrics = current_app.extensions["parley"].metrics
+    inbox, limits, metrics = services.inbox, services.limits, services.metrics
     structlog.contextvars.bind_contextvars(channel=adapter.name)
     adapter.verify(request)
     envelopes = adapter.parse(request)
-    limits: SenderLimits | None = current_app.extensions.get("parley.throttle")
     kept: list[Envelope] = []
     for envelope in envelopes:
-        verdict = limits.judge(envelope) if limits is not None else "allow"
+        verdict = limits.judge(envelope)
         if verdict == "drop":
             # Acknowledged all the same: a refused webhook would only come back as a retry.
             metrics.failed("Throttled")

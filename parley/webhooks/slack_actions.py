@@ -9,17 +9,13 @@ should have been that article (a label ``parley train`` learns from).
 
 from __future__ import annotations
 
-import time
-from typing import cast
 
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from parley.channels.slack_common import verify_signature
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.text import to_mrkdwn
-from parley.core.handoff import DESK
-from parley.errors import ChannelDisabled, UnsupportedMediaType
+from parley.errors import ChannelDisabled
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 
@@ -38,23 +34,21 @@ def _services() -> Services:
 
 
 def _desk() -> SlackDesk:
-    desk = _services().adapters.get(DESK)
+    desk = _services().desk
     if desk is None:
         raise ChannelDisabled("the Slack handoff desk is not configured (SLACK_HANDOFF_CHANNEL)")
-    return cast(SlackDesk, desk)
+    return desk
 
 
 @bp.post("/interactions")
 def interactions() -> Response:
-    return receive(_desk(), _services().inbox)
+    return receive(_desk(), _services())
 
 
 @bp.post("/commands")
 def commands() -> Response:
     desk = _desk()
-    verify_signature(desk.verifier, request, clock=time.time)
-    if request.mimetype != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType(f"content type {request.mimetype!r}")
+    desk.verify(request)  # signed by Slack, as a form: the same check as the buttons'
     verb, _, rest = request.form.get("text", "").strip().partition(" ")
     user = request.form.get("user_id", "")
     logger.info("desk_command", verb=verb[:20], user=user[:32])

@@ -11,14 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
 from flask.blueprints import BlueprintSetupState
 from flask_cors import CORS
 
-from parley.channels.web import ID_PATTERN, Mailbox, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.channels.web import ID_PATTERN, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.core.mailbox import Mailbox
 from parley.errors import MalformedPayload, NotFound
 from parley.webhooks.intake import receive
 from parley.wiring import Services
@@ -52,7 +52,7 @@ def _services() -> Services:
 
 
 def _adapter() -> WidgetAdapter:
-    return cast(WidgetAdapter, _services().adapters["widget"])
+    return _services().widget
 
 
 @bp.get("")
@@ -79,9 +79,7 @@ def config() -> Response:
 
 @bp.post("/api/messages")
 def messages() -> Response:
-    _adapter().check_origin(request)
-    _adapter().check_rate(request)
-    return receive(_adapter(), _services().inbox)
+    return receive(_adapter(), _services())
 
 
 @bp.get("/api/conversations/<conversation_id>")

@@ -14,6 +14,7 @@ from typing import Protocol
 import structlog
 
 from parley.channels.base import ChannelAdapter, prepared
+from parley.core.desk import DeskPost
 from parley.core.dialogue import Dialogue
 from parley.core.envelope import Envelope, Reply, reply_id
 from parley.core.handoff import DESK
@@ -115,7 +116,7 @@ class Pipeline:
     def _tell_desk(self, envelope: Envelope, exc: ParleyError) -> None:
         # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
         # however often the message is retried, the thread hears about it once.
-        notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, route={"kind": "error"},
+        notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, desk=DeskPost(kind="error"),
                        text=f"Could not deliver this to the customer ({exc.public_message}); retrying.",
                        in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-undelivered")
         try:

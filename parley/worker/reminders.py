@@ -18,7 +18,7 @@ from parley.core import handoff
 from parley.core.envelope import Envelope
 from parley.core.handoff import HandoffRules
 from parley.core.inbox import Inbox
-from parley.stores.desk import SqlDeskDirectory
+from parley.core.desk import DeskDirectory
 
 logger = structlog.get_logger("parley.reminders")
 
@@ -26,7 +26,7 @@ logger = structlog.get_logger("parley.reminders")
 class HandoffReminders:
     name = "handoff-reminders"
 
-    def __init__(self, *, directory: SqlDeskDirectory, inbox: Inbox, rules: HandoffRules,
+    def __init__(self, *, directory: DeskDirectory, inbox: Inbox, rules: HandoffRules,
                  every_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.inbox = inbox

@@ -24,6 +24,7 @@ from parley.channels.slack import SlackAdapter
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
+from parley.core.desk import DeskPost
 from parley.core.envelope import Reply
 from parley.core.handoff import DESK
 from parley.errors import UpstreamError
@@ -31,7 +32,7 @@ from parley.worker.pipeline import Outbox, SendLedger
 from parley.stores.memory import MemorySendLedger
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.redis import RedisSendLedger
-from parley.stores.sql import SqlConversationLog, make_engine
+from parley.stores.sql import SqlConversationLog, open_database
 from parley.webhooks.app import create_app
 from tests.conftest import make_envelope, make_settings
 from tests.integration.test_slack import BOT_TOKEN, SIGNING_SECRET, payload, post
@@ -276,7 +277,7 @@ def test_a_telegram_send_that_times_out_is_abandoned_not_left_running() -> None:
 
 
 def test_desk_a_failure_at_the_second_chunk_does_not_repeat_the_first(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'desk.db'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'desk.db'}")
     log = SqlConversationLog(engine)
     log.create_schema()
     log.record_inbound(make_envelope("A person, please", channel="slack", conversation_id="slack:T:D"))
@@ -293,12 +294,11 @@ def test_desk_a_failure_at_the_second_chunk_does_not_repeat_the_first(tmp_path: 
         desk = SlackDesk(client=WebClient(token=BOT_TOKEN, base_url=stub.url + "/api/", retry_handlers=[]),
                          signing_secret=SIGNING_SECRET, channel="CDESK", directory=SqlDeskDirectory(engine),
                          max_text_chars=2000)
-        route = {"handoff": "1", "customer_channel": "slack"}
         long_text = "\n\n".join(f"Paragraph {i}: " + "word " * 2000 for i in range(5))  # two chunks
         replies = [Reply(conversation_id="slack:T:D", channel=DESK, text="Handed off.",
-                         route={**route, "kind": "open"}, reply_id="m1-0"),
+                         desk=DeskPost(kind="open", handoff=1, customer_channel="slack"), reply_id="m1-0"),
                    Reply(conversation_id="slack:T:D", channel=DESK, text=long_text,
-                         route={**route, "kind": "customer"}, reply_id="m1-1")]
+                         desk=DeskPost(kind="customer", handoff=1, customer_channel="slack"), reply_id="m1-1")]
         _deliver_through_one_failure(Outbox({DESK: desk}, MemorySendLedger()), replies)
     assert refused[0] and len(script.delivered) == 3  # the header, then each chunk once
     assert script.delivered[1].startswith("*Customer:* Paragraph 0") and "Paragraph 4" in script.delivered[2]

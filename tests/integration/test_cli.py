@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,22 @@ def test_chat_holds_a_terminal_conversation(tmp_path: Path) -> None:
     assert "Forgot password" in result.stdout
     assert "(source: How do I reset my password? [reset-password])" in result.stdout
     assert result.stdout.rstrip().endswith("bye")
+
+
+def test_chat_asks_for_a_person_and_the_bot_goes_on_answering(tmp_path: Path) -> None:
+    # Through the pipeline like a webhook's message: the conversation is logged before the handoff
+    # event that refers to it (asking for a person used to end in an IntegrityError traceback).
+    result = run("chat", stdin="I want to talk to a person\nHow do I reset my password?\nquit\n",
+                 PARLEY_DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "error:" not in result.stderr
+    handoff, answer = result.stdout.split("bot> ")[1:3]
+    assert handoff.startswith("I've let our support team know you'd like to talk to a person.")
+    assert "Forgot password" in answer and result.stdout.rstrip().endswith("bye")
+    with sqlite3.connect(tmp_path / "parley.db") as database:
+        events = database.execute("SELECT c.channel, e.kind FROM handoffevent e "
+                                  "JOIN conversation c ON c.id = e.conversation_id").fetchall()
+        logged = database.execute("SELECT direction, text FROM message ORDER BY id").fetchall()
+    assert events == [("terminal", "requested")]
+    assert [direction for direction, _ in logged] == ["in", "out", "in", "out"]
+    assert logged[0] == ("in", "I want to talk to a person")

@@ -69,7 +69,7 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
                  sender="+14155550100", timestamp=FEB)
         yield data
         services.close()
-        services.log.engine.dispose()  # type: ignore[attr-defined]
+        services.log.database.dispose()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlmodel import SQLModel
 
 from parley.cli import main
 from parley.stores import schema
-from parley.stores.sql import make_engine
+from parley.stores.sql import open_database
 from tests.conftest import CONFIG, make_settings
 from tests.integration.data_support import environ_for, fresh_database
 
@@ -26,7 +27,7 @@ DATA_TABLES = {"conversation", "message", "handoffevent", "feedback", "label", "
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
+        engine = open_database(url)
         yield engine
         engine.dispose()
 
@@ -97,11 +98,36 @@ def test_db_upgrade_sql_prints_the_ddl_without_touching_the_database(tmp_path: P
     assert result.exit_code == 0, result.output
     assert "CREATE TABLE feedback" in result.output
     assert not (tmp_path / "var" / "parley.db").exists() or not tables(
-        make_engine(make_settings(tmp_path).database_url))
+        open_database(make_settings(tmp_path).database_url))
+
+
+def test_posts_to_the_reps_thread_logged_before_0005_replay_as_typed_desk_posts(engine: Engine) -> None:
+    from parley.core.desk import DeskPost
+    from parley.core.envelope import Envelope
+    from parley.stores.sql import SqlConversationLog
+
+    schema.upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO conversation (id, channel, customer, started_at, updated_at) "
+            "VALUES ('c1', 'sms', '+1555', :now, :now)"), {"now": datetime(2026, 1, 1)})
+        connection.execute(text(
+            "INSERT INTO message (public_id, conversation_id, direction, channel, text, created_at, in_reply_to, "
+            "sources, quick_replies, cached, route) VALUES ('r1-1', 'c1', 'out', 'desk', 'needs a person', :now, "
+            "'sms:SM1', '[]', '[]', false, :route)"),
+            {"now": datetime(2026, 1, 1), "route": '{"handoff": "1", "kind": "open", "customer_channel": "sms"}'})
+    schema.upgrade(engine)
+    envelope = Envelope(channel="sms", conversation_id="c1", message_id="SM1", sender="+1555", text="a person")
+    [replayed] = SqlConversationLog(engine).replies_to(envelope) or []
+    assert (dict(replayed.route), replayed.desk) == ({}, DeskPost(kind="open", handoff=1, customer_channel="sms"))
+    schema.downgrade(engine, "0004")  # and back: the old code finds its route keys again
+    with engine.connect() as connection:
+        route = connection.execute(text("SELECT route FROM message WHERE public_id = 'r1-1'")).scalar_one()
+    assert json.loads(route) == {"handoff": "1", "kind": "open", "customer_channel": "sms"}
 
 
 def _upgrade_in_another_process(url: str) -> None:
-    schema.upgrade(make_engine(url))
+    schema.upgrade(open_database(url))
 
 
 def test_processes_starting_together_on_a_fresh_sqlite_file_all_start(tmp_path: Path) -> None:
@@ -114,4 +140,4 @@ def test_processes_starting_together_on_a_fresh_sqlite_file_all_start(tmp_path: 
     for process in processes:
         process.join(timeout=60)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
-    assert schema.current(make_engine(url)) == schema.current_head()
+    assert schema.current(open_database(url)) == schema.current_head()

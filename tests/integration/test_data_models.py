@@ -48,7 +48,7 @@ class Workspace:
                 if text == thumbs_down:
                     vote = {"conversation_id": body["conversation_id"], "message_id": ids[-1], "score": -1}
                     assert client.post("/widget/api/feedback", json=vote).status_code == 201
-            with Session(app.extensions["parley"].log.engine) as session:
+            with Session(app.extensions["parley"].log.database) as session:
                 return [session.scalars(select(Message).where(Message.public_id == i)).one() for i in ids]
         finally:
             app.extensions["parley"].close()
@@ -102,7 +102,7 @@ def test_a_running_bot_follows_activate_and_rollback_without_a_restart(workspace
     def answered_by() -> str | None:
         reply_id = client.post("/widget/api/messages", json={"text": "I forgot my password"}).get_json()[
             "replies"][0]["id"]
-        with Session(app.extensions["parley"].log.engine) as session:
+        with Session(app.extensions["parley"].log.database) as session:
             return session.scalars(select(Message.model_version).where(Message.public_id == reply_id)).one()
 
     try:
@@ -187,12 +187,12 @@ def test_train_logs_to_mlflow_when_a_tracking_uri_is_set(tmp_path: Path) -> None
 def test_a_running_bot_keeps_its_model_when_the_newly_active_one_is_broken(workspace: Workspace) -> None:
     from parley.data import models
     from parley.data.live import LiveModel
-    from parley.stores.sql import make_engine
+    from parley.stores.sql import open_database
 
     good = workspace.ok("train", "--activate").split("saved model ")[1].split()[0]
     broken = workspace.ok("train", "--kind", "tfidf-logreg-body").split("saved model ")[1].split()[0]
     settings = make_settings(workspace.tmp_path, **workspace.env)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings.database_url)
     now = [0.0]
     live = LiveModel(engine, settings.models_dir, refresh_seconds=30, clock=lambda: now[0])
     assert live.predict("I forgot my password").version == good

@@ -14,7 +14,9 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session as SqlSession
 
-from parley.core.dialogue import Dialogue, Policy
+from parley.channels.base import BaseAdapter
+from parley.core.desk import DeskPost
+from parley.core.dialogue import FLOOD_NOTICE, Dialogue, Policy
 from parley.core.engine import Answer
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules
@@ -25,8 +27,8 @@ from parley.data.export import ExportQuery, rows
 from parley.errors import Unavailable, UpstreamError
 from parley.worker.pipeline import Outbox, Pipeline
 from parley.stores.memory import MemorySendLedger, MemorySessionStore
-from parley.stores.sql import HandoffEvent, SqlConversationLog, make_engine
-from parley.throttle import NOTICE, throttled
+from parley.stores.sql import HandoffEvent, SqlConversationLog, open_database
+from parley.webhooks.throttle import throttled
 
 POLICY = Policy(greeting="Hi!", handoff=HandoffRules(desk=True))
 CLAIM = Claim(conversation_id="c1", token="1")
@@ -45,7 +47,7 @@ class CountingEngine:
         return Answer(text=f"Here is how: {question}", confidence=0.9, engine=self.name)
 
 
-class Channel:
+class Channel(BaseAdapter):
     """An adapter that records what it sent, and whose first ``failures`` sends fail."""
 
     def __init__(self, name: str, *, failures: int = 0) -> None:
@@ -116,7 +118,7 @@ class World:
 def engine(database: dict[str, str], tmp_path: Path) -> Engine:
     url = database.get("DATABASE_URL")
     url = url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{tmp_path}/log.db"
-    engine = make_engine(url)
+    engine = open_database(url)
     yield engine
     engine.dispose()
 
@@ -130,7 +132,7 @@ def test_a_handoff_retried_after_the_log_failed_opens_one_thread_and_answers_onc
     assert not world.blip.armed, "the database never failed: the test proves nothing"
     assert world.customer.texts == [POLICY.handoff_requested]
     [header] = world.desk.sent
-    assert header.route["kind"] == "open" and "needs a person" in header.text
+    assert header.desk is not None and header.desk.kind == "open" and "needs a person" in header.text
     session = world.sessions.load("c1")
     assert [turn.role for turn in session.history] == ["customer", "bot"]
     assert session.handoffs == 1 and session.handoff == "waiting"
@@ -162,11 +164,12 @@ def test_a_post_to_the_reps_thread_that_failed_is_posted_on_the_retry(engine: En
     assert world.customer.texts == [POLICY.handoff_requested]  # once, though the message ran twice
     [header] = world.desk.sent
     assert "needs a person" in header.text
-    assert header.route == {"handoff": "1", "kind": "open", "customer_channel": "sms"}
+    header_post = DeskPost(kind="open", handoff=1, customer_channel="sms")
+    assert (dict(header.route), header.desk) == ({}, header_post)
     # Replayed from the log in order, each to its own place.
     replayed = world.log.replies_to(envelope)
-    assert [(reply.channel, dict(reply.route)) for reply in replayed] == [
-        ("sms", {"to": "+15551234567"}), (DESK, {"handoff": "1", "kind": "open", "customer_channel": "sms"})]
+    assert [(reply.channel, dict(reply.route), reply.desk) for reply in replayed] == [
+        ("sms", {"to": "+15551234567"}, None), (DESK, {}, header_post)]
 
 
 def test_posts_to_the_reps_thread_stay_out_of_the_customers_and_the_data_scientists_view(engine: Engine) -> None:
@@ -193,7 +196,7 @@ def test_a_flood_notice_is_relayed_to_the_person_not_answered_by_the_bot(engine:
 
     world.process(throttled(world.envelope("hello?? anyone??")))
 
-    assert NOTICE not in world.customer.texts
+    assert FLOOD_NOTICE not in world.customer.texts
     assert world.desk.texts[-1] == "hello?? anyone??"
     assert world.sessions.load("c1").history[-1].text == "hello?? anyone??"
 
@@ -203,5 +206,5 @@ def test_a_flood_notice_is_sent_when_the_bot_has_the_conversation(engine: Engine
 
     world.process(throttled(world.envelope("spam spam spam")))
 
-    assert world.customer.texts == [NOTICE]
+    assert world.customer.texts == [FLOOD_NOTICE]
     assert world.answers.questions == [] and world.desk.sent == []

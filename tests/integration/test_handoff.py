@@ -1,4 +1,4 @@
-"""Human handoff end to end: a widget customer, a rep in a Slack thread (signed payloads, loopback API)."""
+"""Handoff to a person end to end: a widget customer, a rep in a Slack thread (signed payloads, loopback API)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def customer(client: FlaskClient, app: Flask) -> Customer:
 
 
 def events(app: Flask, conversation_id: str) -> list[tuple[str, str | None]]:
-    with Session(app.extensions["parley"].log.engine) as session:
+    with Session(app.extensions["parley"].log.database) as session:
         rows = session.scalars(select(HandoffEvent).where(HandoffEvent.conversation_id == conversation_id)
                                .order_by(HandoffEvent.id)).all()
     assert all(row.created_at is not None for row in rows)
@@ -158,7 +158,7 @@ def test_a_second_request_opens_no_second_thread_and_hand_back_resumes_the_bot(
     customer.says("talk to a human")  # a new request after hand-back opens a new thread
     second = desk.wait_for_thread(count=2)
     assert second != thread
-    with Session(app.extensions["parley"].log.engine) as session:
+    with Session(app.extensions["parley"].log.database) as session:
         rows = session.scalars(select(DeskThread).order_by(DeskThread.handoff)).all()
     assert [(row.thread_ts, row.handoff) for row in rows] == [(thread, 1), (second, 2)]
 
@@ -178,7 +178,7 @@ def test_rep_commands_answer_privately_and_label_the_bots_last_answer(
     customer.sees("checking")
     assert "no article `nope`" in desk.command("label nope")["text"]
     assert "Labelled" in desk.command("label missing-package")["text"]
-    with Session(app.extensions["parley"].log.engine) as session:
+    with Session(app.extensions["parley"].log.database) as session:
         [label] = session.scalars(select(Label)).all()
         message = session.scalars(select(Message).where(Message.public_id == label.message_id)).one()
     assert (message.text, label.intent, label.source) == (

@@ -73,5 +73,5 @@ def test_the_ack_does_not_wait_for_users_info_and_the_customer_still_sees_the_na
     assert reply_without_profile(desk, thread, "Found it.", "Ev0NAME02") == 200
     assert customer.sees("Found it.")["author"] == "Bo"
     assert len(slack.to("users.info")) == 1  # remembered, not asked per message
-    with Session(app.extensions["parley"].adapters["desk"].directory.engine) as session:
+    with Session(app.extensions["parley"].adapters["desk"].directory.database) as session:
         assert session.get(DeskThread, thread).rep_user == "U0REPANA"  # noted by the worker

@@ -19,9 +19,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
+from parley.core.dialogue import FLOOD_NOTICE
 from parley.core.envelope import Envelope
 from parley.stores.ratelimit import LimitsRateLimiter
-from parley.throttle import NOTICE, SenderLimits
+from parley.webhooks.throttle import SenderLimits
 from parley.webhooks.app import create_app
 from tests.conftest import make_settings
 from tests.stubs.server import StubServer, serving, twilio_api
@@ -75,7 +76,7 @@ def test_a_flood_gets_one_notice_then_is_dropped_and_others_are_still_answered(
     to_flooder = [call.params["Body"] for call in sent if call.params["To"] == FLOODER]
     to_calm = [call.params["Body"] for call in sent if call.params["To"] == CALM]
     assert len(to_flooder) == PER_SENDER + 1
-    assert to_flooder.count(NOTICE) == 1 and NOTICE not in to_flooder[:PER_SENDER]
+    assert to_flooder.count(FLOOD_NOTICE) == 1 and FLOOD_NOTICE not in to_flooder[:PER_SENDER]
     assert len(to_calm) == 1 and "password" in to_calm[0].lower()
     dropped = [e for e in logs if e["event"] == "envelope_dropped_over_limit"]
     assert len(dropped) == 12 - PER_SENDER - 1

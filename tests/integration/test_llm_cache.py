@@ -14,7 +14,7 @@ from parley.core.knowledge import KnowledgeIndex
 from parley.engines.budget import TokenBudget
 from parley.engines.cache import RedisAnswerCache
 from parley.engines.openai_engine import OpenAIEngine, make_client
-from parley.ingest import load_articles
+from parley.stores.knowledge import load_index
 from tests.conftest import ROOT, Bot
 from tests.integration.llm_support import llm_settings, openai_stub  # noqa: F401
 from tests.stubs.openai_stub import OpenAIStub
@@ -62,7 +62,7 @@ def test_editing_the_knowledge_base_or_the_persona_invalidates_the_cache(tmp_pat
                             budget=TokenBudget(None, used_since=lambda _: 0))
 
     cache = RedisAnswerCache(redis.Redis(), ttl=60, prefix=f"parley-test-{uuid.uuid4().hex[:8]}:")
-    index = KnowledgeIndex(load_articles(knowledge))
+    index = load_index(knowledge)
     engine(index, "Be kind.", cache).answer("How do I reset my password?", ())
     engine(index, "Be kind.", cache).answer("How do I reset my password?", ())
     assert openai_stub.calls == 3  # shared through Redis: the second server asked nobody
@@ -70,7 +70,7 @@ def test_editing_the_knowledge_base_or_the_persona_invalidates_the_cache(tmp_pat
     assert openai_stub.calls == 4  # a new persona is a new prompt version
     article = knowledge / "account" / "reset-password.md"
     article.write_text(article.read_text().replace("30 minutes", "15 minutes"))
-    edited = KnowledgeIndex(load_articles(knowledge))
+    edited = load_index(knowledge)
     engine(edited, "Be kind.", cache).answer("How do I reset my password?", ())
     assert openai_stub.calls == 5  # a new knowledge version
 

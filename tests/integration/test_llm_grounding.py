@@ -33,7 +33,7 @@ def test_answer_is_grounded_on_the_retrieved_passages(tmp_path: Path, openai_stu
     assert "valid for **30 minutes**" in system  # the article's body, not only its title
     assert user_contents(request) == ["How do I reset my password?"]
     assert request["model"] == "gpt-4o-mini"
-    assert [tool["function"]["name"] for tool in request["tools"]] == ["handoff_to_human"]
+    assert [tool["function"]["name"] for tool in request["tools"]] == ["handoff_to_person"]
     assert reply.text.startswith('Here is what our help centre says about "How do I reset my password?"')
     assert reply.meta.engine == "llm"
     assert reply.meta.sources[0].id == "reset-password"

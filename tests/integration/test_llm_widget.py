@@ -70,7 +70,7 @@ def test_every_llm_reply_is_accounted_in_sql(llm_app: Flask, openai_stub: OpenAI
     first = client.post("/widget/api/messages", json={"text": "How do I reset my password?"}).get_json()
     again = client.post("/widget/api/messages", json={"text": "how do i reset my password"}).get_json()
     assert openai_stub.calls == 1
-    engine = llm_app.extensions["parley"].log.engine
+    engine = llm_app.extensions["parley"].log.database
     with Session(engine) as session:
         rows = {row.public_id: row for row in session.scalars(select(Message).where(Message.direction == "out"))}
     billed, cached = rows[first["replies"][0]["id"]], rows[again["replies"][0]["id"]]

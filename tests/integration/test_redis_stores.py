@@ -163,5 +163,5 @@ def test_consumers_of_processes_long_gone_are_forgotten(make_inbox: Callable[...
     client = redis.Redis.from_url(REDIS_URL)
     [old] = [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]
     threading.Event().wait(0.2)
-    assert redis_inbox_admin.prune_consumers(inbox, idle_ms=100) == 1
+    assert inbox.prune_consumers(idle_ms=100) == 1
     assert old not in [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]

@@ -107,7 +107,7 @@ def test_a_vote_on_an_answer_is_stored_and_can_be_changed(client: FlaskClient, a
     vote = {"conversation_id": body["conversation_id"], "message_id": body["replies"][0]["id"]}
     assert client.post("/widget/api/feedback", json={**vote, "score": 1}).status_code == 201
     assert client.post("/widget/api/feedback", json={**vote, "score": -1}).status_code == 201
-    with Session(app.extensions["parley"].log.engine) as session:
+    with Session(app.extensions["parley"].log.database) as session:
         rows = session.scalars(select(Feedback).where(Feedback.conversation_id == body["conversation_id"])).all()
     assert [(row.message_id, row.score) for row in rows] == [(vote["message_id"], -1)]
 

@@ -54,7 +54,7 @@ def stalled_stream(seconds: float) -> Outcome:
 
 
 def handoff(reason: str) -> Outcome:
-    return Outcome(tool_call=("handoff_to_human", {"reason": reason}))
+    return Outcome(tool_call=("handoff_to_person", {"reason": reason}))
 
 
 class OpenAIStub:

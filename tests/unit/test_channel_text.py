@@ -1,11 +1,12 @@
-"""Neutral Markdown rendered for Slack, Telegram and SMS, and split at each channel's limit."""
+"""Neutral Markdown rendered for Slack, Telegram, SMS and the terminal, and split at each channel's limit."""
 
 from __future__ import annotations
 
 import pytest
 
-from parley.channels.text import render_chunks, to_mrkdwn, to_plain, to_telegram_html, with_sources
-from parley.core.envelope import Source
+from parley.channels.terminal import to_screen
+from parley.channels.text import render_chunks, to_mrkdwn, to_plain, to_telegram_html, to_terminal, with_sources
+from parley.core.envelope import AnswerMeta, Reply, Source
 
 ANSWER = ("Open **Sign in**, choose *Forgot password?* and check `spam`. "
           "See [the help centre](https://acme.example/help?a=1&b=2) or **Settings > Security**.")
@@ -75,3 +76,20 @@ def test_sms_split_keeps_every_word() -> None:
     chunks = render_chunks(text, to_plain, 1600)
     assert all(len(chunk) <= 1600 for chunk in chunks)
     assert " ".join(chunks) == text
+
+
+def test_the_terminal_shows_bold_and_italics_and_spells_links_out() -> None:
+    assert to_terminal(ANSWER) == (
+        "Open \x1b[1mSign in\x1b[22m, choose \x1b[3mForgot password?\x1b[23m and check spam. "
+        "See the help centre (https://acme.example/help?a=1&b=2) or \x1b[1mSettings > Security\x1b[22m.")
+    assert to_terminal("- one\n- two\x1b[2J") == "• one\n• two[2J"  # no escape reaches the terminal
+
+
+def test_a_reply_on_screen_names_who_wrote_it_its_sources_and_the_quick_replies() -> None:
+    answer = Reply(conversation_id="t", channel="terminal", text="First line\nsecond line",
+                   quick_replies=("Yes", "Talk to a person"),
+                   meta=AnswerMeta(sources=(Source(id="reset-password", title="Reset"),)))
+    assert to_screen(answer).splitlines() == [
+        "bot> First line", "     second line", "     (source: Reset [reset-password])",
+        "     (reply with: Yes | Talk to a person)"]
+    assert to_screen(Reply(conversation_id="t", channel="terminal", text="On it.", author="Ana")) == "Ana> On it."

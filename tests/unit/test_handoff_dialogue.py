@@ -96,7 +96,7 @@ def test_a_whole_handoff_from_request_to_rating(desk: Desk) -> None:
     assert [r.channel for r in asked] == ["sms", DESK]
     assert "let our support team know" in asked[0].text
     header = asked[1]
-    assert header.route["kind"] == "open" and "••••4567" in header.text
+    assert header.desk is not None and header.desk.kind == "open" and "••••4567" in header.text
     assert "where is my parcel?" in header.text
     assert desk.session.handoff == "waiting"
 
@@ -128,7 +128,7 @@ def test_a_whole_handoff_from_request_to_rating(desk: Desk) -> None:
 def test_a_second_request_while_waiting_opens_no_second_thread(desk: Desk) -> None:
     desk.customer("agent please")
     again = desk.customer("hello?? I asked for a real person")
-    assert [r.route.get("kind") for r in again if r.channel == DESK] == ["customer"]
+    assert [r.desk.kind if r.desk else None for r in again if r.channel == DESK] == ["customer"]
     assert [r.text for r in again if r.channel == "sms"] == [
         "Your request is already with our support team; a person will reply here."]
     assert desk.session.handoffs == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from parley.core.knowledge import Article, KnowledgeIndex
-from parley.ingest import load_articles
+from parley.stores.knowledge import load_articles, load_index
 from parley.errors import ConfigError
 from tests.conftest import ROOT
 
@@ -22,7 +22,7 @@ MIN_CONFIDENCE = 0.14  # the sample config's knowledge.min_confidence
 
 @pytest.fixture(scope="module")
 def index() -> KnowledgeIndex:
-    return KnowledgeIndex(load_articles(ROOT / "config" / "knowledge"))
+    return load_index(ROOT / "config" / "knowledge")
 
 
 def rows(name: str) -> list[dict[str, str]]:

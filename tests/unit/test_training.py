@@ -14,7 +14,7 @@ from parley.core.engine import RetrievalEngine
 from parley.core.knowledge import KnowledgeIndex
 from parley.data.training import (Example, TrainedModel, evaluate, fingerprint, knowledge_examples, split,
                                   train)
-from parley.ingest import load_articles
+from parley.stores.knowledge import load_index
 
 ROOT = Path(__file__).resolve().parents[2]
 # Measured: 67.3% top-1 on the 49 held-out paraphrases (retrieval alone: 61.2%).
@@ -23,7 +23,7 @@ PARAPHRASE_ACCURACY = 0.67
 
 @pytest.fixture(scope="module")
 def index() -> KnowledgeIndex:
-    return KnowledgeIndex(load_articles(ROOT / "config" / "knowledge"))
+    return load_index(ROOT / "config" / "knowledge")
 
 
 @pytest.fixture(scope="module")

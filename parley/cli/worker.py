@@ -9,18 +9,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from parley.errors import ConfigError, ParleyError
-from parley.settings import Settings, load_settings
+from parley.cli.common import settings_of
+from parley.errors import ParleyError
+from parley.settings import Settings
 
 if TYPE_CHECKING:  # imported when used, so `parley --help` stays quick
     from parley.stores.redis_inbox import RedisInbox
 
 
 def _redis_settings(config: str | None) -> Settings:
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = settings_of(config)
     if settings.storage.redis_url is None:
         raise click.ClickException("this command needs REDIS_URL: the embedded inbox lives inside "
                                    "`parley serve` and no other process can reach it")

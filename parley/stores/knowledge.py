@@ -1,4 +1,8 @@
-"""Reading the knowledge base: Markdown files with YAML front matter, one article each."""
+"""The knowledge base on disk: Markdown files with YAML front matter, one article each.
+
+The index over the articles is pure and lives in ``core.knowledge``; reading the files is IO, so
+it lives here with the other stores, and ``load_index`` is the one place an index is built from them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,13 @@ from pathlib import Path
 import frontmatter
 import yaml
 
-from parley.core.knowledge import Article
+from parley.core.knowledge import Article, KnowledgeIndex
 from parley.errors import ConfigError
+
+
+def load_index(directory: Path) -> KnowledgeIndex:
+    """The index over every article under ``directory``; ``ConfigError`` naming what is wrong."""
+    return KnowledgeIndex(load_articles(directory))
 
 
 def load_articles(directory: Path) -> list[Article]:

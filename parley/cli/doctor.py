@@ -1,4 +1,4 @@
-"""``parley doctor``: check a deployment from the inside, one line per check.
+"""``parley doctor`` and ``parley check-config``: check a deployment from the inside, one line per check.
 
 Run it in a pod (``kubectl exec deploy/parley-web -- parley doctor``) or anywhere with the pod's
 environment. Each check says ok, FAIL (with what to fix) or skip (not configured). Secrets are never
@@ -8,17 +8,50 @@ printed: URLs are shown without their credentials, and API errors by their code 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-import requests
+import click
 
+from parley.cli.common import settings_of
+from parley.errors import ConfigError
 from parley.settings import Settings
 
 Status = Literal["ok", "FAIL", "skip", "warn"]
 TIMEOUT = 5.0
+
+
+@click.command()
+@click.pass_obj
+def doctor(config: str | None) -> None:
+    """Check a deployment from the inside: config, SQL, Redis, LLM, channel credentials, public URL."""
+    settings = settings_of(config)
+    click.echo(f"ok    config: {config or os.environ.get('PARLEY_CONFIG') or 'config/parley.yaml'} is valid")
+    failed = 0
+    for check in run_checks(settings):
+        failed += check.status == "FAIL"
+        click.echo(f"{check.status:<5} {check.name}: {check.detail}")
+    if failed:
+        raise click.ClickException(f"{failed} check(s) failed")
+
+
+@click.command("check-config")
+@click.pass_obj
+def check_config(config: str | None) -> None:
+    """Validate the YAML and the knowledge base without starting anything."""
+    from parley.stores.knowledge import load_index
+
+    settings = settings_of(config)
+    try:
+        index = load_index(settings.knowledge.path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"configuration OK: bot {settings.bot.name!r}, {len(index)} knowledge articles "
+               f"(version {index.version}), log at {settings.database_url.split('@')[-1]}")
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +77,9 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 
 
 def _knowledge(settings: Settings) -> Check:
-    from parley.core.knowledge import KnowledgeIndex
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_index
 
-    index = KnowledgeIndex(load_articles(settings.knowledge.path))
+    index = load_index(settings.knowledge.path)
     return Check("knowledge", "ok", f"{len(index)} articles in {settings.knowledge.path} (version {index.version})")
 
 
@@ -55,15 +87,15 @@ def _sql(settings: Settings) -> Check:
     from sqlalchemy import text
 
     from parley.stores import schema
-    from parley.stores.sql import make_engine
+    from parley.stores.sql import open_database
 
-    engine = make_engine(settings.database_url)
+    database = open_database(settings.database_url)
     try:
-        with engine.connect() as connection:
+        with database.connect() as connection:
             connection.execute(text("SELECT 1"))
-        current, head = schema.current(engine), schema.current_head()
+        current, head = schema.current(database), schema.current_head()
     finally:
-        engine.dispose()
+        database.dispose()
     where = _without_credentials(settings.database_url)
     if current != head:
         return Check("sql", "FAIL", f"{where} is at revision {current or 'none'}, the code needs {head}: "
@@ -176,6 +208,8 @@ def _public_url(settings: Settings) -> Check:
     parts = urlsplit(public)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
         return Check("public url", "FAIL", f"PARLEY_PUBLIC_URL={public!r} is not a base URL like https://chat.example.com")
+    import requests
+
     signed = f"{public.rstrip('/')}/twilio/messages"
     problems = []
     if parts.scheme != "https":

@@ -5,38 +5,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from parley.errors import ConfigError
-from parley.settings import Settings, load_settings
-
-_WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _database(settings: Settings, *, migrate: bool = True) -> Any:
-    from parley.stores.schema import upgrade
-    from parley.stores.sql import make_engine
-
-    engine = make_engine(settings.database_url)
-    if migrate:
-        upgrade(engine)
-    return engine
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
+from parley.cli.common import WHEN, database_of, settings_of, utc
 
 @click.group()
 def db() -> None:
@@ -53,13 +28,13 @@ def db_upgrade(config: str | None, revision: str, sql: bool) -> None:
 
     from parley.stores import schema
 
-    settings = _settings(config)
+    settings = settings_of(config)
     if sql:
         command.upgrade(schema.alembic_config(url=settings.database_url), revision, sql=True)
         return
-    engine = _database(settings, migrate=False)
-    schema.upgrade(engine, revision)
-    click.echo(f"database at revision {schema.current(engine)}")
+    database = database_of(settings, migrate=False)
+    schema.upgrade(database, revision)
+    click.echo(f"database at revision {schema.current(database)}")
 
 
 @db.command("downgrade")
@@ -72,13 +47,13 @@ def db_downgrade(config: str | None, revision: str, sql: bool) -> None:
 
     from parley.stores import schema
 
-    settings = _settings(config)
+    settings = settings_of(config)
     if sql:
         command.downgrade(schema.alembic_config(url=settings.database_url), revision, sql=True)
         return
-    engine = _database(settings, migrate=False)
-    schema.downgrade(engine, revision)
-    click.echo(f"database at revision {schema.current(engine) or 'base (empty)'}")
+    database = database_of(settings, migrate=False)
+    schema.downgrade(database, revision)
+    click.echo(f"database at revision {schema.current(database) or 'base (empty)'}")
 
 
 @db.command("current")
@@ -87,12 +62,12 @@ def db_current(config: str | None) -> None:
     """Print the database's schema revision."""
     from parley.stores import schema
 
-    click.echo(schema.current(_database(_settings(config), migrate=False)) or "base (empty)")
+    click.echo(schema.current(database_of(settings_of(config), migrate=False)) or "base (empty)")
 
 
 @click.command("export")
-@click.option("--since", type=_WHEN, help="First moment (UTC) included, e.g. 2026-01-31.")
-@click.option("--until", type=_WHEN, help="First moment (UTC) excluded.")
+@click.option("--since", type=WHEN, help="First moment (UTC) included, e.g. 2026-01-31.")
+@click.option("--until", type=WHEN, help="First moment (UTC) excluded.")
 @click.option("--channel", help="Only this channel (widget, slack, twilio, telegram...).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
               show_default=True)
@@ -106,9 +81,9 @@ def export(config: str | None, since: datetime | None, until: datetime | None, c
     """Stream every message with its conversation, engine metadata, feedback and label."""
     from parley.data.export import ExportQuery, encode, redactor_of, rows
 
-    settings = _settings(config)
-    query = ExportQuery(since=_utc(since), until=_utc(until), channel=channel)
-    counted = _count(rows(_database(settings), query, None if no_redact else redactor_of(settings)))
+    settings = settings_of(config)
+    query = ExportQuery(since=utc(since), until=utc(until), channel=channel)
+    counted = _count(rows(database_of(settings), query, None if no_redact else redactor_of(settings)))
     with (output.open("wb") if output else _stdout()) as out:
         for chunk in encode(counted, fmt):  # type: ignore[arg-type]
             out.write(chunk)
@@ -146,11 +121,11 @@ def label() -> None:
 def label_import(config: str | None, csv_file: Any) -> None:
     """Store labels from a CSV with the columns message_id,intent."""
     from parley.data.labels import import_labels
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_articles
 
-    settings = _settings(config)
+    settings = settings_of(config)
     articles = load_articles(settings.knowledge.path)
-    report = import_labels(_database(settings), csv_file, intents={a.id for a in articles})
+    report = import_labels(database_of(settings), csv_file, intents={a.id for a in articles})
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
     click.echo(f"stored {report.stored} labels" + (f", skipped {len(report.problems)} rows"
@@ -166,4 +141,4 @@ def label_suggest(config: str | None, limit: int) -> None:
     """Print (CSV) unlabelled messages to label first: bad feedback, then low confidence."""
     from parley.data.labels import suggest, write_suggestions
 
-    write_suggestions(suggest(_database(_settings(config)), limit=limit), sys.stdout)
+    write_suggestions(suggest(database_of(settings_of(config)), limit=limit), sys.stdout)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from parley.cli_data import _WHEN, _database, _settings, _utc
+from parley.cli.common import WHEN, database_of, settings_of, utc
 from parley.errors import ConfigError, NotFound
 
 
@@ -19,8 +23,8 @@ from parley.errors import ConfigError, NotFound
 @click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
               help="Share of each intent's examples held out to measure the model.")
-@click.option("--since", type=_WHEN, help="Only labels on messages from this moment (UTC).")
-@click.option("--until", type=_WHEN, help="Only labels on messages before this moment (UTC).")
+@click.option("--since", type=WHEN, help="Only labels on messages from this moment (UTC).")
+@click.option("--until", type=WHEN, help="Only labels on messages before this moment (UTC).")
 @click.option("--activate", is_flag=True, help="Make the new model the active one.")
 @click.pass_obj
 def train(config: str | None, kind: str, seed: int, holdout: float, since: datetime | None,
@@ -30,17 +34,17 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
     from parley.data.labels import labelled_examples
     from parley.data.training import knowledge_examples
     from parley.data.training import train as fit
-    from parley.ingest import load_articles
+    from parley.stores.knowledge import load_articles
 
-    settings = _settings(config)
-    engine = _database(settings)
-    labelled, first, last = labelled_examples(engine, since=_utc(since), until=_utc(until))
+    settings = settings_of(config)
+    database = database_of(settings)
+    labelled, first, last = labelled_examples(database, since=utc(since), until=utc(until))
     articles = load_articles(settings.knowledge.path)
     examples = knowledge_examples(articles, body=kind == "tfidf-logreg-body") + labelled
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
     model, metrics = fit(examples, kind=kind, seed=seed, holdout=holdout)
     params = {"holdout": holdout, "examples": len(examples), "labelled": len(labelled)}
-    row = models.save(engine, settings.models_dir, model, metrics, seed=seed, data_from=first,
+    row = models.save(database, settings.models_dir, model, metrics, seed=seed, data_from=first,
                       data_until=last, params=params)
     click.echo(f"held out {metrics.test_size}: accuracy {metrics.accuracy:.1%}, "
                f"macro-F1 {metrics.macro_f1:.3f}")
@@ -51,7 +55,7 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         run_id = tracking.log_run(row, settings.models_dir / row.artefact)
         click.echo(f"logged to MLflow run {run_id}")
     if activate:
-        models.activate(engine, row.version)
+        models.activate(database, row.version)
         click.echo(f"activated {row.version}: running Parley answers with it within "
                    f"{settings.data.model_refresh_seconds:g} s")
 
@@ -67,7 +71,7 @@ def models_group() -> None:
 def models_list(config: str | None, as_json: bool) -> None:
     from parley.data import models
 
-    rows = models.versions(_database(_settings(config)))
+    rows = models.versions(database_of(settings_of(config)))
     if as_json:
         for row in rows:
             click.echo(json.dumps(models.describe(row)))
@@ -89,10 +93,10 @@ def models_activate(config: str | None, version: str) -> None:
     """Answer with VERSION (model first, retrieval when it is unsure) from the next start."""
     from parley.data import models
 
-    settings = _settings(config)
-    engine = _database(settings)
+    settings = settings_of(config)
+    database = database_of(settings)
     try:
-        row = models.activate(engine, version)
+        row = models.activate(database, version)
         models.load(settings.models_dir, row)  # refuse now what the server would refuse at start
     except (NotFound, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -106,8 +110,8 @@ def models_rollback(config: str | None) -> None:
     """Return to the previously active model (or to retrieval alone)."""
     from parley.data import models
 
-    settings = _settings(config)
-    previous = models.rollback(_database(settings))
+    settings = settings_of(config)
+    previous = models.rollback(database_of(settings))
     click.echo(f"activated {previous.version}" if previous else
                "no model active: retrieval answers alone")
     click.echo(f"running Parley follows within {settings.data.model_refresh_seconds:g} s")
@@ -121,37 +125,57 @@ def models_rollback(config: str | None) -> None:
 @click.pass_obj
 def evaluate(config: str | None, questions: Any, version: str | None, no_model: bool, as_json: bool) -> None:
     """Answer each question (columns text,expected) as a customer's message and score the answers."""
-    from parley.core.dialogue import Dialogue
+    from parley.channels.direct import CollectingChannel
     from parley.core.engine import RetrievalEngine
-    from parley.core.knowledge import KnowledgeIndex
     from parley.data import evaluation, models
-    from parley.ingest import load_articles
-    from parley.stores.memory import MemorySessionStore
-    from parley.wiring import policy_of
+    from parley.stores.knowledge import load_index
 
-    settings = _settings(config)
+    settings = settings_of(config)
     try:
         items = evaluation.read_questions(questions)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    engine = _database(settings)
+    database = database_of(settings)
     classifier = None
     if not no_model:
         try:
-            classifier = _pick_model(engine, settings, version, models)
+            classifier = _pick_model(database, settings, version, models)
         except (NotFound, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
-    index = KnowledgeIndex(load_articles(settings.knowledge.path))
+    index = load_index(settings.knowledge.path)
     offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
-    dialogue = Dialogue(engine=offline, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings))
-    report = evaluation.summarise(evaluation.run(dialogue, items))
+    channel = CollectingChannel(evaluation.CHANNEL)
+    with _scratch_pipeline(settings, offline, channel) as pipeline:
+        outcomes = evaluation.run(lambda envelope: channel.ask(pipeline.process, envelope), items)
+    report = evaluation.summarise(outcomes)
     click.echo(json.dumps(report.as_dict()) if as_json else evaluation.format_report(report))
 
 
-def _pick_model(engine: Any, settings: Any, version: str | None, models: Any) -> Any:
+@contextlib.contextmanager
+def _scratch_pipeline(settings: Any, engine: Any, channel: Any) -> Iterator[Any]:
+    """The pipeline every message takes, on a log and sessions of its own that are thrown away:
+    the questions are asked the way customers' messages are, and kept out of the real log."""
+    from parley.core.dialogue import Dialogue
+    from parley.worker.pipeline import Outbox, Pipeline
+    from parley.stores.memory import MemorySendLedger, MemorySessionStore
+    from parley.stores.sql import SqlConversationLog, open_database
+    from parley.wiring import policy_of
+
+    with tempfile.TemporaryDirectory(prefix="parley-eval-") as scratch:
+        log = SqlConversationLog(open_database(f"sqlite:///{Path(scratch) / 'eval.db'}"))
+        log.create_schema()
+        dialogue = Dialogue(engine=engine, sessions=MemorySessionStore(ttl=3600), policy=policy_of(settings),
+                            events=log)
+        try:
+            yield Pipeline(dialogue=dialogue, log=log, outbox=Outbox({channel.name: channel}, MemorySendLedger()))
+        finally:
+            log.database.dispose()
+
+
+def _pick_model(database: Any, settings: Any, version: str | None, models: Any) -> Any:
     if version is None:
-        return models.active_model(engine, settings.models_dir)
-    row = next((row for row in models.versions(engine) if row.version == version), None)
+        return models.active_model(database, settings.models_dir)
+    row = next((row for row in models.versions(database) if row.version == version), None)
     if row is None:
         raise NotFound(f"no model version {version!r} (see `parley models list`)")
     return models.load(settings.models_dir, row)

@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from parley.channels.web import RateLimiter
-from parley.core.dialogue import FLOOD_NOTICE, THROTTLED
+from parley.core.dialogue import THROTTLED
 from parley.core.envelope import Envelope
+from parley.core.ratelimit import RateLimiter
 
-NOTICE = FLOOD_NOTICE  # what the dialogue answers a THROTTLED envelope with (parley.core.dialogue)
 WINDOW_SECONDS = 60
 
 Verdict = Literal["allow", "notify", "drop"]

@@ -1,0 +1,32 @@
+"""The ``parley`` command: one module per group of commands, all registered on ``main`` here.
+
+Each command imports what it runs inside its own body, so ``parley --help`` loads none of it.
+"""
+
+from __future__ import annotations
+
+import click
+
+from parley.cli.chat import chat
+from parley.cli.data import db, export, label
+from parley.cli.doctor import check_config, doctor
+from parley.cli.models import evaluate, models_group, train
+from parley.cli.serve import serve
+from parley.cli.telegram import telegram
+from parley.cli.worker import inbox, worker
+
+COMMANDS = (doctor, check_config, serve, chat, worker, inbox, db, export, label, train, models_group,
+            evaluate, telegram)
+
+
+@click.group()
+@click.option("--config", "config", envvar="PARLEY_CONFIG", default=None,
+              help="Path of the YAML (default config/parley.yaml).")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Parley, a self-hosted customer-engagement bot."""
+    ctx.obj = config
+
+
+for command in COMMANDS:
+    main.add_command(command)

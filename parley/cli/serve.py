@@ -1,0 +1,102 @@
+"""``parley serve``: the webhooks and the widget through gunicorn, one app per worker process."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import click
+import structlog
+from gunicorn.app.base import BaseApplication
+
+from parley import logs
+from parley.cli.common import settings_of
+from parley.metrics import mark_worker_dead, prepare_multiprocess_dir
+from parley.settings import Settings
+
+
+@click.command()
+@click.option("--host", envvar="PARLEY_HOST", default=None, help="Interface to listen on.")
+@click.option("--port", envvar="PORT", type=int, default=None, help="Port to listen on.")
+@click.option("--processes", envvar="PARLEY_PROCESSES", type=int, default=1, show_default=True,
+              help="gunicorn worker processes (more than 1 needs REDIS_URL: state must be shared).")
+# Each request is a greenlet (gunicorn's gevent worker): an open widget stream or a webhook waiting
+# on Redis costs a few kilobytes, so the bound is memory, not threads.
+@click.option("--connections", envvar="PARLEY_CONNECTIONS", type=int, default=12_000, show_default=True,
+              help="Concurrent connections per process (open widget streams included).")
+@click.option("--graceful-timeout", envvar="PARLEY_GRACEFUL_TIMEOUT", type=int, default=20, show_default=True,
+              help="Seconds a stopping process has to finish its requests and in-flight messages.")
+@click.option("--workers/--no-workers", "run_workers", default=True, show_default=True,
+              help="Answer messages in this process too (--no-workers: only `parley worker`s do; needs REDIS_URL).")
+@click.pass_obj
+def serve(config: str | None, host: str | None, port: int | None, processes: int, connections: int,
+          graceful_timeout: int, run_workers: bool) -> None:
+    """Serve the webhooks and the widget through gunicorn."""
+    settings = settings_of(config)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    if processes > 1 and settings.storage.redis_url is None:
+        raise click.ClickException("--processes > 1 needs REDIS_URL: the embedded store lives in one process")
+    if not run_workers and settings.storage.redis_url is None:
+        raise click.ClickException("--no-workers needs REDIS_URL: nothing else could reach the embedded inbox")
+    if settings.logging.json_format:  # production: nothing but JSON lines on the pod's output
+        logs.configure(level=settings.logging.level, json_format=True)
+        structlog.get_logger("parley.serve").info("starting", url=f"http://{host}:{port}",
+                                                  processes=processes, connections=connections)
+    else:
+        click.echo(f"Parley is starting on http://{host}:{port}/widget  (Ctrl+C to stop)")
+    prepare_multiprocess_dir()
+    _Gunicorn(settings, {
+        "bind": f"{host}:{port}", "workers": processes, "worker_connections": connections,
+        # gevent, chosen by measurement (bench/streams.py, bench/throughput.py): thousands of open
+        # streams and in-flight LLM calls per process, where each held a thread before.
+        "worker_class": "gevent", "graceful_timeout": graceful_timeout, "timeout": 60,
+        "accesslog": None, "errorlog": "-", "loglevel": "info", "worker_exit": _close_services,
+        "post_worker_init": _end_streams_on_sigterm,
+        "child_exit": lambda _server, worker: mark_worker_dead(worker.pid),
+        "logconfig_dict": logs.gunicorn_logconfig(json_format=settings.logging.json_format),
+    }, run_workers=run_workers).run()
+
+
+def _end_streams_on_sigterm(worker: Any) -> None:
+    # Open widget event streams would otherwise hold the graceful shutdown for its whole timeout;
+    # ended, the browsers reconnect to another process.
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("parley")
+    stop = signal.getsignal(signal.SIGTERM)
+    if services is None or not callable(stop):
+        return
+
+    def drain_then_stop(signum: int, frame: Any) -> None:
+        for adapter in services.adapters.values():
+            adapter.drain()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_stop)
+
+
+def _close_services(_server: Any, worker: Any) -> None:
+    # On SIGTERM: finish in-flight messages and hand unstarted claims to other processes at once,
+    # instead of leaving them to lapse after the visibility timeout.
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("parley")
+    if services is not None:
+        services.close()
+
+
+class _Gunicorn(BaseApplication):
+    """gunicorn with the app built by ``create_app`` in each worker, after the fork."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any], *, run_workers: bool = True) -> None:
+        self._settings = settings
+        self._options = options
+        self._run_workers = run_workers
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from parley.webhooks.app import create_app
+
+        return create_app(self._settings, start_workers=self._run_workers)
