@@ -66,14 +66,14 @@ def main() -> None:
     parser.add_argument("--rates", default="250,500,1000", help="events per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--processes", type=int, default=2, help="gunicorn processes (Redis and Bolt)")
-    parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per process")
+    parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per process of the Bolt peer")
     parser.add_argument("--log-level", default="WARNING", help="Parley's log level during the runs")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per rate; the one with the median p99 is printed (a shared machine is noisy)")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
-    print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run, median p99 of {args.repeat}; gunicorn gthread, {args.threads} threads "
-          f"per process; Parley log level {args.log_level}")
+    print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run, median p99 of {args.repeat}; Parley on gunicorn "
+          f"gevent, Bolt on gthread with {args.threads} threads per process; Parley log level {args.log_level}")
     print(f"{'server':<44} {'rate':>6} {'acked/s':>8} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'load':>5}")
     with slack_stub() as stub_url:
@@ -189,8 +189,7 @@ def parley(stub_url: str, prefix: str, args: argparse.Namespace, extra: list[str
     subprocess.run([str(BIN / "parley"), "db", "upgrade"], cwd=ROOT, env=environ, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()
-    command = [str(BIN / "parley"), "serve", "--port", str(port), "--processes", str(processes),
-               "--threads", str(args.threads), *extra]
+    command = [str(BIN / "parley"), "serve", "--port", str(port), "--processes", str(processes), *extra]
     with running(command, environ, port) as url:
         yield url
 

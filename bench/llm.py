@@ -196,7 +196,7 @@ def report(args: argparse.Namespace, timings: Timings, elapsed: float, cpu: floa
               f"{percentile(firsts, .99) * 1000:.0f} ms | full answer p50 {percentile(fulls, .5) * 1000:.0f} ms"
               f"  p99 {percentile(fulls, .99) * 1000:.0f} ms")
     print(f"waiting in the inbox p50 {percentile(queued, .5) * 1000:.0f} ms  p99 {percentile(queued, .99) * 1000:.0f} ms"
-          " (a conversation's messages are answered in order, one partition per worker)")
+          " (a conversation's messages are answered in order, by one worker at a time)")
     if overhead:
         print(f"overhead beyond the stub's {args.latency * 1000:.0f} ms (API-answered): "
               f"p50 {statistics.median(overhead) * 1000:.1f} ms   p99 {percentile(overhead, .99) * 1000:.1f} ms")

@@ -11,7 +11,7 @@ Prints a line per minute (sent, acknowledged, answered, server RSS), then throug
 and answer latency per channel, counts in / answered / dead-lettered / duplicated / missing, and
 whether the server's memory was flat after warm-up.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--rate 20] [--processes 1] [--threads 32]
+    .venv/bin/python bench/soak.py [--minutes 10] [--rate 20] [--processes 1]
 """
 
 from __future__ import annotations
@@ -222,7 +222,6 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second, all channels together")
     parser.add_argument("--customers", type=int, default=200, help="returning customers per channel")
     parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before memory counts as steady")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the stubs' request lines
@@ -242,8 +241,7 @@ def main() -> None:
                          TWILIO_API_URL=twilio.url, TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN,
                          TELEGRAM_SECRET_TOKEN=TELEGRAM_SECRET, TELEGRAM_API_URL=telegram.url,
                          PARLEY_LOG_LEVEL="WARNING")
-        url, server = serve(env, directory / "serve.log", "--processes", str(args.processes),
-                            "--threads", str(args.threads))
+        url, server = serve(env, directory / "serve.log", "--processes", str(args.processes))
         print(f"parley serve at {url} (pid {server.process.pid}), Redis prefix {prefix}, {database_url}")
         print(f"{args.rate:g} messages/s for {args.minutes:g} min, channels {', '.join(CHANNELS)}; log {directory}")
         tally, stop = Tally(), threading.Event()

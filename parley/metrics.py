@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server,
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server,
 )
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -52,6 +52,8 @@ class Metrics:
     llm_tokens: Counter
     handoffs: Counter
     errors: Counter
+    in_flight: Gauge
+    capacity: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -80,6 +82,11 @@ class Metrics:
             handoffs=counter("parley_handoffs", "Handoffs opened, claimed, handed back and resolved",
                              ["event"]),
             errors=counter("parley_errors", "Refused requests and failed messages, by error", ["kind"]),
+            # Summed over a pod's live processes: what its HPA scales on (with the inbox's lag).
+            in_flight=Gauge("parley_messages_in_flight", "Conversations being answered in this pod now",
+                            registry=registry, multiprocess_mode="livesum"),
+            capacity=Gauge("parley_worker_capacity", "Messages this pod may have in flight (server.workers)",
+                           registry=registry, multiprocess_mode="livesum"),
         )
 
     @staticmethod

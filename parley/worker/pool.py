@@ -57,6 +57,7 @@ class WorkerPool:
         return len(self._serving)
 
     def start(self) -> None:
+        self.pipeline.metrics.capacity.set(self.workers)
         self._spawn(self._fetch, name="parley-fetcher")
         for task in self.periodic:
             self._spawn(self._every, task, name=f"parley-{task.name}")
@@ -132,6 +133,7 @@ class WorkerPool:
                                   name=f"parley-conversation-{claim.conversation_id[:16]}")
         with self._lock:
             self._serving.add(thread)
+        self.pipeline.metrics.in_flight.inc()
         thread.start()
 
     # -- serving one conversation ----------------------------------------------------------------
@@ -164,6 +166,7 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._serving.discard(threading.current_thread())
+            self.pipeline.metrics.in_flight.dec()
             self._slots.release()
 
     def _handle(self, delivery: Delivery) -> bool:

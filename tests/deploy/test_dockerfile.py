@@ -74,7 +74,7 @@ def test_the_runtime_stage_runs_parley_serve_as_a_non_root_user_and_stops_gracef
     assert stage["STOPSIGNAL"] == "SIGTERM"
     assert stage["ENTRYPOINT"] == '["parley"]' and stage["CMD"] == '["serve"]'
     environment = " ".join(args for keyword, args in final_stage() if keyword == "ENV")
-    for variable in ("PARLEY_PROCESSES=", "PARLEY_THREADS=", "PARLEY_GRACEFUL_TIMEOUT=",
+    for variable in ("PARLEY_PROCESSES=", "PARLEY_CONNECTIONS=", "PARLEY_GRACEFUL_TIMEOUT=",
                      "PROMETHEUS_MULTIPROC_DIR=/tmp/", "PARLEY_HOST=0.0.0.0"):
         assert variable in environment
 

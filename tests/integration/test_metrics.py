@@ -111,7 +111,7 @@ def test_every_metric_the_runbook_names_is_exported() -> None:
     expected = {"parley_messages_in_total", "parley_messages_out_total", "parley_ack_seconds",
                 "parley_answer_seconds", "parley_answers_total", "parley_llm_tokens_total",
                 "parley_handoffs_total", "parley_inbox_depth", "parley_dead_letters", "parley_errors_total",
-                "parley_messages_duplicate_total"}
+                "parley_messages_duplicate_total", "parley_messages_in_flight", "parley_worker_capacity"}
     assert expected == exported
     for name in exported:
         assert f"`{name}" in runbook, f"deployments/README.md does not explain {name}"
