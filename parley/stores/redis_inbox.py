@@ -61,7 +61,8 @@ class RedisInbox:
         self._max_attempts = max_attempts
         self.scripts = {name: client.register_script(getattr(scripts, name))
                          for name in ("PUT", "REPLAY", "NEXT", "DONE", "DEAD_LETTER", "RELEASE", "RENEW")}
-        self._held: dict[str, Claim] = {}  # token -> claim: what the keeper renews
+        # What the keeper renews. Keyed by the claim itself: stream ids repeat across shards.
+        self._held: set[Claim] = set()
         self._spare: deque[Claim] = deque()  # claimed beyond what the caller asked for
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -198,7 +199,7 @@ class RedisInbox:
             self.client.ping()
 
     def holds(self, claim: Claim) -> bool:
-        return claim.token in self._held
+        return claim in self._held
 
     # -- claims: held, spare, renewed, recovered -----------------------------------------------
 
@@ -207,10 +208,12 @@ class RedisInbox:
             for token, fields in entries:
                 # Deleted after it was read: nothing to serve. Held already: a worker here is on
                 # it (a late renewal let our own recovery take it back), and must stay the only one.
-                if not fields or text_of(token) in self._held:
+                if not fields:
                     continue
                 claim = Claim(conversation_id=text_of(fields[b"c"]), token=text_of(token))
-                self._held[claim.token] = claim
+                if claim in self._held:
+                    continue
+                self._held.add(claim)
                 self._spare.append(claim)
 
     def _take_spare(self, limit: int) -> list[Claim]:
@@ -219,7 +222,7 @@ class RedisInbox:
 
     def _forget(self, claim: Claim) -> None:
         with self._lock:
-            self._held.pop(claim.token, None)
+            self._held.discard(claim)
 
     def _start_keeper(self) -> None:
         with self._lock:
@@ -246,7 +249,7 @@ class RedisInbox:
 
     def _renew(self) -> None:
         with self._lock:
-            held = list(self._held.values())
+            held = list(self._held)
         by_shard: dict[int, list[Claim]] = {}
         for claim in held:
             by_shard.setdefault(shard_of(claim.conversation_id, self.shards), []).append(claim)
