@@ -29,13 +29,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.inbox import BIN, SECRET, TOKEN, forget, free_port, ready, running, signed  # noqa: E402
+from tests.integration.redis_processes import postgres_database  # noqa: E402
 
 SLOW_WORD = "glacier"  # the stub makes any question containing it take --slow-seconds
 
@@ -55,7 +55,8 @@ def main() -> None:
           f"{args.rate:g} msg/s offered; workers {args.workers or 'as shipped'}")
     print(f"{'processes':>9} {'offered/s':>10} {'answered/s':>11} {'answered':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'CPU ms/msg':>11} {'load':>5}")
-    with openai_stub(args) as llm_url, slack_stub() as (slack_url, stats), postgres() as database_url:
+    with openai_stub(args) as llm_url, slack_stub() as (slack_url, stats), \
+            postgres_database() as database_url:
         for processes in (int(p) for p in args.processes.split(",")):
             prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
             try:
@@ -231,19 +232,6 @@ def openai_stub(args: argparse.Namespace) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    name = f"parley_bench_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

@@ -64,28 +64,34 @@ local id = string.match(head, '^(%d+)|')
 return {1, head, redis.call('HINCRBY', KEYS[4], id, 1)}
 """
 
+# KEYS[1]: queue, KEYS[4]: tries, KEYS[5]: depth. Pop the head if it is entry ARGV[4]; its
+# envelope JSON, or false when the head is another entry (or none).
+_POP_HEAD = """
+local function pop_head()
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if head == false or string.sub(head, 1, #ARGV[4] + 1) ~= ARGV[4] .. '|' then return false end
+  redis.call('LPOP', KEYS[1])
+  redis.call('HDEL', KEYS[4], ARGV[4])
+  redis.call('DECR', KEYS[5])
+  return string.sub(head, #ARGV[4] + 2)
+end
+"""
+
 # KEYS: queue, sched, ready, tries, depth. ARGV: group, consumer, token, entry id.
 # 1: the head was that entry and is gone; 0: it was not there; -1: not ours.
-DONE = _OWNED + """
+DONE = _OWNED + _POP_HEAD + """
 if not owned() then return -1 end
-local head = redis.call('LINDEX', KEYS[1], 0)
-if head == false or string.sub(head, 1, #ARGV[4] + 1) ~= ARGV[4] .. '|' then return 0 end
-redis.call('LPOP', KEYS[1])
-redis.call('HDEL', KEYS[4], ARGV[4])
-redis.call('DECR', KEYS[5])
+if pop_head() == false then return 0 end
 return 1
 """
 
 # KEYS: queue, sched, ready, tries, depth, dead. ARGV: group, consumer, token, entry id,
 # conversation, attempts, reason. Move the head to the dead-letter stream; as DONE otherwise.
-DEAD_LETTER = _OWNED + """
+DEAD_LETTER = _OWNED + _POP_HEAD + """
 if not owned() then return -1 end
-local head = redis.call('LINDEX', KEYS[1], 0)
-if head == false or string.sub(head, 1, #ARGV[4] + 1) ~= ARGV[4] .. '|' then return 0 end
-redis.call('LPOP', KEYS[1])
-redis.call('HDEL', KEYS[4], ARGV[4])
-redis.call('DECR', KEYS[5])
-redis.call('XADD', KEYS[6], '*', 'envelope', string.sub(head, #ARGV[4] + 2), 'conversation', ARGV[5],
+local envelope = pop_head()
+if envelope == false then return 0 end
+redis.call('XADD', KEYS[6], '*', 'envelope', envelope, 'conversation', ARGV[5],
            'attempts', ARGV[6], 'reason', ARGV[7])
 return 1
 """
