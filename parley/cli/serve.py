@@ -66,9 +66,16 @@ def _end_streams_on_sigterm(worker: Any) -> None:
     if services is None or not callable(stop):
         return
 
-    def drain_then_stop(signum: int, frame: Any) -> None:
+    def drain() -> None:
         for adapter in services.adapters.values():
             adapter.drain()
+
+    def drain_then_stop(signum: int, frame: Any) -> None:
+        # A signal handler runs in gevent's event loop, where nothing may wait (not even for a
+        # lock): draining wakes every open stream, so it runs in a greenlet of its own.
+        import gevent
+
+        gevent.spawn(drain)
         stop(signum, frame)
 
     signal.signal(signal.SIGTERM, drain_then_stop)
