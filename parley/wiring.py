@@ -94,7 +94,8 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     return Services(settings=settings, index=index, engine=engine, sessions=sessions, inbox=inbox, log=log,
                     widget=widget, desk=desk, adapters=adapters, limits=sender_limits_of(settings, limiter),
                     metrics=metrics, dialogue=dialogue, pipeline=pipeline,
-                    workers=WorkerPool(inbox, pipeline, workers=settings.server.workers,
+                    workers=WorkerPool(inbox, pipeline,
+                                       workers=settings.server.workers_for(llm=settings.llm.api_key is not None),
                                        periodic=reminders_of(settings, desk, inbox),
                                        poll_seconds=_poll_seconds(inbox)),
                     health=(inbox.ping,) if isinstance(inbox, RedisInbox) else ())

@@ -41,8 +41,13 @@ class ServerSettings(Model):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = None
     data_dir: Path = Path("var")
-    workers: int = Field(default=256, ge=1, le=10_000, description=(
-        "messages in flight per process (each waits as a greenlet: an LLM call costs no thread)"))
+    workers: int | None = Field(default=None, ge=1, le=10_000, description=(
+        "messages in flight per process; unset: 256 with an LLM (each waits as a greenlet), "
+        "16 with the offline engine (CPU-bound: more would only delay the webhooks' acks)"))
+
+    def workers_for(self, *, llm: bool) -> int:
+        """``workers``, or the default for the engine: waiting is cheap, computing is not."""
+        return self.workers or (256 if llm else 16)
     reply_timeout_seconds: float = Field(default=10.0, gt=0)
     trusted_proxies: int = Field(default=0, ge=0, le=10, description=(
         "proxies in front (e.g. 1 behind an Ingress) whose X-Forwarded-For/-Proto to believe; 0: none"))

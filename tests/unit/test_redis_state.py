@@ -19,7 +19,8 @@ from tests.conftest import make_settings
 def test_inbox_settings_default_to_sixteen_shards_and_hundreds_of_workers(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     storage = settings.storage
-    assert (storage.inbox_shards, settings.server.workers) == (16, 256)
+    assert storage.inbox_shards == 16
+    assert (settings.server.workers_for(llm=True), settings.server.workers_for(llm=False)) == (256, 16)
     assert (storage.visibility_timeout_seconds, storage.max_attempts, storage.key_prefix) == (30.0, 5, "parley:")
 
 
