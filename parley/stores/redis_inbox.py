@@ -242,10 +242,6 @@ class RedisInbox:
                 rounds += 1
             except redis.RedisError as exc:
                 logger.warning("inbox_keeper_failed", error=type(exc).__name__, detail=str(exc))
-        try:
-            self._renew()  # in-flight messages keep their claims while the process stops
-        except redis.RedisError:
-            pass
 
     def _renew(self) -> None:
         with self._lock:
