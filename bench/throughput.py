@@ -117,15 +117,17 @@ def drive(url: str, events: list[tuple[str, tuple[bytes, dict[str, str]]]], rate
             if (delay := start + index / rate - time.perf_counter()) > 0:
                 time.sleep(delay)
             stamp = time.time()
-            try:
-                connection.request("POST", "/slack/events", body=body, headers=headers)
-                connection.getresponse().read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection(host, int(port), timeout=10)
-                continue
-            with lock:
-                sent.setdefault(channel, stamp)
+            for _attempt in range(2):  # the server closes idle keep-alive connections: retry once
+                try:
+                    connection.request("POST", "/slack/events", body=body, headers=headers)
+                    connection.getresponse().read()
+                except (OSError, http.client.HTTPException):
+                    connection.close()
+                    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+                    continue
+                with lock:
+                    sent.setdefault(channel, stamp)
+                break
 
     threads = [threading.Thread(target=sender) for _ in range(32)]
     for thread in threads:
