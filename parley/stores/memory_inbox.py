@@ -60,11 +60,6 @@ class MemoryInbox:
             self._enqueue(envelope)
             return True
 
-    def replay(self, envelope: Envelope) -> None:
-        """Queue an envelope again, past the dedupe (a dead letter an operator sends back)."""
-        with self._lock:
-            self._enqueue(envelope)
-
     def claim(self, limit: int, timeout: float) -> list[Claim]:
         with self._lock:
             if not self._has_ready.wait_for(lambda: bool(self._ready) or self._closed, timeout=timeout):

@@ -198,9 +198,6 @@ class RedisInbox:
         with unavailable("reach Redis"):
             self.client.ping()
 
-    def holds(self, claim: Claim) -> bool:
-        return claim in self._held
-
     # -- claims: held, spare, renewed, recovered -----------------------------------------------
 
     def _hold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
