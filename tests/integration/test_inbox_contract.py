@@ -5,39 +5,18 @@ from a dead process and fencing of one whose claim lapsed."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import redis
 
 from parley.core.inbox import Claim, Inbox
 from parley.errors import LostClaim
 from parley.stores.memory_inbox import MemoryInbox
-from parley.stores.redis import connect
 from parley.stores.redis_inbox import RedisInbox
 from tests.conftest import make_envelope
-from tests.integration.redis_processes import REDIS_URL, delete_prefix, wait_until
+from tests.integration.redis_processes import wait_until
 
 MakeInbox = Callable[..., Inbox]
-
-
-@pytest.fixture
-def make_redis_inbox() -> Iterator[Callable[..., RedisInbox]]:
-    """Each call is another process's view of one shared inbox."""
-    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
-    made: list[RedisInbox] = []
-
-    def make(*, max_attempts: int = 3, visibility_timeout: float = 5.0) -> RedisInbox:
-        inbox = RedisInbox(connect(REDIS_URL), prefix=prefix, dedupe_ttl=60, shards=4,
-                           visibility_timeout=visibility_timeout, max_attempts=max_attempts)
-        made.append(inbox)
-        return inbox
-
-    yield make
-    for inbox in made:
-        inbox.close()
-    delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

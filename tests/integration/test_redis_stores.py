@@ -33,23 +33,8 @@ def prefix() -> Iterator[str]:
     delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
 
 
-@pytest.fixture
-def make_inbox(prefix: str) -> Iterator[Callable[..., RedisInbox]]:
-    made: list[RedisInbox] = []
-
-    def make(*, shards: int = 4, visibility_timeout: float = 5.0, max_attempts: int = 3) -> RedisInbox:
-        inbox = RedisInbox(connect(REDIS_URL), shards=shards, prefix=prefix, dedupe_ttl=60,
-                           visibility_timeout=visibility_timeout, max_attempts=max_attempts)
-        made.append(inbox)
-        return inbox
-
-    yield make
-    for inbox in made:
-        inbox.close()
-
-
-def test_a_retried_platform_message_is_stored_once(make_inbox: Callable[..., RedisInbox]) -> None:
-    inbox = make_inbox()
+def test_a_retried_platform_message_is_stored_once(make_redis_inbox: Callable[..., RedisInbox]) -> None:
+    inbox = make_redis_inbox()
     envelope = make_envelope("where is my order", message_id="Ev001")
     assert inbox.put(envelope) is True
     assert inbox.put(replace(envelope, text="where is my order (again)")) is False
@@ -57,8 +42,8 @@ def test_a_retried_platform_message_is_stored_once(make_inbox: Callable[..., Red
 
 
 def test_inbox_commands_show_replay_and_drop_dead_letters(
-        make_inbox: Callable[..., RedisInbox], prefix: str, tmp_path: Path) -> None:
-    inbox = make_inbox(max_attempts=1)
+        make_redis_inbox: Callable[..., RedisInbox], inbox_prefix: str, tmp_path: Path) -> None:
+    inbox = make_redis_inbox(max_attempts=1)
     for number in (1, 2):
         inbox.put(make_envelope(f"message {number}", conversation_id="conv-dead", message_id=f"EvDEAD{number}"))
     [claim] = inbox.claim(1, timeout=0.1)
@@ -67,7 +52,7 @@ def test_inbox_commands_show_replay_and_drop_dead_letters(
         assert delivery is not None
         assert inbox.fail(delivery, f"UpstreamError: failure {number}") is True
     assert inbox.next(claim) is None
-    env = parley_env(write_config(tmp_path, key_prefix=prefix, max_attempts=1), tmp_path / "var",
+    env = parley_env(write_config(tmp_path, key_prefix=inbox_prefix, max_attempts=1), tmp_path / "var",
                      REDIS_URL=REDIS_URL)
 
     def parley(*args: str) -> subprocess.CompletedProcess[str]:
@@ -150,9 +135,9 @@ def test_unreachable_redis_means_503_for_webhooks_and_readiness(tmp_path: Path) 
         app.extensions["parley"].close()
 
 
-def test_consumers_of_processes_long_gone_are_forgotten(make_inbox: Callable[..., RedisInbox]) -> None:
-    inbox = make_inbox(shards=1)
-    gone = make_inbox(shards=1)
+def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callable[..., RedisInbox]) -> None:
+    inbox = make_redis_inbox(shards=1)
+    gone = make_redis_inbox(shards=1)
     gone.put(make_envelope("hello"))
     [claim] = gone.claim(1, timeout=0.1)
     delivery = gone.next(claim)
