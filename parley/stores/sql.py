@@ -4,114 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
-from sqlalchemy import Engine, Index, event, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from parley.core.desk import DeskPost
 from parley.core.envelope import AnswerMeta, Envelope, Reply, Source
 from parley.core.handoff import DESK
 from parley.core.log import LoggedMessage
 from parley.errors import Unavailable
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Conversation(SQLModel, table=True):
-    id: str = Field(primary_key=True, max_length=200)
-    channel: str = Field(index=True, max_length=32)
-    customer: str = Field(max_length=200)
-    started_at: datetime = Field(default_factory=_now, index=True)
-    updated_at: datetime = Field(default_factory=_now)
-
-
-class Message(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    # The platform's message id (inbound, channel-scoped) or our reply id (outbound): unique, so a
-    # retried webhook or a re-run worker can never store the same message twice.
-    public_id: str = Field(unique=True, max_length=200)
-    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=200)
-    direction: str = Field(max_length=3)
-    channel: str = Field(max_length=32)
-    text: str
-    created_at: datetime = Field(default_factory=_now, index=True)
-    in_reply_to: str | None = Field(default=None, index=True, max_length=200)
-    author: str | None = None
-    engine: str | None = None
-    intent: str | None = Field(default=None, max_length=200)
-    confidence: float | None = None
-    sources: str = "[]"
-    quick_replies: str = "[]"
-    latency_ms: float | None = None
-    cached: bool = False
-    model_version: str | None = None
-    # LLM accounting (null for messages no model wrote): which model, and the tokens it billed.
-    model: str | None = Field(default=None, max_length=200)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    # Where a reply went (JSON), so a retry resends it there: a post to the reps' thread has its
-    # own route, not the customer's. Null on inbound messages and on replies logged before 0004.
-    route: str | None = None
-    # What a post to the reps' thread is (``core.desk.DeskPost`` as JSON); null on every other message.
-    desk: str | None = None
-
-    # Export filters by channel and time; the suggest query walks inbound messages by time.
-    __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)
-
-
-class HandoffEvent(SQLModel, table=True):
-    """One step of a handoff (requested, claimed, handed back, resolved), for funnel analysis."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=200)
-    kind: str = Field(max_length=32)
-    reason: str | None = None
-    actor: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(default_factory=_now, index=True)
-
-
-class Feedback(SQLModel, table=True):
-    """A customer's verdict on one bot message: thumbs (-1/+1), a handoff rating (1-5) or helpful."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    # One verdict per message: a second click changes it rather than adding a vote.
-    message_id: str = Field(foreign_key="message.public_id", unique=True, max_length=200)
-    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=200)
-    kind: str = Field(default="answer", max_length=16)
-    score: int
-    comment: str | None = None
-    created_at: datetime = Field(default_factory=_now, index=True)
-
-
-class Label(SQLModel, table=True):
-    """The intent (knowledge article id, or ``handoff``) a person assigned to a customer message."""
-
-    message_id: str = Field(primary_key=True, foreign_key="message.public_id", max_length=200)
-    intent: str = Field(index=True, max_length=200)
-    source: str = Field(default="import", max_length=32)
-    created_at: datetime = Field(default_factory=_now)
-
-
-class ModelVersion(SQLModel, table=True):
-    """A trained classifier artefact under ``<data_dir>/models``; at most one is active."""
-
-    version: str = Field(primary_key=True, max_length=64)
-    kind: str = Field(max_length=32)
-    artefact: str = Field(max_length=200)
-    content_hash: str = Field(max_length=64)
-    metrics: str = "{}"
-    params: str = "{}"
-    data_from: datetime | None = None
-    data_until: datetime | None = None
-    created_at: datetime = Field(default_factory=_now)
-    active: bool = Field(default=False, index=True)
-    activated_at: datetime | None = None
+from parley.stores.sql_batch import GroupCommit, Inbound, Replies
+from parley.stores.sql_tables import (  # noqa: F401 - the tables are imported from here too
+    Conversation, Feedback, HandoffEvent, Label, Message, ModelVersion, _now,
+)
 
 
 def open_database(url: str) -> Engine:
@@ -138,6 +46,8 @@ def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001 - DBAPI types
 class SqlConversationLog:
     def __init__(self, database: Engine) -> None:
         self.database = database
+        # The two writes on every message's path go through group commit (``sql_batch``).
+        self._writes = GroupCommit(database)
 
     def create_schema(self) -> None:
         """Create or upgrade the tables through the Alembic migrations (``parley db upgrade``)."""
@@ -146,23 +56,11 @@ class SqlConversationLog:
         upgrade(self.database)
 
     def record_inbound(self, envelope: Envelope) -> bool:
-        with self._session() as session:
-            if session.get(Conversation, envelope.conversation_id) is None:
-                session.add(Conversation(id=envelope.conversation_id, channel=envelope.channel,
-                                         customer=envelope.sender))
-            session.add(Message(public_id=envelope.dedupe_key, conversation_id=envelope.conversation_id,
-                                direction="in", channel=envelope.channel, text=envelope.text,
-                                created_at=datetime.fromtimestamp(envelope.timestamp, UTC)))
-            return commit_unless_duplicate(session)
+        return self._writes.write(Inbound(envelope))
 
     def record_replies(self, envelope: Envelope, replies: Sequence[Reply]) -> None:
-        with self._session() as session:
-            for reply in replies:
-                session.add(_reply_row(reply, in_reply_to=envelope.dedupe_key))
-            conversation = session.get(Conversation, envelope.conversation_id)
-            if conversation is not None:
-                conversation.updated_at = _now()
-            commit_unless_duplicate(session)
+        if replies:
+            self._writes.write(Replies(envelope, tuple(replies)))
 
     def replies_to(self, envelope: Envelope) -> list[Reply] | None:
         query = select(Message).where(Message.in_reply_to == envelope.dedupe_key).order_by(Message.id)
@@ -246,21 +144,6 @@ def commit_unless_duplicate(session: Session) -> bool:
         session.rollback()
         return False
     return True
-
-
-def _reply_row(reply: Reply, *, in_reply_to: str) -> Message:
-    meta = reply.meta
-    return Message(
-        public_id=reply.reply_id, conversation_id=reply.conversation_id, direction="out",
-        channel=reply.channel, text=reply.text, in_reply_to=in_reply_to, author=reply.author,
-        engine=meta.engine, intent=meta.intent, confidence=meta.confidence,
-        sources=json.dumps([{"id": s.id, "title": s.title} for s in meta.sources]),
-        quick_replies=json.dumps(list(reply.quick_replies)), latency_ms=meta.latency_ms,
-        cached=meta.cached, model_version=meta.model_version, model=meta.model,
-        prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
-        route=json.dumps(dict(reply.route)),
-        desk=json.dumps(asdict(reply.desk)) if reply.desk is not None else None,
-    )
 
 
 def _sources(row: Message) -> tuple[Source, ...]:
