@@ -8,30 +8,31 @@ worker to find the writer free commits everything queued so far in one transacti
 multi-row statement per table. A lone worker waits for nothing (its batch is itself); under load a
 batch holds whatever arrived while the previous one committed.
 
-A duplicate (a retried webhook, a re-run worker) is not an error: the unique key on
-``message.public_id`` skips it (``ON CONFLICT DO NOTHING``). Any other row the database refuses
-fails only its own write: the batch is then retried one write at a time.
+A duplicate (a retried webhook, a re-run worker) is not an error: a batch first looks up which of
+its messages and conversations exist, and inserts only the others. (Dialect-specific ``ON CONFLICT
+DO NOTHING`` inserts would save that look-up, but SQLAlchemy compiles them anew on every execution,
+which cost more than the look-up; these statements all come from its compiled cache.) Two writers
+racing to insert the same row make one transaction fail on the unique key, and a batch that fails
+for any reason but an unreachable database is retried one write at a time: the retry's look-up
+sees the other's row, and a row the database refuses fails only its own write.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from parley.core.envelope import Envelope, Reply
-from parley.errors import ConfigError, Unavailable
+from parley.errors import Unavailable
 from parley.stores.sql_tables import Conversation, Message
 
-# The dialects whose INSERT has ON CONFLICT DO NOTHING ... RETURNING, which the log relies on.
-_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # Bounds one transaction (and its statements' size) when a backlog has built up.
 BATCH_LIMIT = 256
 
@@ -71,12 +72,7 @@ class GroupCommit:
     """``write`` blocks until the write is committed (with others'), like a transaction of its own."""
 
     def __init__(self, database: Engine) -> None:
-        insert = _INSERTS.get(database.dialect.name)
-        if insert is None:
-            raise ConfigError(f"storage.database_url: {database.dialect.name} is not supported "
-                              "(use SQLite or PostgreSQL)")
         self._database = database
-        self._insert = insert
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         # Held by the worker committing a batch; the others queue up behind it (the next batch).
@@ -102,24 +98,37 @@ class GroupCommit:
             results = self._in_one_transaction([ticket.write for ticket in batch])
         except OperationalError as exc:
             for ticket in batch:
-                ticket.finish(error=Unavailable(f"database unreachable: {exc.orig}"))
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].finish(error=exc)
-            else:  # one bad row must not fail the others: find it by writing one at a time
-                for ticket in batch:
-                    self._commit([ticket])
+                ticket.finish(error=_unavailable(exc))
+        except Exception:
+            for ticket in batch:
+                self._commit_alone(ticket)
         else:
             for ticket, result in zip(batch, results, strict=True):
                 ticket.finish(result)
 
+    def _commit_alone(self, ticket: _Ticket) -> None:
+        for attempt in range(2):
+            try:
+                ticket.finish(self._in_one_transaction([ticket.write])[0])
+                return
+            except OperationalError as exc:
+                ticket.finish(error=_unavailable(exc))
+                return
+            except IntegrityError as exc:  # a concurrent writer's row: the second look-up sees it
+                if attempt:
+                    ticket.finish(error=exc)
+            except Exception as exc:  # noqa: BLE001 - handed to the one caller whose row it is
+                ticket.finish(error=exc)
+                return
+
     def _in_one_transaction(self, writes: Sequence[Write]) -> list[bool]:
         inbound = [write.envelope for write in writes if isinstance(write, Inbound)]
-        replies = [write for write in writes if isinstance(write, Replies)]
+        replies = [reply for write in writes if isinstance(write, Replies) for reply in write.replies]
         with self._database.begin() as connection:
-            stored = self._insert_inbound(connection, inbound) if inbound else set()
+            known = _existing(connection, [e.dedupe_key for e in inbound] + [r.reply_id for r in replies])
+            stored = self._insert_inbound(connection, inbound, known) if inbound else set()
             if replies:
-                self._insert_replies(connection, replies)
+                self._insert_replies(connection, writes, known)
         # Two copies of one message in a batch (a platform's retry racing the original): the first
         # is the one stored now, the second was stored before.
         taken: set[str] = set()
@@ -133,27 +142,40 @@ class GroupCommit:
                 results.append(True)
         return results
 
-    def _insert_inbound(self, connection: Connection, envelopes: list[Envelope]) -> set[str]:
+    def _insert_inbound(self, connection: Connection, envelopes: list[Envelope], known: set[str]) -> set[str]:
         now = _now()
         conversations = {envelope.conversation_id: {
             "id": envelope.conversation_id, "channel": envelope.channel, "customer": envelope.sender,
             "started_at": now, "updated_at": now} for envelope in reversed(envelopes)}
-        connection.execute(self._insert(Conversation).on_conflict_do_nothing(), list(conversations.values()))
-        rows = [_message(public_id=envelope.dedupe_key, conversation_id=envelope.conversation_id,
-                         direction="in", channel=envelope.channel, text=envelope.text,
-                         created_at=datetime.fromtimestamp(envelope.timestamp, UTC))
-                for envelope in envelopes]
-        statement = self._insert(Message).on_conflict_do_nothing().returning(Message.public_id)
-        return set(connection.execute(statement, rows).scalars())
-
-    def _insert_replies(self, connection: Connection, writes: list[Replies]) -> None:
-        rows = [_reply(reply, in_reply_to=write.envelope.dedupe_key)
-                for write in writes for reply in write.replies]
+        found = set(connection.scalars(select(Conversation.id).where(Conversation.id.in_(conversations))))
+        if new := [row for key, row in conversations.items() if key not in found]:
+            connection.execute(insert(Conversation), new)
+        rows = {envelope.dedupe_key: _message(
+            public_id=envelope.dedupe_key, conversation_id=envelope.conversation_id, direction="in",
+            channel=envelope.channel, text=envelope.text,
+            created_at=datetime.fromtimestamp(envelope.timestamp, UTC))
+            for envelope in reversed(envelopes) if envelope.dedupe_key not in known}
         if rows:
-            connection.execute(self._insert(Message).on_conflict_do_nothing(), rows)
-        conversations = {write.envelope.conversation_id for write in writes}
+            connection.execute(insert(Message), list(reversed(rows.values())))
+        return set(rows)
+
+    def _insert_replies(self, connection: Connection, writes: Sequence[Write], known: set[str]) -> None:
+        rows = [_reply(reply, in_reply_to=write.envelope.dedupe_key)
+                for write in writes if isinstance(write, Replies)
+                for reply in write.replies if reply.reply_id not in known]
+        if rows:
+            connection.execute(insert(Message), rows)
+        conversations = {write.envelope.conversation_id for write in writes if isinstance(write, Replies)}
         connection.execute(update(Conversation).where(Conversation.id.in_(conversations))
                            .values(updated_at=_now()))
+
+
+def _existing(connection: Connection, public_ids: list[str]) -> set[str]:
+    return set(connection.scalars(select(Message.public_id).where(Message.public_id.in_(public_ids))))
+
+
+def _unavailable(exc: OperationalError) -> Unavailable:
+    return Unavailable(f"database unreachable: {exc.orig}")
 
 
 def _now() -> datetime:

@@ -8,6 +8,7 @@ write is queued behind it; the next transaction then carries all of them.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,3 +129,30 @@ def test_a_row_the_database_refuses_fails_only_its_own_write(log: SqlConversatio
     assert results[:5] + results[6:] == [True] * len(good)
     assert not log.has_conversation(poison.conversation_id, "slack")
     assert all(log.has_conversation(m.conversation_id, "slack") for m in good)
+
+
+def test_two_processes_racing_to_store_one_message_store_it_once(log: SqlConversationLog) -> None:
+    """Another pod's log commits the same message between this batch's look-up and its insert."""
+    if log.database.dialect.name == "sqlite":  # one writer at a time: the race cannot happen there
+        return
+    other = SqlConversationLog(open_database(log.database.url.render_as_string(hide_password=False)))
+    first = envelope(1, "hello")
+    message = replace(first, message_id="1700000001.000002", text="where is my order?")
+    log.record_inbound(first)  # the conversation exists; only the message row is raced for
+    raced = threading.Event()
+
+    def other_pod_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("INSERT INTO message") and not raced.is_set():
+            raced.set()
+            assert other.record_inbound(message) is True
+
+    event.listen(log.database, "before_cursor_execute", other_pod_first)
+    try:
+        assert log.record_inbound(message) is False
+    finally:
+        event.remove(log.database, "before_cursor_execute", other_pod_first)
+        other.database.dispose()
+    assert raced.is_set()
+    with Session(log.database) as session:
+        assert session.scalar(select(func.count()).select_from(Message)
+                              .where(Message.public_id == message.dedupe_key)) == 1
