@@ -8,20 +8,21 @@ worker to find the writer free commits everything queued so far in one transacti
 multi-row statement per table. A lone worker waits for nothing (its batch is itself); under load a
 batch holds whatever arrived while the previous one committed.
 
-A duplicate (a retried webhook, a re-run worker) is not an error: a batch first looks up which of
-its messages and conversations exist, and inserts only the others. (Dialect-specific ``ON CONFLICT
-DO NOTHING`` inserts would save that look-up, but SQLAlchemy compiles them anew on every execution,
-which cost more than the look-up; these statements all come from its compiled cache.) Two writers
-racing to insert the same row make one transaction fail on the unique key, and a batch that fails
-for any reason but an unreachable database is retried one write at a time: the retry's look-up
-sees the other's row, and a row the database refuses fails only its own write.
+Duplicates are rare here (the inbox dedupes before a message is queued), so a batch is written
+optimistically, without reading first: a few round trips a message, all statements from
+SQLAlchemy's compiled cache. (Dialect-specific ``ON CONFLICT DO NOTHING`` inserts are never
+cached: compiling them cost more than they saved.) A batch that fails for any reason but an
+unreachable database is retried one write at a time, each first looking up which of its rows exist:
+a duplicate (a retried webhook, a re-run worker, another pod's racing insert) is then skipped, and a
+row the database refuses fails only its own write.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from parley.stores.sql_tables import Conversation, Message
 
 # Bounds one transaction (and its statements' size) when a backlog has built up.
 BATCH_LIMIT = 256
+CONVERSATIONS_REMEMBERED = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,10 @@ class GroupCommit:
         self._queue_lock = threading.Lock()
         # Held by the worker committing a batch; the others queue up behind it (the next batch).
         self._writer = threading.Lock()
+        # Conversations known to exist, so a message to one needs no look-up. Only ever a hint: a
+        # conversation erased meanwhile fails the insert on its foreign key, and the retry alone
+        # looks everything up.
+        self._conversations = _Recent(CONVERSATIONS_REMEMBERED)
 
     def write(self, write: Write) -> bool:
         ticket = _Ticket(write)
@@ -95,7 +101,7 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         try:
-            results = self._in_one_transaction([ticket.write for ticket in batch])
+            results = self._in_one_transaction([ticket.write for ticket in batch], look_up=False)
         except OperationalError as exc:
             for ticket in batch:
                 ticket.finish(error=_unavailable(exc))
@@ -109,7 +115,7 @@ class GroupCommit:
     def _commit_alone(self, ticket: _Ticket) -> None:
         for attempt in range(2):
             try:
-                ticket.finish(self._in_one_transaction([ticket.write])[0])
+                ticket.finish(self._in_one_transaction([ticket.write], look_up=True)[0])
                 return
             except OperationalError as exc:
                 ticket.finish(error=_unavailable(exc))
@@ -121,14 +127,17 @@ class GroupCommit:
                 ticket.finish(error=exc)
                 return
 
-    def _in_one_transaction(self, writes: Sequence[Write]) -> list[bool]:
+    def _in_one_transaction(self, writes: Sequence[Write], *, look_up: bool) -> list[bool]:
+        """Commit the writes; ``look_up`` first reads which rows exist (else a duplicate raises)."""
         inbound = [write.envelope for write in writes if isinstance(write, Inbound)]
-        replies = [reply for write in writes if isinstance(write, Replies) for reply in write.replies]
+        replies = [write for write in writes if isinstance(write, Replies)]
         with self._database.begin() as connection:
-            known = _existing(connection, [e.dedupe_key for e in inbound] + [r.reply_id for r in replies])
-            stored = self._insert_inbound(connection, inbound, known) if inbound else set()
+            known = _existing(connection, [e.dedupe_key for e in inbound]
+                              + [r.reply_id for write in replies for r in write.replies]) if look_up else set()
+            stored = self._insert_inbound(connection, inbound, known, look_up=look_up) if inbound else set()
             if replies:
-                self._insert_replies(connection, writes, known)
+                self._insert_replies(connection, replies, known)
+        self._conversations.update(envelope.conversation_id for envelope in inbound)
         # Two copies of one message in a batch (a platform's retry racing the original): the first
         # is the one stored now, the second was stored before.
         taken: set[str] = set()
@@ -142,14 +151,17 @@ class GroupCommit:
                 results.append(True)
         return results
 
-    def _insert_inbound(self, connection: Connection, envelopes: list[Envelope], known: set[str]) -> set[str]:
+    def _insert_inbound(self, connection: Connection, envelopes: list[Envelope], known: set[str], *,
+                        look_up: bool) -> set[str]:
         now = _now()
         conversations = {envelope.conversation_id: {
             "id": envelope.conversation_id, "channel": envelope.channel, "customer": envelope.sender,
             "started_at": now, "updated_at": now} for envelope in reversed(envelopes)}
-        found = set(connection.scalars(select(Conversation.id).where(Conversation.id.in_(conversations))))
-        if new := [row for key, row in conversations.items() if key not in found]:
-            connection.execute(insert(Conversation), new)
+        unsure = [key for key in conversations if look_up or key not in self._conversations]
+        if unsure:
+            found = set(connection.scalars(select(Conversation.id).where(Conversation.id.in_(unsure))))
+            if new := [conversations[key] for key in unsure if key not in found]:
+                connection.execute(insert(Conversation), new)
         rows = {envelope.dedupe_key: _message(
             public_id=envelope.dedupe_key, conversation_id=envelope.conversation_id, direction="in",
             channel=envelope.channel, text=envelope.text,
@@ -159,13 +171,12 @@ class GroupCommit:
             connection.execute(insert(Message), list(reversed(rows.values())))
         return set(rows)
 
-    def _insert_replies(self, connection: Connection, writes: Sequence[Write], known: set[str]) -> None:
+    def _insert_replies(self, connection: Connection, writes: list[Replies], known: set[str]) -> None:
         rows = [_reply(reply, in_reply_to=write.envelope.dedupe_key)
-                for write in writes if isinstance(write, Replies)
-                for reply in write.replies if reply.reply_id not in known]
+                for write in writes for reply in write.replies if reply.reply_id not in known]
         if rows:
             connection.execute(insert(Message), rows)
-        conversations = {write.envelope.conversation_id for write in writes if isinstance(write, Replies)}
+        conversations = {write.envelope.conversation_id for write in writes}
         connection.execute(update(Conversation).where(Conversation.id.in_(conversations))
                            .values(updated_at=_now()))
 
@@ -176,6 +187,24 @@ def _existing(connection: Connection, public_ids: list[str]) -> set[str]:
 
 def _unavailable(exc: OperationalError) -> Unavailable:
     return Unavailable(f"database unreachable: {exc.orig}")
+
+
+class _Recent:
+    """The newest ``size`` keys added (a bounded set, oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def update(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
 
 
 def _now() -> datetime:
