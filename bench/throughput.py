@@ -6,7 +6,8 @@ OpenAI-compatible stub answers in ``--latency`` seconds; the answers are counted
 a Slack Web API stub. Each of the three servers runs in a process of its own.
 
 Prints, per run: offered and answered messages/s, answer latency p50/p99 (event sent to
-chat.postMessage received), Parley's CPU per answered message, and with ``--slow`` the same for
+chat.postMessage received), Parley's CPU and Redis commands per answered message (a Redis server
+of the bench's own counts them; a script counts once, plus each command it runs), and with ``--slow`` the same for
 the other customers while one conversation's LLM calls take 30 s each.
 
     .venv/bin/python bench/throughput.py [--rate 300] [--seconds 20] [--processes 1,2] [--workers 256]
@@ -29,12 +30,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.inbox import BIN, SECRET, TOKEN, forget, free_port, ready, running, signed  # noqa: E402
+from bench.inbox import BIN, SECRET, TOKEN, free_port, ready, running, signed  # noqa: E402
 from tests.integration.redis_processes import postgres_database  # noqa: E402
 
 SLOW_WORD = "glacier"  # the stub makes any question containing it take --slow-seconds
@@ -50,25 +52,24 @@ def main() -> None:
     parser.add_argument("--slow", action="store_true",
                         help="one customer's questions take --slow-seconds each at the LLM")
     parser.add_argument("--slow-seconds", type=float, default=30.0)
+    parser.add_argument("--redis-detail", action="store_true", help="print the Redis commands run, by name")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; LLM stub {args.latency * 1000:.0f} ms; {args.seconds:g} s at "
           f"{args.rate:g} msg/s offered; workers {args.workers or 'as shipped'}")
     print(f"{'processes':>9} {'offered/s':>10} {'answered/s':>11} {'answered':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'CPU ms/msg':>11} {'load':>5}")
+          f"{'CPU ms/msg':>11} {'Redis/msg':>10} {'load':>5}")
     with openai_stub(args) as llm_url, slack_stub() as (slack_url, stats), \
-            postgres_database() as database_url:
+            postgres_database() as database_url, private_redis() as redis_url:
         for processes in (int(p) for p in args.processes.split(",")):
             prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
-            try:
-                with parley(prefix, processes, args, llm_url=llm_url, slack_url=slack_url,
-                            database_url=database_url) as (url, pids):
-                    warm_up(url, stats)
-                    report(processes, args, measure(url, pids, stats, args))
-            finally:
-                forget(prefix)
+            with parley(prefix, processes, args, llm_url=llm_url, slack_url=slack_url,
+                        database_url=database_url, redis_url=redis_url) as (url, pids):
+                warm_up(url, stats)
+                report(processes, args, measure(url, pids, stats, args, redis_url))
 
 
-def measure(url: str, pids: list[int], stats: SlackStats, args: argparse.Namespace) -> dict[str, float]:
+def measure(url: str, pids: list[int], stats: SlackStats, args: argparse.Namespace,
+            redis_url: str) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     total = int(args.rate * args.seconds)
     slow_channel = f"DSLOW{run}"
@@ -80,25 +81,30 @@ def measure(url: str, pids: list[int], stats: SlackStats, args: argparse.Namespa
         else:
             events.append((f"D{run}{n:06d}", f"Ev{run}{n:06d}", f"How do I reset my password? ref {run}-{n}"))
     bodies = {event_id: signed_with(event_id, channel, text) for channel, event_id, text in events}
-    cpu_before = cpu_seconds(pids)
+    cpu_before, commands_before = cpu_seconds(pids), redis_commands(redis_url)
     sent = drive(url, [(channel, bodies[event_id]) for channel, event_id, _ in events], args.rate)
     fast = {channel for channel, _, _ in events if channel != slow_channel}
     deadline = time.monotonic() + args.seconds + 60
     while stats.count(run) < len(fast) and time.monotonic() < deadline:
         time.sleep(0.5)
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu, commands = cpu_seconds(pids) - cpu_before, redis_commands(redis_url) - commands_before
+    if args.redis_detail:
+        totals = redis.Redis.from_url(redis_url).info("commandstats")
+        print("  Redis commands so far:", ", ".join(f"{name.removeprefix('cmdstat_')} {entry['calls']}" for name, entry
+                                                   in sorted(totals.items(), key=lambda item: -item[1]["calls"])))
     arrivals = stats.arrivals(run)
     latencies = sorted(arrivals[channel] - sent[channel] for channel in fast if channel in arrivals)
     first, last = min(sent.values()), max(arrivals[c] for c in fast if c in arrivals)
     pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000)
     return {"offered": len(sent) / (max(sent.values()) - first), "answered": len(latencies),
             "answered_per_s": len(latencies) / (last - first), "p50": pick(0.5), "p99": pick(0.99),
-            "cpu_ms": cpu / max(1, len(latencies)) * 1000}
+            "cpu_ms": cpu / max(1, len(latencies)) * 1000, "redis": commands / max(1, len(latencies))}
 
 
 def report(processes: int, args: argparse.Namespace, result: dict[str, float]) -> None:
     print(f"{processes:>9} {result['offered']:>10.0f} {result['answered_per_s']:>11.1f} {result['answered']:>9.0f} "
-          f"{result['p50']:>8.0f} {result['p99']:>8.0f} {result['cpu_ms']:>11.2f} {os.getloadavg()[0]:>5.1f}",
+          f"{result['p50']:>8.0f} {result['p99']:>8.0f} {result['cpu_ms']:>11.2f} {result['redis']:>10.1f} "
+          f"{os.getloadavg()[0]:>5.1f}",
           flush=True)
 
 
@@ -237,8 +243,35 @@ def openai_stub(args: argparse.Namespace) -> Iterator[str]:
 
 
 @contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis server of the bench's own, so its command counts are Parley's alone."""
+    port = free_port()
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def redis_commands(url: str) -> int:
+    """Commands the server has run (a script counts once, with the commands it ran inside)."""
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return sum(int(entry["calls"]) for name, entry in stats.items() if name != "cmdstat_info")
+
+
+@contextmanager
 def parley(prefix: str, processes: int, args: argparse.Namespace, *, llm_url: str, slack_url: str,
-           database_url: str) -> Iterator[tuple[str, list[int]]]:
+           database_url: str, redis_url: str) -> Iterator[tuple[str, list[int]]]:
     data_dir = Path(f"/tmp/parley-bench-{uuid.uuid4().hex[:8]}")
     data_dir.mkdir()
     settings = yaml.safe_load((ROOT / "config" / "parley.yaml").read_text(encoding="utf-8"))
@@ -250,7 +283,7 @@ def parley(prefix: str, processes: int, args: argparse.Namespace, *, llm_url: st
     environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack_url,
                "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": llm_url, "PARLEY_LOG_LEVEL": "WARNING",
-               "REDIS_URL": "redis://127.0.0.1:6379/0", "DATABASE_URL": database_url}
+               "REDIS_URL": redis_url, "DATABASE_URL": database_url}
     subprocess.run([str(BIN / "parley"), "db", "upgrade"], cwd=ROOT, env=environ, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()
