@@ -18,6 +18,7 @@ import structlog
 
 from parley.core.inbox import Claim, Delivery, Inbox
 from parley.errors import LostClaim, ParleyError, Unavailable, UpstreamError
+from parley.worker.pacing import LoopLag
 from parley.worker.pipeline import Pipeline
 
 logger = structlog.get_logger("parley.worker")
@@ -50,6 +51,7 @@ class WorkerPool:
         self._serving: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._lag = LoopLag()
 
     @property
     def in_flight(self) -> int:
@@ -58,6 +60,7 @@ class WorkerPool:
 
     def start(self) -> None:
         self.pipeline.metrics.capacity.set(self.workers)
+        self._lag.start()
         self._spawn(self._fetch, name="parley-fetcher")
         for task in self.periodic:
             self._spawn(self._every, task, name=f"parley-{task.name}")
@@ -73,6 +76,7 @@ class WorkerPool:
         # Closed after the workers finished: a Redis inbox hands its unstarted claims to other
         # processes here, and the claims of messages in flight stay renewed until then.
         self.inbox.close()
+        self._lag.stop()
         self._threads.clear()
 
     def _spawn(self, target: Any, *args: Any, name: str) -> None:
@@ -95,6 +99,7 @@ class WorkerPool:
     def _fetch(self) -> None:
         outage = 0
         while not self._stopping.is_set():
+            self._lag.wait_until_prompt(self._stopping, busy=lambda: self.in_flight)
             free = self._acquire_slots()
             if not free:
                 continue
