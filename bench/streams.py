@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a socket per stream, on both sides
-    with slack_stub() as stub_url, parley(stub_url) as (url, port):
+    with slack_stub() as (stub_url, _stats), parley(stub_url) as (url, port):
         worker = worker_pid(port)
         before = rss_mb(worker)
         client = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stream_client.py")), url,

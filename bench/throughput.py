@@ -36,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.inbox import BIN, SECRET, TOKEN, free_port, ready, running, signed  # noqa: E402
+from bench.inbox import BIN, SECRET, TOKEN, SlackStats, free_port, running, signed, slack_stub  # noqa: E402
 from tests.integration.redis_processes import postgres_database  # noqa: E402
 
 SLOW_WORD = "glacier"  # the stub makes any question containing it take --slow-seconds
@@ -193,39 +193,6 @@ def all_descendants(pids: list[int]) -> list[int]:
             continue
         todo.extend(int(child) for child in children)
     return found
-
-
-class SlackStats:
-    """Reads what the Slack stub received: when each channel got its first chat.postMessage."""
-
-    def __init__(self, url: str) -> None:
-        self._host, self._port = url.removeprefix("http://").split("/")[0].split(":")
-
-    def arrivals(self, run: str) -> dict[str, float]:
-        connection = http.client.HTTPConnection(self._host, int(self._port), timeout=10)
-        connection.request("GET", f"/stats?run={run}")
-        return json.loads(connection.getresponse().read())
-
-    def count(self, run: str) -> int:
-        return len(self.arrivals(run))
-
-
-@contextmanager
-def slack_stub() -> Iterator[tuple[str, SlackStats]]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slack_stub.py")), str(port)],
-                               cwd=ROOT)
-    url = f"http://127.0.0.1:{port}/api/"
-    try:
-        deadline = time.monotonic() + 20
-        while not ready(f"http://127.0.0.1:{port}"):
-            if time.monotonic() > deadline:
-                raise SystemExit("the Slack stub did not start")
-            time.sleep(0.1)
-        yield url, SlackStats(url)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @contextmanager
