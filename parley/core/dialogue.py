@@ -91,19 +91,48 @@ class Dialogue:
         self._stream = stream
 
     def handle(self, envelope: Envelope) -> list[Reply]:
-        """Answer one message and save the conversation's new state (``decide`` + ``commit``)."""
+        """Answer one message and keep what it changed, without a conversation log (tests, benches).
+
+        The worker does more (``parley.worker.pipeline``): it logs the replies with the handoff
+        events and the rating in one transaction, after ``commit`` and before sending.
+        """
         decision = self.decide(envelope)
         self.commit(decision)
+        session = decision.session
+        if self.events is not None and session is not None:
+            for event in decision.events:
+                self.events.record_handoff_event(conversation_id=session.conversation_id, kind=event.kind,
+                                                 reason=event.reason, actor=event.actor)
+            if decision.rated is not None:
+                message_id, score = decision.rated
+                self.events.record_feedback(conversation_id=session.conversation_id, channel=session.channel,
+                                            message_id=message_id, kind="handoff", score=score)
         return list(decision.replies)
 
     def decide(self, envelope: Envelope) -> Decision:
         """The replies to one message and the state to keep, saving nothing.
 
-        The worker logs the replies before it commits the decision: were the state saved first and
-        the log then failed, the retry would answer again from an already advanced conversation.
+        The state is saved (``commit``) before the replies are logged, and it records which message
+        it holds and the state before it. A retry whose replies were never logged (the log failed
+        after the save) so decides again from the state the message found, never from one that
+        already holds its own effects (say, a handoff requested, whose thread would then never open).
         """
-        started = self._clock()
         loaded = self.sessions.load(envelope.conversation_id)
+        if loaded is not None and loaded.applied == envelope.dedupe_key:
+            loaded = loaded.before
+        decision = self._decide_from(loaded, envelope)
+        if decision.session is None:
+            return decision
+        before = None if loaded is None else replace(loaded, before=None)
+        return replace(decision, session=replace(decision.session, applied=envelope.dedupe_key, before=before))
+
+    def commit(self, decision: Decision) -> None:
+        """Keep the conversation's new state (the log keeps the rest: replies, events, rating)."""
+        if decision.session is not None:
+            self.sessions.save(decision.session)
+
+    def _decide_from(self, loaded: Session | None, envelope: Envelope) -> Decision:
+        started = self._clock()
         if loaded is None and envelope.role != "customer":
             return Decision(replies=self._expired(envelope))
         session = loaded or self._start(envelope)
@@ -133,23 +162,6 @@ class Dialogue:
         replies = (reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
                             for i, r in enumerate(desk)))
         return Decision(replies=replies, session=session, events=events)
-
-    def commit(self, decision: Decision) -> None:
-        """Keep what a decision changed: the session, the handoff events and a handoff rating."""
-        if decision.session is None:
-            return
-        session = decision.session
-        self.sessions.save(session)
-        if self.events is None:
-            return
-        for event in decision.events:
-            self.events.record_handoff_event(conversation_id=session.conversation_id, kind=event.kind,
-                                             reason=event.reason, actor=event.actor)
-        if decision.rated is not None:
-            # Also a verdict on the message that asked, so exports see it beside the thumbs.
-            message_id, score = decision.rated
-            self.events.record_feedback(conversation_id=session.conversation_id, channel=session.channel,
-                                        message_id=message_id, kind="handoff", score=score)
 
     def _start(self, envelope: Envelope) -> Session:
         now = self._clock()

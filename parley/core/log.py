@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from parley.core.envelope import Envelope, Reply, Source
+from parley.core.relay import Event
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,7 +26,13 @@ class ConversationLog(Protocol):
         """Store a customer message; False when it was stored before (the SQL unique key)."""
         ...
 
-    def record_replies(self, envelope: Envelope, replies: Sequence[Reply]) -> None: ...
+    def record_replies(self, envelope: Envelope, replies: Sequence[Reply], *, events: Sequence[Event] = (),
+                       rated: tuple[str, int] | None = None) -> None:
+        """Store a message's replies, with the handoff steps it made (``events``) and the customer's
+        1-5 rating of a handoff (``rated``: the prompt's reply id and the score), all or nothing.
+        Idempotent: replies stored before are kept, and so are the steps and rating stored with them.
+        """
+        ...
 
     def replies_to(self, envelope: Envelope) -> list[Reply] | None:
         """The replies already recorded for a message, or None when it was never answered."""

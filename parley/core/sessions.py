@@ -40,6 +40,11 @@ class Session:
     rating_prompt: str | None = None  # the reply id that asked for a 1-5 rating, until answered
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The message (its dedupe key) whose effects this state holds, and the state before it. The
+    # worker saves the state before it logs the replies; should the log then fail, the retry finds
+    # its own message applied here, and decides again from ``before`` (``Dialogue.decide``).
+    applied: str | None = None
+    before: Session | None = None
 
     @property
     def is_handed_off(self) -> bool:

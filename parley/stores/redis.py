@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
-from typing import get_args
+from typing import Any, get_args
 
 import redis
 import structlog
@@ -78,11 +78,16 @@ class RedisSessionStore:
 
 
 def session_from_json(data: str | bytes) -> Session:
-    raw = json.loads(data)
+    return _session_from(json.loads(data))
+
+
+def _session_from(raw: dict[str, Any]) -> Session:
     known = {field.name for field in fields(Session)}
     values = {key: value for key, value in raw.items() if key in known}
     values["history"] = tuple(Turn(**turn) for turn in values.get("history") or ())
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    if values.get("before") is not None:
+        values["before"] = _session_from(values["before"])
     return Session(**values)
 
 

@@ -15,6 +15,7 @@ from parley.core.desk import DeskPost
 from parley.core.envelope import AnswerMeta, Envelope, Reply, Source
 from parley.core.handoff import DESK
 from parley.core.log import LoggedMessage
+from parley.core.relay import Event
 from parley.errors import Unavailable
 from parley.stores.sql_batch import GroupCommit, Inbound, Replies
 from parley.stores.sql_tables import (  # noqa: F401 - the tables are imported from here too
@@ -58,9 +59,10 @@ class SqlConversationLog:
     def record_inbound(self, envelope: Envelope) -> bool:
         return self._writes.write(Inbound(envelope))
 
-    def record_replies(self, envelope: Envelope, replies: Sequence[Reply]) -> None:
-        if replies:
-            self._writes.write(Replies(envelope, tuple(replies)))
+    def record_replies(self, envelope: Envelope, replies: Sequence[Reply], *, events: Sequence[Event] = (),
+                       rated: tuple[str, int] | None = None) -> None:
+        if replies or events or rated:
+            self._writes.write(Replies(envelope, tuple(replies), tuple(events), rated))
 
     def replies_to(self, envelope: Envelope) -> list[Reply] | None:
         query = select(Message).where(Message.in_reply_to == envelope.dedupe_key).order_by(Message.id)

@@ -31,8 +31,9 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from parley.core.envelope import Envelope, Reply
+from parley.core.relay import Event
 from parley.errors import Unavailable
-from parley.stores.sql_tables import Conversation, Message
+from parley.stores.sql_tables import Conversation, Feedback, HandoffEvent, Message
 
 # Bounds one transaction (and its statements' size) when a backlog has built up.
 BATCH_LIMIT = 256
@@ -48,10 +49,12 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Replies:
-    """The replies to a message, in order."""
+    """The replies to a message, in order, with the handoff steps it made and a rating it gave."""
 
     envelope: Envelope
     replies: tuple[Reply, ...]
+    events: tuple[Event, ...] = ()
+    rated: tuple[str, int] | None = None  # the rating prompt's reply id, and the customer's 1-5
 
 
 Write = Inbound | Replies
@@ -172,13 +175,31 @@ class GroupCommit:
         return set(rows)
 
     def _insert_replies(self, connection: Connection, writes: list[Replies], known: set[str]) -> None:
-        rows = [_reply(reply, in_reply_to=write.envelope.dedupe_key)
-                for write in writes for reply in write.replies if reply.reply_id not in known]
-        if rows:
+        # A message whose replies are stored already had its steps and rating stored with them.
+        fresh = [write for write in writes if not any(reply.reply_id in known for reply in write.replies)]
+        now = _now()
+        if rows := [_reply(reply, in_reply_to=write.envelope.dedupe_key) for write in fresh for reply in write.replies]:
             connection.execute(insert(Message), rows)
+        if steps := [{"conversation_id": write.envelope.conversation_id, "kind": event.kind, "reason": event.reason,
+                      "actor": event.actor, "created_at": now} for write in fresh for event in write.events]:
+            connection.execute(insert(HandoffEvent), steps)
+        if ratings := {write.rated[0]: (write.envelope.conversation_id, write.rated[1])
+                       for write in fresh if write.rated is not None}:
+            _rate(connection, ratings, now)
         conversations = {write.envelope.conversation_id for write in writes}
-        connection.execute(update(Conversation).where(Conversation.id.in_(conversations))
-                           .values(updated_at=_now()))
+        connection.execute(update(Conversation).where(Conversation.id.in_(conversations)).values(updated_at=now))
+
+
+def _rate(connection: Connection, ratings: dict[str, tuple[str, int]], now: datetime) -> None:
+    """A handoff's 1-5 rating, as the verdict on the message that asked for it (a new score replaces one)."""
+    rated = set(connection.scalars(select(Feedback.message_id).where(Feedback.message_id.in_(ratings))))
+    for message_id in rated:
+        connection.execute(update(Feedback).where(Feedback.message_id == message_id)
+                           .values(score=ratings[message_id][1], kind="handoff", comment=None, created_at=now))
+    if new := [{"message_id": message_id, "conversation_id": conversation_id, "kind": "handoff", "score": score,
+                "comment": None, "created_at": now}
+               for message_id, (conversation_id, score) in ratings.items() if message_id not in rated]:
+        connection.execute(insert(Feedback), new)
 
 
 def _existing(connection: Connection, public_ids: list[str]) -> set[str]:

@@ -20,7 +20,7 @@ from parley.core.envelope import Envelope, Reply, reply_id
 from parley.core.handoff import DESK
 from parley.core.inbox import Delivery
 from parley.core.log import ConversationLog
-from parley.errors import ParleyError
+from parley.errors import ParleyError, UpstreamError
 from parley.metrics import Metrics
 
 logger = structlog.get_logger("parley.worker")
@@ -57,10 +57,11 @@ class Outbox:
             logger.warning("no_adapter_for_replies", channel=channel, replies=len(replies),
                            conversation_id=replies[0].conversation_id)
             return
-        fresh = [reply for reply in replies if self.ledger.claim(reply.reply_id)]
-        if not fresh:
-            return
+        fresh: list[Reply] = []
         try:
+            fresh.extend(reply for reply in replies if self.ledger.claim(reply.reply_id))
+            if not fresh:
+                return
             # The adapter runs each of its posts through ``once``: when post N fails, the posts
             # before it stay claimed, so the retry sends N onwards and nothing twice.
             adapter.send(fresh, once=self.once)
@@ -100,14 +101,18 @@ class Pipeline:
         if replies is None:
             decision = self.dialogue.decide(envelope)
             replies = list(decision.replies)
-            # Every reply is logged, the posts to the reps' thread too, so a retry after a failed
-            # send replays them all; the conversation's new state is kept only once they are logged,
-            # so a retry after a failed log decides again from the state the message found.
-            self.log.record_replies(envelope, replies)
+            # The new state first: it names the message it holds, so should the log fail next, the
+            # retry decides again from the state before (``Dialogue.decide``). Then every reply is
+            # logged (the posts to the reps' thread too) with the handoff steps and the rating, in
+            # one transaction: once logged, a retry only replays the sends, and nothing of what the
+            # message did can be half kept (tests/integration/test_fault_injection.py).
             self.dialogue.commit(decision)
+            self.log.record_replies(envelope, replies, events=decision.events, rated=decision.rated)
         try:
             self.outbox.deliver(replies)
-        except ParleyError as exc:
+        except UpstreamError as exc:
+            # The platform refused or failed (a store's outage, ``Unavailable``, is waited out in
+            # place by the worker, and would only worry the rep).
             if envelope.role == "agent" and DESK in self.outbox.adapters:
                 self._tell_desk(envelope, exc)
             raise
