@@ -116,26 +116,33 @@ def _replies_to(events: Iterable[MailboxEvent], in_reply_to: str) -> list[Reply]
 
 
 class MemorySendLedger:
-    """Remembers which reply ids were sent, so a retried message is not sent twice."""
+    """Remembers which reply ids were sent, so a retried message is not sent twice.
+
+    As the Redis ledger does, it tells a claim still *sending* (taken, its send neither failed nor
+    confirmed) from one *sent*: a retry may take the former again (it can only be this process's
+    own, since a conversation has one worker), never the latter.
+    """
 
     def __init__(self, keep: int = 100_000) -> None:
-        self._sent: dict[str, None] = {}  # insertion-ordered: the oldest are forgotten first
+        self._claims: dict[str, bool] = {}  # reply id -> sent; insertion-ordered: oldest forgotten first
         self._keep = keep
         self._lock = threading.Lock()
 
     def claim(self, reply_id: str) -> bool:
         with self._lock:
-            if reply_id in self._sent:
+            if self._claims.get(reply_id):
                 return False
-            self._sent[reply_id] = None
-            if len(self._sent) > self._keep:
-                del self._sent[next(iter(self._sent))]
+            self._claims[reply_id] = False
+            if len(self._claims) > self._keep:
+                del self._claims[next(iter(self._claims))]
             return True
 
     def release(self, reply_id: str) -> None:
         """Forget a claim whose send failed, so the retry may send it."""
         with self._lock:
-            self._sent.pop(reply_id, None)
+            self._claims.pop(reply_id, None)
 
     def confirm(self, reply_id: str) -> None:
-        """Nothing to do: in one process a claim cannot outlive the knowledge of its send."""
+        with self._lock:
+            if reply_id in self._claims:
+                self._claims[reply_id] = True
