@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2
@@ -169,6 +169,14 @@ class OpenAIEngine:
         usage: dict[str, int] | None = None
         with self.client.chat.completions.with_streaming_response.create(
                 **request, stream=True, stream_options={"include_usage": True}) as response:
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                # A server that ignores ``stream: true`` (some local ones do) sends the whole answer
+                # as one JSON body: shown at once, through the same guard, instead of read as an
+                # empty stream (which apologised for every answer).
+                completion = _from_json(response.json(), request["messages"])  # type: ignore[arg-type]
+                guarded.feed(completion.text)
+                guarded.finish()
+                return replace(completion, text=guarded.text)
             for chunk in _chunks(response.iter_lines()):
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or ():

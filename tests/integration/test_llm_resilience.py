@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import Bot, make_envelope
 from tests.integration.llm_support import llm_settings, openai_stub  # noqa: F401
-from tests.stubs.openai_stub import OpenAIStub, rate_limited, server_error, slow, stalled_stream
+from tests.stubs.openai_stub import OpenAIStub, Outcome, rate_limited, server_error, slow, stalled_stream
 
 OFFLINE_RESET = "To reset your password, open **Sign in**"
 
@@ -87,3 +87,20 @@ def test_a_spent_monthly_budget_answers_offline(tmp_path: Path, openai_stub: Ope
     assert (first.meta.engine, second.meta.engine) == ("llm", "offline")
     assert [log["reason"] for log in logs if log["event"] == "llm_fallback_offline"] == [
         "monthly_token_budget_spent"]
+
+
+def test_a_server_that_ignores_stream_true_still_answers_a_streaming_channel(
+        tmp_path: Path, openai_stub: OpenAIStub) -> None:  # noqa: F811
+    # Some OpenAI-compatible servers answer ``stream: true`` with one JSON body; the widget streams.
+    engine = Bot(llm_settings(tmp_path, openai_stub)).services.engine
+    openai_stub.queue(Outcome(text="Delivery takes 3 to 5 working days.", ignores_stream=True),
+                      Outcome(tool_call=("handoff_to_person", {"reason": "wants a refund"}), ignores_stream=True))
+    shown: list[str] = []
+
+    answer = engine.answer("How long does delivery take?", [], on_token=shown.append)
+    asked_for_a_person = engine.answer("I want my money back", [], on_token=shown.append)
+
+    assert all(request["stream"] is True for request in openai_stub.requests)
+    assert answer.text == "Delivery takes 3 to 5 working days." and answer.engine == "llm"
+    assert "".join(shown) == answer.text  # shown, at once, through the same output guard
+    assert asked_for_a_person.handoff_reason == "wants a refund"

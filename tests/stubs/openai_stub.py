@@ -35,6 +35,8 @@ class Outcome:
     delay: float = 0.0
     stall: float = 0.0  # a stream pauses this long after its first piece of text
     headers: tuple[tuple[str, str], ...] = ()
+    # Some OpenAI-compatible servers ignore ``stream: true`` and answer with one JSON body.
+    ignores_stream: bool = False
 
 
 def rate_limited(retry_after: str = "1") -> Outcome:
@@ -153,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         usage = {"prompt_tokens": len(json.dumps(body.get("messages")))// 4,
                  "completion_tokens": len(text) // 4 + 1}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        if body.get("stream"):
+        if body.get("stream") and not outcome.ignores_stream:
             return self._stream(body, text, outcome, usage)
         time.sleep(stub.latency)
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
