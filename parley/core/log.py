@@ -27,10 +27,13 @@ class ConversationLog(Protocol):
         ...
 
     def record_replies(self, envelope: Envelope, replies: Sequence[Reply], *, events: Sequence[Event] = (),
-                       rated: tuple[str, int] | None = None) -> None:
+                       rated: tuple[str, int] | None = None) -> bool:
         """Store a message's replies, with the handoff steps it made (``events``) and the customer's
         1-5 rating of a handoff (``rated``: the prompt's reply id and the score), all or nothing.
-        Idempotent: replies stored before are kept, and so are the steps and rating stored with them.
+
+        False when replies to the message were stored before (by an earlier run, or by another
+        worker that took over a lapsed claim): those are kept, with their steps and rating, and
+        are the ones to send (``replies_to``).
         """
         ...
 

@@ -60,9 +60,10 @@ class SqlConversationLog:
         return self._writes.write(Inbound(envelope))
 
     def record_replies(self, envelope: Envelope, replies: Sequence[Reply], *, events: Sequence[Event] = (),
-                       rated: tuple[str, int] | None = None) -> None:
-        if replies or events or rated:
-            self._writes.write(Replies(envelope, tuple(replies), tuple(events), rated))
+                       rated: tuple[str, int] | None = None) -> bool:
+        if not (replies or events or rated):
+            return True
+        return self._writes.write(Replies(envelope, tuple(replies), tuple(events), rated))
 
     def replies_to(self, envelope: Envelope) -> list[Reply] | None:
         query = select(Message).where(Message.in_reply_to == envelope.dedupe_key).order_by(Message.id)

@@ -49,7 +49,8 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Replies:
-    """The replies to a message, in order, with the handoff steps it made and a rating it gave."""
+    """The replies to a message, in order, with the handoff steps it made and a rating it gave;
+    its result says whether they were stored now (False: replies to it were stored before)."""
 
     envelope: Envelope
     replies: tuple[Reply, ...]
@@ -151,7 +152,7 @@ class GroupCommit:
                 results.append(key in stored and key not in taken)
                 taken.add(key)
             else:
-                results.append(True)
+                results.append(not any(reply.reply_id in known for reply in write.replies))
         return results
 
     def _insert_inbound(self, connection: Connection, envelopes: list[Envelope], known: set[str], *,

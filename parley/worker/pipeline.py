@@ -107,7 +107,10 @@ class Pipeline:
             # one transaction: once logged, a retry only replays the sends, and nothing of what the
             # message did can be half kept (tests/integration/test_fault_injection.py).
             self.dialogue.commit(decision)
-            self.log.record_replies(envelope, replies, events=decision.events, rated=decision.rated)
+            if not self.log.record_replies(envelope, replies, events=decision.events, rated=decision.rated):
+                # Another worker logged its replies first (it took over this one's lapsed claim):
+                # what is sent is always what was logged, whoever wrote it.
+                replies = self.log.replies_to(envelope) or []
         try:
             self.outbox.deliver(replies)
         except UpstreamError as exc:

@@ -208,3 +208,36 @@ def test_a_flood_notice_is_sent_when_the_bot_has_the_conversation(engine: Engine
 
     assert world.customer.texts == [FLOOD_NOTICE]
     assert world.answers.questions == [] and world.desk.sent == []
+
+
+class Overtaken(CountingEngine):
+    """An engine whose worker is overtaken mid-answer: a second worker answers the same message
+    (it took over a lapsed claim) and logs its reply, but its send fails; then this one goes on."""
+
+    def __init__(self, overtake) -> None:  # noqa: ANN001 - the second worker's attempt
+        super().__init__()
+        self.overtake = overtake
+
+    def answer(self, question: str, history: Sequence[Turn], *, on_token=None) -> Answer:  # noqa: ANN001
+        self.overtake()
+        return Answer(text=f"A stale answer to: {question}", confidence=0.9, engine=self.name)
+
+
+def test_a_worker_overtaken_by_another_sends_what_was_logged_not_its_own_answer(engine: Engine) -> None:
+    world = World(engine, desk_failures=0)
+    question = world.envelope("How do I reset my password?")
+    failing_customer = Channel("sms", failures=1)
+    second = Pipeline(dialogue=Dialogue(engine=CountingEngine(), sessions=world.sessions, policy=POLICY),
+                      log=world.log, outbox=Outbox({"sms": failing_customer}, world.pipeline.outbox.ledger))
+
+    def second_worker() -> None:
+        with pytest.raises(UpstreamError):  # logged its answer, then the platform failed
+            second.process(Delivery(envelope=question, claim=CLAIM, entry_id="1", attempt=2))
+
+    stale = Pipeline(dialogue=Dialogue(engine=Overtaken(second_worker), sessions=world.sessions, policy=POLICY),
+                     log=world.log, outbox=world.pipeline.outbox)
+    stale.process(Delivery(envelope=question, claim=CLAIM, entry_id="1", attempt=1))
+
+    logged = [reply.text for reply in world.log.replies_to(question)]
+    assert logged == ["Here is how: How do I reset my password?"]
+    assert world.customer.texts == logged  # the logged text, once; never the stale one
