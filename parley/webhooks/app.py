@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from parley import logs
 from parley.errors import InvalidSignature, ParleyError, PayloadTooLarge, RateLimited
 from parley.metrics import exposition
-from parley.settings import Settings, load_settings
+from parley.settings import Settings, load_settings, secret_values
 from parley.webhooks import admin, channels, slack_actions, widget
 from parley.wiring import Services, build_services
 
@@ -24,7 +24,8 @@ logger = structlog.get_logger("parley.http")
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> Flask:
     settings = settings or load_settings()
-    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format)
+    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format,
+                   secrets=secret_values(settings))
     services = build_services(settings)
     # No static folder: the widget blueprint serves its one script; nothing else is exposed.
     app = Flask(__name__, static_folder=None)
