@@ -51,13 +51,16 @@ class TwilioAdapter(BaseAdapter):
             raise InvalidSignature(f"Twilio signature does not match {url} and the auth token")
 
     def signed_url(self, request: Request) -> str:
-        """The URL Twilio requested, as the customer-facing side saw it (behind the Ingress)."""
+        """The URL Twilio requested: the public URL when set, else the request's own.
+
+        Behind an Ingress the request's scheme and host are the public ones only because ProxyFix
+        (``server.trusted_proxies``) rewrote them from the proxies it trusts. Reading
+        ``X-Forwarded-*`` here instead would let anyone name the host a signature was made for.
+        """
         path = request.full_path if request.query_string else request.path
         if self.public_url:
             return self.public_url + path
-        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-        return f"{scheme}://{host}{path}"
+        return f"{request.scheme}://{request.host}{path}"
 
     def parse(self, request: Request) -> list[Envelope]:
         form = request.form

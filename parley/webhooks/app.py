@@ -31,9 +31,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.json = GuardedJSONProvider(app)
     if settings.server.trusted_proxies:
         # Behind an Ingress every request comes from the proxy: without this, all widget visitors
-        # share one rate-limit bucket. Only as many hops as configured are believed (spoofing).
+        # share one rate-limit bucket, and the URL Twilio signed (its public scheme and host) is
+        # unknown. Only as many hops as configured are believed (spoofing).
         hops = settings.server.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
+                                x_host=hops)
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     app.extensions["parley"] = services
     app.register_blueprint(widget.bp)

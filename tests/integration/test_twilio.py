@@ -105,13 +105,16 @@ def test_the_signature_is_checked_on_the_public_url(tmp_path: Path, twilio: Stub
         app.extensions["parley"].close()
 
 
-def test_the_signature_honours_forwarded_headers(client: FlaskClient, twilio: StubServer) -> None:
+def test_forwarded_headers_from_an_untrusted_client_name_no_host(app: Flask, client: FlaskClient,
+                                                                  twilio: StubServer) -> None:
+    # No proxy is trusted and no public URL set: a request signed for another host (a webhook of
+    # another Parley, replayed) must not pass by naming that host in X-Forwarded-Host.
     body = payload("whatsapp.txt")
-    public = "https://bot.acme.example/twilio/messages"
-    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.acme.example"}
-    response = post(client, body, url=public, **forwarded)
-    assert response.status_code == 200
-    assert len(twilio.wait_for("Messages.json")) == 1
+    elsewhere = "https://bot.other.example/twilio/messages"
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.other.example"}
+    assert post(client, body, url=elsewhere, **forwarded).status_code == 401
+    assert app.extensions["parley"].inbox.depth() == 0
+    assert twilio.settle("Messages.json") == []
 
 
 def test_the_signature_still_verifies_behind_a_trusted_proxy(tmp_path: Path, twilio: StubServer) -> None:
@@ -124,6 +127,11 @@ def test_the_signature_still_verifies_behind_a_trusted_proxy(tmp_path: Path, twi
         response = post(app.test_client(), body, url="https://bot.acme.example/twilio/messages", **forwarded)
         assert response.status_code == 200
         assert len(twilio.wait_for("Messages.json")) == 1
+        # A host the client put before the proxy's own entry is not believed (one hop is trusted).
+        spoofed = {**forwarded, "X-Forwarded-Host": "bot.other.example, bot.acme.example"}
+        other = payload("whatsapp.txt")
+        assert post(app.test_client(), other, url="https://bot.other.example/twilio/messages",
+                    **spoofed).status_code == 401
     finally:
         app.extensions["parley"].close()
 
