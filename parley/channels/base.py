@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from flask import Request, Response
@@ -13,6 +15,7 @@ from parley.core.envelope import Envelope, Reply
 from parley.errors import MalformedPayload, PayloadTooLarge
 
 # C0/C1 control characters other than tab and newline carry nothing a customer meant to say.
+NOT_UNICODE = "message is not valid Unicode text"
 _CONTROL = {cp: None for cp in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0))}
 
 
@@ -125,6 +128,8 @@ def clean_text(text: object, *, max_chars: int, allow_empty: bool = False) -> st
     """NFC-normalised text without control characters, within the length limit."""
     if not isinstance(text, str):
         raise MalformedPayload("text is not a string", public="message text must be a string")
+    if not encodable(text):
+        raise MalformedPayload("text with a lone surrogate", public=NOT_UNICODE)
     cleaned = unicodedata.normalize("NFC", text).translate(_CONTROL).strip()
     if not cleaned and not allow_empty:
         raise MalformedPayload("empty text", public="message text is empty")
@@ -132,3 +137,39 @@ def clean_text(text: object, *, max_chars: int, allow_empty: bool = False) -> st
         raise PayloadTooLarge(f"text of {len(cleaned)} characters",
                               public=f"message too long (max {max_chars} characters)")
     return cleaned
+
+
+def storable(envelope: Envelope) -> Envelope:
+    """The envelope, once every value a worker will write is one the stores can take.
+
+    JSON may carry a lone surrogate (``"\\ud800"``), which no UTF-8 database stores, and PostgreSQL
+    refuses NUL characters. Found here, the request gets a 400; found in the worker, the message
+    would have been acknowledged, failed at every attempt and been dead-lettered.
+    """
+    if not math.isfinite(envelope.timestamp):
+        raise MalformedPayload(f"timestamp {envelope.timestamp} is not a time", public="bad timestamp")
+    for name, value in _strings(dataclasses.asdict(envelope)):
+        if "\x00" in value or not encodable(value):
+            raise MalformedPayload(f"{name} holds a NUL or a lone surrogate", public=NOT_UNICODE)
+    return envelope
+
+
+def _strings(value: object, name: str = "envelope") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield name, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(key, name)
+            yield from _strings(item, f"{name}.{key}" if isinstance(key, str) and encodable(key) else name)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item, name)
+
+
+def encodable(text: str) -> bool:
+    """Whether the text can be written as UTF-8 (a lone surrogate cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,7 +9,7 @@ import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import SecretStr
 
-from parley.channels.base import clean_text
+from parley.channels.base import NOT_UNICODE, clean_text, encodable
 from parley.core.envelope import AnswerMeta, Envelope, Reply
 from parley.errors import ChannelDisabled, InvalidSignature, MalformedPayload, NotFound
 from parley.wiring import Services
@@ -51,6 +51,8 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
     author = body.get("author")
     if not isinstance(author, str) or not 1 <= len(author.strip()) <= 80:
         raise MalformedPayload("bad author", public="author must be the rep's name (1-80 characters)")
+    if not encodable(author):
+        raise MalformedPayload("author with a lone surrogate", public=NOT_UNICODE)
     reply = Reply(conversation_id=conversation_id, channel="widget", text=text, author=author.strip(),
                   meta=AnswerMeta(engine="person"))
     # A rep's message answers no single customer message: it is logged against a marker of its own.
