@@ -76,7 +76,8 @@ class SlackAdapter(BaseAdapter):
             conversation_id += f":{thread}"
         return Envelope(channel=self.name, conversation_id=conversation_id, message_id=event_id,
                         sender=_string(event, "user"),
-                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=bool(files)),
+                        # Empty ("@Parley" alone) is still a person writing: the dialogue prompts them.
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True),
                         timestamp=float(_ts(event, "ts") or time.time()), attachments=files, route=route,
                         raw={"team_id": team, "event_type": event.get("type"), "ts": event.get("ts")})
 

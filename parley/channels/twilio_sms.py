@@ -69,8 +69,12 @@ class TwilioAdapter(BaseAdapter):
             raise MalformedPayload("form without From, To or MessageSid")
         media_count = int(form.get("NumMedia", "0")) if form.get("NumMedia", "0").isdigit() else 0
         media = tuple(form.get(f"MediaContentType{i}", "media") for i in range(min(media_count, 10)))
-        text = clean_text(form.get("Body", "")[:self.max_text_chars], max_chars=self.max_text_chars,
-                          allow_empty=bool(media))
+        # A WhatsApp quick-reply button sends its label; a location pin, contact or the like has no
+        # text at all: still a customer writing, answered (the text-only reply), never refused.
+        body = form.get("Body", "") or form.get("ButtonText", "")
+        text = clean_text(body[:self.max_text_chars], max_chars=self.max_text_chars, allow_empty=True)
+        if not text and not media:
+            media = (form.get("MessageType", "") or "message",)
         variant = "whatsapp" if sender.startswith("whatsapp:") else "sms"
         return [Envelope(channel=self.name, conversation_id=f"twilio:{sender}:{recipient}", message_id=sid,
                          sender=sender, text=text, timestamp=time.time(), attachments=media,

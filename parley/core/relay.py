@@ -72,7 +72,8 @@ def to_customer(session: Session, text: str, *, intent: str, author: str | None 
 def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope: Envelope,
                    now: float) -> Outcome:
     """A customer message while handed off goes to the thread; the bot stays silent."""
-    text = envelope.text or f"[sent {len(envelope.attachments)} attachment(s)]"
+    text = envelope.text or (f"[sent {len(envelope.attachments)} attachment(s)]" if envelope.attachments
+                             else "[an empty message]")
     replies: tuple[Reply, ...] = (to_desk(session, spelled_links(text), kind="customer"),)
     if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text, button="") is not None:
         # Asking again while waiting: reassure, never open a second thread.

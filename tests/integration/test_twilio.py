@@ -86,6 +86,19 @@ def test_an_mms_without_text_gets_the_text_only_reply(client: FlaskClient, twili
     assert "I can only read text for now" in call.params["Body"]
 
 
+def test_a_whatsapp_location_gets_the_text_only_reply(app: Flask, client: FlaskClient,
+                                                      twilio: StubServer) -> None:
+    # A pin has no Body: it is still a customer writing, answered, never refused.
+    response = post(client, payload("whatsapp_location.txt"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [call] = twilio.wait_for("Messages.json")
+    assert call.params["To"] == "whatsapp:+34600111222"
+    assert "I can only read text for now" in call.params["Body"]
+    transcript = app.extensions["parley"].log.transcript("twilio:whatsapp:+34600111222:whatsapp:+14155238886",
+                                                         "twilio")
+    assert transcript is not None and transcript[0].direction == "in"
+
+
 def test_the_same_message_sid_twice_is_answered_once(client: FlaskClient, twilio: StubServer) -> None:
     assert post(client, payload("sms.txt")).status_code == 200
     assert post(client, payload("sms.txt")).status_code == 200
