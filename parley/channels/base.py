@@ -124,13 +124,19 @@ def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def clean_text(text: object, *, max_chars: int, allow_empty: bool = False) -> str:
-    """NFC-normalised text without control characters, within the length limit."""
+def clean_text(text: object, *, max_chars: int, allow_empty: bool = False, clip: bool = False) -> str:
+    """NFC-normalised text without control characters, within the length limit.
+
+    ``clip``: a platform's message (which cannot be told "too long") is cut at the limit instead of
+    refused. The cut comes after normalising, because NFC can lengthen text (U+0958 becomes two).
+    """
     if not isinstance(text, str):
         raise MalformedPayload("text is not a string", public="message text must be a string")
     if not encodable(text):
         raise MalformedPayload("text with a lone surrogate", public=NOT_UNICODE)
     cleaned = unicodedata.normalize("NFC", text).translate(_CONTROL).strip()
+    if clip:
+        cleaned = cleaned[:max_chars].rstrip()
     if not cleaned and not allow_empty:
         raise MalformedPayload("empty text", public="message text is empty")
     if len(cleaned) > max_chars:

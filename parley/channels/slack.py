@@ -63,8 +63,8 @@ class SlackAdapter(BaseAdapter):
     def to_envelope(self, body: dict[str, Any], event: dict[str, Any], event_id: str) -> Envelope:
         team = str(body.get("team_id") or event.get("team") or "")
         channel = _string(event, "channel")
-        # Slack allows far longer messages than we read: answer the start rather than nothing.
-        text = html.unescape(_MENTION.sub("", str(event.get("text") or "")))[:self.max_text_chars]
+        # Slack allows far longer messages than we read: answer the start rather than nothing (clip).
+        text = html.unescape(_MENTION.sub("", str(event.get("text") or "")))
         files = tuple(str(f.get("mimetype") or "file")
                       for f in _list(event.get("files")) if isinstance(f, dict))
         route = {"channel": channel}
@@ -77,7 +77,7 @@ class SlackAdapter(BaseAdapter):
         return Envelope(channel=self.name, conversation_id=conversation_id, message_id=event_id,
                         sender=_string(event, "user"),
                         # Empty ("@Parley" alone) is still a person writing: the dialogue prompts them.
-                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True),
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
                         timestamp=float(_ts(event, "ts") or time.time()), attachments=files, route=route,
                         raw={"team_id": team, "event_type": event.get("type"), "ts": event.get("ts")})
 

@@ -83,11 +83,10 @@ class TelegramAdapter(BaseAdapter):
             raise MalformedPayload(f"not a Telegram Update: {type(exc).__name__}") from None
 
     def to_envelope(self, update_id: int, message: Message, media: tuple[str, ...]) -> Envelope:
-        # Telegram allows 4,096 characters: answer the start of a long message rather than nothing.
+        # Telegram allows 4,096 characters: answer the start of a long message rather than nothing (clip).
         text = message.text or message.caption or ""
         if not isinstance(text, str):
             raise MalformedPayload("message text is not a string")
-        text = text[:self.max_text_chars]
         chat_id = str(message.chat.id)
         route = {"chat_id": chat_id}
         if message.is_topic_message and message.message_thread_id:
@@ -95,7 +94,7 @@ class TelegramAdapter(BaseAdapter):
         user = message.from_user
         return Envelope(channel=self.name, conversation_id=f"telegram:{chat_id}", message_id=str(update_id),
                         sender=str(user.id if user else chat_id),
-                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True),
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
                         timestamp=message.date.timestamp(), attachments=media, route=route,
                         raw={"message_id": message.message_id, "chat_type": message.chat.type,
                              "language_code": user.language_code if user else None})

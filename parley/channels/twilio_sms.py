@@ -72,7 +72,7 @@ class TwilioAdapter(BaseAdapter):
         # A WhatsApp quick-reply button sends its label; a location pin, contact or the like has no
         # text at all: still a customer writing, answered (the text-only reply), never refused.
         body = form.get("Body", "") or form.get("ButtonText", "")
-        text = clean_text(body[:self.max_text_chars], max_chars=self.max_text_chars, allow_empty=True)
+        text = clean_text(body, max_chars=self.max_text_chars, allow_empty=True, clip=True)
         if not text and not media:
             media = (form.get("MessageType", "") or "message",)
         variant = "whatsapp" if sender.startswith("whatsapp:") else "sms"

@@ -1,8 +1,10 @@
-"""Values a worker could not store are refused at parse time, on every channel: never acknowledged,
-then failed five times in the SQL write and dead-lettered (or a widget request held for its timeout).
+"""What the webhooks make of a platform's message at parse time, the same on every channel.
 
-JSON may carry a lone surrogate (``"\\ud800"``), which no UTF-8 database takes; PostgreSQL takes no
-NUL character either; a Slack ``ts`` of ``inf`` or ``nan`` is no time at all.
+Values a worker could not store are refused there: never acknowledged, then failed five times in
+the SQL write and dead-lettered (or a widget request held for its timeout). JSON may carry a lone
+surrogate (``"\\ud800"``), which no UTF-8 database takes; PostgreSQL takes no NUL character
+either; a Slack ``ts`` of ``inf`` or ``nan`` is no time at all. And a platform's long message is
+clipped to ``limits.max_text_chars`` once normalised, as the README says, never refused.
 """
 
 from __future__ import annotations
@@ -111,3 +113,24 @@ def test_a_reps_message_through_the_admin_api_is_checked_alike(tmp_path: Path, d
         assert client.post(url, json={"text": "on my way", "author": "Dana"}, headers=admin).status_code == 201
     finally:
         app.extensions["parley"].close()
+
+
+def test_long_platform_messages_are_clipped_after_normalising(
+        app: Flask, client: FlaskClient, stubs: dict[str, StubServer]) -> None:
+    # U+0958 is one character that NFC writes as two: at the limit before normalising, twice over
+    # it after. The platform cannot be told "too long" (it retries, then drops the message).
+    limit = app.extensions["parley"].settings.limits.max_text_chars
+    long = "\u0958" * limit
+    update = json.loads((PAYLOADS / "telegram" / "text.json").read_text())
+    update["message"]["text"] = long
+    assert slack(client, slack_event(text=long)) == 200
+    assert telegram(client, json.dumps(update).encode()) == 200
+    assert twilio(client, Body=long) == 200
+    assert wait_until(lambda: stubs["slack"].to("chat.postMessage") and stubs["telegram"].to("sendMessage")
+                      and stubs["twilio"].to("Messages.json"))
+    log = app.extensions["parley"].log
+    for conversation, channel in (("slack:T0123ACME:D0CUSTOMER1", "slack"), ("telegram:5550001", "telegram"),
+                                  ("twilio:+12125550123:+14155550100", "twilio")):
+        transcript = log.transcript(conversation, channel)
+        assert transcript is not None, channel
+        assert transcript[0].text == "\u0915\u093c" * (limit // 2), channel
