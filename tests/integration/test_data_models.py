@@ -204,3 +204,21 @@ def test_a_running_bot_keeps_its_model_when_the_newly_active_one_is_broken(works
     prediction = live.predict("I forgot my password")
     assert prediction.version == good and prediction.intent == "reset-password"
     engine.dispose()
+
+
+def test_eval_json_prints_the_document_alone_with_a_model_active(tmp_path: Path) -> None:
+    # A real process, as a script runs it: `parley eval --json | jq` must read only the JSON.
+    import subprocess
+    import sys
+
+    env = {"PATH": str(Path(sys.executable).parent), "PARLEY_CONFIG": str(CONFIG), "HOME": str(tmp_path),
+           "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")}
+    parley = str(Path(sys.executable).with_name("parley"))
+    trained = subprocess.run([parley, "train", "--activate"], env=env, capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 0, trained.stderr
+    done = subprocess.run([parley, "eval", PARAPHRASES, "--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # the whole of stdout is the document
+    assert report["questions"] == 49 and sum(report["answered_by"].values()) == 49
+    assert "model_loaded" in done.stderr  # the log line is not lost: it goes where logs go
