@@ -222,3 +222,58 @@ def test_eval_json_prints_the_document_alone_with_a_model_active(tmp_path: Path)
     report = json.loads(done.stdout)  # the whole of stdout is the document
     assert report["questions"] == 49 and sum(report["answered_by"].values()) == 49
     assert "model_loaded" in done.stderr  # the log line is not lost: it goes where logs go
+
+
+class _Planted:
+    """What someone with write access to the SQL registry (and none to the models directory) plants:
+    a pickle that runs code when joblib loads it (here: it creates a file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _plant(workspace: Workspace, version: str, artefact: str, content: bytes) -> None:
+    import hashlib
+
+    from parley.data import models
+    from parley.stores.sql import ModelVersion, open_database
+
+    database = open_database(f"sqlite:///{workspace.tmp_path / 'var' / 'parley.db'}")
+    with Session(database) as session:
+        session.add(ModelVersion(version=version, kind="tfidf-logreg", artefact=artefact,
+                                 content_hash=hashlib.sha256(content).hexdigest()))
+        session.commit()
+    models.activate(database, version)
+    database.dispose()
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_a_model_row_cannot_make_the_bot_load_a_file_of_its_choosing(workspace: Workspace, where: str) -> None:
+    import io
+
+    import joblib
+
+    workspace.ok("train", "--activate")
+    models_dir = workspace.tmp_path / "var" / "models"
+    marker = workspace.tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    joblib.dump(_Planted(marker), buffer)
+    planted = buffer.getvalue()
+    outside = workspace.tmp_path / "var" / "planted.joblib"  # in the data dir, beside the database
+    outside.write_bytes(planted)
+    artefact = {"absolute": str(outside), "parent": "../planted.joblib"}[where]
+    assert (models_dir / artefact).resolve() == outside.resolve()
+    _plant(workspace, "tfidf-logreg-planted", artefact, planted)
+    config = workspace.tmp_path / "parley.yaml"
+    config.write_text(CONFIG.read_text().replace("model_refresh_seconds: 30", "model_refresh_seconds: 0"))
+    settings = load_settings(config, environ={**workspace.env, "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")})
+    from parley.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tfidf-logreg-planted"):
+        create_app(settings)  # a process starting refuses it (loudly)
+    refused = workspace.run("models", "activate", "tfidf-logreg-planted")
+    assert refused.exit_code == 1
+    assert not marker.exists()  # and nothing of it ever ran
