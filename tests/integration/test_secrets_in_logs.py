@@ -122,3 +122,44 @@ def test_no_secret_reaches_any_log_line(tmp_path: Path, capfd: pytest.CaptureFix
     assert any(line.get("logger") == "httpx" and "/bot[redacted]/getMe" in line["event"] for line in lines)
     leaked = {secret for secret in SECRETS for form in forms(secret) if form in output}
     assert not leaked, [line for line in output.splitlines() if any(s in line for s in leaked)][:5]
+
+
+def test_parley_serve_writes_no_secret_either(tmp_path: Path) -> None:
+    # The real process: gunicorn's own lines and each worker's, as a pod writes them.
+    import os
+    import subprocess
+
+    import requests
+
+    from tests.integration.test_server import PARLEY, free_port, wait_until_ready
+
+    with serving(twilio_api()) as twilio, serving(telegram_api()) as telegram:
+        port = free_port()
+        env = {**os.environ, "PORT": str(port), "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_LOG_JSON": "true",
+               "PARLEY_LOG_LEVEL": "DEBUG", "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+               "TWILIO_API_URL": twilio.url, "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+               "TELEGRAM_SECRET_TOKEN": TELEGRAM_SECRET, "TELEGRAM_API_URL": telegram.url,
+               "PARLEY_ADMIN_TOKEN": ADMIN_TOKEN}
+        for name in ("REDIS_URL", "DATABASE_URL", "OPENAI_API_KEY", "SLACK_BOT_TOKEN"):
+            env.pop(name, None)
+        process = subprocess.Popen([str(PARLEY), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(url, process)
+            update = (PAYLOADS / "telegram" / "text.json").read_bytes()
+            assert requests.post(f"{url}/telegram/webhook", data=update, timeout=10, headers={
+                "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}).status_code == 200
+            body = (PAYLOADS / "twilio" / "sms.txt").read_text().strip()
+            signature = RequestValidator(TWILIO_TOKEN).compute_signature(
+                f"{url}/twilio/messages", dict(parse_qsl(body, keep_blank_values=True)))
+            assert requests.post(f"{url}/twilio/messages", data=body, timeout=10, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}).status_code == 200
+            assert requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                                timeout=10).status_code == 200
+            assert wait_until(lambda: telegram.to("sendMessage") and twilio.to("Messages.json"))
+        finally:
+            process.terminate()
+            output = process.communicate(timeout=30)[0].decode()
+    assert "message_answered" in output
+    leaked = {secret for secret in SECRETS for form in forms(secret) if form in output}
+    assert not leaked, [line for line in output.splitlines() if any(s in line for s in leaked)][:5]
