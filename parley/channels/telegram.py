@@ -34,8 +34,9 @@ T = TypeVar("T")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Message attributes that carry something other than text; a caption, when present, is the text.
 _NOT_AN_UPDATE = (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError, RecursionError)
+# Everything a person sends that is not text is answered (the text-only reply), never ignored.
 _MEDIA = ("photo", "document", "sticker", "voice", "video", "video_note", "audio", "animation",
-          "location", "contact", "poll")
+          "location", "venue", "contact", "poll", "dice", "story", "paid_media")
 
 
 class TelegramAdapter(BaseAdapter):

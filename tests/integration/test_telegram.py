@@ -83,6 +83,19 @@ def test_a_photo_gets_the_text_only_reply(client: FlaskClient, telegram: StubSer
     assert "I can only read text for now" in call.params["text"]
 
 
+def test_a_dice_or_a_shared_location_gets_the_text_only_reply(client: FlaskClient, telegram: StubServer) -> None:
+    sent = []
+    for n, extra in enumerate(({"dice": {"emoji": "🎲", "value": 4}},
+                               {"location": {"latitude": 40.4167754, "longitude": -3.7037902}})):
+        update = json.loads(payload("text.json"))
+        update["update_id"] += 500 + n
+        del update["message"]["text"]
+        update["message"].update(message_id=500 + n, **extra)
+        assert post(client, json.dumps(update).encode()).status_code == 200
+        sent = telegram.wait_for("sendMessage", count=n + 1)
+    assert len(sent) == 2 and all("I can only read text for now" in call.params["text"] for call in sent)
+
+
 def test_the_same_update_twice_is_answered_once(client: FlaskClient, telegram: StubServer) -> None:
     assert post(client, payload("text.json")).status_code == 200
     assert post(client, payload("text.json")).status_code == 200
