@@ -19,8 +19,8 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from structlog.typing import Processor
