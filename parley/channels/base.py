@@ -16,6 +16,7 @@ from parley.errors import MalformedPayload, PayloadTooLarge
 
 # C0/C1 control characters other than tab and newline carry nothing a customer meant to say.
 NOT_UNICODE = "message is not valid Unicode text"
+_YEAR_10000 = 253_402_300_800  # epoch seconds: the stores' datetimes end with year 9999
 _CONTROL = {cp: None for cp in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0))}
 
 
@@ -148,11 +149,11 @@ def clean_text(text: object, *, max_chars: int, allow_empty: bool = False, clip:
 def storable(envelope: Envelope) -> Envelope:
     """The envelope, once every value a worker will write is one the stores can take.
 
-    JSON may carry a lone surrogate (``"\\ud800"``), which no UTF-8 database stores, and PostgreSQL
-    refuses NUL characters. Found here, the request gets a 400; found in the worker, the message
+    JSON may carry a lone surrogate (``"\\ud800"``), which no UTF-8 database stores, PostgreSQL
+    refuses NUL characters, and a time must be one a ``datetime`` can hold. Found here, the request gets a 400; found in the worker, the message
     would have been acknowledged, failed at every attempt and been dead-lettered.
     """
-    if not math.isfinite(envelope.timestamp):
+    if not (math.isfinite(envelope.timestamp) and 0 <= envelope.timestamp < _YEAR_10000):
         raise MalformedPayload(f"timestamp {envelope.timestamp} is not a time", public="bad timestamp")
     for name, value in _strings(dataclasses.asdict(envelope)):
         if "\x00" in value or not encodable(value):

@@ -84,6 +84,7 @@ def test_unstorable_values_are_refused_at_parse_time_on_every_channel(
         "slack user": slack(client, slack_event(user="U0\ud800")),
         "slack ts inf": slack(client, slack_event(ts="inf")),
         "slack ts nan": slack(client, slack_event(ts="nan")),
+        "slack ts past year 9999": slack(client, slack_event(ts="999999999999.000100")),
         "slack thread_ts": slack(client, slack_event(thread_ts="-inf")),
         "telegram text": telegram(client, text.replace("How do I reset my password?", "reset " + LONE).encode()),
         "telegram caption": telegram(client, (PAYLOADS / "telegram" / "photo.json").read_text().replace(
