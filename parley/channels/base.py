@@ -150,8 +150,9 @@ def storable(envelope: Envelope) -> Envelope:
     """The envelope, once every value a worker will write is one the stores can take.
 
     JSON may carry a lone surrogate (``"\\ud800"``), which no UTF-8 database stores, PostgreSQL
-    refuses NUL characters, and a time must be one a ``datetime`` can hold. Found here, the request gets a 400; found in the worker, the message
-    would have been acknowledged, failed at every attempt and been dead-lettered.
+    refuses NUL characters, and a time must be one a ``datetime`` can hold. Found here, the
+    request gets a 400; found in the worker, the message would have been acknowledged, failed at
+    every attempt and been dead-lettered.
     """
     if not (math.isfinite(envelope.timestamp) and 0 <= envelope.timestamp < _YEAR_10000):
         raise MalformedPayload(f"timestamp {envelope.timestamp} is not a time", public="bad timestamp")
