@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from flask import Request, Response
@@ -13,6 +15,8 @@ from parley.core.envelope import Envelope, Reply
 from parley.errors import MalformedPayload, PayloadTooLarge
 
 # C0/C1 control characters other than tab and newline carry nothing a customer meant to say.
+NOT_UNICODE = "message is not valid Unicode text"
+_YEAR_10000 = 253_402_300_800  # epoch seconds: the stores' datetimes end with year 9999
 _CONTROL = {cp: None for cp in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0))}
 
 
@@ -121,14 +125,59 @@ def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def clean_text(text: object, *, max_chars: int, allow_empty: bool = False) -> str:
-    """NFC-normalised text without control characters, within the length limit."""
+def clean_text(text: object, *, max_chars: int, allow_empty: bool = False, clip: bool = False) -> str:
+    """NFC-normalised text without control characters, within the length limit.
+
+    ``clip``: a platform's message (which cannot be told "too long") is cut at the limit instead of
+    refused. The cut comes after normalising, because NFC can lengthen text (U+0958 becomes two).
+    """
     if not isinstance(text, str):
         raise MalformedPayload("text is not a string", public="message text must be a string")
+    if not encodable(text):
+        raise MalformedPayload("text with a lone surrogate", public=NOT_UNICODE)
     cleaned = unicodedata.normalize("NFC", text).translate(_CONTROL).strip()
+    if clip:
+        cleaned = cleaned[:max_chars].rstrip()
     if not cleaned and not allow_empty:
         raise MalformedPayload("empty text", public="message text is empty")
     if len(cleaned) > max_chars:
         raise PayloadTooLarge(f"text of {len(cleaned)} characters",
                               public=f"message too long (max {max_chars} characters)")
     return cleaned
+
+
+def storable(envelope: Envelope) -> Envelope:
+    """The envelope, once every value a worker will write is one the stores can take.
+
+    JSON may carry a lone surrogate (``"\\ud800"``), which no UTF-8 database stores, PostgreSQL
+    refuses NUL characters, and a time must be one a ``datetime`` can hold. Found here, the
+    request gets a 400; found in the worker, the message would have been acknowledged, failed at
+    every attempt and been dead-lettered.
+    """
+    if not (math.isfinite(envelope.timestamp) and 0 <= envelope.timestamp < _YEAR_10000):
+        raise MalformedPayload(f"timestamp {envelope.timestamp} is not a time", public="bad timestamp")
+    for name, value in _strings(dataclasses.asdict(envelope)):
+        if "\x00" in value or not encodable(value):
+            raise MalformedPayload(f"{name} holds a NUL or a lone surrogate", public=NOT_UNICODE)
+    return envelope
+
+
+def _strings(value: object, name: str = "envelope") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield name, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(key, name)
+            yield from _strings(item, f"{name}.{key}" if isinstance(key, str) and encodable(key) else name)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item, name)
+
+
+def encodable(text: str) -> bool:
+    """Whether the text can be written as UTF-8 (a lone surrogate cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -27,6 +27,7 @@ from parley.errors import MalformedPayload, UnsupportedMediaType
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 # Subtypes that are still a person writing; every other subtype (edits, joins, bots) is ignored.
 _PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_SLACK_TS = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
 
 
 class SlackAdapter(BaseAdapter):
@@ -62,21 +63,22 @@ class SlackAdapter(BaseAdapter):
     def to_envelope(self, body: dict[str, Any], event: dict[str, Any], event_id: str) -> Envelope:
         team = str(body.get("team_id") or event.get("team") or "")
         channel = _string(event, "channel")
-        # Slack allows far longer messages than we read: answer the start rather than nothing.
-        text = html.unescape(_MENTION.sub("", str(event.get("text") or "")))[:self.max_text_chars]
+        # Slack allows far longer messages than we read: answer the start rather than nothing (clip).
+        text = html.unescape(_MENTION.sub("", str(event.get("text") or "")))
         files = tuple(str(f.get("mimetype") or "file")
                       for f in _list(event.get("files")) if isinstance(f, dict))
         route = {"channel": channel}
         conversation_id = f"slack:{team}:{channel}"
-        thread = event.get("thread_ts") or (event.get("ts") if event.get("type") == "app_mention" else None)
+        thread = _ts(event, "thread_ts") or (_ts(event, "ts") if event.get("type") == "app_mention" else None)
         if thread:
             # Mentions are answered in a thread, and each thread is a conversation of its own.
             route["thread_ts"] = str(thread)
             conversation_id += f":{thread}"
         return Envelope(channel=self.name, conversation_id=conversation_id, message_id=event_id,
                         sender=_string(event, "user"),
-                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=bool(files)),
-                        timestamp=_timestamp(event.get("ts")), attachments=files, route=route,
+                        # Empty ("@Parley" alone) is still a person writing: the dialogue prompts them.
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
+                        timestamp=float(_ts(event, "ts") or time.time()), attachments=files, route=route,
                         raw={"team_id": team, "event_type": event.get("type"), "ts": event.get("ts")})
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
@@ -122,9 +124,15 @@ def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _timestamp(ts: object) -> float:
-    try:
-        return float(str(ts))
-    except ValueError:
-        return time.time()
+def _ts(event: dict[str, Any], key: str) -> str | None:
+    """A Slack message timestamp ("1732520100.000200"): a thread's id and a time; None when absent.
+
+    Anything else ("inf", "nan", a number) would be acknowledged, then fail in the worker.
+    """
+    value = event.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _SLACK_TS.fullmatch(value):
+        raise MalformedPayload(f"event {key} {str(value)[:20]!r} is not a Slack timestamp")
+    return value
 

@@ -114,8 +114,9 @@ class SlackDesk(BaseAdapter):
         files = tuple(str(f.get("mimetype") or "file")
                       for f in event.get("files") or [] if isinstance(f, dict))
         rep = str(event["user"])
+        # Clipped like a customer's: refused, Slack would retry it and count the app as failing.
         text = clean_text(from_mrkdwn(str(event.get("text") or "")), max_chars=self.max_text_chars,
-                          allow_empty=bool(files))
+                          allow_empty=bool(files), clip=True)
         return [Envelope(channel=DESK, conversation_id=conversation_id, message_id=event_id, sender=rep,
                          sender_name=_display_name(event), text=text, role="agent",
                          attachments=files, timestamp=_seconds(event.get("ts")) or self._clock(),

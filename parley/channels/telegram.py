@@ -34,8 +34,9 @@ T = TypeVar("T")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Message attributes that carry something other than text; a caption, when present, is the text.
 _NOT_AN_UPDATE = (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError, RecursionError)
+# Everything a person sends that is not text is answered (the text-only reply), never ignored.
 _MEDIA = ("photo", "document", "sticker", "voice", "video", "video_note", "audio", "animation",
-          "location", "contact", "poll")
+          "location", "venue", "contact", "poll", "dice", "story", "paid_media")
 
 
 class TelegramAdapter(BaseAdapter):
@@ -66,26 +67,27 @@ class TelegramAdapter(BaseAdapter):
             update = Update.de_json(data, None) if isinstance(data, dict) else None
             if update is None:
                 raise MalformedPayload("body is not a JSON object")
-            message = update.message or update.edited_message
+            if update.edited_message is not None:
+                # As on every channel: the answer to what was sent stands, an edit is no new question.
+                logger.info("edit_ignored", message_id=update.edited_message.message_id)
+                return []
+            message = update.message
             if message is None or message.from_user is None or message.from_user.is_bot:
                 return []  # channel posts, member updates, callbacks...: nothing to answer
             media = tuple(kind for kind in _MEDIA if getattr(message, kind, None))
             if not (message.text or message.caption or media):
                 return []  # service messages: someone joined, a pin, a title change...
-            return [self.to_envelope(update.update_id, message, media,
-                                     edited=update.edited_message is not None)]
+            return [self.to_envelope(update.update_id, message, media)]
         except _NOT_AN_UPDATE as exc:
             # PTB builds objects from whatever JSON it gets, without checking types: a field of
             # the wrong type fails wherever it is first used (found by tests/fuzz).
             raise MalformedPayload(f"not a Telegram Update: {type(exc).__name__}") from None
 
-    def to_envelope(self, update_id: int, message: Message, media: tuple[str, ...], *,
-                    edited: bool) -> Envelope:
-        # Telegram allows 4,096 characters: answer the start of a long message rather than nothing.
+    def to_envelope(self, update_id: int, message: Message, media: tuple[str, ...]) -> Envelope:
+        # Telegram allows 4,096 characters: answer the start of a long message rather than nothing (clip).
         text = message.text or message.caption or ""
         if not isinstance(text, str):
             raise MalformedPayload("message text is not a string")
-        text = text[:self.max_text_chars]
         chat_id = str(message.chat.id)
         route = {"chat_id": chat_id}
         if message.is_topic_message and message.message_thread_id:
@@ -93,10 +95,10 @@ class TelegramAdapter(BaseAdapter):
         user = message.from_user
         return Envelope(channel=self.name, conversation_id=f"telegram:{chat_id}", message_id=str(update_id),
                         sender=str(user.id if user else chat_id),
-                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=bool(media)),
+                        text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
                         timestamp=message.date.timestamp(), attachments=media, route=route,
                         raw={"message_id": message.message_id, "chat_type": message.chat.type,
-                             "edited": edited, "language_code": user.language_code if user else None})
+                             "language_code": user.language_code if user else None})
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         for envelope in envelopes:
@@ -123,7 +125,7 @@ class TelegramAdapter(BaseAdapter):
     def set_webhook(self, url: str) -> bool:
         """Register ``url`` and the secret token with the Bot API (``parley telegram set-webhook``)."""
         return self._run(self.bot.set_webhook(url=url, secret_token=self.secret_token.decode("utf-8"),
-                                              allowed_updates=["message", "edited_message"]))
+                                              allowed_updates=["message"]))
 
     def close(self) -> None:
         try:

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 
 from parley.core.envelope import Reply, Source
+from parley.core.markdown import LINK
 
 Render = Callable[[str], str]
 
@@ -26,7 +27,10 @@ TELEGRAM_LIMIT = 4_096  # sendMessage limit, counted after entity parsing; HTML 
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
 _ITALIC = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
 _CODE = re.compile(r"`([^`\n]+)`")
-_LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
+_LINK = LINK
+# Slack turns "<target|label>" into a link, but "<!channel|x>" into a broadcast and "<@U1|x>" into a
+# mention: only web and mail targets become links; anything else is spelled out.
+_SLACK_TARGET = re.compile(r"(?:https?://|mailto:)[^|\s]+")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
 _BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
 _BOLD_ON, _BOLD_OFF, _ITALIC_ON, _ITALIC_OFF = "\x1b[1m", "\x1b[22m", "\x1b[3m", "\x1b[23m"
@@ -50,7 +54,8 @@ def as_sent(reply: Reply) -> str:
 def to_mrkdwn(markdown: str) -> str:
     """Slack mrkdwn: ``*bold*``, ``_italic_``, ``<url|label>``; ``&``, ``<``, ``>`` escaped."""
     text = markdown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _LINK.sub(lambda m: f"<{m[2]}|{m[1]}>", text)
+    text = _LINK.sub(lambda m: f"<{m[2]}|{m[1]}>" if _SLACK_TARGET.fullmatch(m[2]) else f"{m[1]} ({m[2]})",
+                     text)
     text = _HEADING.sub(lambda m: f"\x00{m[1]}\x00", text)
     text = _BOLD.sub(lambda m: f"\x00{m[1]}\x00", text)
     text = _ITALIC.sub(lambda m: f"_{m[1]}_", text)

@@ -51,13 +51,16 @@ class TwilioAdapter(BaseAdapter):
             raise InvalidSignature(f"Twilio signature does not match {url} and the auth token")
 
     def signed_url(self, request: Request) -> str:
-        """The URL Twilio requested, as the customer-facing side saw it (behind the Ingress)."""
+        """The URL Twilio requested: the public URL when set, else the request's own.
+
+        Behind an Ingress the request's scheme and host are the public ones only because ProxyFix
+        (``server.trusted_proxies``) rewrote them from the proxies it trusts. Reading
+        ``X-Forwarded-*`` here instead would let anyone name the host a signature was made for.
+        """
         path = request.full_path if request.query_string else request.path
         if self.public_url:
             return self.public_url + path
-        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-        return f"{scheme}://{host}{path}"
+        return f"{request.scheme}://{request.host}{path}"
 
     def parse(self, request: Request) -> list[Envelope]:
         form = request.form
@@ -66,8 +69,12 @@ class TwilioAdapter(BaseAdapter):
             raise MalformedPayload("form without From, To or MessageSid")
         media_count = int(form.get("NumMedia", "0")) if form.get("NumMedia", "0").isdigit() else 0
         media = tuple(form.get(f"MediaContentType{i}", "media") for i in range(min(media_count, 10)))
-        text = clean_text(form.get("Body", "")[:self.max_text_chars], max_chars=self.max_text_chars,
-                          allow_empty=bool(media))
+        # A WhatsApp quick-reply button sends its label; a location pin, contact or the like has no
+        # text at all: still a customer writing, answered (the text-only reply), never refused.
+        body = form.get("Body", "") or form.get("ButtonText", "")
+        text = clean_text(body, max_chars=self.max_text_chars, allow_empty=True, clip=True)
+        if not text and not media:
+            media = (form.get("MessageType", "") or "message",)
         variant = "whatsapp" if sender.startswith("whatsapp:") else "sms"
         return [Envelope(channel=self.name, conversation_id=f"twilio:{sender}:{recipient}", message_id=sid,
                          sender=sender, text=text, timestamp=time.time(), attachments=media,

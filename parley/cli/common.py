@@ -7,17 +7,27 @@ from typing import Any
 
 import click
 
+from parley import logs
 from parley.errors import ConfigError
-from parley.settings import Settings, load_settings
+from parley.settings import Settings, load_settings, secret_values
 
 WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
 
 
 def settings_of(config: str | None) -> Settings:
+    """The settings, with logging configured from them: log lines go to stderr (stdout is the
+    command's output: ``parley eval --json`` prints the document alone) and never hold a secret.
+
+    A command speaks of warnings and errors only (``serve`` and ``worker``, which run for long,
+    configure the settings' own level afterwards); DEBUG, when asked for, is honoured.
+    """
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    level = "DEBUG" if settings.logging.level == "DEBUG" else "WARNING"
+    logs.configure(level=level, json_format=settings.logging.json_format, secrets=secret_values(settings))
+    return settings
 
 
 def database_of(settings: Settings, *, migrate: bool = True) -> Any:

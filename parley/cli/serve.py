@@ -12,7 +12,7 @@ from gunicorn.app.base import BaseApplication
 from parley import logs
 from parley.cli.common import settings_of
 from parley.metrics import mark_worker_dead, prepare_multiprocess_dir
-from parley.settings import Settings
+from parley.settings import Settings, secret_values
 
 
 @click.command()
@@ -40,7 +40,7 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
     if not run_workers and settings.storage.redis_url is None:
         raise click.ClickException("--no-workers needs REDIS_URL: nothing else could reach the embedded inbox")
     if settings.logging.json_format:  # production: nothing but JSON lines on the pod's output
-        logs.configure(level=settings.logging.level, json_format=True)
+        logs.configure(level=settings.logging.level, json_format=True, secrets=secret_values(settings))
         structlog.get_logger("parley.serve").info("starting", url=f"http://{host}:{port}",
                                                   processes=processes, connections=connections)
     else:
@@ -54,7 +54,8 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
         "accesslog": None, "errorlog": "-", "loglevel": "info", "worker_exit": _close_services,
         "post_worker_init": _end_streams_on_sigterm,
         "child_exit": lambda _server, worker: mark_worker_dead(worker.pid),
-        "logconfig_dict": logs.gunicorn_logconfig(json_format=settings.logging.json_format),
+        "logconfig_dict": logs.gunicorn_logconfig(json_format=settings.logging.json_format,
+                                                  secrets=secret_values(settings)),
     }, run_workers=run_workers).run()
 
 

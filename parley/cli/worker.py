@@ -36,10 +36,12 @@ def worker(config: str | None, metrics_port: int | None) -> None:
 
     monkey.patch_all()
     from parley import logs
+    from parley.settings import secret_values
     from parley.wiring import build_services
 
     settings = _redis_settings(config)
-    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format)
+    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format,
+                   secrets=secret_values(settings))
     services = build_services(settings)
     stopping = threading.Event()
 

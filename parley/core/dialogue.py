@@ -235,6 +235,9 @@ class Dialogue:
         text = envelope.text
         if envelope.is_media_only:
             return _Draft(text=self.policy.media_only, meta=AnswerMeta(intent="media_only")), session
+        if not text.strip():  # "@Parley" and nothing else: invite the question
+            return _Draft(text=self.policy.greeting, meta=AnswerMeta(intent="empty"),
+                          quick_replies=self.policy.quick_replies), session
         reason = handoff.asked_for_person(self.policy.handoff, text, button=TALK_TO_PERSON)
         if reason is not None:
             return self._request_person(session, reason=reason)

@@ -4,7 +4,9 @@ An artefact is the fitted pipeline dumped with joblib. Its version is a hash of 
 learned (the same data and seed give the same version); the file's own SHA-256 is registered and
 checked again at load, so a replaced or truncated file never answers customers.
 A JSON file beside it repeats the registry row, so the artefact describes itself. Only the
-models directory is trusted to hold artefacts: joblib files execute code when loaded.
+models directory is trusted to hold artefacts: joblib files execute code when loaded. So a row's
+artefact is only ever a file directly in that directory, and its content must have the hash both
+the row and that record beside it hold: write access to the SQL table alone runs no code.
 """
 
 from __future__ import annotations
@@ -125,16 +127,33 @@ def active_model(database: Engine, models_dir: Path) -> TrainedModel | None:
 
 
 def load(models_dir: Path, row: ModelVersion) -> TrainedModel:
-    path = models_dir / row.artefact
+    """The row's artefact, unpickled only once it is confined and its content hash checked."""
+    path = artefact_path(models_dir, row)
     try:
         content = path.read_bytes()
+        record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"model {row.version}: cannot read {path}: {exc.strerror} "
+        raise ConfigError(f"model {row.version}: cannot read {exc.filename}: {exc.strerror} "
                           "(is data.models_dir shared with this process?)") from None
-    if hashlib.sha256(content).hexdigest() != row.content_hash:
+    except ValueError:
+        record = {}
+    digest = hashlib.sha256(content).hexdigest()
+    recorded = record.get("content_hash") if isinstance(record, dict) else None
+    if digest != row.content_hash or digest != recorded:
         raise ConfigError(f"model {row.version}: {path} does not match its registered content hash")
     stored = joblib.load(io.BytesIO(content))
     return replace(TrainedModel(stored["pipeline"], stored["kind"]), version=row.version)
+
+
+def artefact_path(models_dir: Path, row: ModelVersion) -> Path:
+    """Where the row's artefact is: a file directly in the models directory, and nowhere else
+    (no absolute path, no "..", no symbolic link out of it)."""
+    name = row.artefact
+    path = (models_dir / name).resolve()
+    if Path(name).name != name or name in ("", ".", "..") or path.parent != models_dir.resolve():
+        raise ConfigError(f"model {row.version}: artefact {name[:80]!r} is not a file of data.models_dir "
+                          f"({models_dir}); only `parley train` registers artefacts")
+    return path
 
 
 def _iso(moment: datetime | None) -> str | None:

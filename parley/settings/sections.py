@@ -50,7 +50,7 @@ class ServerSettings(Model):
         return self.workers or (256 if llm else 16)
     reply_timeout_seconds: float = Field(default=10.0, gt=0)
     trusted_proxies: int = Field(default=0, ge=0, le=10, description=(
-        "proxies in front (e.g. 1 behind an Ingress) whose X-Forwarded-For/-Proto to believe; 0: none"))
+        "proxies in front (e.g. 1 behind an Ingress) whose X-Forwarded-For/-Proto/-Host to believe; 0: none"))
 
 
 class StorageSettings(Model):

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import SecretStr
 
-from parley.channels.base import clean_text
+from parley.channels.base import NOT_UNICODE, clean_text, encodable
 from parley.core.envelope import AnswerMeta, Envelope, Reply
 from parley.errors import ChannelDisabled, InvalidSignature, MalformedPayload, NotFound
 from parley.wiring import Services
@@ -26,9 +27,15 @@ def _require_token() -> None:
     token = _services().settings.admin.token
     if token is None:
         raise ChannelDisabled("admin API is off: PARLEY_ADMIN_TOKEN is not set")
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-    if not hmac.compare_digest(given, token.get_secret_value().encode()):
-        raise InvalidSignature("admin API: wrong or missing bearer token")
+    require_bearer(token, "admin API")
+
+
+def require_bearer(token: SecretStr, surface: str) -> None:
+    """``Authorization: Bearer <token>`` exactly: a bare token or another scheme is refused."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    matches = hmac.compare_digest(given.encode(), token.get_secret_value().encode())
+    if scheme.lower() != "bearer" or not matches:
+        raise InvalidSignature(f"{surface}: wrong or missing bearer token")
 
 
 @bp.post("/conversations/<conversation_id>/messages")
@@ -44,6 +51,8 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
     author = body.get("author")
     if not isinstance(author, str) or not 1 <= len(author.strip()) <= 80:
         raise MalformedPayload("bad author", public="author must be the rep's name (1-80 characters)")
+    if not encodable(author):
+        raise MalformedPayload("author with a lone surrogate", public=NOT_UNICODE)
     reply = Reply(conversation_id=conversation_id, channel="widget", text=text, author=author.strip(),
                   meta=AnswerMeta(engine="person"))
     # A rep's message answers no single customer message: it is logged against a marker of its own.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Any
 
@@ -13,9 +12,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from parley import logs
-from parley.errors import InvalidSignature, ParleyError, PayloadTooLarge, RateLimited
+from parley.errors import ParleyError, PayloadTooLarge, RateLimited
 from parley.metrics import exposition
-from parley.settings import Settings, load_settings
+from parley.settings import Settings, load_settings, secret_values
 from parley.webhooks import admin, channels, slack_actions, widget
 from parley.wiring import Services, build_services
 
@@ -24,16 +23,19 @@ logger = structlog.get_logger("parley.http")
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> Flask:
     settings = settings or load_settings()
-    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format)
+    logs.configure(level=settings.logging.level, json_format=settings.logging.json_format,
+                   secrets=secret_values(settings))
     services = build_services(settings)
     # No static folder: the widget blueprint serves its one script; nothing else is exposed.
     app = Flask(__name__, static_folder=None)
     app.json = GuardedJSONProvider(app)
     if settings.server.trusted_proxies:
         # Behind an Ingress every request comes from the proxy: without this, all widget visitors
-        # share one rate-limit bucket. Only as many hops as configured are believed (spoofing).
+        # share one rate-limit bucket, and the URL Twilio signed (its public scheme and host) is
+        # unknown. Only as many hops as configured are believed (spoofing).
         hops = settings.server.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
+                                x_host=hops)
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     app.extensions["parley"] = services
     app.register_blueprint(widget.bp)
@@ -95,9 +97,8 @@ def _register_health(app: Flask, services: Services) -> None:
     def metrics() -> Response:
         # Prometheus scrapes from inside the cluster; with PARLEY_ADMIN_TOKEN set it must send it too.
         token = services.settings.admin.token
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-        if token is not None and not hmac.compare_digest(given, token.get_secret_value().encode()):
-            raise InvalidSignature("/metrics: wrong or missing bearer token")
+        if token is not None:
+            admin.require_bearer(token, "/metrics")
         body, content_type = exposition(services.metrics, services.inbox)
         return Response(body, content_type=content_type)
 

@@ -7,7 +7,7 @@ import time
 import structlog
 from flask import Response, request
 
-from parley.channels.base import WebhookAdapter
+from parley.channels.base import WebhookAdapter, storable
 from parley.core.envelope import Envelope
 from parley.webhooks.throttle import throttled
 from parley.wiring import Services
@@ -21,7 +21,8 @@ def receive(adapter: WebhookAdapter, services: Services) -> Response:
     inbox, limits, metrics = services.inbox, services.limits, services.metrics
     structlog.contextvars.bind_contextvars(channel=adapter.name)
     adapter.verify(request)
-    envelopes = adapter.parse(request)
+    # Every value a worker needs is checked now: a message it could never store is refused, not acked.
+    envelopes = [storable(envelope) for envelope in adapter.parse(request)]
     kept: list[Envelope] = []
     for envelope in envelopes:
         verdict = limits.judge(envelope)

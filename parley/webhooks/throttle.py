@@ -19,6 +19,9 @@ from parley.core.envelope import Envelope
 from parley.core.ratelimit import RateLimiter
 
 WINDOW_SECONDS = 60
+# How long a message's id is remembered as judged: Slack retries over five minutes, Twilio within
+# seconds, Telegram for a few minutes. A retry later than this is merely counted again.
+RETRY_SECONDS = 15 * 60
 
 Verdict = Literal["allow", "notify", "drop"]
 
@@ -33,8 +36,16 @@ class SenderLimits:
     exempt_channels: frozenset[str] = frozenset({"widget"})
 
     def judge(self, envelope: Envelope) -> Verdict:
-        """Count the message; over a limit, ``notify`` once a window and ``drop`` after that."""
+        """Count the message; over a limit, ``notify`` once a window and ``drop`` after that.
+
+        A platform's retry of a message judged already (acknowledged too slowly, or refused with a
+        503 before it was stored) is the same message: it is not counted again, and not throttled.
+        Counted, a customer's own retries would use up their minute, or throttle the retry away.
+        The inbox then stores it, or knows it for a duplicate.
+        """
         if envelope.role != "customer" or envelope.channel in self.exempt_channels:
+            return "allow"
+        if self.limiter.hit(f"message:{envelope.dedupe_key}", limit=1, window=RETRY_SECONDS):
             return "allow"
         sender = f"{envelope.channel}:{envelope.sender}"
         waits = (self.limiter.hit(f"sender:{sender}", limit=self.per_sender, window=WINDOW_SECONDS),

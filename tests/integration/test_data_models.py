@@ -204,3 +204,76 @@ def test_a_running_bot_keeps_its_model_when_the_newly_active_one_is_broken(works
     prediction = live.predict("I forgot my password")
     assert prediction.version == good and prediction.intent == "reset-password"
     engine.dispose()
+
+
+def test_eval_json_prints_the_document_alone_with_a_model_active(tmp_path: Path) -> None:
+    # A real process, as a script runs it: `parley eval --json | jq` must read only the JSON.
+    import subprocess
+    import sys
+
+    env = {"PATH": str(Path(sys.executable).parent), "PARLEY_CONFIG": str(CONFIG), "HOME": str(tmp_path),
+           "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")}
+    parley = str(Path(sys.executable).with_name("parley"))
+    trained = subprocess.run([parley, "train", "--activate"], env=env, capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 0, trained.stderr
+    done = subprocess.run([parley, "eval", PARAPHRASES, "--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # the whole of stdout is the document
+    assert report["questions"] == 49 and sum(report["answered_by"].values()) == 49
+    assert any(not by.startswith("retrieval-") for by in report["answered_by"])  # the active model
+
+
+class _Planted:
+    """What someone with write access to the SQL registry (and none to the models directory) plants:
+    a pickle that runs code when joblib loads it (here: it creates a file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _plant(workspace: Workspace, version: str, artefact: str, content: bytes) -> None:
+    import hashlib
+
+    from parley.data import models
+    from parley.stores.sql import ModelVersion, open_database
+
+    database = open_database(f"sqlite:///{workspace.tmp_path / 'var' / 'parley.db'}")
+    with Session(database) as session:
+        session.add(ModelVersion(version=version, kind="tfidf-logreg", artefact=artefact,
+                                 content_hash=hashlib.sha256(content).hexdigest()))
+        session.commit()
+    models.activate(database, version)
+    database.dispose()
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_a_model_row_cannot_make_the_bot_load_a_file_of_its_choosing(workspace: Workspace, where: str) -> None:
+    import io
+
+    import joblib
+
+    workspace.ok("train", "--activate")
+    models_dir = workspace.tmp_path / "var" / "models"
+    marker = workspace.tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    joblib.dump(_Planted(marker), buffer)
+    planted = buffer.getvalue()
+    outside = workspace.tmp_path / "var" / "planted.joblib"  # in the data dir, beside the database
+    outside.write_bytes(planted)
+    artefact = {"absolute": str(outside), "parent": "../planted.joblib"}[where]
+    assert (models_dir / artefact).resolve() == outside.resolve()
+    _plant(workspace, "tfidf-logreg-planted", artefact, planted)
+    config = workspace.tmp_path / "parley.yaml"
+    config.write_text(CONFIG.read_text().replace("model_refresh_seconds: 30", "model_refresh_seconds: 0"))
+    settings = load_settings(config, environ={**workspace.env, "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")})
+    from parley.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tfidf-logreg-planted"):
+        create_app(settings)  # a process starting refuses it (loudly)
+    refused = workspace.run("models", "activate", "tfidf-logreg-planted")
+    assert refused.exit_code == 1
+    assert not marker.exists()  # and nothing of it ever ran

@@ -151,3 +151,29 @@ def test_an_unclaimed_request_reminds_the_customer_with_the_expected_wait(
     bodies = [call.params["Body"] for call in stubs["twilio"].settle("Messages.json", at_least=1)]
     assert sum("usually replies within" in body for body in bodies) == 1
     assert "let our support team know" in got[0]
+
+
+PHISHING = "[Verify your account](https://evil.example/login)"
+PINGS = "[x](!channel) <!here> <@U0REP0001> [[a](https://b.example)](!everyone) & co"
+
+
+def test_customer_text_reaches_the_reps_channel_inert(client: FlaskClient, api: SlackApi) -> None:
+    # A customer's Markdown must not become a link with a fake label, a mention or a broadcast in Slack.
+    desk = Desk(client, api)
+    telegram(client, f"please check {PHISHING}")
+    telegram(client, "I want to talk to a person")
+    thread = desk.wait_for_thread()
+    [(_, header)] = desk.headers()
+    section = header["blocks"][0]["text"]["text"]
+    telegram(client, PHISHING)
+    telegram(client, PINGS)
+    posts = desk.wait_in_thread(thread, "&amp; co")
+    relayed = [text for text in posts if text.startswith("*Customer:*")]
+    assert len(relayed) == 2
+    for text in (section, *relayed):
+        assert "|Verify your account>" not in text and "<https://evil" not in text
+        assert "Verify your account (https://evil.example/login)" in text or text == relayed[1]
+        # No Slack control sequence (<!channel>, <@U…>, <url|label>) can be formed from a customer's text.
+        assert "<!" not in text and "<@" not in text and "|" not in text
+    assert relayed[1] == ("*Customer:* x (!channel) &lt;!here&gt; &lt;@U0REP0001&gt; "
+                          "a (https://b.example) (!everyone) &amp; co")

@@ -57,8 +57,8 @@ def app(request: pytest.FixtureRequest, tmp_path: Path, twilio: StubServer) -> I
             client.delete(key)
 
 
-def sms(client: FlaskClient, sender: str, text: str) -> int:
-    form = {"From": sender, "To": SHOP, "Body": text, "MessageSid": f"SM{uuid.uuid4().hex}",
+def sms(client: FlaskClient, sender: str, text: str, sid: str | None = None) -> int:
+    form = {"From": sender, "To": SHOP, "Body": text, "MessageSid": sid or f"SM{uuid.uuid4().hex}",
             "AccountSid": ACCOUNT_SID, "NumMedia": "0"}
     signature = RequestValidator(AUTH_TOKEN).compute_signature("http://localhost/twilio/messages", form)
     return client.post("/twilio/messages", data=urlencode(form), content_type="application/x-www-form-urlencoded",
@@ -84,6 +84,24 @@ def test_a_flood_gets_one_notice_then_is_dropped_and_others_are_still_answered(
     transcript = app.extensions["parley"].log.transcript(f"twilio:{FLOODER}:{SHOP}", "twilio")
     assert transcript is not None
     assert [m.text for m in transcript if m.direction == "in"] == [f"question {n}" for n in range(PER_SENDER + 1)]
+
+
+def test_a_platforms_retries_do_not_count_against_the_customer(app: Flask, twilio: StubServer) -> None:
+    # Our ack was slow (or a 503): the platform sends the same message again, up to three times.
+    # Counted each time, they would use up the customer's minute, and their next questions would be
+    # dropped as a flood; a retry is the same message, whatever the limits say.
+    client = app.test_client()
+    for attempt in range(4):
+        assert sms(client, FLOODER, "where is my order?", sid="SM0RETRIED0000000000000000000001") == 200
+    for n in range(PER_SENDER - 1):
+        assert sms(client, FLOODER, f"and question {n}?") == 200
+    sent = twilio.settle("Messages.json", quiet=1.0, at_least=PER_SENDER)
+    bodies = [call.params["Body"] for call in sent if call.params["To"] == FLOODER]
+    assert len(bodies) == PER_SENDER and FLOOD_NOTICE not in bodies
+    transcript = app.extensions["parley"].log.transcript(f"twilio:{FLOODER}:{SHOP}", "twilio")
+    assert transcript is not None
+    assert [m.text for m in transcript if m.direction == "in"] == [
+        "where is my order?", *(f"and question {n}?" for n in range(PER_SENDER - 1))]
 
 
 def test_a_conversation_is_limited_whoever_writes_in_it() -> None:

@@ -78,7 +78,8 @@ def test_channels_without_credentials_do_not_exist(client: FlaskClient, path: st
 
 @pytest.mark.parametrize("path", ["/admin/export", "/metrics"])
 @pytest.mark.parametrize("authorization", [None, "", "Bearer", f"Bearer {ADMIN_TOKEN[:-1]}",
-                                           f"Bearer {ADMIN_TOKEN}x", f"Basic {ADMIN_TOKEN}", ADMIN_TOKEN + " "])
+                                           f"Bearer {ADMIN_TOKEN}x", f"Basic {ADMIN_TOKEN}", ADMIN_TOKEN + " ",
+                                           ADMIN_TOKEN, f"Token {ADMIN_TOKEN}", f"Bearer{ADMIN_TOKEN}"])
 def test_admin_surfaces_refuse_a_missing_or_wrong_token(client: FlaskClient, path: str,
                                                         authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -87,8 +88,9 @@ def test_admin_surfaces_refuse_a_missing_or_wrong_token(client: FlaskClient, pat
 
 
 @pytest.mark.parametrize("path", ["/admin/export", "/metrics"])
-def test_admin_surfaces_answer_the_right_token(client: FlaskClient, path: str) -> None:
-    assert client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])  # the scheme is case-insensitive (RFC 9110)
+def test_admin_surfaces_answer_the_right_token(client: FlaskClient, path: str, scheme: str) -> None:
+    assert client.get(path, headers={"Authorization": f"{scheme} {ADMIN_TOKEN}"}).status_code == 200
 
 
 def test_without_a_token_the_admin_api_does_not_exist(tmp_path: Path, twilio: StubServer) -> None:

@@ -65,3 +65,26 @@ def test_message_bodies_appear_only_at_debug(tmp_path: Path, capfd: pytest.Captu
     bodies = [line for line in debug if "4111" in json.dumps(line)]
     assert bodies and all(line["level"] == "debug" for line in bodies)
     assert any(line["event"] == "envelope_text" and line["text"] == SECRET_TEXT for line in bodies)
+
+
+def test_token_counts_are_logged_and_keys_are_not(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from tests.integration.llm_support import API_KEY, llm_settings
+    from tests.stubs.openai_stub import OpenAIStub
+
+    stub = OpenAIStub().start()
+    app = create_app(llm_settings(tmp_path, stub, environ={"PARLEY_LOG_JSON": "true"}))
+    try:
+        capfd.readouterr()
+        assert app.test_client().post("/widget/api/messages", json={"text": "How long does delivery take?"}
+                                      ).status_code == 200
+        structlog.get_logger("parley.test").info("careless", api_key=API_KEY, session_token="tok-1234567")
+    finally:
+        app.extensions["parley"].close()
+        stub.stop()
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.strip()]
+    [answered] = [line for line in lines if line["event"] == "llm_answered"]
+    # A data scientist reads what each answer cost; a count is no secret.
+    assert isinstance(answered["prompt_tokens"], int) and answered["prompt_tokens"] > 0
+    assert isinstance(answered["completion_tokens"], int) and answered["completion_tokens"] > 0
+    [careless] = [line for line in lines if line["event"] == "careless"]
+    assert careless["api_key"] == "[redacted]" and careless["session_token"] == "[redacted]"

@@ -86,6 +86,16 @@ def test_a_mention_is_answered_in_its_thread(app: Flask, client: FlaskClient, sl
     assert "Source:" in call.params["text"] and "deliver" in call.params["text"].lower()
 
 
+def test_a_mention_with_no_question_gets_a_prompt(app: Flask, client: FlaskClient, slack: StubServer) -> None:
+    # Only "@Parley": well-formed, so a 2xx (Slack turns off an app whose events keep failing),
+    # and a prompt in the thread rather than silence.
+    response = post(client, payload("app_mention_empty.json"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [call] = slack.wait_for("chat.postMessage")
+    assert call.params["thread_ts"] == "1732520160.000300"
+    assert call.params["text"].startswith("Hi! I'm the Acme assistant. Ask me about")
+
+
 def test_slack_retries_are_answered_once(client: FlaskClient, slack: StubServer) -> None:
     body = payload("message_im.json")
     assert post(client, body).status_code == 200

@@ -86,6 +86,19 @@ def test_an_mms_without_text_gets_the_text_only_reply(client: FlaskClient, twili
     assert "I can only read text for now" in call.params["Body"]
 
 
+def test_a_whatsapp_location_gets_the_text_only_reply(app: Flask, client: FlaskClient,
+                                                      twilio: StubServer) -> None:
+    # A pin has no Body: it is still a customer writing, answered, never refused.
+    response = post(client, payload("whatsapp_location.txt"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [call] = twilio.wait_for("Messages.json")
+    assert call.params["To"] == "whatsapp:+34600111222"
+    assert "I can only read text for now" in call.params["Body"]
+    transcript = app.extensions["parley"].log.transcript("twilio:whatsapp:+34600111222:whatsapp:+14155238886",
+                                                         "twilio")
+    assert transcript is not None and transcript[0].direction == "in"
+
+
 def test_the_same_message_sid_twice_is_answered_once(client: FlaskClient, twilio: StubServer) -> None:
     assert post(client, payload("sms.txt")).status_code == 200
     assert post(client, payload("sms.txt")).status_code == 200
@@ -105,13 +118,16 @@ def test_the_signature_is_checked_on_the_public_url(tmp_path: Path, twilio: Stub
         app.extensions["parley"].close()
 
 
-def test_the_signature_honours_forwarded_headers(client: FlaskClient, twilio: StubServer) -> None:
+def test_forwarded_headers_from_an_untrusted_client_name_no_host(app: Flask, client: FlaskClient,
+                                                                  twilio: StubServer) -> None:
+    # No proxy is trusted and no public URL set: a request signed for another host (a webhook of
+    # another Parley, replayed) must not pass by naming that host in X-Forwarded-Host.
     body = payload("whatsapp.txt")
-    public = "https://bot.acme.example/twilio/messages"
-    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.acme.example"}
-    response = post(client, body, url=public, **forwarded)
-    assert response.status_code == 200
-    assert len(twilio.wait_for("Messages.json")) == 1
+    elsewhere = "https://bot.other.example/twilio/messages"
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.other.example"}
+    assert post(client, body, url=elsewhere, **forwarded).status_code == 401
+    assert app.extensions["parley"].inbox.depth() == 0
+    assert twilio.settle("Messages.json") == []
 
 
 def test_the_signature_still_verifies_behind_a_trusted_proxy(tmp_path: Path, twilio: StubServer) -> None:
@@ -124,6 +140,11 @@ def test_the_signature_still_verifies_behind_a_trusted_proxy(tmp_path: Path, twi
         response = post(app.test_client(), body, url="https://bot.acme.example/twilio/messages", **forwarded)
         assert response.status_code == 200
         assert len(twilio.wait_for("Messages.json")) == 1
+        # A host the client put before the proxy's own entry is not believed (one hop is trusted).
+        spoofed = {**forwarded, "X-Forwarded-Host": "bot.other.example, bot.acme.example"}
+        other = payload("whatsapp.txt")
+        assert post(app.test_client(), other, url="https://bot.other.example/twilio/messages",
+                    **spoofed).status_code == 401
     finally:
         app.extensions["parley"].close()
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 
@@ -37,12 +37,19 @@ class Call:
 Answer = Callable[[Call], tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]]
 
 
+class _Quiet(WSGIRequestHandler):
+    """No access log: the stub is the platform's side, and its lines would pass for the product's."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
 class StubServer:
     def __init__(self, answer: Answer) -> None:
         self.calls: list[Call] = []
         self._answer = answer
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

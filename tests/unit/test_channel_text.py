@@ -93,3 +93,10 @@ def test_a_reply_on_screen_names_who_wrote_it_its_sources_and_the_quick_replies(
         "bot> First line", "     second line", "     (source: Reset [reset-password])",
         "     (reply with: Yes | Talk to a person)"]
     assert to_screen(Reply(conversation_id="t", channel="terminal", text="On it.", author="Ana")) == "Ana> On it."
+
+
+def test_a_slack_link_is_only_ever_a_web_or_mail_link() -> None:
+    # "<!channel|x>" would ping a whole channel and "<@U1|x>" mention someone: spelled out instead.
+    text = "[x](!channel) [y](@U0REP0001) [help](https://acme.example/help) [mail](mailto:help@acme.example)"
+    assert to_mrkdwn(text) == ("x (!channel) y (@U0REP0001) <https://acme.example/help|help> "
+                               "<mailto:help@acme.example|mail>")
