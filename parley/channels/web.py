@@ -136,7 +136,7 @@ class WidgetAdapter(BaseAdapter):
         limits, hit = self.limits, self.rate_limiter.hit
         # A first message has no conversation yet: only its address's (wider) limit applies.
         waits = [hit(f"widget:address:{address}", limit=limits.per_address, window=limits.window)]
-        if isinstance(conversation_id, str):
+        if isinstance(conversation_id, str) and ID_PATTERN.match(conversation_id):  # else parse: 400
             # Only the secret's holder spends the conversation's budget: a leaked id cannot be
             # used to rate-limit the customer out of their own chat.
             if max(waits) == 0:
