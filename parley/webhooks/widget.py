@@ -126,9 +126,8 @@ def _stream_pass(adapter: WidgetAdapter, conversation_id: str) -> dict[str, obje
 @bp.get("/api/conversations/<conversation_id>")
 def conversation(conversation_id: str) -> Response:
     _adapter().authenticate(request, conversation_id)
-    transcript = _services().log.transcript(conversation_id, "widget")
-    if transcript is None:
-        raise NotFound(f"conversation {conversation_id}", public="unknown conversation")
+    # Started (its secret issued) but nothing said yet: an empty history, not an unknown conversation.
+    transcript = _services().log.transcript(conversation_id, "widget") or []
     return jsonify(conversation_id=conversation_id, messages=[history_message(m) for m in transcript])
 
 

@@ -84,11 +84,12 @@ def test_nothing_is_stored_for_refused_messages(client: FlaskClient, app) -> Non
     assert app.extensions["parley"].inbox.depth() == 0
 
 
-def test_unknown_history_is_404(client: FlaskClient) -> None:
+def test_a_conversation_with_nothing_said_yet_has_an_empty_history(client: FlaskClient) -> None:
     started = client.post("/widget/api/conversations").get_json()  # issued, but nothing said yet
     response = client.get(f"/widget/api/conversations/{started['conversation_id']}",
                           headers={"X-Parley-Secret": started["secret"]})
-    assert (response.status_code, response.get_json()) == (404, {"error": "unknown conversation"})
+    assert (response.status_code, response.get_json()) == (
+        200, {"conversation_id": started["conversation_id"], "messages": []})
 
 
 def test_another_sites_browser_is_refused(client: FlaskClient) -> None:
