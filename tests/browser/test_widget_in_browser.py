@@ -90,6 +90,11 @@ def test_a_reload_keeps_the_conversation_by_its_secret_which_no_url_carries(page
     sent = {secret for url, secret in requests_seen if url.endswith(f"/conversations/{kept['id']}")}
     assert sent == {kept["secret"]}  # the history came by the secret, in a header
     assert not [url for url, _ in requests_seen if kept["secret"] in url]
+    # The server's own output (gunicorn and Parley, INFO) holds neither the secret nor a stream pass.
+    passes = {url.split("token=")[1].split("&")[0] for url, _ in requests_seen if "token=" in url}
+    logged = site.log.read_text(encoding="utf-8")
+    assert kept["id"] in logged  # the conversation was logged, by its id
+    assert kept["secret"] not in logged and passes and not [p for p in passes if p in logged]
     ask(page, "how long does delivery take")
     expect(page.locator(".msg.user .bubble")).to_have_text(["How do I reset my password?", "how long does delivery take"])
     expect(bot_messages(page).nth(2)).to_be_visible()

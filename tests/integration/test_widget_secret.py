@@ -204,3 +204,32 @@ def test_the_secret_never_reaches_a_log_line(tmp_path: Path, capfd: pytest.Captu
     assert any(line["event"] == "request_refused" and line.get("status") == 401 for line in lines)
     for value in presented:
         assert value not in output.err and value not in output.out
+
+
+def test_a_restart_keeps_every_open_chat_and_pods_with_one_key_agree(tmp_path: Path) -> None:
+    def secret_works(settings_dir: Path, conversation: dict, **environ: str) -> int:
+        app = create_app(make_settings(settings_dir, **environ))
+        try:
+            return app.test_client().get(f"/widget/api/conversations/{conversation['conversation_id']}",
+                                         headers={HEADER: conversation["secret"]}).status_code
+        finally:
+            app.extensions["parley"].close()
+
+    first = create_app(make_settings(tmp_path / "a"))
+    try:
+        conversation = started(first.test_client())
+    finally:
+        first.extensions["parley"].close()
+    # Embedded: the key drawn at the first start is kept in the data dir, readable by Parley alone.
+    key_file = tmp_path / "a" / "var" / "widget.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert secret_works(tmp_path / "a", conversation) == 200  # the same data dir after a restart
+    assert secret_works(tmp_path / "b", conversation) == 401  # another installation: another key
+    # PARLEY_WIDGET_KEY: every process that has it verifies what any other issued.
+    shared = {"PARLEY_WIDGET_KEY": "widget-key-for-every-pod-5d2c"}
+    app = create_app(make_settings(tmp_path / "c", **shared))
+    try:
+        issued = started(app.test_client())
+    finally:
+        app.extensions["parley"].close()
+    assert secret_works(tmp_path / "d", issued, **shared) == 200

@@ -503,6 +503,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   // With legacyId: a conversation saved before secrets existed asks for its own, once.
+  // True when started, false when refused, null when the network failed (try again later).
   async function startConversation(legacyId) {
     try {
       const res = await request('/conversations', legacyId ? { conversation_id: legacyId } : {});
@@ -511,7 +512,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       adoptConversation(data.conversation_id, data.secret, data);
       return true;
     } catch {
-      return false;
+      return null;
     }
   }
 
@@ -723,7 +724,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     if (saved && saved.secret) {
       state.conversationId = saved.id;
       state.secret = saved.secret;
-    } else if (saved && !(await startConversation(saved.id))) {
+    } else if (saved && (await startConversation(saved.id)) === false) {
       saveConversation(null); // an id alone opens nothing: a new chat starts with the next message
     }
     applyConfig(await loadConfig());
