@@ -33,6 +33,7 @@ ISSUED_ID = re.compile(r"^w[0-9a-f]{32}$")
 LEGACY_CLAIM_SECONDS = 24 * 3600  # an open chat: its customer wrote within the last day
 LEGACY_CLAIM_MEMORY_SECONDS = 366 * 24 * 3600
 REFUSED = "this conversation needs its secret (X-Parley-Secret); start a new one if it is lost"
+STALE_PASS = "stream token expired or wrong; ask for a new one"
 
 
 class ConversationKeys:
@@ -52,8 +53,7 @@ class ConversationKeys:
     def __repr__(self) -> str:
         return "ConversationKeys(key=[redacted])"
 
-    @property
-    def key(self) -> bytes:
+    def _current_key(self) -> bytes:
         with self._lock:
             if self._key is None:
                 self._key = self._load()
@@ -77,19 +77,20 @@ class ConversationKeys:
     def verify_stream_token(self, conversation_id: str, token: str, *, now: float | None = None) -> None:
         """Raise ``InvalidSignature`` unless ``token`` was issued for this conversation and is fresh."""
         expires, _, mac = token.partition(".")
-        fresh = expires.isdigit() and len(expires) <= 12 and int(expires) > (time.time() if now is None else now)
+        now = time.time() if now is None else now
+        fresh = expires.isdigit() and len(expires) <= 12 and int(expires) > now
         valid = fresh and hmac.compare_digest(self._stream_mac(conversation_id, int(expires)).encode(),
                                               mac.encode("utf-8", "replace"))
         if not valid:
-            raise InvalidSignature(f"{'stale' if not fresh else 'wrong'} stream token for conversation "
-                                   f"{conversation_id}", public="stream token expired or wrong; ask for a new one")
+            raise InvalidSignature(f"{'wrong' if fresh else 'stale'} stream token for conversation "
+                                   f"{conversation_id}", public=STALE_PASS)
 
     def _stream_mac(self, conversation_id: str, expires: int) -> str:
         return _b64(self._mac(b"stream", f"{conversation_id}\0{expires}".encode("utf-8")))[:32]
 
     def _mac(self, purpose: bytes, message: bytes) -> bytes:
         # One key, separate purposes: a stream token can never pass for a secret or the reverse.
-        return hmac.new(self.key, purpose + b"\0" + message, hashlib.sha256).digest()
+        return hmac.new(self._current_key(), purpose + b"\0" + message, hashlib.sha256).digest()
 
 
 def new_conversation_id() -> str:

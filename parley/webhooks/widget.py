@@ -21,7 +21,7 @@ from parley.channels.web import ID_PATTERN, WidgetAdapter, history_message, orig
 from parley.channels.web_secrets import (REFUSED, SECRET_HEADER, STREAM_TOKEN_SECONDS, legacy_claim,
                                          new_conversation_id)
 from parley.core.mailbox import Mailbox
-from parley.errors import InvalidSignature, MalformedPayload, NotFound
+from parley.errors import InvalidSignature, MalformedPayload, NotFound, RateLimited
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 
@@ -93,6 +93,12 @@ def start() -> tuple[Response, int]:
     """
     adapter = _adapter()
     adapter.check_origin(request)
+    # Stateless and cheap, but a claim reads the log: an address gets as many starts as messages.
+    limits, address = adapter.limits, request.remote_addr or "unknown"
+    wait = adapter.rate_limiter.hit(f"widget:start:{address}", limit=limits.per_address, window=limits.window)
+    if wait:
+        raise RateLimited(f"widget start rate limit for {address}", retry_after=wait,
+                          public="You're starting conversations too fast. Please wait a moment.")
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise MalformedPayload("start body is not a JSON object", public="body must be a JSON object")
@@ -105,7 +111,8 @@ def start() -> tuple[Response, int]:
         conversation_id = claimed
         logger.info("legacy_conversation_claimed", conversation_id=conversation_id)
     else:
-        raise InvalidSignature(f"conversation {claimed} may not be claimed without its secret", public=REFUSED)
+        raise InvalidSignature(f"conversation {claimed} may not be claimed without its secret",
+                               public=REFUSED)
     return jsonify(conversation_id=conversation_id, secret=adapter.keys.secret(conversation_id),
                    **_stream_pass(adapter, conversation_id)), 201
 

@@ -233,3 +233,10 @@ def test_a_restart_keeps_every_open_chat_and_pods_with_one_key_agree(tmp_path: P
     finally:
         app.extensions["parley"].close()
     assert secret_works(tmp_path / "d", issued, **shared) == 200
+
+
+def test_an_address_starting_conversations_by_the_hundred_is_asked_to_wait(client: FlaskClient) -> None:
+    limit = client.application.extensions["parley"].settings.channels.widget.messages_per_minute_per_ip
+    assert {client.post("/widget/api/conversations").status_code for _ in range(limit)} == {201}
+    refused = client.post("/widget/api/conversations")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
