@@ -41,8 +41,8 @@ def _allow_embedding_sites(state: BlueprintSetupState) -> None:
     origins = [origin_pattern(o) for o in services.settings.channels.widget.allowed_origins]
     # Browsers ask before a cross-site JSON POST (preflight); Retry-After must be readable on a 429.
     CORS(state.app, resources={r"/widget/api/*": {"origins": origins}}, expose_headers=["Retry-After"],
-         methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID", SECRET_HEADER], max_age=600,
-         supports_credentials=False)
+         methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID", SECRET_HEADER],
+         max_age=600, supports_credentials=False)
     # An open stream is a greenlet waiting on its conversation's wake-up: cheap, but not free (about
     # 20 KB each, bench/streams.py); the cap per process bounds the memory a crowd of panels takes.
     state.app.extensions["parley.widget_streams"] = threading.BoundedSemaphore(
@@ -95,7 +95,8 @@ def start() -> tuple[Response, int]:
     adapter.check_origin(request)
     # Stateless and cheap, but a claim reads the log: an address gets as many starts as messages.
     limits, address = adapter.limits, request.remote_addr or "unknown"
-    wait = adapter.rate_limiter.hit(f"widget:start:{address}", limit=limits.per_address, window=limits.window)
+    wait = adapter.rate_limiter.hit(f"widget:start:{address}", limit=limits.per_address,
+                                    window=limits.window)
     if wait:
         raise RateLimited(f"widget start rate limit for {address}", retry_after=wait,
                           public="You're starting conversations too fast. Please wait a moment.")
