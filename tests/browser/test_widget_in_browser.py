@@ -9,9 +9,10 @@ import uuid
 from pathlib import Path
 
 import requests
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, Route, expect
 from playwright.sync_api._generated import EventContextManager
 
+from parley.channels.web_secrets import ConversationKeys
 from parley.core.envelope import Envelope
 from parley.stores.sql import SqlConversationLog, open_database
 from tests.browser.conftest import ADMIN_TOKEN, PER_BROWSER_LIMIT, Site
@@ -127,6 +128,32 @@ def test_a_chat_saved_before_secrets_re_attaches_once_and_a_copied_id_opens_noth
     expect(thief.locator(".msg.user")).to_have_count(0)
     assert saved(thief) is None
     other.close()
+
+
+def test_an_expired_stream_pass_is_renewed_and_live_messages_still_arrive(context: BrowserContext, site: Site) -> None:
+    # As if the pass had been issued an hour ago: signed by the server's own key, and expired.
+    assert requests.post(f"{site.server_url}/widget/api/conversations", timeout=10).status_code == 201
+    keys = ConversationKeys((site.database.parent / "widget.key").read_bytes())  # drawn at first use
+
+    def issued_an_hour_ago(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["stream_token"] = keys.stream_token(body["conversation_id"], now=time.time() - 3600)
+        route.fulfill(response=response, json=body)
+
+    page = context.new_page()
+    page.route("**/widget/api/conversations", issued_an_hour_ago)
+    page.goto(site.host_url)
+    open_chat(page)
+    with page.expect_response(lambda r: "/events?token=" in r.url and r.status == 401):
+        ask(page, "where is my package")
+    with page.expect_response(lambda r: "/events?token=" in r.url and r.status == 200):
+        expect(bot_messages(page).nth(1)).to_be_visible()
+    response = requests.post(f"{site.server_url}/admin/conversations/{conversation_id(page)}/messages",
+                             json={"text": "Dana here, on it.", "author": "Dana"},
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert response.status_code == 201
+    expect(page.locator(".msg.agent .bubble")).to_have_text("Dana here, on it.")
 
 
 def test_a_support_reps_message_appears_without_reload(page: Page, site: Site, output_dir: Path) -> None:
