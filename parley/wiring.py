@@ -110,6 +110,7 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
                          reply_timeout=settings.server.reply_timeout_seconds,
                          allowed_origins=widget.allowed_origins, rate_limiter=limiter,
                          keys=ConversationKeys(lambda: widget_key_of(settings)),
+                         legacy_claim_seconds=widget.legacy_claim_hours * 3600,
                          limits=RateLimits(per_browser=widget.messages_per_minute,
                                            per_address=widget.messages_per_minute_per_ip),
                          with_person=with_person)

@@ -43,9 +43,11 @@ class WidgetAdapter(BaseAdapter):
     def __init__(self, *, mailbox: Mailbox, log: ConversationLog, max_text_chars: int,
                  reply_timeout: float, allowed_origins: Sequence[str] = (),
                  rate_limiter: RateLimiter, limits: RateLimits = RateLimits(), keys: ConversationKeys,
+                 legacy_claim_seconds: float = 0.0,
                  with_person: Callable[[str, float], bool] = lambda conversation_id, at: False) -> None:
         self.mailbox = mailbox
         self.keys = keys
+        self.legacy_claim_seconds = legacy_claim_seconds  # see web_secrets.legacy_claim
         # True when a support rep already had the conversation at a given time: its messages then
         # go to the rep and get no immediate answer, so the request must not wait for one (the
         # rep's replies arrive as events).

@@ -30,7 +30,6 @@ STREAM_TOKEN_SECONDS = 600
 # Ids the server makes: "w" and 32 hex digits. Before secrets existed the browser chose the id
 # ("w" and its first message's UUID, with dashes), so any other "w" id predates them.
 ISSUED_ID = re.compile(r"^w[0-9a-f]{32}$")
-LEGACY_CLAIM_SECONDS = 24 * 3600  # an open chat: its customer wrote within the last day
 LEGACY_CLAIM_MEMORY_SECONDS = 366 * 24 * 3600
 REFUSED = "this conversation needs its secret (X-Parley-Secret); start a new one if it is lost"
 STALE_PASS = "stream token expired or wrong; ask for a new one"
@@ -110,19 +109,20 @@ def first_message_conversation(client_message_id: str) -> tuple[str, str]:
 
 
 def legacy_claim(conversation_id: str, *, log: ConversationLog, limiter: RateLimiter, channel: str,
-                 now: float | None = None) -> bool:
+                 within: float, now: float | None = None) -> bool:
     """May a browser that holds only a pre-secret id have its secret? Once, and only for an open chat.
 
     Chats opened before secrets existed must not all break, but an id alone must not be enough:
-    only an id of the old shape, whose customer wrote within the last day, and only the first
-    claim (remembered in the shared limiter store). A leaked id of a chat its browser re-attached
-    is worth nothing, and one of a chat left for a day can no longer be claimed at all.
+    only an id of the old shape, whose customer wrote less than ``within`` seconds ago (an open
+    chat), and only the first claim (remembered in the shared limiter store). A leaked id of a chat
+    its browser re-attached is worth nothing, and one of a chat left that long can no longer be
+    claimed at all.
     """
-    if not conversation_id.startswith("w") or ISSUED_ID.match(conversation_id):
+    if within <= 0 or not conversation_id.startswith("w") or ISSUED_ID.match(conversation_id):
         return False
     transcript = log.transcript(conversation_id, channel)
     last_in = max((m.created_at for m in transcript or () if m.direction == "in"), default=None)
-    if last_in is None or (time.time() if now is None else now) - last_in > LEGACY_CLAIM_SECONDS:
+    if last_in is None or (time.time() if now is None else now) - last_in > within:
         return False
     return limiter.hit(f"widget:legacy-claim:{conversation_id}", limit=1,
                        window=LEGACY_CLAIM_MEMORY_SECONDS) == 0

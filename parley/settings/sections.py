@@ -90,6 +90,9 @@ class WidgetSettings(Model):
     # Keys the HMAC that makes each conversation's secret (PARLEY_WIDGET_KEY). Unset: a key kept in
     # Redis (every pod shares it) or, embedded, in <server.data_dir>/widget.key.
     secret_key: SecretStr | None = None
+    legacy_claim_hours: float = Field(default=24, ge=0, description=(
+        "a chat opened before conversations had secrets re-attaches once, while its customer's last "
+        "message is younger than this; 0: never (such chats start afresh)"))
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -108,7 +108,8 @@ def start() -> tuple[Response, int]:
         conversation_id = new_conversation_id()
     elif not isinstance(claimed, str) or not ID_PATTERN.match(claimed):
         raise MalformedPayload("bad conversation_id", public="conversation_id is malformed")
-    elif legacy_claim(claimed, log=_services().log, limiter=adapter.rate_limiter, channel=adapter.name):
+    elif legacy_claim(claimed, log=_services().log, limiter=adapter.rate_limiter, channel=adapter.name,
+                      within=adapter.legacy_claim_seconds):
         conversation_id = claimed
         logger.info("legacy_conversation_claimed", conversation_id=conversation_id)
     else:

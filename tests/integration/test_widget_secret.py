@@ -240,3 +240,15 @@ def test_an_address_starting_conversations_by_the_hundred_is_asked_to_wait(clien
     assert {client.post("/widget/api/conversations").status_code for _ in range(limit)} == {201}
     refused = client.post("/widget/api/conversations")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_an_admin_may_refuse_every_claim_of_a_chat_from_before_secrets(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    widget = settings.channels.widget.model_copy(update={"legacy_claim_hours": 0})
+    app = create_app(settings.model_copy(update={"channels": settings.channels.model_copy(update={"widget": widget})}))
+    try:
+        conversation_id = legacy(app.extensions["parley"].log)
+        refused = app.test_client().post("/widget/api/conversations", json={"conversation_id": conversation_id})
+        assert refused.status_code == 401
+    finally:
+        app.extensions["parley"].close()
