@@ -61,8 +61,10 @@ def main() -> None:
                 started = time.perf_counter()
                 # One address per customer, as in life: the widget's per-address rate limit stays out of it.
                 browser = {"REMOTE_ADDR": f"10.0.{n // 250}.{n % 250 + 1}"}
-                conversation = client.post("/widget/api/messages", json={"text": "talk to a person"},
-                                           environ_base=browser).get_json()["conversation_id"]
+                started_with = client.post("/widget/api/messages", json={"text": "talk to a person"},
+                                           environ_base=browser).get_json()
+                conversation = started_with["conversation_id"]
+                secret = {"X-Parley-Secret": started_with["secret"]}
                 headers = lambda: [ts for ts, p in api.posted[posted:] if "blocks" in p]  # noqa: E731
                 until(lambda: headers() and services.adapters["desk"].directory.conversation_of(
                     HANDOFF_CHANNEL, headers()[0]))
@@ -70,7 +72,7 @@ def main() -> None:
                 thread = headers()[0]
 
                 client.post("/widget/api/messages", json={"text": f"hello {n}", "conversation_id": conversation},
-                            environ_base=browser)
+                            environ_base=browser, headers=secret)
                 legs["customer -> thread"].append(until(lambda: any(
                     p.get("thread_ts") == thread and f"hello {n}" in p["text"] for _, p in api.posted)))
 

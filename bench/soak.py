@@ -95,7 +95,7 @@ class Customers:
     def __init__(self, url: str, pool: int) -> None:
         self.url, self.pool = url, pool
         self.counter = itertools.count(1)
-        self.widget_conversations: dict[int, str] = {}
+        self.widget_conversations: dict[int, tuple[str, str]] = {}  # customer -> id, secret
         self.run = uuid.uuid4().hex[:6]
 
     def send(self, channel: str, session: requests.Session, tally: Tally) -> None:
@@ -113,12 +113,13 @@ class Customers:
 
     def widget(self, session: requests.Session, n: int, customer: int, question: str) -> tuple[str, int, bool]:
         body: dict[str, str] = {"text": question, "client_message_id": f"m{self.run}{n:010d}"}
+        headers = {}
         if customer in self.widget_conversations:
-            body["conversation_id"] = self.widget_conversations[customer]
-        response = session.post(f"{self.url}/widget/api/messages", json=body, timeout=30)
+            body["conversation_id"], headers["X-Parley-Secret"] = self.widget_conversations[customer]
+        response = session.post(f"{self.url}/widget/api/messages", json=body, headers=headers, timeout=30)
         data = response.json() if response.status_code in (200, 202) else {}
-        if "conversation_id" in data:
-            self.widget_conversations.setdefault(customer, data["conversation_id"])
+        if "secret" in data:
+            self.widget_conversations.setdefault(customer, (data["conversation_id"], data["secret"]))
         return "", response.status_code, bool(data.get("replies"))
 
     def slack(self, session: requests.Session, n: int, customer: int, question: str) -> tuple[str, int, bool]:

@@ -27,16 +27,16 @@ def main() -> None:
     for _ in range(conversations):
         first = session.post(f"{url}/widget/api/messages", json={"text": "hello",
                              "client_message_id": uuid.uuid4().hex}, timeout=30)
-        ids.append(first.json()["conversation_id"])
+        ids.append((first.json()["conversation_id"], {"X-Parley-Secret": first.json()["secret"]}))
     opened, refused, seen = Event(), [0], {}
     open_count = [0]
     started = time.perf_counter()
 
     def panel(number: int) -> None:
-        conversation = ids[number % conversations]
+        conversation, secret = ids[number % conversations]
         try:
             response = requests.get(f"{url}/widget/api/conversations/{conversation}/events", stream=True,
-                                    timeout=120)
+                                    headers=secret, timeout=120)
         except requests.RequestException:
             refused[0] += 1
             return
@@ -59,8 +59,8 @@ def main() -> None:
     sys.stdin.readline()
     posted = time.perf_counter()
     session = requests.Session()  # the first one's connection idled past the server's keep-alive
-    for conversation in ids:
-        session.post(f"{url}/widget/api/messages", timeout=30,
+    for conversation, secret in ids:
+        session.post(f"{url}/widget/api/messages", timeout=30, headers=secret,
                      json={"text": "how long does delivery take", "conversation_id": conversation})
     gevent.joinall(panels, timeout=60)
     delays = sorted((at - posted) * 1000 for at in seen.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from parley.channels.slack_desk import SlackDesk
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
 from parley.channels.web import RateLimits, WidgetAdapter
+from parley.channels.web_secrets import ConversationKeys
 from parley.core.dialogue import Dialogue, Policy, StreamSink
 from parley.core.engine import AnswerEngine, RetrievalEngine, TokenSink
 from parley.core.handoff import DESK, BusinessHours, HandoffRules
@@ -34,7 +36,7 @@ from parley.stores.knowledge import load_index
 from parley.stores.memory import MemoryMailbox, MemorySendLedger, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.ratelimit import LimitsRateLimiter
-from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
+from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect, unavailable
 from parley.stores.redis_inbox import RedisInbox
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
@@ -107,6 +109,8 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
     return WidgetAdapter(mailbox=mailbox, log=log, max_text_chars=settings.limits.max_text_chars,
                          reply_timeout=settings.server.reply_timeout_seconds,
                          allowed_origins=widget.allowed_origins, rate_limiter=limiter,
+                         keys=ConversationKeys(lambda: widget_key_of(settings)),
+                         legacy_claim_seconds=widget.legacy_claim_hours * 3600,
                          limits=RateLimits(per_browser=widget.messages_per_minute,
                                            per_address=widget.messages_per_minute_per_ip),
                          with_person=with_person)
@@ -147,6 +151,29 @@ def redis_inbox_of(settings: Settings, client: redis.Redis | None = None) -> Red
                       shards=storage.inbox_shards, prefix=storage.key_prefix, dedupe_ttl=storage.dedupe_ttl_seconds,
                       visibility_timeout=storage.visibility_timeout_seconds,
                       max_attempts=storage.max_attempts)
+
+
+def widget_key_of(settings: Settings) -> bytes:
+    """The key of the widget's conversation secrets: every process that serves the widget needs the
+    same. PARLEY_WIDGET_KEY, else one drawn once and kept in Redis (shared by every pod) or, embedded,
+    in the data dir (kept across restarts, so open chats survive them)."""
+    configured = settings.channels.widget.secret_key
+    if configured is not None:
+        return configured.get_secret_value().encode("utf-8")
+    storage = settings.storage
+    if storage.redis_url is not None:
+        client, name = connect(storage.redis_url.get_secret_value()), f"{storage.key_prefix}widget:key"
+        with unavailable("reading the widget key"):
+            client.set(name, os.urandom(32), nx=True)  # the first pod to need it draws it
+            return bytes(client.get(name))
+    path = settings.server.data_dir / "widget.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(os.urandom(32))
+    except FileExistsError:
+        pass
+    return path.read_bytes()
 
 
 def rate_limiter_of(settings: Settings) -> RateLimiter:

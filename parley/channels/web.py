@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 from flask import Request, Response, jsonify
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
+from parley.channels.web_secrets import SECRET_HEADER, ConversationKeys, first_message_conversation
 from parley.core.envelope import Envelope, Reply
 from parley.core.log import ConversationLog, LoggedMessage
 from parley.core.mailbox import Mailbox, MailboxEvent
 from parley.core.ratelimit import RateLimiter
-from parley.errors import MalformedPayload, NotFound, OriginNotAllowed, RateLimited, UnsupportedMediaType
+from parley.errors import MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -41,9 +42,12 @@ class WidgetAdapter(BaseAdapter):
 
     def __init__(self, *, mailbox: Mailbox, log: ConversationLog, max_text_chars: int,
                  reply_timeout: float, allowed_origins: Sequence[str] = (),
-                 rate_limiter: RateLimiter, limits: RateLimits = RateLimits(),
+                 rate_limiter: RateLimiter, limits: RateLimits = RateLimits(), keys: ConversationKeys,
+                 legacy_claim_seconds: float = 0.0,
                  with_person: Callable[[str, float], bool] = lambda conversation_id, at: False) -> None:
         self.mailbox = mailbox
+        self.keys = keys
+        self.legacy_claim_seconds = legacy_claim_seconds  # see web_secrets.legacy_claim
         # True when a support rep already had the conversation at a given time: its messages then
         # go to the rep and get no immediate answer, so the request must not wait for one (the
         # rep's replies arrive as events).
@@ -59,44 +63,56 @@ class WidgetAdapter(BaseAdapter):
         self.origin_patterns = tuple(origin_pattern(p) for p in self.allowed_origins)
 
     def verify(self, request: Request) -> None:
-        """The embedding site may use the widget, the browser is within its limits, and it sent JSON."""
+        """The embedding site may use the widget, it sent JSON, the browser holds the conversation's
+        secret (unless it starts one), and it is within its limits."""
         self.check_origin(request)
-        self.check_rate(request)
         if not request.is_json:
             raise UnsupportedMediaType(f"content type {request.mimetype!r}",
                                        public="send JSON (Content-Type: application/json)")
+        self.check_rate(request)
+
+    def authenticate(self, request: Request, conversation_id: str) -> None:
+        """The caller holds ``conversation_id``'s secret (401 otherwise)."""
+        self.keys.verify(conversation_id, request.headers.get(SECRET_HEADER))
 
     def parse(self, request: Request) -> list[Envelope]:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise MalformedPayload("body is not a JSON object", public="body must be a JSON object")
         text = clean_text(body.get("text"), max_chars=self.max_text_chars)
-        message_id = _optional_id(body, "client_message_id") or uuid.uuid4().hex
+        client_message_id = _optional_id(body, "client_message_id") or uuid.uuid4().hex
         conversation_id = _optional_id(body, "conversation_id")
         if conversation_id is None:
-            conversation_id = new_conversation_id(message_id)
-        elif not self.log.has_conversation(conversation_id, self.name):
-            raise NotFound(f"conversation {conversation_id}", public="unknown conversation")
+            conversation_id, message_id = first_message_conversation(client_message_id)
+        else:
+            # Checked in ``check_rate`` already; again here, so that no path parses unverified.
+            self.authenticate(request, conversation_id)
+            message_id = f"{conversation_id}:{client_message_id}"
         return [Envelope(channel=self.name, conversation_id=conversation_id,
-                         message_id=f"{conversation_id}:{message_id}", sender=conversation_id, text=text)]
+                         message_id=message_id, sender=conversation_id, text=text)]
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         envelope = envelopes[0]
+        conversation = {"conversation_id": envelope.conversation_id}
+        body = request.get_json(silent=True)
+        if isinstance(body, dict) and body.get("conversation_id") is None:
+            # This message started the conversation: its secret goes to this browser only.
+            conversation["secret"] = self.keys.secret(envelope.conversation_id)
         logged = self.log.replies_to(envelope)  # a worker may have been quicker than this request
         if logged is None and self.with_person(envelope.conversation_id, envelope.timestamp):
-            return jsonify(conversation_id=envelope.conversation_id, replies=[], with_person=True)
+            return jsonify(**conversation, replies=[], with_person=True)
         replies = logged if logged is not None else self.mailbox.wait_for(
             envelope.conversation_id, envelope.message_id, timeout=self.reply_timeout)
         if replies is None:
             # Stored and queued, but slow: the browser picks the answer up from the history.
-            response = jsonify(conversation_id=envelope.conversation_id, replies=[], pending=True)
+            response = jsonify(**conversation, replies=[], pending=True)
             response.status_code = 202
             return response
         # The log also holds the posts to the reps' thread: only the customer's own replies go back.
         mine = [reply for reply in replies if reply.channel == self.name]
         if not mine:
-            return jsonify(conversation_id=envelope.conversation_id, replies=[], with_person=True)
-        return jsonify(conversation_id=envelope.conversation_id, replies=[reply_json(r) for r in mine])
+            return jsonify(**conversation, replies=[], with_person=True)
+        return jsonify(**conversation, replies=[reply_json(r) for r in mine])
 
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
         # One publish, all or nothing: no step to skip on a retry, so ``once`` is not needed.
@@ -122,7 +138,11 @@ class WidgetAdapter(BaseAdapter):
         limits, hit = self.limits, self.rate_limiter.hit
         # A first message has no conversation yet: only its address's (wider) limit applies.
         waits = [hit(f"widget:address:{address}", limit=limits.per_address, window=limits.window)]
-        if isinstance(conversation_id, str):
+        if isinstance(conversation_id, str) and ID_PATTERN.match(conversation_id):  # else parse: 400
+            # Only the secret's holder spends the conversation's budget: a leaked id cannot be
+            # used to rate-limit the customer out of their own chat.
+            if max(waits) == 0:
+                self.authenticate(request, conversation_id)
             waits.append(hit(f"widget:conversation:{conversation_id}", limit=limits.per_browser,
                              window=limits.window))
         if max(waits):
@@ -149,14 +169,6 @@ def origin_pattern(pattern: str) -> re.Pattern[str]:
     host_re = re.escape(host).replace(r"\*", r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
     port_re = (r"\d{1,5}" if port == "*" else re.escape(port)) if colon else ""
     return re.compile(f"{re.escape(scheme)}://{host_re}{colon}{port_re}\\Z", re.IGNORECASE)
-
-
-def new_conversation_id(client_message_id: str) -> str:
-    # Derived from the browser's first message id, so a retried first message (same id) lands in
-    # the same conversation instead of opening a second one, and so the browser knows the id before
-    # the answer comes: it listens for the streamed answer while the first message is on its way.
-    # The message id is the browser's random UUID, as unguessable as a server-made id.
-    return "w" + client_message_id[:63]
 
 
 def reply_json(reply: Reply) -> dict[str, object]:

@@ -40,6 +40,7 @@ SCHEMA = pa.schema([
     ("feedback_comment", pa.string()), ("label", pa.string()),
 ])
 COLUMNS = tuple(SCHEMA.names)
+ID_COLUMNS = ("message_id", "conversation_id", "customer", "in_reply_to", "author")
 
 
 def redactor_of(settings: Settings) -> Redactor:
@@ -97,11 +98,12 @@ def _row(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
     if redactor is not None:
         row["text"] = redactor.text(row["text"])
         row["feedback_comment"] = redactor.text(row["feedback_comment"])
-        # Ids of phone channels are phone numbers: replace them by stable pseudonyms.
-        row["customer"] = redactor.pseudonym(row["customer"])
-        row["conversation_id"] = redactor.pseudonym(row["conversation_id"])
-        if row["author"] is not None:
-            row["author"] = redactor.pseudonym(row["author"])
+        # Every id names its conversation (phone channels' ids are phone numbers; a widget message's
+        # is "widget:<conversation>:..."): each becomes a stable pseudonym, so rows still join
+        # (in_reply_to to message_id) and group, and none gives the conversation away.
+        for column in ID_COLUMNS:
+            if row[column] is not None:
+                row[column] = redactor.pseudonym(row[column])
     return row
 
 

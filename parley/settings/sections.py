@@ -87,6 +87,12 @@ class WidgetSettings(Model):
     max_streams: int = Field(default=10_000, ge=0, description=(
         "open event streams per process (each a greenlet of about 20 KB); more get 503 and poll the "
         "history; keep it below `parley serve --connections`"))
+    # Keys the HMAC that makes each conversation's secret (PARLEY_WIDGET_KEY). Unset: a key kept in
+    # Redis (every pod shares it) or, embedded, in <server.data_dir>/widget.key.
+    secret_key: SecretStr | None = None
+    legacy_claim_hours: float = Field(default=24, ge=0, description=(
+        "a chat opened before conversations had secrets re-attaches once, while its customer's last "
+        "message is younger than this; 0: never (such chats start afresh)"))
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

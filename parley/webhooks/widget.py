@@ -18,8 +18,10 @@ from flask.blueprints import BlueprintSetupState
 from flask_cors import CORS
 
 from parley.channels.web import ID_PATTERN, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.channels.web_secrets import (REFUSED, SECRET_HEADER, STREAM_TOKEN_SECONDS, legacy_claim,
+                                         new_conversation_id)
 from parley.core.mailbox import Mailbox
-from parley.errors import MalformedPayload, NotFound
+from parley.errors import InvalidSignature, MalformedPayload, NotFound, RateLimited
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 
@@ -39,8 +41,8 @@ def _allow_embedding_sites(state: BlueprintSetupState) -> None:
     origins = [origin_pattern(o) for o in services.settings.channels.widget.allowed_origins]
     # Browsers ask before a cross-site JSON POST (preflight); Retry-After must be readable on a 429.
     CORS(state.app, resources={r"/widget/api/*": {"origins": origins}}, expose_headers=["Retry-After"],
-         methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID"], max_age=600,
-         supports_credentials=False)
+         methods=["GET", "POST"], allow_headers=["Content-Type", "Last-Event-ID", SECRET_HEADER],
+         max_age=600, supports_credentials=False)
     # An open stream is a greenlet waiting on its conversation's wake-up: cheap, but not free (about
     # 20 KB each, bench/streams.py); the cap per process bounds the memory a crowd of panels takes.
     state.app.extensions["parley.widget_streams"] = threading.BoundedSemaphore(
@@ -82,22 +84,77 @@ def messages() -> Response:
     return receive(_adapter(), _services())
 
 
+@bp.post("/api/conversations")
+def start() -> tuple[Response, int]:
+    """A new conversation's id and secret, before its first message (so the browser can listen first).
+
+    With ``conversation_id`` in the body, a browser holding only an id from before secrets existed
+    asks for that conversation's secret: granted once, for an open chat (``legacy_claim``).
+    """
+    adapter = _adapter()
+    adapter.check_origin(request)
+    # Stateless and cheap, but a claim reads the log: an address gets as many starts as messages.
+    limits, address = adapter.limits, request.remote_addr or "unknown"
+    wait = adapter.rate_limiter.hit(f"widget:start:{address}", limit=limits.per_address,
+                                    window=limits.window)
+    if wait:
+        raise RateLimited(f"widget start rate limit for {address}", retry_after=wait,
+                          public="You're starting conversations too fast. Please wait a moment.")
+    body = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(body, dict):
+        raise MalformedPayload("start body is not a JSON object", public="body must be a JSON object")
+    claimed = body.get("conversation_id")
+    if claimed is None:
+        conversation_id = new_conversation_id()
+    elif not isinstance(claimed, str) or not ID_PATTERN.match(claimed):
+        raise MalformedPayload("bad conversation_id", public="conversation_id is malformed")
+    elif legacy_claim(claimed, log=_services().log, limiter=adapter.rate_limiter, channel=adapter.name,
+                      within=adapter.legacy_claim_seconds):
+        conversation_id = claimed
+        logger.info("legacy_conversation_claimed", conversation_id=conversation_id)
+    else:
+        raise InvalidSignature(f"conversation {claimed} may not be claimed without its secret",
+                               public=REFUSED)
+    return jsonify(conversation_id=conversation_id, secret=adapter.keys.secret(conversation_id),
+                   **_stream_pass(adapter, conversation_id)), 201
+
+
+@bp.post("/api/conversations/<conversation_id>/stream-token")
+def stream_token(conversation_id: str) -> Response:
+    """A fresh pass for the event stream, for the holder of the conversation's secret."""
+    adapter = _adapter()
+    adapter.check_origin(request)
+    adapter.authenticate(request, conversation_id)
+    return jsonify(_stream_pass(adapter, conversation_id))
+
+
+def _stream_pass(adapter: WidgetAdapter, conversation_id: str) -> dict[str, object]:
+    return {"stream_token": adapter.keys.stream_token(conversation_id), "expires_in": STREAM_TOKEN_SECONDS}
+
+
 @bp.get("/api/conversations/<conversation_id>")
 def conversation(conversation_id: str) -> Response:
-    transcript = _services().log.transcript(conversation_id, "widget")
-    if transcript is None:
-        raise NotFound(f"conversation {conversation_id}", public="unknown conversation")
+    _adapter().authenticate(request, conversation_id)
+    # Started (its secret issued) but nothing said yet: an empty history, not an unknown conversation.
+    transcript = _services().log.transcript(conversation_id, "widget") or []
     return jsonify(conversation_id=conversation_id, messages=[history_message(m) for m in transcript])
 
 
 @bp.get("/api/conversations/<conversation_id>/events")
 def events(conversation_id: str) -> Response:
     """Replies, streamed tokens and "typing" as Server-Sent Events, for one bounded stretch."""
-    _adapter().check_origin(request)
+    adapter = _adapter()
+    adapter.check_origin(request)
     # An id not stored yet is fine: a browser listens for its first answer while sending its first
-    # message. Ids are unguessable, and a stream tells nothing about whether a conversation exists.
+    # message. A stream tells nothing about whether a conversation exists.
     if not ID_PATTERN.match(conversation_id):
         raise NotFound(f"conversation {conversation_id!r}", public="unknown conversation")
+    # EventSource sends no headers: the browser passes a stream token; other clients may send the secret.
+    token = request.args.get("token")
+    if token is not None:
+        adapter.keys.verify_stream_token(conversation_id, token)
+    else:
+        adapter.authenticate(request, conversation_id)
     # Resume after what the browser saw; a fresh stream starts at the end (no replay of old tokens).
     seen = request.headers.get("Last-Event-ID") or request.args.get("cursor") or ""
     slots: threading.BoundedSemaphore = current_app.extensions["parley.widget_streams"]
@@ -131,6 +188,7 @@ def feedback() -> tuple[Response, int]:
     conversation_id, message_id, score = body.get("conversation_id"), body.get("message_id"), body.get("score")
     if not isinstance(conversation_id, str) or not ID_PATTERN.match(conversation_id):
         raise MalformedPayload("bad conversation_id", public="conversation_id is missing or malformed")
+    _adapter().authenticate(request, conversation_id)
     if not isinstance(message_id, str) or not 1 <= len(message_id) <= 200:
         raise MalformedPayload("bad message_id", public="message_id is missing or malformed")
     if score not in (1, -1) or isinstance(score, bool):

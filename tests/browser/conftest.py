@@ -54,6 +54,7 @@ class Site:
     host_url: str
     database: Path
     cable: Relay  # cut() it to take the browser's network away
+    log: Path  # everything the server wrote (stdout and stderr)
 
 
 def _host_page(server_url: str) -> bytes:
@@ -112,7 +113,7 @@ def running_site(work: Path, **environ: str) -> Iterator[Site]:
     try:
         wait_until_ready(server_url, process)
         yield Site(server_url=server_url, public_url=public_url, host_url=f"http://127.0.0.1:{host_port}/shop",
-                   database=work / "var" / "parley.db", cable=cable)
+                   database=work / "var" / "parley.db", cable=cable, log=work / "server.log")
     finally:
         cable.close()
         process.terminate()

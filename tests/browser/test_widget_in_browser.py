@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
 import requests
-from playwright.sync_api import BrowserContext, Locator, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, Route, expect
 from playwright.sync_api._generated import EventContextManager
 
+from parley.channels.web_secrets import ConversationKeys
+from parley.core.envelope import Envelope
+from parley.stores.sql import SqlConversationLog, open_database
 from tests.browser.conftest import ADMIN_TOKEN, PER_BROWSER_LIMIT, Site
 from tests.stubs.openai_stub import OpenAIStub, Outcome
 
@@ -27,8 +32,19 @@ def ask(page: Page, text: str) -> None:
     box.press("Enter")
 
 
+STORAGE_KEY = "parley:acme:conversation"
+
+
+def saved(page: Page) -> dict[str, str] | None:
+    """What the widget keeps in ``localStorage``: the conversation's id and its secret."""
+    raw = page.evaluate(f"localStorage.getItem('{STORAGE_KEY}')")
+    return json.loads(raw) if raw else None
+
+
 def conversation_id(page: Page) -> str:
-    return page.evaluate("localStorage.getItem('parley:acme:conversation')")
+    kept = saved(page)
+    assert kept is not None, "the widget saved no conversation"
+    return kept["id"]
 
 
 def bot_messages(page: Page) -> Locator:
@@ -51,6 +67,93 @@ def test_question_answer_with_source_and_history_after_reload(page: Page, output
     open_chat(page)
     expect(page.locator(".msg.user .bubble")).to_have_text(["How do I reset my password?"])
     expect(bot_messages(page).nth(1).locator(".src")).to_have_text(PASSWORD_SOURCE)
+
+
+def test_a_reload_keeps_the_conversation_by_its_secret_which_no_url_carries(page: Page, site: Site) -> None:
+    requests_seen: list[tuple[str, str | None]] = []
+    page.on("request", lambda r: requests_seen.append((r.url, r.headers.get("x-parley-secret"))))
+    open_chat(page)
+    ask(page, "How do I reset my password?")
+    expect(bot_messages(page).nth(1)).to_contain_text("Forgot password")
+    kept = saved(page)
+    assert kept is not None and kept["secret"]
+    # The id alone (all a log line or a Slack button shows) opens nothing.
+    history = f"{site.server_url}/widget/api/conversations/{kept['id']}"
+    assert requests.get(history, timeout=10).status_code == 401
+
+    requests_seen.clear()
+    page.reload()
+    with page.expect_request(lambda r: "/events?token=" in r.url):  # the live stream, by its pass
+        open_chat(page)
+    expect(page.locator(".msg.user .bubble")).to_have_text(["How do I reset my password?"])
+    expect(bot_messages(page).nth(1)).to_contain_text("Forgot password")
+    assert saved(page) == kept  # read back from localStorage, not a new conversation
+    sent = {secret for url, secret in requests_seen if url.endswith(f"/conversations/{kept['id']}")}
+    assert sent == {kept["secret"]}  # the history came by the secret, in a header
+    assert not [url for url, _ in requests_seen if kept["secret"] in url]
+    # The server's own output (gunicorn and Parley, INFO) holds neither the secret nor a stream pass.
+    passes = {url.split("token=")[1].split("&")[0] for url, _ in requests_seen if "token=" in url}
+    logged = site.log.read_text(encoding="utf-8")
+    assert kept["id"] in logged  # the conversation was logged, by its id
+    assert kept["secret"] not in logged and passes and not [p for p in passes if p in logged]
+    ask(page, "how long does delivery take")
+    expect(page.locator(".msg.user .bubble")).to_have_text(["How do I reset my password?", "how long does delivery take"])
+    expect(bot_messages(page).nth(2)).to_be_visible()
+
+
+def test_a_chat_saved_before_secrets_re_attaches_once_and_a_copied_id_opens_nothing(
+        context: BrowserContext, browser: Browser, site: Site) -> None:
+    # A chat as the widget opened them before secrets: "w" and the first message's UUID, kept bare.
+    legacy_id = f"w{uuid.uuid4()}"
+    log = SqlConversationLog(open_database(f"sqlite:///{site.database}"))
+    log.record_inbound(Envelope(channel="widget", conversation_id=legacy_id, message_id=f"{legacy_id}:1",
+                                sender=legacy_id, text="where is my parcel?"))
+    log.database.dispose()
+    customer = context.new_page()
+    customer.goto(site.host_url)
+    customer.evaluate(f"localStorage.setItem('{STORAGE_KEY}', '{legacy_id}')")
+    customer.reload()
+    open_chat(customer)
+    expect(customer.locator(".msg.user .bubble")).to_have_text(["where is my parcel?"])
+    kept = saved(customer)
+    assert kept is not None and kept["id"] == legacy_id and kept["secret"]
+    # Someone else holding the same bare id (from a log line, say) gets a fresh, empty chat.
+    other = browser.new_context()
+    thief = other.new_page()
+    thief.goto(site.host_url)
+    thief.evaluate(f"localStorage.setItem('{STORAGE_KEY}', '{legacy_id}')")
+    thief.reload()
+    open_chat(thief)
+    expect(thief.locator(".msg.bot").first).to_contain_text("Hi! I'm the Acme assistant")
+    expect(thief.locator(".msg.user")).to_have_count(0)
+    assert saved(thief) is None
+    other.close()
+
+
+def test_an_expired_stream_pass_is_renewed_and_live_messages_still_arrive(context: BrowserContext, site: Site) -> None:
+    # As if the pass had been issued an hour ago: signed by the server's own key, and expired.
+    assert requests.post(f"{site.server_url}/widget/api/conversations", timeout=10).status_code == 201
+    keys = ConversationKeys((site.database.parent / "widget.key").read_bytes())  # drawn at first use
+
+    def issued_an_hour_ago(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["stream_token"] = keys.stream_token(body["conversation_id"], now=time.time() - 3600)
+        route.fulfill(response=response, json=body)
+
+    page = context.new_page()
+    page.route("**/widget/api/conversations", issued_an_hour_ago)
+    page.goto(site.host_url)
+    open_chat(page)
+    with page.expect_response(lambda r: "/events?token=" in r.url and r.status == 401):
+        ask(page, "where is my package")
+    with page.expect_response(lambda r: "/events?token=" in r.url and r.status == 200):
+        expect(bot_messages(page).nth(1)).to_be_visible()
+    response = requests.post(f"{site.server_url}/admin/conversations/{conversation_id(page)}/messages",
+                             json={"text": "Dana here, on it.", "author": "Dana"},
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert response.status_code == 201
+    expect(page.locator(".msg.agent .bubble")).to_have_text("Dana here, on it.")
 
 
 def test_a_support_reps_message_appears_without_reload(page: Page, site: Site, output_dir: Path) -> None:
@@ -136,8 +239,8 @@ def answered(page: Page) -> EventContextManager[Response]:
 
 def test_a_browser_sending_too_fast_is_asked_to_wait(page: Page, site: Site) -> None:
     open_chat(page)
-    # The first message opens the conversation; the browser's own limit counts the ones after it.
-    for number in range(PER_BROWSER_LIMIT + 1):
+    # The browser's own limit counts every message of its conversation, the first one too.
+    for number in range(PER_BROWSER_LIMIT):
         with answered(page) as response:
             ask(page, f"hello number {number}")
         assert response.value.status == 200
@@ -150,7 +253,7 @@ def test_a_browser_sending_too_fast_is_asked_to_wait(page: Page, site: Site) -> 
     with sqlite3.connect(site.database) as db:
         stored = db.execute("SELECT count(*) FROM message WHERE conversation_id = ? AND direction = 'in'",
                             (conversation_id(page),)).fetchone()[0]
-    assert stored == PER_BROWSER_LIMIT + 1
+    assert stored == PER_BROWSER_LIMIT
 
 
 def test_mobile_layout_fills_the_screen(page: Page, output_dir: Path) -> None:

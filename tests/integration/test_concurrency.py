@@ -76,14 +76,14 @@ def test_a_slow_answer_holds_up_no_other_customer(server: str, slack: StubServer
 def test_open_event_streams_leave_webhooks_and_health_checks_answering(server: str, slack: StubServer) -> None:
     """Two hundred open widget panels (several per conversation) do not starve the server."""
     first = requests.post(f"{server}/widget/api/messages", json={"text": "How do I reset my password?"}, timeout=15)
-    conversation = first.json()["conversation_id"]
+    conversation, secret = first.json()["conversation_id"], {"X-Parley-Secret": first.json()["secret"]}
     opened = threading.Semaphore(0)
     received: list[str] = []
     stop = threading.Event()
 
     def panel(_: int) -> None:
         with requests.get(f"{server}/widget/api/conversations/{conversation}/events", stream=True,
-                          timeout=60) as response:
+                          headers=secret, timeout=60) as response:
             assert response.status_code == 200
             opened.release()
             for line in response.iter_lines(decode_unicode=True):
@@ -101,7 +101,7 @@ def test_open_event_streams_leave_webhooks_and_health_checks_answering(server: s
         body = slack_event(channel="DWHILE001", user="UWHILE001", text="How do I reset my password?",
                            event_id="EvWHILE001")
         assert post_slack(server, body, timeout=3).status_code == 200
-        reply = requests.post(f"{server}/widget/api/messages", timeout=15,
+        reply = requests.post(f"{server}/widget/api/messages", timeout=15, headers=secret,
                               json={"text": "how long does delivery take", "conversation_id": conversation})
         assert reply.status_code == 200
         wait_until(lambda: len(received) == 200, timeout=30, what="the reply on every open panel")

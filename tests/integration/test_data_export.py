@@ -22,6 +22,7 @@ from tests.integration.data_support import environ_for, fresh_database
 
 SECRET_TEXT = ("I was charged twice, card 4111 1111 1111 1111. Mail me at jane.doe@example.com "
                "or call +1 415 555 0100")
+PSEUDONYM_KEY = "export-pseudonym-key-4b1d"
 JAN, FEB = datetime(2026, 1, 10, tzinfo=UTC).timestamp(), datetime(2026, 2, 10, tzinfo=UTC).timestamp()
 
 
@@ -58,7 +59,7 @@ def parse(data: bytes, fmt: str) -> list[dict[str, object]]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
     with fresh_database(request.param, tmp_path) as url:
-        env = {"PARLEY_DATA_DIR": str(tmp_path / "var"), **environ_for(url)}
+        env = {"PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_PSEUDONYM_KEY": PSEUDONYM_KEY, **environ_for(url)}
         services = build_services(make_settings(tmp_path, **env))
         data = Seeded(services, env)
         card = data.say(SECRET_TEXT, channel="widget", conversation_id="w-1", sender="browser-1",
@@ -75,7 +76,10 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_export_redacts_personal_data_by_default(seeded: Seeded, fmt: str) -> None:
     rows = seeded.export("--format", fmt)
-    assert [row["message_id"] for row in rows] == list(seeded.said)
+    # Every id is a pseudonym, keyed by PARLEY_PSEUDONYM_KEY: stable, and no conversation shows.
+    pseudonym = Redactor(key=PSEUDONYM_KEY.encode()).pseudonym
+    assert [row["message_id"] for row in rows] == [pseudonym(message_id) for message_id in seeded.said]
+    said = {pseudonym(message_id): text for message_id, text in seeded.said.items()}
     by_id = {row["message_id"]: row for row in rows}
     [question] = [row for row in rows if row["direction"] == "in" and row["channel"] == "widget"]
     assert question["text"] == ("I was charged twice, card [CARD]. Mail me at [EMAIL] or call [PHONE]")
@@ -85,11 +89,41 @@ def test_export_redacts_personal_data_by_default(seeded: Seeded, fmt: str) -> No
     sms = [row for row in rows if row["channel"] == "twilio"]
     assert len({row["conversation_id"] for row in sms}) == 1  # pseudonyms still group a conversation
     [answer] = [row for row in rows if row["in_reply_to"] == question["message_id"]]
-    assert by_id[answer["message_id"]]["text"] == seeded.said[str(answer["message_id"])]
+    assert by_id[answer["message_id"]]["text"] == said[str(answer["message_id"])]
     assert int(answer["feedback_score"]) == -1
     assert answer["feedback_comment"] == "wrong! write to [EMAIL]"
     assert answer["engine"] == "offline" and answer["intent"] == "double-charge"
     assert str(answer["model_version"]).startswith("retrieval-")
+    exported = json.dumps([{k: str(v) for k, v in row.items()} for row in rows])
+    assert "w-1" not in exported and "browser-1" not in exported  # the widget conversation and browser
+
+
+def test_a_redacted_export_shows_no_widget_conversation_id(tmp_path: Path) -> None:
+    """A real widget conversation, exported: its id is in no column (it was in message_id and in_reply_to)."""
+    from parley.webhooks.app import create_app
+
+    app = create_app(make_settings(tmp_path, PARLEY_ADMIN_TOKEN="s3cret-token"))
+    client = app.test_client()
+    try:
+        first = client.post("/widget/api/messages", json={"text": "How do I reset my password?"}).get_json()
+        conversation_id = first["conversation_id"]
+        again = client.post("/widget/api/messages", headers={"X-Parley-Secret": first["secret"]},
+                            json={"text": "and how long does delivery take?", "conversation_id": conversation_id})
+        assert again.status_code == 200
+        auth = {"Authorization": "Bearer s3cret-token"}
+        for fmt in ("jsonl", "csv", "parquet"):
+            data = client.get(f"/admin/export?format={fmt}", headers=auth).data
+            rows = parse(data, fmt)
+            assert len(rows) == 4
+            assert conversation_id not in json.dumps([{k: str(v) for k, v in row.items()} for row in rows])
+            assert conversation_id.encode() not in data
+            assert first["secret"].encode() not in data
+            questions = {row["message_id"] for row in rows if row["direction"] == "in"}
+            assert {row["in_reply_to"] for row in rows if row["direction"] == "out"} == questions
+        raw = parse(client.get("/admin/export?redact=false", headers=auth).data, "jsonl")
+        assert {row["conversation_id"] for row in raw} == {conversation_id}  # unredacted: as logged
+    finally:
+        app.extensions["parley"].close()
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

@@ -47,7 +47,8 @@ class Workspace:
                 ids.append(body["replies"][0]["id"])
                 if text == thumbs_down:
                     vote = {"conversation_id": body["conversation_id"], "message_id": ids[-1], "score": -1}
-                    assert client.post("/widget/api/feedback", json=vote).status_code == 201
+                    assert client.post("/widget/api/feedback", json=vote,
+                                       headers={"X-Parley-Secret": body["secret"]}).status_code == 201
             with Session(app.extensions["parley"].log.database) as session:
                 return [session.scalars(select(Message).where(Message.public_id == i)).one() for i in ids]
         finally:

@@ -51,17 +51,20 @@ class Customer:
     def __init__(self, client: FlaskClient, app: Flask) -> None:
         self.client, self.app = client, app
         self.conversation_id: str | None = None
+        self.secret: dict[str, str] = {}  # the conversation's secret, as the widget keeps it
 
     def says(self, text: str) -> dict:
         body = {"text": text, **({"conversation_id": self.conversation_id} if self.conversation_id else {})}
-        response = self.client.post("/widget/api/messages", json=body)
+        response = self.client.post("/widget/api/messages", json=body, headers=self.secret)
         assert response.status_code == 200, response.get_data(as_text=True)
         data = response.get_json()
         self.conversation_id = data["conversation_id"]
+        self.secret = self.secret or {"X-Parley-Secret": data["secret"]}
         return data
 
     def history(self) -> list[dict]:
-        return self.client.get(f"/widget/api/conversations/{self.conversation_id}").get_json()["messages"]
+        return self.client.get(f"/widget/api/conversations/{self.conversation_id}",
+                               headers=self.secret).get_json()["messages"]
 
     def sees(self, needle: str) -> dict:
         found = wait_until(lambda: next((m for m in self.history() if needle in m["text"]), None))

@@ -34,16 +34,17 @@ def test_tokens_stream_to_the_widget_over_http_then_the_reply_replaces_them(tmp_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}/widget/api"
     try:
-        conversation_id = requests.post(f"{base}/messages", json={"text": "hi"}, timeout=10).json()[
-            "conversation_id"]
+        started = requests.post(f"{base}/messages", json={"text": "hi"}, timeout=10).json()
+        conversation_id, secret = started["conversation_id"], {"X-Parley-Secret": started["secret"]}
         events: list[dict[str, object]] = []
-        with requests.get(f"{base}/conversations/{conversation_id}/events", stream=True, timeout=10) as stream:
+        with requests.get(f"{base}/conversations/{conversation_id}/events", stream=True, headers=secret,
+                          timeout=10) as stream:
             lines = stream.iter_lines(decode_unicode=True)
             assert next(lines) == "retry: 2000"  # connected: the stream starts after what exists
             answer = {}
             asking = threading.Thread(target=lambda: answer.update(requests.post(
                 f"{base}/messages", json={"text": "How long does delivery take?",
-                                          "conversation_id": conversation_id}, timeout=10).json()))
+                                          "conversation_id": conversation_id}, headers=secret, timeout=10).json()))
             asking.start()
             for line in lines:
                 if line.startswith("data: "):

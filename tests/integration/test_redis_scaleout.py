@@ -103,13 +103,15 @@ def test_a_conversation_started_on_one_process_continues_on_the_other(cluster: C
     first = requests.post(f"{a}/widget/api/messages", json={"text": "How do I reset my password?"}, timeout=15)
     assert first.status_code == 200
     conversation_id = first.json()["conversation_id"]
-    second = requests.post(f"{b}/widget/api/messages", timeout=15,
+    # The secret one process issued opens the conversation on the other (the key is shared).
+    secret = {"X-Parley-Secret": first.json()["secret"]}
+    second = requests.post(f"{b}/widget/api/messages", timeout=15, headers=secret,
                            json={"text": "how long does delivery take", "conversation_id": conversation_id})
     assert second.status_code == 200
     assert second.json()["replies"][0]["sources"][0]["id"] == "delivery-times"
 
     for url in (a, b):
-        history = requests.get(f"{url}/widget/api/conversations/{conversation_id}", timeout=5).json()
+        history = requests.get(f"{url}/widget/api/conversations/{conversation_id}", headers=secret, timeout=5).json()
         assert [m["direction"] for m in history["messages"]] == ["in", "out", "in", "out"]
     sessions = RedisSessionStore(redis.Redis.from_url(REDIS_URL), prefix=cluster.prefix, ttl=60,
                                  max_turns=20, max_chars=8000)

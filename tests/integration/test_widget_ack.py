@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from parley.channels.web import WidgetAdapter
+from parley.channels.web_secrets import ConversationKeys
 from parley.core.desk import DeskPost
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
@@ -28,7 +29,7 @@ def test_a_message_answered_before_the_ack_shows_only_the_customers_reply(tmp_pa
     to_customer = Reply(conversation_id=envelope.conversation_id, channel="widget", text="Ana is on it.",
                         reply_id="r-customer")
     adapter = WidgetAdapter(mailbox=MemoryMailbox(), log=log, max_text_chars=2000, reply_timeout=0.1,
-                            rate_limiter=LimitsRateLimiter())
+                            rate_limiter=LimitsRateLimiter(), keys=ConversationKeys(b"test-key"))
 
     with Flask(__name__).test_request_context("/widget/api/messages", method="POST") as context:
         log.record_replies(envelope, [to_desk])

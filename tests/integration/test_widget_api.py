@@ -6,9 +6,17 @@ import uuid
 
 from flask.testing import FlaskClient
 
+from parley.channels.web_secrets import REFUSED
 
-def ask(client: FlaskClient, text: str, **body: object):
-    return client.post("/widget/api/messages", json={"text": text, **body})
+
+def ask(client: FlaskClient, text: str, secret: str | None = None, **body: object):
+    return client.post("/widget/api/messages", json={"text": text, **body},
+                       headers={"X-Parley-Secret": secret} if secret else {})
+
+
+def history_of(client: FlaskClient, answer: dict) -> dict:
+    return client.get(f"/widget/api/conversations/{answer['conversation_id']}",
+                      headers={"X-Parley-Secret": answer["secret"]}).get_json()
 
 
 def test_first_answer_names_its_source_and_starts_a_conversation(client: FlaskClient) -> None:
@@ -24,9 +32,9 @@ def test_first_answer_names_its_source_and_starts_a_conversation(client: FlaskCl
 def test_conversation_continues_and_history_is_served_in_order(client: FlaskClient) -> None:
     first = ask(client, "How do I reset my password?").get_json()
     conversation_id = first["conversation_id"]
-    second = ask(client, "how long does delivery take", conversation_id=conversation_id).get_json()
+    second = ask(client, "how long does delivery take", first["secret"], conversation_id=conversation_id).get_json()
     assert second["conversation_id"] == conversation_id
-    history = client.get(f"/widget/api/conversations/{conversation_id}").get_json()
+    history = history_of(client, first)
     assert [(m["direction"], m["text"][:20]) for m in history["messages"]] == [
         ("in", "How do I reset my pa"),
         ("out", first["replies"][0]["text"][:20]),
@@ -41,14 +49,14 @@ def test_a_retried_message_is_stored_and_answered_once(client: FlaskClient) -> N
     first = ask(client, "where is my package", client_message_id=message_id).get_json()
     again = ask(client, "where is my package", client_message_id=message_id).get_json()
     assert again == first
-    history = client.get(f"/widget/api/conversations/{first['conversation_id']}").get_json()
+    history = history_of(client, first)
     assert len(history["messages"]) == 2
 
 
 def test_emoji_and_control_characters(client: FlaskClient) -> None:
     response = ask(client, "hello\x00\x07 👋")
     assert response.status_code == 200
-    history = client.get(f"/widget/api/conversations/{response.get_json()['conversation_id']}").get_json()
+    history = history_of(client, response.get_json())
     assert history["messages"][0]["text"] == "hello 👋"
 
 
@@ -60,7 +68,7 @@ def test_bad_input_gets_a_clear_4xx(client: FlaskClient) -> None:
          "body must be a JSON object"),
         (client.post("/widget/api/messages", data="text=hi"), 415, "send JSON (Content-Type: application/json)"),
         (client.post("/widget/api/messages", json={"text": 42}), 400, "message text must be a string"),
-        (ask(client, "hi", conversation_id="w" + "0" * 31), 404, "unknown conversation"),
+        (ask(client, "hi", conversation_id="w" + "0" * 31), 401, REFUSED),
         (ask(client, "hi", conversation_id="../../etc"), 400,
          "conversation_id must be 8-64 letters, digits, '-' or '_'"),
         (client.post("/widget/api/messages", data="x" * 70_000, content_type="application/json"), 413,
@@ -76,9 +84,12 @@ def test_nothing_is_stored_for_refused_messages(client: FlaskClient, app) -> Non
     assert app.extensions["parley"].inbox.depth() == 0
 
 
-def test_unknown_history_is_404(client: FlaskClient) -> None:
-    response = client.get("/widget/api/conversations/w0000000000000000")
-    assert (response.status_code, response.get_json()) == (404, {"error": "unknown conversation"})
+def test_a_conversation_with_nothing_said_yet_has_an_empty_history(client: FlaskClient) -> None:
+    started = client.post("/widget/api/conversations").get_json()  # issued, but nothing said yet
+    response = client.get(f"/widget/api/conversations/{started['conversation_id']}",
+                          headers={"X-Parley-Secret": started["secret"]})
+    assert (response.status_code, response.get_json()) == (
+        200, {"conversation_id": started["conversation_id"], "messages": []})
 
 
 def test_another_sites_browser_is_refused(client: FlaskClient) -> None:

@@ -21,7 +21,7 @@ from tests.conftest import make_settings
 
 SHOP = "https://www.shop.example"
 ADMIN = {"Authorization": "Bearer admin-secret"}
-PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type, x-parley-secret"}
 
 
 @pytest.fixture
@@ -39,10 +39,16 @@ def start(client: FlaskClient, text: str = "How do I reset my password?") -> dic
     return response.get_json()
 
 
+def secret(body: dict) -> dict[str, str]:
+    return {"X-Parley-Secret": body["secret"]}
+
+
 def test_an_allowed_site_passes_the_preflight_and_reads_the_answer(client: FlaskClient) -> None:
     preflight = client.options("/widget/api/messages", headers={"Origin": SHOP, **PREFLIGHT})
     assert preflight.headers["Access-Control-Allow-Origin"] == SHOP
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    # The conversation's secret travels in a header: a cross-site browser may send it.
+    assert "x-parley-secret" in preflight.headers["Access-Control-Allow-Headers"].lower()
     answer = client.post("/widget/api/messages", json={"text": "hi"}, headers={"Origin": "http://localhost:5173"})
     assert answer.status_code == 200
     assert answer.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
@@ -85,18 +91,19 @@ def test_origin_patterns(pattern: str, origin: str, allowed: bool) -> None:
 
 def test_a_browser_over_its_limit_gets_429_with_retry_after_and_nothing_is_stored(
         client: FlaskClient, app: Flask) -> None:
-    conversation_id = start(client)["conversation_id"]
+    first = start(client)
+    conversation_id, headers = first["conversation_id"], {"Origin": SHOP, **secret(first)}
     limit = app.extensions["parley"].settings.channels.widget.messages_per_minute
     statuses = [client.post("/widget/api/messages", json={"text": f"again {n}", "conversation_id": conversation_id},
-                            headers={"Origin": SHOP}).status_code for n in range(limit)]
+                            headers=headers).status_code for n in range(limit)]
     assert statuses == [200] * limit
     refused = client.post("/widget/api/messages", json={"text": "one too many", "conversation_id": conversation_id},
-                          headers={"Origin": SHOP})
+                          headers=headers)
     assert refused.status_code == 429
     assert refused.get_json() == {"error": "You're sending messages too fast. Please wait a moment."}
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.headers["Access-Control-Allow-Origin"] == SHOP  # so the widget can read Retry-After
-    history = client.get(f"/widget/api/conversations/{conversation_id}").get_json()["messages"]
+    history = client.get(f"/widget/api/conversations/{conversation_id}", headers=headers).get_json()["messages"]
     assert "one too many" not in [m["text"] for m in history]
     # Another browser is not held back by this one.
     assert start(client)["conversation_id"] != conversation_id
@@ -105,8 +112,8 @@ def test_a_browser_over_its_limit_gets_429_with_retry_after_and_nothing_is_store
 def test_a_vote_on_an_answer_is_stored_and_can_be_changed(client: FlaskClient, app: Flask) -> None:
     body = start(client)
     vote = {"conversation_id": body["conversation_id"], "message_id": body["replies"][0]["id"]}
-    assert client.post("/widget/api/feedback", json={**vote, "score": 1}).status_code == 201
-    assert client.post("/widget/api/feedback", json={**vote, "score": -1}).status_code == 201
+    assert client.post("/widget/api/feedback", json={**vote, "score": 1}, headers=secret(body)).status_code == 201
+    assert client.post("/widget/api/feedback", json={**vote, "score": -1}, headers=secret(body)).status_code == 201
     with Session(app.extensions["parley"].log.database) as session:
         rows = session.scalars(select(Feedback).where(Feedback.conversation_id == body["conversation_id"])).all()
     assert [(row.message_id, row.score) for row in rows] == [(vote["message_id"], -1)]
@@ -115,7 +122,9 @@ def test_a_vote_on_an_answer_is_stored_and_can_be_changed(client: FlaskClient, a
 def test_bad_votes_get_a_clear_4xx(client: FlaskClient) -> None:
     body = start(client)
     conversation_id = body["conversation_id"]
-    user_message = client.get(f"/widget/api/conversations/{conversation_id}").get_json()["messages"][0]["id"]
+    user_message = client.get(f"/widget/api/conversations/{conversation_id}",
+                              headers=secret(body)).get_json()["messages"][0]["id"]
+    other = start(client)
     cases = [
         ({"conversation_id": conversation_id, "message_id": body["replies"][0]["id"], "score": 5}, 400,
          "score must be 1 or -1"),
@@ -124,11 +133,12 @@ def test_bad_votes_get_a_clear_4xx(client: FlaskClient) -> None:
         ({"conversation_id": "../x", "message_id": "m", "score": 1}, 400, "conversation_id is missing or malformed"),
         ({"conversation_id": conversation_id, "score": 1}, 400, "message_id is missing or malformed"),
         ({"conversation_id": conversation_id, "message_id": user_message, "score": 1}, 404, "unknown message"),
-        ({"conversation_id": start(client)["conversation_id"], "message_id": body["replies"][0]["id"], "score": 1},
+        ({"conversation_id": other["conversation_id"], "message_id": body["replies"][0]["id"], "score": 1},
          404, "unknown message"),
     ]
     for vote, status, error in cases:
-        response = client.post("/widget/api/feedback", json=vote)
+        holder = other if vote.get("conversation_id") == other["conversation_id"] else body
+        response = client.post("/widget/api/feedback", json=vote, headers=secret(holder))
         assert (response.status_code, response.get_json()) == (status, {"error": error}), vote
 
 
@@ -146,10 +156,12 @@ def read_events(response, count: int) -> list[tuple[str, dict]]:
 
 
 def test_events_stream_rep_messages_tokens_and_typing(client: FlaskClient, app: Flask) -> None:
-    conversation_id = start(client)["conversation_id"]
+    body = start(client)
+    conversation_id = body["conversation_id"]
     mailbox = app.extensions["parley"].adapters["widget"].mailbox
     mailbox.publish_token(conversation_id, "old-reply", "stale ")  # before the browser connected
-    stream = client.get(f"/widget/api/conversations/{conversation_id}/events", headers={"Origin": SHOP})
+    stream = client.get(f"/widget/api/conversations/{conversation_id}/events",
+                        headers={"Origin": SHOP, **secret(body)})
     assert stream.mimetype == "text/event-stream"
     assert stream.headers["Access-Control-Allow-Origin"] == SHOP
     mailbox.publish_typing(conversation_id)
@@ -163,35 +175,40 @@ def test_events_stream_rep_messages_tokens_and_typing(client: FlaskClient, app: 
     message = events[2][1]["message"]
     assert (message["author"], message["text"], message["direction"]) == ("Dana", "Dana here, I'll look into it.", "out")
     # Logged too: the rep's message is in the history after a reload.
-    history = client.get(f"/widget/api/conversations/{conversation_id}").get_json()["messages"]
+    history = client.get(f"/widget/api/conversations/{conversation_id}", headers=secret(body)).get_json()["messages"]
     assert history[-1] == {**message, "created_at": history[-1]["created_at"]}
 
 
 def test_a_reconnecting_browser_resumes_after_its_last_event(client: FlaskClient, app: Flask) -> None:
-    conversation_id = start(client)["conversation_id"]
+    body = start(client)
+    conversation_id = body["conversation_id"]
     mailbox = app.extensions["parley"].adapters["widget"].mailbox
     reply = Reply(conversation_id=conversation_id, channel="widget", text="first", author="Dana")
     mailbox.publish(conversation_id, [reply])
     mailbox.publish_token(conversation_id, "r2", "second")
     seen = mailbox.after(conversation_id, "0", timeout=0)[-2].cursor
-    for headers, query in (({"Last-Event-ID": seen}, ""), ({}, f"?cursor={seen}")):
+    for headers, query in (({"Last-Event-ID": seen, **secret(body)}, ""), (secret(body), f"?cursor={seen}")):
         stream = client.get(f"/widget/api/conversations/{conversation_id}/events{query}", headers=headers)
         assert [data for _, data in read_events(stream, 1)] == [{"type": "token", "reply_id": "r2", "text": "second"}]
         stream.close()
     # A cursor that is not one starts at the end, like a fresh stream.
-    stream = client.get(f"/widget/api/conversations/{conversation_id}/events", headers={"Last-Event-ID": "x'; --"})
+    stream = client.get(f"/widget/api/conversations/{conversation_id}/events",
+                        headers={"Last-Event-ID": "x'; --", **secret(body)})
     mailbox.publish_typing(conversation_id)
     assert [data for _, data in read_events(stream, 1)] == [{"type": "typing"}]
     stream.close()
 
 
 def test_a_browser_hears_its_first_answer_on_the_conversation_it_is_starting(client: FlaskClient) -> None:
-    message_id = str(uuid.uuid4())
-    conversation_id = f"w{message_id}"  # what the server derives from the first message's id
-    stream = client.get(f"/widget/api/conversations/{conversation_id}/events")
+    started = client.post("/widget/api/conversations", headers={"Origin": SHOP})  # id and secret first
+    assert started.status_code == 201
+    conversation_id = started.get_json()["conversation_id"]
+    # As the browser's EventSource does: no headers, the stream pass in the query.
+    stream = client.get(f"/widget/api/conversations/{conversation_id}/events?token={started.get_json()['stream_token']}")
     assert stream.status_code == 200
-    sent = client.post("/widget/api/messages", json={"text": "How do I reset my password?",
-                                                     "client_message_id": message_id}).get_json()
+    sent = client.post("/widget/api/messages", headers=secret(started.get_json()), json={
+        "text": "How do I reset my password?", "conversation_id": conversation_id,
+        "client_message_id": str(uuid.uuid4())}).get_json()
     assert sent["conversation_id"] == conversation_id
     [(_, event)] = read_events(stream, 1)
     stream.close()

@@ -23,7 +23,18 @@ def app(tmp_path: Path) -> Iterator[Flask]:
 
 
 def open_stream(client: FlaskClient, n: int):
-    return client.get(f"/widget/api/conversations/w{n:032x}/events", headers={"Origin": SHOP})
+    conversation_id = f"w{n:032x}"
+    token = client.application.extensions["parley"].widget.keys.stream_token(conversation_id)
+    return client.get(f"/widget/api/conversations/{conversation_id}/events?token={token}", headers={"Origin": SHOP})
+
+
+def test_a_stream_without_its_pass_takes_no_slot(client: FlaskClient) -> None:
+    refused = [client.get(f"/widget/api/conversations/w{n:032x}/events").status_code for n in range(3)]
+    assert refused == [401] * 3
+    streams = [open_stream(client, n) for n in range(2)]
+    assert [s.status_code for s in streams] == [200, 200]
+    for stream in streams:
+        stream.close()
 
 
 def test_streams_past_the_cap_get_503_with_retry_after_until_one_closes(client: FlaskClient) -> None:

@@ -10,6 +10,8 @@
   const SEND_RETRIES = 3;
   const RETRY_STATUS = [502, 503, 504];
   const TOO_FAST = "You're sending messages too fast, please wait a moment";
+  const SECRET_HEADER = 'X-Parley-Secret';
+  const LOST = [401, 404]; // the server no longer knows the conversation, or its key changed
 
   const base = apiBase(script.src);
   const bot = script.dataset.bot || 'default';
@@ -18,6 +20,9 @@
   const state = {
     config: DEFAULTS,
     conversationId: null,
+    secret: null, // the conversation's credential: the id alone opens nothing
+    streamToken: '', // EventSource sends no headers: the stream takes a short-lived pass instead
+    streamTokenUntil: 0,
     shown: new Map(), // message id -> element: history, SSE and POST overlap
     streams: new Map(), // reply_id -> draft bubble
     unmatched: [], // user bubbles not yet echoed by the server
@@ -28,6 +33,7 @@
     queue: Promise.resolve(),
     events: null,
     eventsTimer: 0,
+    eventsAttempt: 0,
     eventsDelay: 1000,
     eventsOff: false,
     lastEventId: '',
@@ -42,12 +48,21 @@
     return url.origin + (i >= 0 ? url.pathname.slice(0, i) : '');
   }
 
-  // Storage throws in some private modes / iframes.
-  function loadId() {
-    try { return localStorage.getItem(storageKey); } catch { return null; }
+  // Storage throws in some private modes / iframes. Before secrets, the value was the bare id.
+  function loadConversation() {
+    try {
+      const raw = localStorage.getItem(storageKey);
+      if (!raw) return null;
+      if (!raw.startsWith('{')) return { id: raw, secret: null };
+      const saved = JSON.parse(raw) || {};
+      return str(saved.id) ? { id: saved.id, secret: str(saved.secret) || null } : null;
+    } catch { return null; }
   }
-  function saveId(id) {
-    try { id ? localStorage.setItem(storageKey, id) : localStorage.removeItem(storageKey); } catch { /* ignore */ }
+  function saveConversation(id, secret) {
+    try {
+      if (id) localStorage.setItem(storageKey, JSON.stringify({ id, secret }));
+      else localStorage.removeItem(storageKey);
+    } catch { /* ignore */ }
   }
 
   // randomUUID needs a secure context.
@@ -333,7 +348,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const vote = async (score) => {
       buttons.forEach((b) => { b.disabled = true; });
       try {
-        const res = await request('/feedback', { conversation_id: state.conversationId, message_id: messageId, score });
+        const res = await request('/feedback', { conversation_id: state.conversationId, message_id: messageId, score }, state.secret);
         if (!res.ok) throw new Error(res.status);
         buttons[score > 0 ? 0 : 1].setAttribute('aria-pressed', 'true');
         note.textContent = 'Thanks for your feedback';
@@ -349,16 +364,19 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     return h('div', { class: 'fb' }, ...buttons, note);
   }
 
-  // POST if body. Timeout: a hung request would block the send queue.
-  async function request(path, body) {
+  // POST if body. Timeout: a hung request would block the send queue. The secret goes in a
+  // header, never in the URL (URLs reach access logs).
+  async function request(path, body, secret) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 45000);
+    const headers = body ? { 'Content-Type': 'application/json' } : {};
+    if (secret) headers[SECRET_HEADER] = secret;
     try {
       return await fetch(base + API + path, {
         method: body ? 'POST' : 'GET',
         signal: ctl.signal,
         credentials: 'omit',
-        headers: body ? { 'Content-Type': 'application/json' } : {},
+        headers,
         body: body ? JSON.stringify(body) : null,
       });
     } finally {
@@ -372,7 +390,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   async function postWithRetry(path, body) {
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await request(path, body);
+        const res = await request(path, body, body.conversation_id ? state.secret : null);
         if (!RETRY_STATUS.includes(res.status) || attempt >= SEND_RETRIES) return res;
       } catch (err) {
         if (attempt >= SEND_RETRIES) throw err;
@@ -444,8 +462,8 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     updateTyping();
     try {
       let res = await post(body);
-      if (res.status === 404 && body.conversation_id) {
-        // Server lost the conversation: start anew.
+      if (LOST.includes(res.status) && body.conversation_id) {
+        // Server lost the conversation (or its key changed): start anew.
         forgetConversation();
         body.conversation_id = null;
         res = await post(body);
@@ -453,7 +471,8 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       const data = await readJson(res);
       if (res.ok && data) {
         showNotice('');
-        adoptConversation(data.conversation_id);
+        // A first message posted without a conversation (the start failed) comes back with one.
+        if (data.secret) adoptConversation(data.conversation_id, data.secret);
         const replies = (Array.isArray(data.replies) ? data.replies : []).filter(Boolean);
         replies.forEach(addBotMessage);
         setQuickReplies(replies.flatMap((r) => r.quick_replies || []));
@@ -473,14 +492,28 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }
   }
 
-  // A new conversation's id follows from its first message's (as the server derives it): listen
-  // first, so the streamed answer shows from its first token.
+  // A new conversation gets its id and secret first, so the browser listens before it sends and
+  // the streamed answer shows from its first token; retries then reuse that id (no second chat).
   async function post(body) {
-    if (!body.conversation_id) {
-      adoptConversation(`w${body.client_message_id.slice(0, 63)}`);
+    if (!body.conversation_id && (await startConversation())) {
+      body.conversation_id = state.conversationId;
       await whenListening(3000);
     }
     return postWithRetry('/messages', body);
+  }
+
+  // With legacyId: a conversation saved before secrets existed asks for its own, once.
+  // True when started, false when refused, null when the network failed (try again later).
+  async function startConversation(legacyId) {
+    try {
+      const res = await request('/conversations', legacyId ? { conversation_id: legacyId } : {});
+      const data = res.ok ? await readJson(res) : null;
+      if (!data || !str(data.conversation_id) || !str(data.secret)) return false;
+      adoptConversation(data.conversation_id, data.secret, data);
+      return true;
+    } catch {
+      return null;
+    }
   }
 
   function whenListening(ms) {
@@ -503,10 +536,12 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }
   }
 
-  function adoptConversation(id) {
-    if (!str(id) || id === state.conversationId) return;
+  function adoptConversation(id, secret, pass) {
+    if (!str(id) || !str(secret) || (id === state.conversationId && secret === state.secret)) return;
     state.conversationId = id;
-    saveId(id);
+    state.secret = secret;
+    saveConversation(id, secret);
+    setStreamPass(pass);
     state.eventsDelay = 1000;
     state.lastEventId = '';
     connectEvents();
@@ -514,17 +549,38 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   function forgetConversation() {
     state.conversationId = null;
-    saveId(null);
+    state.secret = null;
+    setStreamPass(null);
+    saveConversation(null);
     closeEvents();
+  }
+
+  function setStreamPass(pass) {
+    state.streamToken = (pass && str(pass.stream_token)) || '';
+    // Renewed a minute early, so a pass never expires between asking and connecting.
+    const seconds = (pass && Number(pass.expires_in)) || 0;
+    state.streamTokenUntil = state.streamToken ? Date.now() + (seconds - 60) * 1000 : 0;
+  }
+
+  // False when the conversation's secret is refused (then it is forgotten).
+  async function renewStreamPass(id) {
+    const res = await request(`${conversationPath(id)}/stream-token`, {}, state.secret);
+    if (LOST.includes(res.status)) {
+      if (id === state.conversationId) forgetConversation();
+      return false;
+    }
+    if (!res.ok) throw new Error(res.status);
+    setStreamPass(await readJson(res));
+    return Boolean(state.streamToken);
   }
 
   const conversationPath = (id) => `/conversations/${encodeURIComponent(id)}`;
 
   async function syncHistory(id) {
     try {
-      const res = await request(conversationPath(id));
+      const res = await request(conversationPath(id), null, state.secret);
       if (id !== state.conversationId) return;
-      if (res.status === 404) return forgetConversation();
+      if (LOST.includes(res.status)) return forgetConversation();
       if (!res.ok) throw new Error(res.status);
       const data = await res.json();
       const messages = Array.isArray(data && data.messages) ? data.messages : [];
@@ -546,6 +602,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   function closeEvents() {
     clearTimeout(state.eventsTimer);
+    state.eventsAttempt++; // a pass still on its way must not open a stream after this
     if (state.events) state.events.close();
     state.events = null;
   }
@@ -554,9 +611,17 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     closeEvents();
     const id = state.conversationId;
     if (!id || state.eventsOff || !window.EventSource || ui.panel.hidden) return;
+    if (state.streamToken && Date.now() < state.streamTokenUntil) return openEvents(id, state.streamToken);
+    const attempt = state.eventsAttempt;
+    renewStreamPass(id).then(
+      (ok) => { if (ok && attempt === state.eventsAttempt && id === state.conversationId) connectEvents(); },
+      () => { if (attempt === state.eventsAttempt) retryEvents(id, 0); });
+  }
+
+  function openEvents(id, token) {
     // A new EventSource forgets Last-Event-ID: resume by query instead.
-    const resume = state.lastEventId ? `?cursor=${encodeURIComponent(state.lastEventId)}` : '';
-    const es = new EventSource(`${base}${API}${conversationPath(id)}/events${resume}`);
+    const resume = state.lastEventId ? `&cursor=${encodeURIComponent(state.lastEventId)}` : '';
+    const es = new EventSource(`${base}${API}${conversationPath(id)}/events?token=${encodeURIComponent(token)}${resume}`);
     state.events = es;
     es.onopen = () => {
       state.eventsDelay = 1000;
@@ -584,10 +649,17 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       state.eventsOff = true;
       return;
     }
+    if (probe.status === 401) setStreamPass(null); // expired: the reconnect asks for a new pass
     if (id !== state.conversationId || state.events) return;
     // 503: the server has no stream to spare now. Catch up from the history, then ask again later.
     if (probe.status === 503) syncHistory(id);
-    state.eventsTimer = setTimeout(connectEvents, Math.max(state.eventsDelay, probe.retryAfter));
+    retryEvents(id, probe.retryAfter);
+  }
+
+  function retryEvents(id, retryAfter) {
+    if (id !== state.conversationId) return;
+    clearTimeout(state.eventsTimer);
+    state.eventsTimer = setTimeout(connectEvents, Math.max(state.eventsDelay, retryAfter));
     state.eventsDelay = Math.min(state.eventsDelay * 2, 30000);
   }
 
@@ -648,7 +720,13 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     ui = buildUI();
     // data-open: don't steal focus or pop a mobile keyboard.
     if (state.openOnStart) open(false);
-    state.conversationId = loadId();
+    const saved = loadConversation();
+    if (saved && saved.secret) {
+      state.conversationId = saved.id;
+      state.secret = saved.secret;
+    } else if (saved && (await startConversation(saved.id)) === false) {
+      saveConversation(null); // an id alone opens nothing: a new chat starts with the next message
+    }
     applyConfig(await loadConfig());
     if (state.conversationId) await syncHistory(state.conversationId);
     if (!state.conversationId) {
