@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 import structlog
@@ -33,8 +34,9 @@ from parley.worker.pool import WorkerPool
 from parley.errors import ConfigError
 from parley.settings import Settings, secret_values
 from parley.stores.knowledge import load_index
-from parley.stores.memory import MemoryMailbox, MemorySendLedger, MemorySessionStore
+from parley.stores.memory import MemoryMailbox, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
+from parley.stores.sqlite_journal import InboxJournal, SqliteSendLedger, open_journal_database
 from parley.stores.ratelimit import LimitsRateLimiter
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect, unavailable
 from parley.stores.redis_inbox import RedisInbox
@@ -128,14 +130,25 @@ def _poll_seconds(inbox: Inbox) -> float:
     return 2.0 if isinstance(inbox, RedisInbox) else 0.5
 
 
+def embedded_journal_path(settings: Settings) -> Path:
+    """The conversation log's SQLite file, or one of its own beside it when the log is elsewhere."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return settings.server.data_dir / "embedded.db"
+
+
 def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, SendLedger]:
     """Sessions, inbox, mailbox and send ledger: in Redis when REDIS_URL is set (every process shares
     them), else in this process."""
     storage = settings.storage
     if storage.redis_url is None:
-        return (MemorySessionStore(ttl=storage.session_ttl_seconds),
-                MemoryInbox(dedupe_ttl=storage.dedupe_ttl_seconds, max_attempts=storage.max_attempts),
-                MemoryMailbox(), MemorySendLedger())
+        # Inbox, dedupe, dead letters and ledger also on disk, so a restart neither loses nor repeats.
+        journal = open_journal_database(embedded_journal_path(settings))
+        inbox = MemoryInbox(dedupe_ttl=storage.dedupe_ttl_seconds, max_attempts=storage.max_attempts,
+                            journal=InboxJournal(journal))
+        return (MemorySessionStore(ttl=storage.session_ttl_seconds), inbox, MemoryMailbox(),
+                SqliteSendLedger(journal, ttl=storage.dedupe_ttl_seconds))
     client, prefix = connect(storage.redis_url.get_secret_value()), storage.key_prefix
     sessions = RedisSessionStore(client, prefix=prefix, ttl=storage.session_ttl_seconds,
                                  max_turns=storage.history_turns, max_chars=storage.history_chars)

@@ -1,4 +1,9 @@
-"""The embedded inbox: one queue per conversation in this process, same contract as the Redis one."""
+"""The embedded inbox: one queue per conversation in this process, same contract as the Redis one.
+
+With a journal (``parley.stores.sqlite_journal``, what ``parley serve`` uses without Redis) every
+change is also written to disk first, and the inbox starts from what the journal holds: a restart
+loses no acknowledged message and forgets no dedupe key.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from parley.core.envelope import Envelope
 from parley.core.inbox import Claim, Delivery
 from parley.errors import LostClaim, Unavailable
+from parley.stores.sqlite_journal import InboxJournal
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +34,7 @@ class MemoryInbox:
     """
 
     def __init__(self, *, dedupe_ttl: float, max_attempts: int = 5, capacity: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, journal: InboxJournal | None = None) -> None:
         self.dead_letters: list[DeadLetter] = []
         self._queues: dict[str, deque[tuple[str, Envelope]]] = {}
         self._ready: deque[str] = deque()
@@ -46,6 +52,10 @@ class MemoryInbox:
         self._lock = threading.Lock()
         self._has_ready = threading.Condition(self._lock)
         self._closed = False
+        self._journal = journal
+        if journal is not None:
+            with self._lock:
+                self._restore(journal)
 
     def put(self, envelope: Envelope) -> bool:
         with self._lock:
@@ -56,8 +66,11 @@ class MemoryInbox:
             if self._depth >= self._capacity:
                 raise Unavailable(f"inbox full ({self._capacity} envelopes)")
             # Marked seen in the same critical section as the enqueue: never seen-but-not-stored.
+            entry_id = next(self._ids)
+            if self._journal is not None:  # on disk first: a failure here is a 503, nothing half done
+                self._journal.stored(entry_id, envelope, dedupe_ttl=self._dedupe_ttl)
             self._seen[envelope.dedupe_key] = now + self._dedupe_ttl
-            self._enqueue(envelope)
+            self._enqueue(str(entry_id), envelope)
             return True
 
     def claim(self, limit: int, timeout: float) -> list[Claim]:
@@ -84,12 +97,17 @@ class MemoryInbox:
                 self._queues.pop(claim.conversation_id, None)
                 return None
             entry_id, envelope = queue[0]
-            attempt = self._attempts[entry_id] = self._attempts.get(entry_id, 0) + 1
+            attempt = self._attempts.get(entry_id, 0) + 1
+            if self._journal is not None:  # so a message that kills the process still runs out of tries
+                self._journal.taken(int(entry_id), attempt)
+            self._attempts[entry_id] = attempt
             return Delivery(envelope=envelope, claim=claim, entry_id=entry_id, attempt=attempt)
 
     def done(self, delivery: Delivery) -> None:
         with self._lock:
             self._check(delivery.claim)
+            if self._journal is not None and self._is_head(delivery):
+                self._journal.answered(int(delivery.entry_id))
             self._pop_head(delivery)
 
     def fail(self, delivery: Delivery, reason: str) -> bool:
@@ -97,6 +115,8 @@ class MemoryInbox:
             self._check(delivery.claim)
             if delivery.attempt < self._max_attempts:
                 return False
+            if self._journal is not None and self._is_head(delivery):
+                self._journal.dead_lettered(int(delivery.entry_id), reason)
             if self._pop_head(delivery):
                 self.dead_letters.append(DeadLetter(delivery, reason))
             return True
@@ -124,19 +144,40 @@ class MemoryInbox:
             return {"queued": self._depth, "in_flight": len(self._claimed),
                     "ready": len(self._ready), "dead_letters": len(self.dead_letters)}
 
-    def _enqueue(self, envelope: Envelope) -> None:
+    def _restore(self, journal: InboxJournal) -> None:
+        now = self._clock()
+        for key, remaining in journal.seen():
+            self._seen[key] = now + remaining
+        last = 0
+        for entry, envelope, attempts in journal.queued():
+            self._enqueue(str(entry), envelope)
+            if attempts:
+                self._attempts[str(entry)] = attempts
+            last = entry
+        for entry, envelope, attempts, reason in journal.dead():
+            claim = Claim(conversation_id=envelope.conversation_id, token="restored")
+            self.dead_letters.append(DeadLetter(Delivery(envelope=envelope, claim=claim, entry_id=str(entry),
+                                                         attempt=attempts), reason))
+            last = max(last, entry)
+        self._ids = itertools.count(last + 1)
+
+    def _enqueue(self, entry_id: str, envelope: Envelope) -> None:
         conversation_id = envelope.conversation_id
         queue = self._queues.setdefault(conversation_id, deque())
-        queue.append((str(next(self._ids)), envelope))
+        queue.append((entry_id, envelope))
         self._depth += 1
         if len(queue) == 1 and conversation_id not in self._claimed:
             self._ready.append(conversation_id)
             self._has_ready.notify()
 
-    def _pop_head(self, delivery: Delivery) -> bool:
+    def _is_head(self, delivery: Delivery) -> bool:
         queue = self._queues.get(delivery.claim.conversation_id)
-        if not queue or queue[0][0] != delivery.entry_id:
+        return bool(queue) and queue[0][0] == delivery.entry_id
+
+    def _pop_head(self, delivery: Delivery) -> bool:
+        if not self._is_head(delivery):
             return False
+        queue = self._queues[delivery.claim.conversation_id]
         queue.popleft()
         self._attempts.pop(delivery.entry_id, None)
         self._depth -= 1
