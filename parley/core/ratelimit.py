@@ -11,3 +11,7 @@ class RateLimiter(Protocol):
     def hit(self, key: str, *, limit: int, window: int) -> int:
         """Count one hit; 0 when it is allowed, else the seconds until one more would be."""
         ...
+
+    def first(self, key: str, *, window: int) -> bool:
+        """True the first time ``key`` is seen in ``window`` seconds (one cheap write, no window kept)."""
+        ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 
 from limits import RateLimitItemPerSecond
 from limits.errors import StorageError
@@ -14,18 +15,20 @@ from limits.strategies import MovingWindowRateLimiter
 from parley.errors import Unavailable
 
 # How often the in-process storage frees the windows that have passed.
-SWEEP_SECONDS = 1.0
+SWEEP_SECONDS = 10.0
 
 
 class SweptMemoryStorage(MemoryStorage):
-    """limits' in-process storage, freeing passed windows once a second instead of every 10 ms.
+    """limits' in-process storage, freeing passed windows every 10 s instead of every 10 ms, and
+    forgetting the keys they leave empty.
 
     Its reads already ignore expired entries: the sweep only frees memory, and it walks every key,
     taking each one's lock. With a few thousand customers inside the last minute, sweeping every
     10 ms took a whole core under gevent and held the webhook acks behind it (embedded mode at 500
-    events/s, bench/inbox.py: most of the process's CPU was the sweep). limits offers no setting for
-    the interval, so this overrides the one method that schedules the sweep (its name-mangled
-    name; ``limits`` is pinned, and tests/unit/test_ratelimit.py proves the sweep still runs).
+    events/s, bench/inbox.py: most of the process's CPU was the sweep); and limits keeps every key
+    it ever saw, each empty window swept again forever. limits offers no setting for either, so this
+    overrides the two methods that schedule and run the sweep (by their name-mangled names;
+    ``limits`` is pinned, and tests/unit/test_ratelimit.py proves the sweep still runs and frees).
     """
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - the base class's private hook
@@ -33,6 +36,23 @@ class SweptMemoryStorage(MemoryStorage):
             self.timer = threading.Timer(SWEEP_SECONDS, self._MemoryStorage__expire_events)
             self.timer.daemon = True
             self.timer.start()
+
+    def _MemoryStorage__expire_events(self) -> None:  # noqa: N802 - the base class's private hook
+        now = time.time()
+        for key in list(self.events):
+            with self.locks[key]:
+                # Newest first, as limits keeps them: the live entries are a prefix.
+                events = self.events.get(key) or []
+                live = [entry for entry in events if entry.expiry > now]
+                if live:
+                    self.events[key] = live
+                else:
+                    self.events.pop(key, None)
+                    self.locks.pop(key, None)
+        for key in [key for key, until in list(self.expirations.items()) if until <= now]:
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+            self.locks.pop(key, None)
 
 
 class LimitsRateLimiter:
@@ -50,6 +70,9 @@ class LimitsRateLimiter:
         storage: Storage = SweptMemoryStorage() if storage_uri == "memory://" \
             else storage_from_string(storage_uri, **options)
         self._limiter = MovingWindowRateLimiter(storage)
+        # In process, ``first`` needs no window: insertion order is expiry order for each window.
+        self._firsts: dict[int, OrderedDict[str, float]] | None = {} if storage_uri == "memory://" else None
+        self._lock = threading.Lock()
 
     def hit(self, key: str, *, limit: int, window: int) -> int:
         item = RateLimitItemPerSecond(limit, window)
@@ -60,3 +83,19 @@ class LimitsRateLimiter:
         except StorageError as exc:
             raise Unavailable(f"rate limiter storage unreachable: {exc}") from exc
         return max(1, math.ceil(reset_at - time.time()))
+
+    def first(self, key: str, *, window: int) -> bool:
+        if self._firsts is None:  # shared: one INCR (with its expiry) in Redis
+            try:
+                return self._limiter.storage.incr(f"first/{key}", window) == 1
+            except StorageError as exc:
+                raise Unavailable(f"rate limiter storage unreachable: {exc}") from exc
+        now = time.monotonic()
+        with self._lock:
+            seen = self._firsts.setdefault(window, OrderedDict())
+            while seen and next(iter(seen.values())) <= now:
+                seen.popitem(last=False)
+            if key in seen:
+                return False
+            seen[key] = now + window
+            return True

@@ -45,7 +45,7 @@ class SenderLimits:
         """
         if envelope.role != "customer" or envelope.channel in self.exempt_channels:
             return "allow"
-        if self.limiter.hit(f"message:{envelope.dedupe_key}", limit=1, window=RETRY_SECONDS):
+        if not self.limiter.first(f"message:{envelope.dedupe_key}", window=RETRY_SECONDS):
             return "allow"
         sender = f"{envelope.channel}:{envelope.sender}"
         waits = (self.limiter.hit(f"sender:{sender}", limit=self.per_sender, window=WINDOW_SECONDS),
