@@ -39,55 +39,66 @@ CREATE TABLE IF NOT EXISTS embedded_send_ledger (reply_id TEXT PRIMARY KEY, sent
 """
 
 
-def open_journal_database(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One connection, used under the caller's lock; autocommit, with explicit transactions.
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.executescript(_SCHEMA)
-    return connection
+class JournalDatabase:
+    """One SQLite connection (autocommit, explicit transactions) shared by the inbox and the ledger,
+    one transaction at a time."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple]:
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._connection
+                except BaseException:
+                    self._connection.execute("ROLLBACK")
+                    raise
+                self._connection.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # locked past the timeout, disk full, read-only
+                raise Unavailable(f"embedded store unavailable: {exc}") from exc
 
 
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-    except sqlite3.OperationalError as exc:  # locked past the timeout, disk full, read-only
-        raise Unavailable(f"embedded store unavailable: {exc}") from exc
+def open_journal_database(path: Path) -> JournalDatabase:
+    return JournalDatabase(path)
 
 
 class InboxJournal:
     """The embedded inbox's durable copy; every method is called under the inbox's own lock."""
 
-    def __init__(self, connection: sqlite3.Connection, *, clock=time.time) -> None:  # noqa: ANN001
-        self._db = connection
+    def __init__(self, database: JournalDatabase, *, clock=time.time) -> None:  # noqa: ANN001
+        self._db = database
         self._clock = clock  # wall time: dedupe horizons must survive a restart
 
     def queued(self) -> list[tuple[int, Envelope, int]]:
         """Every envelope stored and not yet answered, oldest first: (entry, envelope, attempts)."""
-        rows = self._db.execute("SELECT entry, envelope, attempts FROM embedded_inbox ORDER BY entry")
+        rows = self._db.read("SELECT entry, envelope, attempts FROM embedded_inbox ORDER BY entry")
         return [(entry, envelope_from_json(data), attempts) for entry, data, attempts in rows]
 
     def seen(self) -> list[tuple[str, float]]:
         """Unexpired dedupe keys, soonest to expire first, with their remaining seconds."""
         now = self._clock()
-        rows = self._db.execute("SELECT key, until FROM embedded_seen WHERE until > ? ORDER BY until", (now,))
+        rows = self._db.read("SELECT key, until FROM embedded_seen WHERE until > ? ORDER BY until", (now,))
         return [(key, until - now) for key, until in rows]
 
     def dead(self) -> list[tuple[int, Envelope, int, str]]:
-        rows = self._db.execute("SELECT entry, envelope, attempts, reason FROM embedded_dead_letter ORDER BY entry")
+        rows = self._db.read("SELECT entry, envelope, attempts, reason FROM embedded_dead_letter ORDER BY entry")
         return [(entry, envelope_from_json(data), attempts, reason) for entry, data, attempts, reason in rows]
 
     def stored(self, entry: int, envelope: Envelope, *, dedupe_ttl: float) -> None:
         now = self._clock()
-        with _transaction(self._db) as db:
+        with self._db.transaction() as db:
             db.execute("DELETE FROM embedded_seen WHERE until <= ?", (now,))
             db.execute("INSERT OR REPLACE INTO embedded_seen (key, until) VALUES (?, ?)",
                        (envelope.dedupe_key, now + dedupe_ttl))
@@ -95,15 +106,15 @@ class InboxJournal:
                        (entry, envelope.conversation_id, envelope_to_json(envelope)))
 
     def taken(self, entry: int, attempts: int) -> None:
-        with _transaction(self._db) as db:
+        with self._db.transaction() as db:
             db.execute("UPDATE embedded_inbox SET attempts = ? WHERE entry = ?", (attempts, entry))
 
     def answered(self, entry: int) -> None:
-        with _transaction(self._db) as db:
+        with self._db.transaction() as db:
             db.execute("DELETE FROM embedded_inbox WHERE entry = ?", (entry,))
 
     def dead_lettered(self, entry: int, reason: str) -> None:
-        with _transaction(self._db) as db:
+        with self._db.transaction() as db:
             db.execute("INSERT OR REPLACE INTO embedded_dead_letter (entry, conversation, envelope, attempts, reason, at) "
                        "SELECT entry, conversation, envelope, attempts, ?, ? FROM embedded_inbox WHERE entry = ?",
                        (reason[:2000], self._clock(), entry))
@@ -113,19 +124,21 @@ class InboxJournal:
 class SqliteSendLedger:
     """Each reply id goes out once, across restarts; ``sending`` claims of a dead process may go again."""
 
-    def __init__(self, connection: sqlite3.Connection, *, ttl: float, clock=time.time) -> None:  # noqa: ANN001
-        self._db = connection
+    def __init__(self, database: JournalDatabase, *, ttl: float, clock=time.time) -> None:  # noqa: ANN001
+        self._db = database
         self._ttl = ttl
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the counters; the database guards itself
         self._claims = 0
         self._unconfirmed: set[str] = set()  # sent, but the disk refused to record it
 
     def claim(self, reply_id: str) -> bool:
-        with self._lock, _transaction(self._db) as db:
+        with self._db.transaction() as db:
             now = self._clock()
-            self._claims += 1
-            if self._claims % 1000 == 0:  # forget what is past the horizon, now and then
+            with self._lock:
+                self._claims += 1
+                sweep = self._claims % 1000 == 0
+            if sweep:  # forget what is past the horizon, now and then
                 db.execute("DELETE FROM embedded_send_ledger WHERE at < ?", (now - self._ttl,))
             row = db.execute("SELECT sent FROM embedded_send_ledger WHERE reply_id = ?", (reply_id,)).fetchone()
             if (row is not None and row[0]) or reply_id in self._unconfirmed:
@@ -135,12 +148,12 @@ class SqliteSendLedger:
             return True
 
     def release(self, reply_id: str) -> None:
-        with self._lock, _transaction(self._db) as db:
+        with self._db.transaction() as db:
             db.execute("DELETE FROM embedded_send_ledger WHERE reply_id = ? AND sent = 0", (reply_id,))
 
     def confirm(self, reply_id: str) -> None:
         try:
-            with self._lock, _transaction(self._db) as db:
+            with self._db.transaction() as db:
                 db.execute("UPDATE embedded_send_ledger SET sent = 1, at = ? WHERE reply_id = ?",
                            (self._clock(), reply_id))
         except Unavailable:
