@@ -73,8 +73,10 @@ def _shared_processors(json_format: bool) -> list[Processor]:
 
 
 def _renderer(json_format: bool) -> Processor:
+    # A plain traceback: structlog's default (rich, with every frame's locals) took over 2 s to
+    # render a database error, so each crashed attempt of a message stalled the whole process.
     return (structlog.processors.JSONRenderer() if json_format
-            else structlog.dev.ConsoleRenderer(colors=False))
+            else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback))
 
 
 def configure(*, level: str = "INFO", json_format: bool = False, secrets: Iterable[str] = ()) -> None:
