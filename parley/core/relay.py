@@ -36,6 +36,9 @@ class HandoffTexts:
                  "from 1 (poor) to 5 (excellent)?")
     rated: str = "Thank you for your rating!"
     engine_failed: str = "Sorry, I'm having trouble answering right now. Please try again in a moment."
+    # A message that failed every attempt (set aside as a dead letter): said at once, not left unanswered.
+    message_failed: str = ("Sorry, something went wrong on our side with your last message. "
+                           "Please send it again, or ask for a person.")
     team: str = "Support team"
 
 

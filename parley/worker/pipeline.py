@@ -16,7 +16,7 @@ import structlog
 from parley.channels.base import ChannelAdapter, prepared
 from parley.core.desk import DeskPost
 from parley.core.dialogue import Dialogue
-from parley.core.envelope import Envelope, Reply, reply_id
+from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
 from parley.core.handoff import DESK
 from parley.core.inbox import Delivery
 from parley.core.log import ConversationLog
@@ -120,6 +120,22 @@ class Pipeline:
                 self._tell_desk(envelope, exc)
             raise
         self.metrics.answered(envelope, replies)
+
+    def apologise(self, envelope: Envelope) -> None:
+        """Tell a customer whose message failed every attempt, at once: their channel (a widget
+        request waiting for its answer, say) would otherwise wait out its timeout and hear nothing.
+        Best effort, once per message; not logged, since the log may be what keeps failing."""
+        if envelope.role != "customer":
+            return
+        envelope = prepared(envelope, self.outbox.adapters)
+        notice = Reply(conversation_id=envelope.conversation_id, channel=envelope.channel, route=envelope.route,
+                       text=self.dialogue.policy.handoff_texts.message_failed, in_reply_to=envelope.message_id,
+                       reply_id=f"{reply_id(envelope, 0)}-failed", meta=AnswerMeta(engine="parley", intent="failed"))
+        try:
+            self.outbox.deliver([notice])
+        except Exception as exc:  # noqa: BLE001 - the message is a dead letter already; say so in the log
+            logger.warning("failure_notice_failed", conversation_id=envelope.conversation_id,
+                           error=type(exc).__name__, detail=str(exc))
 
     def _tell_desk(self, envelope: Envelope, exc: ParleyError) -> None:
         # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so

@@ -240,7 +240,10 @@ class WorkerPool:
             if failure is None:
                 self.inbox.done(delivery)
                 return True
-            return self.inbox.fail(delivery, failure)  # dead-lettered: go on with the next one
+            if not self.inbox.fail(delivery, failure):
+                return False
+            self.pipeline.apologise(delivery.envelope)  # dead-lettered: say so, go on with the next one
+            return True
         except Unavailable as exc:
             logger.warning("inbox_settle_failed", conversation_id=delivery.envelope.conversation_id,
                            detail=str(exc))

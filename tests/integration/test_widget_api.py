@@ -119,3 +119,35 @@ def test_health_and_readiness(client: FlaskClient) -> None:
 def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
     response = client.get("/wp-admin")
     assert (response.status_code, response.get_json()) == (404, {"error": "not found"})
+
+
+def poison_the_log(client: FlaskClient, text: str) -> None:
+    """The database refuses to store one text, on every attempt: a message no retry can save."""
+    database = client.application.extensions["parley"].log.database
+    with database.begin() as connection:
+        if database.dialect.name == "sqlite":
+            connection.exec_driver_sql(f"CREATE TRIGGER poison BEFORE INSERT ON message WHEN NEW.text = '{text}' "
+                                       "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+        else:
+            connection.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.text = '{text}' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+            connection.exec_driver_sql("CREATE TRIGGER poison BEFORE INSERT ON message FOR EACH ROW "
+                                       "EXECUTE FUNCTION poison()")
+
+
+def test_a_message_that_fails_every_attempt_is_answered_with_an_apology_at_once(client: FlaskClient) -> None:
+    poison_the_log(client, "poison please")
+    first = ask(client, "How do I reset my password?").get_json()
+
+    # Five attempts (about 1.5 s of back-off), then the dead letter: the waiting request hears of
+    # it then, rather than after its 10 s timeout, and so does every open panel.
+    failed = ask(client, "poison please", first["secret"], conversation_id=first["conversation_id"])
+
+    assert failed.status_code == 200
+    [reply] = failed.get_json()["replies"]
+    assert reply["text"].startswith("Sorry, something went wrong on our side with your last message.")
+    inbox = client.application.extensions["parley"].inbox
+    assert [letter.delivery.envelope.text for letter in inbox.dead_letters] == ["poison please"]
+    again = ask(client, "How long does delivery take?", first["secret"], conversation_id=first["conversation_id"])
+    assert again.get_json()["replies"][0]["text"] != reply["text"], "the conversation goes on"
