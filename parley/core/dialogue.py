@@ -126,10 +126,12 @@ class Dialogue:
         before = None if loaded is None else replace(loaded, before=None)
         return replace(decision, session=replace(decision.session, applied=envelope.dedupe_key, before=before))
 
-    def commit(self, decision: Decision) -> None:
-        """Keep the conversation's new state (the log keeps the rest: replies, events, rating)."""
+    def commit(self, decision: Decision, *, fence: tuple[int, int] | None = None) -> None:
+        """Keep the conversation's new state (the log keeps the rest: replies, events, rating).
+
+        ``fence`` (``Session.fence``) makes the save refuse to overwrite a later holder's state."""
         if decision.session is not None:
-            self.sessions.save(decision.session)
+            self.sessions.save(replace(decision.session, fence=fence))
 
     def _decide_from(self, loaded: Session | None, envelope: Envelope) -> Decision:
         started = self._clock()

@@ -45,6 +45,10 @@ class Session:
     # its own message applied here, and decides again from ``before`` (``Dialogue.decide``).
     applied: str | None = None
     before: Session | None = None
+    # Who may overwrite it: (the inbox entry of the message applied, the take of it that did). Both
+    # only grow along a conversation, so a worker whose claim lapsed while it was paused (and was
+    # taken over) holds a smaller fence than what the new holder saved, and its save is refused.
+    fence: tuple[int, int] | None = None
 
     @property
     def is_handed_off(self) -> bool:
@@ -64,4 +68,12 @@ class SessionStore(Protocol):
 
     def load(self, conversation_id: str) -> Session | None: ...
 
-    def save(self, session: Session) -> None: ...
+    def save(self, session: Session) -> None:
+        """Keep ``session``; ``LostClaim`` (saving nothing) when the stored one has a greater ``fence``."""
+        ...
+
+
+def supersedes(stored: Session | None, new: Session) -> bool:
+    """Whether the stored state was saved by a later holder than the one saving ``new``."""
+    return (stored is not None and stored.fence is not None and new.fence is not None
+            and tuple(stored.fence) > tuple(new.fence))

@@ -14,7 +14,8 @@ from cachetools import TTLCache
 from parley.core.envelope import Reply
 from parley.core.mailbox import MailboxEvent
 from parley.stores.wakeups import Wakeups
-from parley.core.sessions import Session
+from parley.core.sessions import Session, supersedes
+from parley.errors import LostClaim
 
 
 class MemorySessionStore:
@@ -35,6 +36,8 @@ class MemorySessionStore:
 
     def save(self, session: Session) -> None:
         with self._lock:
+            if supersedes(self._sessions.get(session.conversation_id), session):
+                raise LostClaim(f"conversation {session.conversation_id} was saved by a later claim")
             # Re-inserting restarts the entry's time to live; the insert also sweeps expired ones.
             self._sessions[session.conversation_id] = session
 

@@ -84,6 +84,12 @@ class Outbox:
         self.ledger.confirm(key)
 
 
+def fence_of(delivery: Delivery) -> tuple[int, int] | None:
+    """The message's place in its conversation and which take of it this is: both grow with each
+    new holder, so a paused worker's state never overwrites its successor's (``Session.fence``)."""
+    return (int(delivery.entry_id), delivery.attempt) if delivery.entry_id.isdigit() else None
+
+
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     dialogue: Dialogue
@@ -106,7 +112,7 @@ class Pipeline:
             # logged (the posts to the reps' thread too) with the handoff steps and the rating, in
             # one transaction: once logged, a retry only replays the sends, and nothing of what the
             # message did can be half kept (tests/integration/test_fault_injection.py).
-            self.dialogue.commit(decision)
+            self.dialogue.commit(decision, fence=fence_of(delivery))
             if not self.log.record_replies(envelope, replies, events=decision.events, rated=decision.rated):
                 # Another worker logged its replies first (it took over this one's lapsed claim):
                 # what is sent is always what was logged, whoever wrote it.

@@ -24,7 +24,7 @@ from parley.core.inbox import Claim, Delivery
 from parley.core.sessions import Turn
 from parley.data import labels
 from parley.data.export import ExportQuery, rows
-from parley.errors import Unavailable, UpstreamError
+from parley.errors import LostClaim, Unavailable, UpstreamError
 from parley.worker.pipeline import Outbox, Pipeline
 from parley.stores.memory import MemorySendLedger, MemorySessionStore
 from parley.stores.sql import HandoffEvent, SqlConversationLog, open_database
@@ -93,6 +93,7 @@ class World:
         self.pipeline = Pipeline(dialogue=dialogue, log=self.log,
                                  outbox=Outbox({"sms": self.customer, DESK: self.desk}, MemorySendLedger()))
         self.ids = itertools.count()
+        self.entries = itertools.count(1)
 
     def envelope(self, text: str) -> Envelope:
         return Envelope(channel="sms", conversation_id="c1", message_id=f"SM{next(self.ids)}",
@@ -100,9 +101,10 @@ class World:
 
     def process(self, envelope: Envelope, *, attempts: int = 1) -> None:
         """Process like the worker: a failed attempt leaves the message for the next one."""
+        entry = str(next(self.entries))  # as the inbox numbers them: growing along the conversation
         for attempt in range(1, attempts + 1):
             try:
-                self.pipeline.process(Delivery(envelope=envelope, claim=CLAIM, entry_id="1",
+                self.pipeline.process(Delivery(envelope=envelope, claim=CLAIM, entry_id=entry,
                                                attempt=attempt))
                 return
             except (Unavailable, UpstreamError):
@@ -223,7 +225,7 @@ class Overtaken(CountingEngine):
         return Answer(text=f"A stale answer to: {question}", confidence=0.9, engine=self.name)
 
 
-def test_a_worker_overtaken_by_another_sends_what_was_logged_not_its_own_answer(engine: Engine) -> None:
+def test_a_worker_overtaken_by_another_neither_keeps_its_state_nor_sends(engine: Engine) -> None:
     world = World(engine, desk_failures=0)
     question = world.envelope("How do I reset my password?")
     failing_customer = Channel("sms", failures=1)
@@ -231,13 +233,17 @@ def test_a_worker_overtaken_by_another_sends_what_was_logged_not_its_own_answer(
                       log=world.log, outbox=Outbox({"sms": failing_customer}, world.pipeline.outbox.ledger))
 
     def second_worker() -> None:
-        with pytest.raises(UpstreamError):  # logged its answer, then the platform failed
-            second.process(Delivery(envelope=question, claim=CLAIM, entry_id="1", attempt=2))
+        with pytest.raises(UpstreamError):  # kept its state, logged its answer, then the platform failed
+            second.process(Delivery(envelope=question, claim=CLAIM, entry_id="7", attempt=2))
 
     stale = Pipeline(dialogue=Dialogue(engine=Overtaken(second_worker), sessions=world.sessions, policy=POLICY),
                      log=world.log, outbox=world.pipeline.outbox)
-    stale.process(Delivery(envelope=question, claim=CLAIM, entry_id="1", attempt=1))
+    with pytest.raises(LostClaim):  # its take (7, 1) is older than the state's (7, 2): fenced off
+        stale.process(Delivery(envelope=question, claim=CLAIM, entry_id="7", attempt=1))
 
     logged = [reply.text for reply in world.log.replies_to(question)]
     assert logged == ["Here is how: How do I reset my password?"]
-    assert world.customer.texts == logged  # the logged text, once; never the stale one
+    assert world.customer.texts == [] and failing_customer.texts == []
+    assert world.sessions.load("c1").history[-1].text == logged[0], "the new holder's state stands"
+    second.process(Delivery(envelope=question, claim=CLAIM, entry_id="7", attempt=3))  # its retry
+    assert failing_customer.texts == logged  # the logged text, once; never the stale one

@@ -109,7 +109,7 @@ class World:
                             events=log)
         outbox = Outbox({"sms": self.customer, DESK: self.desk}, faults.wrap("ledger", ledger))
         self.pipeline = Pipeline(dialogue=dialogue, log=faults.wrap("log", log), outbox=outbox)
-        self.ids = itertools.count()
+        self.entries = itertools.count(1)
         self.conversation = f"c-{uuid.uuid4().hex[:8]}"
 
     def run(self) -> None:
@@ -130,9 +130,10 @@ class World:
     def process(self, envelope: Envelope) -> None:
         """As the worker does: an ``Unavailable`` is waited out and the message processed again."""
         claim = Claim(conversation_id=envelope.conversation_id, token="1")
+        entry = str(next(self.entries))  # as the inbox numbers them: growing along the conversation
         for attempt in range(1, 6):
             try:
-                return self.pipeline.process(Delivery(envelope=envelope, claim=claim, entry_id="1", attempt=attempt))
+                return self.pipeline.process(Delivery(envelope=envelope, claim=claim, entry_id=entry, attempt=attempt))
             except Unavailable:
                 continue
         raise AssertionError(f"{envelope.message_id} never got through")
