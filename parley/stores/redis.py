@@ -23,7 +23,7 @@ from redis.retry import Retry
 from parley.core.envelope import Reply, reply_from_json, reply_to_json
 from parley.core.mailbox import EventKind, MailboxEvent
 from parley.core.sessions import Session, Turn
-from parley.errors import Unavailable
+from parley.errors import LostClaim, Unavailable
 from parley.stores.wakeups import Wakeups
 
 logger = structlog.get_logger("parley.redis")
@@ -49,8 +49,26 @@ def unavailable(doing: str) -> Iterator[None]:
         raise
 
 
+# KEYS: the session. ARGV: its JSON, ttl (s), fence entry and attempt ('' when unfenced). 1: saved;
+# 0: refused, the stored state's fence is greater (a later holder saved it). One key: any cluster slot.
+_SAVE_FENCED = """
+local stored = redis.call('GET', KEYS[1])
+if stored and ARGV[3] ~= '' then
+  local ok, old = pcall(cjson.decode, stored)
+  if ok and type(old) == 'table' and type(old.fence) == 'table' then
+    local entry, take = tonumber(old.fence[1]), tonumber(old.fence[2])
+    local new_entry, new_take = tonumber(ARGV[3]), tonumber(ARGV[4])
+    if entry > new_entry or (entry == new_entry and take > new_take) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
 class RedisSessionStore:
-    """Sessions as JSON with a TTL of inactivity; history bounded again on every save."""
+    """Sessions as JSON with a TTL of inactivity; history bounded again on every save, and a save
+    refused when a later holder of the conversation saved it (``Session.fence``)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, max_turns: int, max_chars: int) -> None:
         self._redis = client
@@ -58,6 +76,7 @@ class RedisSessionStore:
         self._ttl = ttl
         self._max_turns = max_turns
         self._max_chars = max_chars
+        self._save = client.register_script(_SAVE_FENCED)
 
     def key(self, conversation_id: str) -> str:
         return f"{self._prefix}session:{conversation_id}"
@@ -68,8 +87,12 @@ class RedisSessionStore:
         return None if data is None else session_from_json(data)
 
     def save(self, session: Session) -> None:
+        entry, take = session.fence if session.fence is not None else ("", "")
         with unavailable("save the session"):
-            self._redis.set(self.key(session.conversation_id), self._dump(session), ex=self._ttl)
+            saved = self._save(keys=[self.key(session.conversation_id)],
+                               args=[self._dump(session), self._ttl, entry, take])
+        if not saved:
+            raise LostClaim(f"conversation {session.conversation_id} was saved by a later claim")
 
     def _dump(self, session: Session) -> str:
         bounded = session.with_turns((), max_turns=self._max_turns, max_chars=self._max_chars)

@@ -15,7 +15,7 @@ import redis
 
 from parley.core.envelope import Reply
 from parley.core.sessions import Session, Turn
-from parley.errors import Unavailable
+from parley.errors import LostClaim, Unavailable
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
 from parley.stores import redis_inbox_admin
 from parley.stores.redis_inbox import GROUP, RedisInbox
@@ -150,3 +150,23 @@ def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callab
     threading.Event().wait(0.2)
     assert inbox.prune_consumers(idle_ms=100) == 1
     assert old not in [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]
+
+
+def test_a_session_saved_by_a_later_claim_is_never_overwritten_by_an_earlier_one() -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"parley-test-fence-{uuid.uuid4().hex[:8]}:"
+    store = RedisSessionStore(client, prefix=prefix, ttl=60, max_turns=20, max_chars=8000)
+    try:
+        base = Session(conversation_id="slack:T1:D1", channel="slack", customer="U1")
+        store.save(replace(base, handoff_reason="first take", fence=(7, 1)))
+        store.save(replace(base, handoff_reason="second take", fence=(7, 2)))  # took over the lapsed claim
+        with pytest.raises(LostClaim):
+            store.save(replace(base, handoff_reason="the paused first take, resumed", fence=(7, 1)))
+        store.save(replace(base, handoff_reason="next message", fence=(8, 1)))
+        with pytest.raises(LostClaim):
+            store.save(replace(base, handoff_reason="stale", fence=(7, 3)))
+        assert store.load("slack:T1:D1").handoff_reason == "next message"
+        store.save(replace(base, handoff_reason="unfenced (a direct channel)"))
+        assert store.load("slack:T1:D1").fence is None
+    finally:
+        delete_prefix(client, prefix)
