@@ -2,6 +2,10 @@
 
 The inbox lives in ``redis_inbox.py`` (a queue per conversation, ready ones on streams). Every
 key starts with the configured prefix, so several deployments (or test runs) can share one Redis.
+
+A ``redis+cluster://`` (or ``rediss+cluster://``) URL means Redis Cluster: the clients here are then
+``redis.cluster.RedisCluster``, which routes each command to its slot's master and follows failovers.
+Every command and script here touches one key, or keys of one hash tag, so each runs on one node.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import get_args
 import redis
 import structlog
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.retry import Retry
 
 from parley.core.envelope import Reply, reply_from_json, reply_to_json
@@ -29,11 +35,40 @@ from parley.stores.wakeups import Wakeups
 logger = structlog.get_logger("parley.redis")
 
 
-def connect(url: str) -> redis.Redis:
+# One Redis or a Redis Cluster: both take the same commands here (see ``connect``).
+Client = redis.Redis | RedisCluster
+# What a Redis call may raise: RedisCluster's "no node reachable" is not a RedisError.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}  # as the `limits` library reads them
+_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 10, "health_check_interval": 15}
+
+
+def connect(url: str) -> Client:
     """A client that fails fast when Redis is down (the webhook answers 503 and the platform retries)
-    and reconnects by itself when it is back."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15,
-                                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
+    and reconnects by itself when it is back; a cluster client for ``redis+cluster://``."""
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
+    scheme, _, rest = url.partition("://")
+    if scheme not in CLUSTER_SCHEMES:
+        return redis.Redis.from_url(url, retry=retry, **_TIMEOUTS)
+    auth, at, hosts = rest.partition("/")[0].rpartition("@")
+    first, *others = hosts.split(",")
+    path = rest.partition("/")[2]
+    try:
+        # The client asks a reachable node for the slot map now (RedisCluster has no lazy start).
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{auth}{at}{first}/{path}", retry=retry,
+                                     startup_nodes=[ClusterNode(*_host_port(other)) for other in others],
+                                     **_TIMEOUTS)
+    except REDIS_ERRORS as exc:
+        raise Unavailable(f"cannot reach the Redis Cluster at {hosts} ({exc})") from exc
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return (host, int(port)) if host else (address, 6379)
+
+
+def is_cluster(client: Client) -> bool:
+    return isinstance(client, RedisCluster)
 
 
 @contextmanager
@@ -41,10 +76,11 @@ def unavailable(doing: str) -> Iterator[None]:
     """Turn Redis connection trouble into ``Unavailable`` (503, so platforms retry)."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException) as exc:
+        # ClusterError: CLUSTERDOWN or a master failing over; the client finds the new one next time.
         raise Unavailable(f"cannot {doing}: Redis unreachable ({exc})") from exc
     except redis.ResponseError as exc:
-        if str(exc).startswith(("LOADING", "MISCONF", "OOM", "READONLY")):
+        if str(exc).startswith(("LOADING", "MISCONF", "OOM", "READONLY", "TRYAGAIN", "MOVED", "ASK")):
             raise Unavailable(f"cannot {doing}: Redis refused ({exc})") from exc
         raise
 
@@ -52,7 +88,7 @@ def unavailable(doing: str) -> Iterator[None]:
 class RedisSessionStore:
     """Sessions as JSON with a TTL of inactivity; history bounded again on every save."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, max_turns: int, max_chars: int) -> None:
+    def __init__(self, client: Client, *, prefix: str, ttl: int, max_turns: int, max_chars: int) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl
@@ -116,7 +152,7 @@ class RedisSendLedger:
     does not send it again either.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, sending_ttl: int = 120) -> None:
+    def __init__(self, client: Client, *, prefix: str, ttl: int, sending_ttl: int = 120) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl
@@ -144,7 +180,7 @@ class RedisSendLedger:
         self._unconfirmed.add(reply_id)
         try:
             self._redis.set(self.key(reply_id), "sent", ex=self._ttl)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("send_confirmation_pending", reply_id=reply_id, error=type(exc).__name__)
             return
         self._unconfirmed.discard(reply_id)
@@ -162,7 +198,7 @@ class RedisMailbox:
     stream. So thousands of waiting browsers cost one Redis connection per process, not one each.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str, keep: int = 200, ttl: int = 24 * 3600,
+    def __init__(self, client: Client, *, prefix: str, keep: int = 200, ttl: int = 24 * 3600,
                  recheck_seconds: float = 5.0) -> None:
         self._redis = client
         self._prefix = prefix
@@ -202,7 +238,7 @@ class RedisMailbox:
         self._listen()
         try:
             return self._wakeups.wait(conversation_id, answered, timeout, recheck=self._recheck)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("mailbox_unavailable", conversation_id=conversation_id, error=type(exc).__name__)
             return None
 
@@ -227,7 +263,11 @@ class RedisMailbox:
         with unavailable("publish to the mailbox"), self._redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, event, maxlen=self._keep, approximate=True)  # type: ignore[arg-type]
             pipe.expire(key, self._ttl)
-            pipe.publish(self.channel, conversation_id).execute()
+            if is_cluster(self._redis):  # a cluster pipeline takes keyed commands only
+                pipe.execute()
+                self._redis.publish(self.channel, conversation_id)
+            else:
+                pipe.publish(self.channel, conversation_id).execute()
 
     def _listen(self) -> None:
         with self._listener_lock:
@@ -245,7 +285,7 @@ class RedisMailbox:
                 failures = 0
                 for message in pubsub.listen():
                     self._wakeups.wake(message["data"].decode("utf-8", "replace"))
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 failures += 1
                 if failures == 1:
                     logger.warning("mailbox_listener_reconnecting", error=type(exc).__name__)

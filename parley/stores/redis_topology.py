@@ -1,0 +1,76 @@
+"""Where one Redis and a Redis Cluster need different commands for the same inbox step.
+
+A cluster runs a command only when all its keys share one slot, and ``WAIT`` counts the replicas
+that have the writes of *its own connection*: so a read over every shard becomes a sweep of each,
+and a replicated write pins its connection to the node that owns the key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+import structlog
+from redis.commands.core import Script
+
+from parley.stores.redis import REDIS_ERRORS, Client, is_cluster
+
+logger = structlog.get_logger("parley.inbox")
+
+# How often an idle claim sweeps a cluster's shards: the wait a new conversation may have before a
+# worker sees it, against one pipelined read per node per sweep while nothing comes.
+CLUSTER_POLL_SECONDS = 0.05
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def read_new(client: Client, streams: list[str], *, group: str, consumer: str, count: int, timeout: float,
+             closed: threading.Event) -> list[tuple[bytes, Entries]]:
+    """Entries new to ``group`` on any of ``streams``, for ``consumer``; waits up to ``timeout``.
+
+    One blocking XREADGROUP over every stream on a single Redis. On a cluster each stream is in a
+    slot of its own, so a pipelined non-blocking read of each (grouped per node by the client),
+    repeated until something comes, the timeout passes or ``closed`` is set.
+    """
+    if not is_cluster(client):
+        return client.xreadgroup(group, consumer, dict.fromkeys(streams, ">"), count=count,  # type: ignore[arg-type]
+                                 block=max(1, int(timeout * 1000))) or []
+    deadline = time.monotonic() + timeout
+    while True:
+        with client.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xreadgroup(group, consumer, {stream: ">"}, count=count)
+            answer = [found for reply in pipe.execute() for found in reply or ()]
+        left = deadline - time.monotonic()
+        if answer or left <= 0 or closed.wait(min(left, CLUSTER_POLL_SECONDS)):
+            return answer
+
+
+def run_replicated(client: Client, script: Script, keys: list[str], args: list[Any], *,
+                   wait: tuple[int, int]) -> tuple[Any, int]:
+    """``script``'s answer, and how many replicas had its writes within ``wait[1]`` ms (``WAIT``).
+
+    The script and the WAIT go down one connection to the node that owns ``keys`` (one slot).
+    """
+    node = client
+    if is_cluster(client):
+        node = client.get_redis_connection(client.get_node_from_key(keys[0]))
+    try:
+        with node.pipeline(transaction=False) as pipe:
+            script(keys=keys, args=args, client=pipe)
+            pipe.wait(*wait)
+            answer, replicas = pipe.execute()
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+        if is_cluster(client):  # the slot's master may have moved (a failover): learn the new map
+            _refresh_slots(client)
+        raise
+    return answer, int(replicas)
+
+
+def _refresh_slots(client: Client) -> None:
+    try:
+        client.nodes_manager.initialize()  # type: ignore[union-attr]
+    except REDIS_ERRORS as exc:
+        logger.warning("redis_cluster_refresh_failed", error=type(exc).__name__)
