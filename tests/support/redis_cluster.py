@@ -68,11 +68,13 @@ class LocalRedisCluster:
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
+             "--repl-diskless-sync-delay", "0",  # a new replica syncs at once, not 5 s later
              "--logfile", "redis.log"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        """Every live node sees the cluster ok and every slot has a live master."""
+        """Every live node sees the cluster ok, every slot has a live master and every replica is
+        in sync with its master (one that is not could not take over)."""
         _wait(self._healthy, what="the Redis Cluster to be ok", timeout=timeout)
 
     def _healthy(self) -> bool:
@@ -86,6 +88,9 @@ class LocalRedisCluster:
                 if any(int(node["port"]) not in live or "fail" in node["flags"] for node in masters
                        if node["slots"]):
                     return False
+                replication = client.info("replication")
+                if replication["role"] == "slave" and replication.get("master_link_status") != "up":
+                    return False
         except redis.RedisError:
             return False
         return True
@@ -93,12 +98,25 @@ class LocalRedisCluster:
     def master_of(self, key: str) -> int:
         """The port of the master serving ``key``'s slot now."""
         client = redis.Redis(port=next(p for p, proc in self.processes.items() if proc.poll() is None))
-        slot = client.cluster_keyslot(key)
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
         for node in _nodes(client):
             if "master" in node["flags"] and "fail" not in node["flags"] and any(
                     low <= slot <= high for low, high in node["slots"]):
                 return int(node["port"])
         raise AssertionError(f"no live master serves slot {slot}")
+
+    def replica_of(self, port: int) -> int:
+        """The port of a replica of the master on ``port``."""
+        nodes = _nodes(redis.Redis(port=port))
+        [master_id] = [node["id"] for node in nodes if node["port"] == str(port)]
+        return next(int(node["port"]) for node in nodes if node["master"] == master_id)  # type: ignore[call-overload]
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP: the node is alive but does nothing (a replica falling behind)."""
+        self.processes[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGCONT)
 
     def kill(self, port: int) -> None:
         """SIGKILL: no shutdown, no last word to the replica."""
@@ -124,7 +142,7 @@ class LocalRedisCluster:
 
 
 def _nodes(client: redis.Redis) -> list[dict[str, object]]:
-    """CLUSTER NODES, parsed: port, flags, slot ranges."""
+    """CLUSTER NODES, parsed: id, its master's id ("-" for a master), port, flags, slot ranges."""
     raw = client.execute_command("CLUSTER", "NODES")  # as the server wrote it (redis-py leaves it)
     nodes = []
     for line in (raw.decode() if isinstance(raw, bytes) else str(raw)).splitlines():
@@ -136,7 +154,8 @@ def _nodes(client: redis.Redis) -> list[dict[str, object]]:
                 continue  # a slot being migrated
             low, _, high = item.partition("-")
             slots.append((int(low), int(high or low)))
-        nodes.append({"port": address.split("@")[0].rsplit(":", 1)[1], "flags": flags, "slots": slots})
+        nodes.append({"id": parts[0], "master": parts[3], "port": address.split("@")[0].rsplit(":", 1)[1],
+                      "flags": flags, "slots": slots})
     return nodes
 
 
