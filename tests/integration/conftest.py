@@ -36,10 +36,11 @@ def url_of(request: pytest.FixtureRequest, backend: str) -> str:
     return request.getfixturevalue("redis_cluster").url if backend == "cluster" else REDIS_URL
 
 
-def redis_inbox_factory(request: pytest.FixtureRequest, url: str) -> Callable[..., RedisInbox]:
+def redis_inbox_factory(request: pytest.FixtureRequest, url: str, prefix: str | None = None
+                        ) -> Callable[..., RedisInbox]:
     """Each call is another process's view of one shared Redis inbox, on a key prefix of the test's
     own; closed and deleted when the test ends."""
-    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    prefix = prefix or f"parley-test-{uuid.uuid4().hex[:8]}:"
     made: list[RedisInbox] = []
 
     def make(*, shards: int = 4, visibility_timeout: float = 5.0, max_attempts: int = 3,
@@ -60,5 +61,11 @@ def redis_inbox_factory(request: pytest.FixtureRequest, url: str) -> Callable[..
 
 
 @pytest.fixture
-def make_redis_inbox(request: pytest.FixtureRequest, redis_url: str) -> Callable[..., RedisInbox]:
-    return redis_inbox_factory(request, redis_url)
+def inbox_prefix() -> str:
+    return f"parley-test-{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def make_redis_inbox(request: pytest.FixtureRequest, redis_url: str, inbox_prefix: str
+                     ) -> Callable[..., RedisInbox]:
+    return redis_inbox_factory(request, redis_url, inbox_prefix)

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import redis
 
 from parley.core.envelope import Reply
 from parley.core.sessions import Session, Turn
@@ -20,17 +19,17 @@ from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore
 from parley.stores import redis_inbox_admin
 from parley.stores.redis_inbox import GROUP, RedisInbox
 from tests.conftest import make_envelope, make_settings
-from tests.integration.redis_processes import REDIS_URL, delete_prefix, parley_env, wait_until, write_config
+from tests.integration.redis_processes import delete_prefix, parley_env, wait_until, write_config
 from tests.integration.test_server import PARLEY, free_port
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix(redis_url: str) -> Iterator[str]:
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
     yield prefix
-    delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+    delete_prefix(connect(redis_url), prefix)
 
 
 def test_a_retried_platform_message_is_stored_once(make_redis_inbox: Callable[..., RedisInbox]) -> None:
@@ -42,7 +41,7 @@ def test_a_retried_platform_message_is_stored_once(make_redis_inbox: Callable[..
 
 
 def test_inbox_commands_show_replay_and_drop_dead_letters(
-        make_redis_inbox: Callable[..., RedisInbox], inbox_prefix: str, tmp_path: Path) -> None:
+        make_redis_inbox: Callable[..., RedisInbox], inbox_prefix: str, redis_url: str, tmp_path: Path) -> None:
     inbox = make_redis_inbox(max_attempts=1)
     for number in (1, 2):
         inbox.put(make_envelope(f"message {number}", conversation_id="conv-dead", message_id=f"EvDEAD{number}"))
@@ -53,7 +52,7 @@ def test_inbox_commands_show_replay_and_drop_dead_letters(
         assert inbox.fail(delivery, f"UpstreamError: failure {number}") is True
     assert inbox.next(claim) is None
     env = parley_env(write_config(tmp_path, key_prefix=inbox_prefix, max_attempts=1), tmp_path / "var",
-                     REDIS_URL=REDIS_URL)
+                     REDIS_URL=redis_url)
 
     def parley(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(PARLEY), "inbox", *args], env=env, capture_output=True, text=True, timeout=60)
@@ -74,8 +73,8 @@ def test_inbox_commands_show_replay_and_drop_dead_letters(
     assert "no dead letter 1-1" in unknown.stderr
 
 
-def test_session_round_trip_with_ttl_and_bounded_history(prefix: str) -> None:
-    client = connect(REDIS_URL)
+def test_session_round_trip_with_ttl_and_bounded_history(prefix: str, redis_url: str) -> None:
+    client = connect(redis_url)
     store = RedisSessionStore(client, prefix=prefix, ttl=300, max_turns=4, max_chars=8000)
     turns = tuple(Turn(role="customer" if n % 2 == 0 else "bot", text=f"turn {n}", at=float(n)) for n in range(10))
     store.save(Session(conversation_id="conv-1", channel="slack", route={"channel": "D1"}, history=turns,
@@ -88,9 +87,10 @@ def test_session_round_trip_with_ttl_and_bounded_history(prefix: str) -> None:
     assert store.load("conv-unknown") is None
 
 
-def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str) -> None:
-    publisher = RedisMailbox(connect(REDIS_URL), prefix=prefix)
-    reader = RedisMailbox(connect(REDIS_URL), prefix=prefix)
+def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str, redis_url: str) -> None:
+    publisher = RedisMailbox(connect(redis_url), prefix=prefix)
+    # Rechecking only after the timeout: the reply must come by the pub/sub wake-up.
+    reader = RedisMailbox(connect(redis_url), prefix=prefix, recheck_seconds=60)
     reply = Reply(conversation_id="conv-1", channel="widget", text="Hello!", in_reply_to="conv-1:m1")
     threading.Timer(0.2, publisher.publish, args=("conv-1", [reply])).start()
     assert reader.wait_for("conv-1", "conv-1:m1", timeout=5) == [reply]
@@ -103,8 +103,8 @@ def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str) -> Non
     assert reader.wait_for("conv-1", "conv-1:never", timeout=0.2) is None
 
 
-def test_send_ledger_lets_each_reply_out_once_and_never_loses_one(prefix: str) -> None:
-    here, there = (RedisSendLedger(connect(REDIS_URL), prefix=prefix, ttl=60) for _ in range(2))
+def test_send_ledger_lets_each_reply_out_once_and_never_loses_one(prefix: str, redis_url: str) -> None:
+    here, there = (RedisSendLedger(connect(redis_url), prefix=prefix, ttl=60) for _ in range(2))
     assert here.claim("reply-1") is True
     assert here.claim("reply-1") is True  # our own claim whose answer we did not see: still ours to send
     with pytest.raises(Unavailable, match="being sent by another worker"):
@@ -135,7 +135,8 @@ def test_unreachable_redis_means_503_for_webhooks_and_readiness(tmp_path: Path) 
         app.extensions["parley"].close()
 
 
-def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callable[..., RedisInbox]) -> None:
+def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callable[..., RedisInbox],
+                                                         redis_url: str) -> None:
     inbox = make_redis_inbox(shards=1)
     gone = make_redis_inbox(shards=1)
     gone.put(make_envelope("hello"))
@@ -145,7 +146,7 @@ def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callab
     gone.done(delivery)
     assert gone.next(claim) is None
     gone.close()
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect(redis_url)
     [old] = [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]
     threading.Event().wait(0.2)
     assert inbox.prune_consumers(idle_ms=100) == 1
