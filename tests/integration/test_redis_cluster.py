@@ -20,6 +20,8 @@ from parley.wiring import redis_inbox_of
 from parley.settings import load_settings
 from tests.conftest import make_envelope
 from tests.integration.redis_processes import wait_until, write_config
+from tests.integration.test_doctor import doctor, lines
+from tests.integration.test_server import free_port
 from tests.support.redis_cluster import LocalRedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
@@ -139,3 +141,22 @@ def test_an_ack_waits_for_the_replica_so_the_master_dying_next_loses_nothing(
     assert sorted(drain(worker)) == ["m0", "m1"]
     worker.close()
     inbox.close()
+
+
+def test_doctor_describes_the_cluster_and_names_the_url_a_cluster_node_needs(
+        redis_cluster: LocalRedisCluster, tmp_path: Path) -> None:
+    checks = lines(doctor(tmp_path, REDIS_URL=redis_cluster.url).stdout)
+    assert checks["redis"][0] == "ok"
+    assert "Redis Cluster of 3 masters, 3 replicas, state ok" in checks["redis"][1]
+    assert "acks wait for 1 replica(s)" in checks["redis"][1]
+    node = f"127.0.0.1:{redis_cluster.ports[1]}"
+    done = doctor(tmp_path, REDIS_URL=f"redis://{node}/0")  # the usual scheme, on a cluster node
+    assert done.returncode == 1
+    assert lines(done.stdout)["redis"] == (
+        "FAIL", f"redis://{node}/0 is a Redis Cluster node: set REDIS_URL to redis+cluster://{node}/0 "
+                "(rediss+cluster:// for TLS)")
+
+
+def test_an_unreachable_cluster_is_unavailable_with_its_address(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable, match=r"cannot reach the Redis Cluster at 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+"):
+        connect(f"redis+cluster://:secret-9@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/0")
