@@ -7,6 +7,7 @@ own Flask adapter that only acks. A loopback Slack API stub takes Parley's answe
 
     .venv/bin/python bench/inbox.py [--rates 250,500,1000] [--seconds 5] [--processes 2] [--cluster]
                                     [--only SUBSTRING]
+    .venv/bin/python bench/inbox.py --puts 5000     # the ack's store step alone, WAIT on and off
 
 Needs Redis at 127.0.0.1:6379 (a key prefix of its own, deleted afterwards) and slack_bolt
 (requirements-dev.txt). ``--cluster`` also starts a local Redis Cluster (3 masters, 3 replicas,
@@ -75,7 +76,12 @@ def main() -> None:
                         help="runs per rate; the one with the median p99 is printed (a shared machine is noisy)")
     parser.add_argument("--cluster", action="store_true", help="also on a local Redis Cluster, WAIT on and off")
     parser.add_argument("--only", default="", help="run only the servers whose name contains this")
+    parser.add_argument("--puts", type=int, default=0,
+                        help="instead: time N RedisInbox.put calls in this process (the ack's Redis part)")
     args = parser.parse_args()
+    if args.puts:
+        time_puts(args)
+        return
     rates = [int(rate) for rate in args.rates.split(",")]
     print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run, median p99 of {args.repeat}; Parley on gunicorn "
           f"gevent, Bolt on gthread with {args.threads} threads per process; Parley log level {args.log_level}")
@@ -114,6 +120,62 @@ def main() -> None:
             forget(prefix, "redis://127.0.0.1:6379/0")
             if cluster_url:
                 forget(prefix, cluster_url)
+
+
+def time_puts(args: argparse.Namespace) -> None:
+    """The store step of an ack alone: ``put`` after ``put`` from 8 threads, on one Redis and on the
+    cluster with and without WAIT; latency per put and puts per second."""
+    from parley.stores.redis import connect
+    from parley.stores.redis_inbox import RedisInbox
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import make_envelope
+
+    print(f"{os.cpu_count()} CPUs; {args.puts} puts from 8 threads per run, median p99 of {args.repeat}")
+    print(f"{'store':<36} {'puts/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'load':>5}")
+    with redis_cluster(True) as cluster_url:
+        prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
+        stores = [("one Redis", "redis://127.0.0.1:6379/0", 0), ("cluster, no WAIT", cluster_url, 0),
+                  ("cluster, WAIT 1 (the default)", cluster_url, 1)]
+        try:
+            for name, url, replicas in stores:
+                inbox = RedisInbox(connect(url), prefix=prefix, dedupe_ttl=600, visibility_timeout=30,
+                                   max_attempts=3, wait_replicas=replicas)
+                def put(number: int, inbox: RedisInbox = inbox) -> None:
+                    inbox.put(make_envelope("hello", conversation_id=f"c{number % 500}"))
+                for _ in range(200):
+                    put(0)  # warm-up: connections, scripts
+                runs = sorted((timed(put, args.puts) for _ in range(args.repeat)), key=lambda run: run["p99"])
+                run = runs[len(runs) // 2]
+                print(f"{name:<36} {run['per_s']:>8.0f} {run['p50']:>8.2f} {run['p99']:>8.2f} {run['max']:>8.2f} "
+                      f"{os.getloadavg()[0]:>5.1f}", flush=True)
+        finally:
+            forget(prefix, "redis://127.0.0.1:6379/0")
+            forget(prefix, cluster_url)
+
+
+def timed(call: object, count: int) -> dict[str, float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    numbers = iter(range(count))
+
+    def worker() -> None:
+        for number in numbers:
+            started = time.perf_counter()
+            call(number)  # type: ignore[operator]
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - start
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"per_s": len(latencies) / took, "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}
 
 
 def report(name: str, rate: int, result: dict[str, float]) -> None:

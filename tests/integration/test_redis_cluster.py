@@ -157,6 +157,14 @@ def test_doctor_describes_the_cluster_and_names_the_url_a_cluster_node_needs(
                 "(rediss+cluster:// for TLS)")
 
 
-def test_an_unreachable_cluster_is_unavailable_with_its_address(tmp_path: Path) -> None:
-    with pytest.raises(Unavailable, match=r"cannot reach the Redis Cluster at 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+"):
+def test_an_unreachable_cluster_is_unavailable_with_its_address_not_its_password() -> None:
+    where = r"127\.0\.0\.1:\d+,127\.0\.0\.1:\d+"
+    with pytest.raises(Unavailable, match=f"cannot reach the Redis Cluster at {where}") as caught:
         connect(f"redis+cluster://:secret-9@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/0")
+    assert "secret-9" not in str(caught.value)
+
+
+def test_a_url_may_list_several_nodes_and_any_one_reachable_is_enough(redis_cluster: LocalRedisCluster) -> None:
+    dead, alive = free_port(), redis_cluster.ports[2]
+    client = connect(f"redis+cluster://127.0.0.1:{dead},127.0.0.1:{alive}/0")
+    assert len(client.get_primaries()) == 3

@@ -15,11 +15,12 @@ import pytest
 from parley.core.envelope import Reply
 from parley.core.sessions import Session, Turn
 from parley.errors import Unavailable
+from parley.settings import load_settings
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
 from parley.stores import redis_inbox_admin
 from parley.stores.redis_inbox import GROUP, RedisInbox
 from tests.conftest import make_envelope, make_settings
-from tests.integration.redis_processes import delete_prefix, parley_env, wait_until, write_config
+from tests.integration.redis_processes import REDIS_URL, delete_prefix, parley_env, wait_until, write_config
 from tests.integration.test_server import PARLEY, free_port
 
 pytestmark = pytest.mark.redis
@@ -151,3 +152,30 @@ def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callab
     threading.Event().wait(0.2)
     assert inbox.prune_consumers(idle_ms=100) == 1
     assert old not in [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]
+
+
+def test_on_one_redis_acks_do_not_wait_for_a_replica_unless_told_to(tmp_path: Path) -> None:
+    """One Redis usually has no replica: WAIT would hold every ack for its timeout, for nothing."""
+    from structlog.testing import capture_logs
+
+    from parley.wiring import redis_inbox_of
+
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+
+    def inbox_with(**storage: object) -> RedisInbox:
+        config = write_config(tmp_path, key_prefix=prefix, **storage)
+        return redis_inbox_of(load_settings(config, environ={"REDIS_URL": REDIS_URL,
+                                                             "PARLEY_DATA_DIR": str(tmp_path / "var")}))
+
+    with capture_logs() as logs:
+        assert inbox_with().put(make_envelope("hello", message_id="EvWAIT1")) is True
+    assert not [log for log in logs if log["event"] == "inbox_put_not_replicated"]
+    told = inbox_with(redis_wait_replicas=1, redis_wait_timeout_ms=50)
+    try:
+        with capture_logs() as logs:
+            assert told.put(make_envelope("hello again", message_id="EvWAIT2")) is True  # stored and acked
+        [warning] = [log for log in logs if log["event"] == "inbox_put_not_replicated"]
+        assert (warning["replicas"], warning["wanted"], warning["log_level"]) == (0, 1, "warning")
+        assert told.status()["queued"] == 2
+    finally:
+        delete_prefix(connect(REDIS_URL), prefix)
