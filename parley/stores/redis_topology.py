@@ -14,6 +14,7 @@ from typing import Any
 import redis
 import structlog
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from parley.stores.redis import REDIS_ERRORS, Client, is_cluster
 
@@ -52,20 +53,30 @@ def run_replicated(client: Client, script: Script, keys: list[str], args: list[A
                    wait: tuple[int, int]) -> tuple[Any, int]:
     """``script``'s answer, and how many replicas had its writes within ``wait[1]`` ms (``WAIT``).
 
-    The script and the WAIT go down one connection to the node that owns ``keys`` (one slot).
+    The script and the WAIT go down one connection to the node that owns ``keys`` (one slot), in
+    one round trip: EVALSHA directly, since a pipeline given the Script asks SCRIPT EXISTS first.
     """
     node = client
     if is_cluster(client):
         node = client.get_redis_connection(client.get_node_from_key(keys[0]))
     try:
-        with node.pipeline(transaction=False) as pipe:
-            script(keys=keys, args=args, client=pipe)
-            pipe.wait(*wait)
-            answer, replicas = pipe.execute()
+        try:
+            return _evalsha_and_wait(node, script.sha, keys, args, wait)
+        except NoScriptError:  # a fresh node (a promoted replica, a restart) has not seen it yet
+            node.script_load(script.script)
+            return _evalsha_and_wait(node, script.sha, keys, args, wait)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
         if is_cluster(client):  # the slot's master may have moved (a failover): learn the new map
             _refresh_slots(client)
         raise
+
+
+def _evalsha_and_wait(node: redis.Redis, sha: str, keys: list[str], args: list[Any],
+                      wait: tuple[int, int]) -> tuple[Any, int]:
+    with node.pipeline(transaction=False) as pipe:
+        pipe.evalsha(sha, len(keys), *keys, *args)
+        pipe.wait(*wait)
+        answer, replicas = pipe.execute()
     return answer, int(replicas)
 
 

@@ -19,6 +19,7 @@ from parley.stores.redis_inbox import RedisInbox
 from parley.wiring import redis_inbox_of
 from parley.settings import load_settings
 from tests.conftest import make_envelope
+from tests.integration.conftest import redis_inbox_factory
 from tests.integration.redis_processes import wait_until, write_config
 from tests.integration.test_doctor import doctor, lines
 from tests.integration.test_server import free_port
@@ -168,3 +169,17 @@ def test_a_url_may_list_several_nodes_and_any_one_reachable_is_enough(redis_clus
     dead, alive = free_port(), redis_cluster.ports[2]
     client = connect(f"redis+cluster://127.0.0.1:{dead},127.0.0.1:{alive}/0")
     assert len(client.get_primaries()) == 3
+
+
+def test_a_master_that_never_saw_the_scripts_still_stores_and_waits(cluster_inbox: RedisInbox) -> None:
+    inbox = cluster_inbox
+    inbox.client.script_flush()  # as on a replica just promoted, or a node just restarted
+    assert inbox.put(make_envelope("hello", conversation_id="conv-a")) is True
+    [claim] = inbox.claim(1, timeout=1)
+    delivery = inbox.next(claim)
+    assert delivery is not None and delivery.envelope.text == "hello"
+
+
+@pytest.fixture
+def cluster_inbox(request: pytest.FixtureRequest, redis_cluster: LocalRedisCluster) -> RedisInbox:
+    return redis_inbox_factory(request, redis_cluster.url)(wait_replicas=1)
