@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the servers whose name contains this")
     parser.add_argument("--puts", type=int, default=0,
                         help="instead: time N RedisInbox.put calls in this process (the ack's Redis part)")
+    parser.add_argument("--put-threads", type=int, default=8, help="threads putting at once (--puts)")
     args = parser.parse_args()
     if args.puts:
         time_puts(args)
@@ -123,14 +124,15 @@ def main() -> None:
 
 
 def time_puts(args: argparse.Namespace) -> None:
-    """The store step of an ack alone: ``put`` after ``put`` from 8 threads, on one Redis and on the
-    cluster with and without WAIT; latency per put and puts per second."""
+    """The store step of an ack alone: ``put`` after ``put`` from ``--put-threads`` threads, on one
+    Redis and on the cluster with and without WAIT; latency per put and puts per second."""
     from parley.stores.redis import connect
     from parley.stores.redis_inbox import RedisInbox
     sys.path.insert(0, str(ROOT))
     from tests.conftest import make_envelope
 
-    print(f"{os.cpu_count()} CPUs; {args.puts} puts from 8 threads per run, median p99 of {args.repeat}")
+    print(f"{os.cpu_count()} CPUs; {args.puts} puts from {args.put_threads} threads per run, "
+          f"median p99 of {args.repeat}")
     print(f"{'store':<36} {'puts/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'load':>5}")
     with redis_cluster(True) as cluster_url:
         prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
@@ -144,7 +146,8 @@ def time_puts(args: argparse.Namespace) -> None:
                     inbox.put(make_envelope("hello", conversation_id=f"c{number % 500}"))
                 for _ in range(200):
                     put(0)  # warm-up: connections, scripts
-                runs = sorted((timed(put, args.puts) for _ in range(args.repeat)), key=lambda run: run["p99"])
+                runs = sorted((timed(put, args.puts, args.put_threads) for _ in range(args.repeat)),
+                              key=lambda run: run["p99"])
                 run = runs[len(runs) // 2]
                 print(f"{name:<36} {run['per_s']:>8.0f} {run['p50']:>8.2f} {run['p99']:>8.2f} {run['max']:>8.2f} "
                       f"{os.getloadavg()[0]:>5.1f}", flush=True)
@@ -153,7 +156,7 @@ def time_puts(args: argparse.Namespace) -> None:
             forget(prefix, cluster_url)
 
 
-def timed(call: object, count: int) -> dict[str, float]:
+def timed(call: object, count: int, threads_wanted: int) -> dict[str, float]:
     latencies: list[float] = []
     lock = threading.Lock()
     numbers = iter(range(count))
@@ -167,7 +170,7 @@ def timed(call: object, count: int) -> dict[str, float]:
                 latencies.append(elapsed)
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=worker) for _ in range(threads_wanted)]
     for thread in threads:
         thread.start()
     for thread in threads:
