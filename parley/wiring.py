@@ -33,7 +33,8 @@ from parley.stores.knowledge import load_index
 from parley.stores.memory import MemoryMailbox, MemorySendLedger, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.ratelimit import LimitsRateLimiter
-from parley.stores.redis import Client, RedisMailbox, RedisSendLedger, RedisSessionStore, connect, is_cluster
+from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore
+from parley.stores.redis_topology import Client, connect, is_cluster
 from parley.stores.redis_inbox import RedisInbox
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders

@@ -107,7 +107,7 @@ def _redis(settings: Settings) -> Check:
     url = settings.storage.redis_url
     if url is None:
         return Check("redis", "skip", "REDIS_URL not set: embedded store (one process only)")
-    from parley.stores.redis import connect, is_cluster
+    from parley.stores.redis_topology import connect, is_cluster
 
     where = _without_credentials(url.get_secret_value())
     client = connect(url.get_secret_value())

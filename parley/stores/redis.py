@@ -3,9 +3,8 @@
 The inbox lives in ``redis_inbox.py`` (a queue per conversation, ready ones on streams). Every
 key starts with the configured prefix, so several deployments (or test runs) can share one Redis.
 
-A ``redis+cluster://`` (or ``rediss+cluster://``) URL means Redis Cluster: the clients here are then
-``redis.cluster.RedisCluster``, which routes each command to its slot's master and follows failovers.
-Every command and script here touches one key, or keys of one hash tag, so each runs on one node.
+Every command and script here touches one key, so each runs on one node of a Redis Cluster too
+(``redis_topology.connect``).
 """
 
 from __future__ import annotations
@@ -14,75 +13,22 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from typing import get_args
 
-import redis
 import structlog
-from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ClusterError, RedisClusterException
-from redis.retry import Retry
 
 from parley.core.envelope import Reply, reply_from_json, reply_to_json
 from parley.core.mailbox import EventKind, MailboxEvent
 from parley.core.sessions import Session, Turn
 from parley.errors import Unavailable
+from parley.stores.redis_topology import REDIS_ERRORS, Client, connect, is_cluster, unavailable
 from parley.stores.wakeups import Wakeups
 
+__all__ = ["RedisMailbox", "RedisSendLedger", "RedisSessionStore", "connect", "unavailable"]  # one entry point
+
 logger = structlog.get_logger("parley.redis")
-
-
-# One Redis or a Redis Cluster: both take the same commands here (see ``connect``).
-Client = redis.Redis | RedisCluster
-# What a Redis call may raise: RedisCluster's "no node reachable" is not a RedisError.
-REDIS_ERRORS = (redis.RedisError, RedisClusterException)
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}  # as the `limits` library reads them
-_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 10, "health_check_interval": 15}
-
-
-def connect(url: str) -> Client:
-    """A client that fails fast when Redis is down (the webhook answers 503 and the platform retries)
-    and reconnects by itself when it is back; a cluster client for ``redis+cluster://``."""
-    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
-    scheme, _, rest = url.partition("://")
-    if scheme not in CLUSTER_SCHEMES:
-        return redis.Redis.from_url(url, retry=retry, **_TIMEOUTS)
-    auth, at, hosts = rest.partition("/")[0].rpartition("@")
-    first, *others = hosts.split(",")
-    path = rest.partition("/")[2]
-    try:
-        # The client asks a reachable node for the slot map now (RedisCluster has no lazy start).
-        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{auth}{at}{first}/{path}", retry=retry,
-                                     startup_nodes=[ClusterNode(*_host_port(other)) for other in others],
-                                     **_TIMEOUTS)
-    except REDIS_ERRORS as exc:
-        raise Unavailable(f"cannot reach the Redis Cluster at {hosts} ({exc})") from exc
-
-
-def _host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return (host, int(port)) if host else (address, 6379)
-
-
-def is_cluster(client: Client) -> bool:
-    return isinstance(client, RedisCluster)
-
-
-@contextmanager
-def unavailable(doing: str) -> Iterator[None]:
-    """Turn Redis connection trouble into ``Unavailable`` (503, so platforms retry)."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException) as exc:
-        # ClusterError: CLUSTERDOWN or a master failing over; the client finds the new one next time.
-        raise Unavailable(f"cannot {doing}: Redis unreachable ({exc})") from exc
-    except redis.ResponseError as exc:
-        if str(exc).startswith(("LOADING", "MISCONF", "OOM", "READONLY", "TRYAGAIN", "MOVED", "ASK")):
-            raise Unavailable(f"cannot {doing}: Redis refused ({exc})") from exc
-        raise
 
 
 class RedisSessionStore:

@@ -16,9 +16,8 @@ Guarantees, and how:
 * **Fencing.** Every script acting for a claim checks that the token is still pending for the
   caller; one that lapsed is refused (``LostClaim``).
 * **Redis Cluster.** Conversations hash to ``shards``; all of a shard's keys share one hash tag, so
-  every script runs on one node. Claiming reads each shard's stream on its own there (one command
-  may not span slots), and ``put`` can wait for a replica (``WAIT``) before the platform is acked,
-  so a master killed right after the ack loses nothing when its replica takes over.
+  every script runs on one node (``redis_topology``: claims read shard by shard there, and ``put``
+  can wait for a replica before the ack, so a master killed right after it loses nothing).
 * **Poison messages.** A message that fails ``max_attempts`` times moves to its shard's dead-letter
   stream with the reason (``parley inbox status | replay ID | drop ID``, in ``redis_inbox_admin``).
 """
@@ -40,8 +39,7 @@ from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
 from parley.core.inbox import Claim, Delivery
 from parley.errors import LostClaim
 from parley.stores import redis_inbox_scripts as scripts
-from parley.stores.redis import REDIS_ERRORS, Client, unavailable
-from parley.stores.redis_topology import read_new, run_replicated
+from parley.stores.redis_topology import REDIS_ERRORS, Client, read_new, run_replicated, unavailable
 
 logger = structlog.get_logger("parley.inbox")
 
@@ -94,7 +92,7 @@ class RedisInbox:
             if not self._wait[0]:
                 return self.scripts["PUT"](keys=keys, args=args) == 1
             stored, replicas = run_replicated(self.client, self.scripts["PUT"], keys, args, wait=self._wait)
-        if replicas < self._wait[0]:  # stored on the master: acked, but a failover now could lose it
+        if replicas < self._wait[0]:  # acked from the master alone: a failover now could lose it
             logger.warning("inbox_put_not_replicated", conversation_id=envelope.conversation_id,
                            replicas=replicas, wanted=self._wait[0])
         return stored == 1

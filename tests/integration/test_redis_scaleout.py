@@ -20,7 +20,8 @@ import pytest
 import redis
 import requests
 
-from parley.stores.redis import Client, RedisSessionStore, connect
+from parley.stores.redis import RedisSessionStore, connect
+from parley.stores.redis_topology import Client
 from tests.integration.conftest import url_of
 from tests.integration.redis_processes import (
     Parley, RedisServer, delete_prefix, parley_env, post_slack, postgres_database, serve,
