@@ -23,7 +23,9 @@ from parley.core.envelope import Reply, reply_from_json, reply_to_json
 from parley.core.mailbox import EventKind, MailboxEvent
 from parley.core.sessions import Session, Turn
 from parley.errors import Unavailable
-from parley.stores.redis_topology import REDIS_ERRORS, Client, connect, is_cluster, unavailable
+from parley.stores.redis_topology import (
+    REDIS_ERRORS, Client, connect, is_cluster, refresh_slots, unavailable,
+)
 from parley.stores.wakeups import Wakeups
 
 __all__ = ["RedisMailbox", "RedisSendLedger", "RedisSessionStore", "connect", "unavailable"]  # one entry point
@@ -225,18 +227,21 @@ class RedisMailbox:
     def _relay_wakeups(self) -> None:
         failures = 0
         while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 failures = 0
                 for message in pubsub.listen():
                     self._wakeups.wake(message["data"].decode("utf-8", "replace"))
             except REDIS_ERRORS as exc:
+                pubsub.close()  # its connection, before a new one is opened
                 failures += 1
                 if failures == 1:
                     logger.warning("mailbox_listener_reconnecting", error=type(exc).__name__)
                 self._wakeups.wake_all()  # events may have come meanwhile: every waiter reads again
                 time.sleep(min(5.0, 0.1 * 2 ** failures))
+                if is_cluster(self._redis):  # the channel's node may have failed over: subscribe on the new one
+                    refresh_slots(self._redis)
 
 
 _EVENT_KINDS: dict[str, EventKind] = {kind: kind for kind in get_args(EventKind)}

@@ -125,7 +125,7 @@ def run_replicated(client: Client, script: Script, keys: list[str], args: list[A
             return _evalsha_and_wait(node, script.sha, keys, args, wait)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
         if is_cluster(client):  # the slot's master may have moved (a failover): learn the new map
-            _refresh_slots(client)
+            refresh_slots(client)
         raise
 
 
@@ -138,7 +138,8 @@ def _evalsha_and_wait(node: redis.Redis, sha: str, keys: list[str], args: list[A
     return answer, int(replicas)
 
 
-def _refresh_slots(client: Client) -> None:
+def refresh_slots(client: Client) -> None:
+    """Ask the cluster for its slot map again (the client does so itself only for plain commands)."""
     try:
         client.nodes_manager.initialize()  # type: ignore[union-attr]
     except REDIS_ERRORS as exc:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from parley.errors import Unavailable
-from parley.stores.redis import connect
+from parley.core.envelope import Reply
+from parley.stores.redis import RedisMailbox, connect
 from parley.stores.redis_inbox import RedisInbox
+from parley.stores.redis_topology import REDIS_ERRORS, Client
 from parley.wiring import redis_inbox_of
 from parley.settings import load_settings
 from tests.conftest import make_envelope
@@ -183,3 +185,30 @@ def test_a_master_that_never_saw_the_scripts_still_stores_and_waits(cluster_inbo
 @pytest.fixture
 def cluster_inbox(request: pytest.FixtureRequest, redis_cluster: LocalRedisCluster) -> RedisInbox:
     return redis_inbox_factory(request, redis_cluster.url)(wait_replicas=1)
+
+
+def test_browsers_waiting_on_the_mailbox_are_woken_after_its_pub_sub_master_fails_over(
+        own_cluster: LocalRedisCluster) -> None:
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    # Rechecking only after the wait: an answer in time can only come by the pub/sub wake-up.
+    reader = RedisMailbox(connect(own_cluster.url), prefix=prefix, recheck_seconds=60)
+    publisher = RedisMailbox(connect(own_cluster.url), prefix=prefix)
+    first = Reply(conversation_id="conv-1", channel="widget", text="Hello!", in_reply_to="conv-1:m1")
+    threading.Timer(0.3, publisher.publish, args=("conv-1", [first])).start()
+    assert reader.wait_for("conv-1", "conv-1:m1", timeout=10) == [first]  # the listener is subscribed
+    own_cluster.kill(own_cluster.master_of(reader.channel))  # the node the listener listens on
+    own_cluster.wait_healthy()
+    later = Reply(conversation_id="conv-1", channel="widget", text="Still here.", in_reply_to="conv-1:m2")
+    client = connect(own_cluster.url)
+    # The listener subscribed again, on a live node; from here only a published event wakes it.
+    wait_until(lambda: _subscribers(client, reader.channel) >= 1, timeout=30, what="the listener to resubscribe")
+    threading.Timer(0.3, publisher.publish, args=("conv-1", [later])).start()
+    assert reader.wait_for("conv-1", "conv-1:m2", timeout=10) == [later]
+
+
+def _subscribers(client: Client, channel: str) -> int:
+    try:
+        counts = client.pubsub_numsub(channel)
+    except REDIS_ERRORS:  # a node still being forgotten
+        return 0
+    return sum(count for _name, count in counts)

@@ -48,8 +48,9 @@ class LocalRedisCluster:
 
     @property
     def url(self) -> str:
-        """What a user puts in REDIS_URL (one node is enough: the client learns the others)."""
-        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+        """What a user puts in REDIS_URL: every node, as the runbook advises, so that a client made
+        while one is down (a test's, after killing a master) still finds the others."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports) + "/0"
 
     def start(self) -> None:
         for port in self.ports:
