@@ -231,8 +231,10 @@ class RedisMailbox:
             try:
                 pubsub.subscribe(self.channel)
                 failures = 0
-                for message in pubsub.listen():
-                    self._wakeups.wake(message["data"].decode("utf-8", "replace"))
+                while True:  # not listen(): on a cluster its read outlives the socket timeout when idle
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is not None:
+                        self._wakeups.wake(message["data"].decode("utf-8", "replace"))
             except REDIS_ERRORS as exc:
                 pubsub.close()  # its connection, before a new one is opened
                 failures += 1
