@@ -5,10 +5,14 @@ whatever the previous answers did) against real servers under gunicorn, and prin
 and p50/p99/max ack latency. The reference peer is a minimal Bolt-for-Python app on slack_bolt's
 own Flask adapter that only acks. A loopback Slack API stub takes Parley's answers.
 
-    .venv/bin/python bench/inbox.py [--rates 250,500,1000] [--seconds 5] [--processes 2]
+    .venv/bin/python bench/inbox.py [--rates 250,500,1000] [--seconds 5] [--processes 2] [--cluster]
+                                    [--only SUBSTRING]
+    .venv/bin/python bench/inbox.py --puts 5000     # the ack's store step alone, WAIT on and off
 
 Needs Redis at 127.0.0.1:6379 (a key prefix of its own, deleted afterwards) and slack_bolt
-(requirements-dev.txt). Figures depend on the machine: run it on the one you deploy to.
+(requirements-dev.txt). ``--cluster`` also starts a local Redis Cluster (3 masters, 3 replicas,
+as the tests do) and runs Parley on it with acks waiting for a replica (WAIT 1, the default on a
+cluster) and without. Figures depend on the machine: run it on the one you deploy to.
 """
 
 from __future__ import annotations
@@ -69,38 +73,113 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING", help="Parley's log level during the runs")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per rate; the one with the median p99 is printed (a shared machine is noisy)")
-    parser.add_argument("--only", default="embedded,redis,no-workers,bolt",
-                        help="which servers to run, comma-separated: embedded, redis, no-workers, bolt")
+    parser.add_argument("--cluster", action="store_true", help="also on a local Redis Cluster, WAIT on and off")
+    parser.add_argument("--only", default="", help="run only the servers whose name contains this "
+                        "(embedded, redis, no-workers, cluster, slack_bolt)")
+    parser.add_argument("--puts", type=int, default=0,
+                        help="instead: time N RedisInbox.put calls in this process (the ack's Redis part)")
+    parser.add_argument("--put-threads", type=int, default=8, help="threads putting at once (--puts)")
     args = parser.parse_args()
+    if args.puts:
+        time_puts(args)
+        return
     rates = [int(rate) for rate in args.rates.split(",")]
-    only = set(args.only.split(","))
     print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run, median p99 of {args.repeat}; Parley on gunicorn "
           f"gevent, Bolt on gthread with {args.threads} threads per process; Parley log level {args.log_level}")
     print(f"{'server':<44} {'rate':>6} {'acked/s':>8} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'answered/s':>10} {'load':>5}")
-    with slack_stub() as (stub_url, stats):
+    with slack_stub() as (stub_url, stats), redis_cluster(args.cluster) as cluster_url:
         prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
+        single = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
         targets = [
-            ("embedded", "parley embedded (1 process, workers in it)", [], 1, {}),
-            ("redis", f"parley redis ({args.processes} proc, workers in them)", [], args.processes,
-             {"REDIS_URL": "redis://127.0.0.1:6379/0"}),
-            ("no-workers", f"parley redis ({args.processes} proc, --no-workers)", ["--no-workers"], args.processes,
-             {"REDIS_URL": "redis://127.0.0.1:6379/0"}),
+            ("parley embedded (1 process, workers in it)", [], 1, {}, {}),
+            (f"parley redis ({args.processes} proc, workers in them)", [], args.processes, single, {}),
+            (f"parley redis ({args.processes} proc, --no-workers)", ["--no-workers"], args.processes, single, {}),
         ]
+        if cluster_url:
+            on_cluster = {"REDIS_URL": cluster_url}
+            targets += [
+                (f"parley cluster ({args.processes} proc, --no-workers, WAIT 1)", ["--no-workers"], args.processes,
+                 on_cluster, {}),
+                (f"parley cluster ({args.processes} proc, --no-workers, no WAIT)", ["--no-workers"],
+                 args.processes, on_cluster, {"redis_wait_replicas": 0}),
+            ]
         try:
-            for name, extra, processes, env in (target[1:] for target in targets if target[0] in only):
-                with parley(stub_url, prefix, args, extra, processes, env) as url:
+            for name, extra, processes, env, storage in targets:
+                if args.only not in name:
+                    continue
+                with parley(stub_url, prefix, args, extra, processes, env, storage) as url:
                     drive(url, rates[0], 1.0)  # warm-up (connections, scripts, first imports), not reported
                     for rate in rates:
                         report(name, rate, median_run(url, rate, args, stats))
-            if "bolt" in only:
+            if args.only in "slack_bolt":
                 with bolt(stub_url, args) as url:
                     drive(url, rates[0], 1.0)  # warm-up, not reported
                     for rate in rates:
                         report(f"slack_bolt Flask adapter ({args.processes} proc, ack only)", rate,
                                median_run(url, rate, args, stats))
         finally:
-            forget(prefix)
+            forget(prefix, "redis://127.0.0.1:6379/0")
+            if cluster_url:
+                forget(prefix, cluster_url)
+
+
+def time_puts(args: argparse.Namespace) -> None:
+    """The store step of an ack alone: ``put`` after ``put`` from ``--put-threads`` threads, on one
+    Redis and on the cluster with and without WAIT; latency per put and puts per second."""
+    from parley.stores.redis import connect
+    from parley.stores.redis_inbox import RedisInbox
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import make_envelope
+
+    print(f"{os.cpu_count()} CPUs; {args.puts} puts from {args.put_threads} threads per run, "
+          f"median p99 of {args.repeat}")
+    print(f"{'store':<36} {'puts/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'load':>5}")
+    with redis_cluster(True) as cluster_url:
+        prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
+        stores = [("one Redis", "redis://127.0.0.1:6379/0", 0), ("cluster, no WAIT", cluster_url, 0),
+                  ("cluster, WAIT 1 (the default)", cluster_url, 1)]
+        try:
+            for name, url, replicas in stores:
+                inbox = RedisInbox(connect(url), prefix=prefix, dedupe_ttl=600, visibility_timeout=30,
+                                   max_attempts=3, wait_replicas=replicas)
+                def put(number: int, inbox: RedisInbox = inbox) -> None:
+                    inbox.put(make_envelope("hello", conversation_id=f"c{number % 500}"))
+                for _ in range(200):
+                    put(0)  # warm-up: connections, scripts
+                runs = sorted((timed(put, args.puts, args.put_threads) for _ in range(args.repeat)),
+                              key=lambda run: run["p99"])
+                run = runs[len(runs) // 2]
+                print(f"{name:<36} {run['per_s']:>8.0f} {run['p50']:>8.2f} {run['p99']:>8.2f} {run['max']:>8.2f} "
+                      f"{os.getloadavg()[0]:>5.1f}", flush=True)
+        finally:
+            forget(prefix, "redis://127.0.0.1:6379/0")
+            forget(prefix, cluster_url)
+
+
+def timed(call: object, count: int, threads_wanted: int) -> dict[str, float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    numbers = iter(range(count))
+
+    def worker() -> None:
+        for number in numbers:
+            started = time.perf_counter()
+            call(number)  # type: ignore[operator]
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(threads_wanted)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - start
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"per_s": len(latencies) / took, "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}
 
 
 def report(name: str, rate: int, result: dict[str, float]) -> None:
@@ -185,12 +264,12 @@ def signed(event_id: str, channel: str, user: str) -> tuple[bytes, dict[str, str
 
 @contextmanager
 def parley(stub_url: str, prefix: str, args: argparse.Namespace, extra: list[str], processes: int,
-           env: dict[str, str]) -> Iterator[str]:
+           env: dict[str, str], storage: dict[str, object]) -> Iterator[str]:
     data_dir = Path(f"/tmp/parley-bench-{uuid.uuid4().hex[:8]}")
     config = data_dir / "parley.yaml"
     data_dir.mkdir()
     settings = yaml.safe_load((ROOT / "config" / "parley.yaml").read_text(encoding="utf-8"))
-    settings["storage"]["key_prefix"] = prefix
+    settings["storage"].update(key_prefix=prefix, **storage)
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": stub_url,
@@ -278,10 +357,30 @@ def slack_stub() -> Iterator[tuple[str, SlackStats]]:
 
 
 
-def forget(prefix: str) -> None:
-    import redis
+@contextmanager
+def redis_cluster(wanted: bool) -> Iterator[str | None]:
+    """A local Redis Cluster (the tests' own: 3 masters, 3 replicas on loopback), or None."""
+    if not wanted:
+        yield None
+        return
+    import tempfile
 
-    client = redis.Redis()
+    sys.path.insert(0, str(ROOT))
+    from tests.support.redis_cluster import LocalRedisCluster
+
+    with tempfile.TemporaryDirectory(prefix="parley-bench-cluster-") as directory:
+        cluster = LocalRedisCluster(Path(directory))
+        try:
+            cluster.start()
+            yield cluster.url
+        finally:
+            cluster.stop()
+
+
+def forget(prefix: str, url: str) -> None:
+    from parley.stores.redis import connect
+
+    client = connect(url)
     keys = list(client.scan_iter(f"{prefix}*", count=1000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start:start + 1000])

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 import structlog
 from pydantic import SecretStr
 
@@ -38,7 +37,8 @@ from parley.stores.memory import MemoryMailbox, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.sqlite_journal import InboxJournal, SqliteSendLedger, open_journal_database
 from parley.stores.ratelimit import LimitsRateLimiter
-from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect, unavailable
+from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore
+from parley.stores.redis_topology import Client, connect, is_cluster, unavailable
 from parley.stores.redis_inbox import RedisInbox
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
@@ -156,14 +156,16 @@ def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, S
         RedisSendLedger(client, prefix=prefix, ttl=storage.dedupe_ttl_seconds)
 
 
-def redis_inbox_of(settings: Settings, client: redis.Redis | None = None) -> RedisInbox:
+def redis_inbox_of(settings: Settings, client: Client | None = None) -> RedisInbox:
     storage = settings.storage
     if storage.redis_url is None:
         raise ConfigError("storage.redis_url: not set (set REDIS_URL): the inbox commands need Redis")
-    return RedisInbox(client or connect(storage.redis_url.get_secret_value()),
-                      shards=storage.inbox_shards, prefix=storage.key_prefix, dedupe_ttl=storage.dedupe_ttl_seconds,
-                      visibility_timeout=storage.visibility_timeout_seconds,
-                      max_attempts=storage.max_attempts)
+    client = client or connect(storage.redis_url.get_secret_value())
+    replicas = storage.redis_wait_replicas
+    return RedisInbox(client, shards=storage.inbox_shards, prefix=storage.key_prefix,
+                      dedupe_ttl=storage.dedupe_ttl_seconds, visibility_timeout=storage.visibility_timeout_seconds,
+                      max_attempts=storage.max_attempts, wait_timeout_ms=storage.redis_wait_timeout_ms,
+                      wait_replicas=(1 if is_cluster(client) else 0) if replicas is None else replicas)
 
 
 def widget_key_of(settings: Settings) -> bytes:

@@ -11,7 +11,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import click
@@ -107,15 +107,41 @@ def _redis(settings: Settings) -> Check:
     url = settings.storage.redis_url
     if url is None:
         return Check("redis", "skip", "REDIS_URL not set: embedded store (one process only)")
-    from parley.stores.redis import connect
+    from parley.stores.redis_topology import connect, is_cluster
 
+    where = _without_credentials(url.get_secret_value())
     client = connect(url.get_secret_value())
     try:
         client.ping()
         version = client.info("server").get("redis_version", "?")
+        if is_cluster(client):
+            return _redis_cluster(settings, client, where, version)
+        if client.info("cluster").get("cluster_enabled") == 1:
+            return Check("redis", "FAIL", f"{where} is a Redis Cluster node: set REDIS_URL to "
+                                          f"redis+cluster://{where.partition('://')[2]} (rediss+cluster:// for TLS)")
     finally:
         client.close()
-    return Check("redis", "ok", f"{_without_credentials(url.get_secret_value())} answers (Redis {version})")
+    return Check("redis", "ok", f"{where} answers (Redis {version})")
+
+
+def _redis_cluster(settings: Settings, client: Any, where: str, version: str) -> Check:
+    """The cluster's state, and whether every master has the replica an ack waits for."""
+    state = client.cluster_info().get("cluster_state")
+    if state != "ok":
+        return Check("redis", "FAIL", f"{where}: cluster_state is {state}: some slots have no live master")
+    masters = client.get_primaries()
+    replicas = {node.name: client.get_redis_connection(node).info("replication").get("connected_slaves", 0)
+                for node in masters}
+    alone = [name for name, count in replicas.items() if count == 0]
+    wanted = settings.storage.redis_wait_replicas
+    summary = (f"{where} answers: Redis Cluster of {len(masters)} masters, {sum(replicas.values())} "
+               f"replicas, state ok (Redis {version})")
+    if alone and wanted != 0:
+        return Check("redis", "warn", f"{summary}; without a replica: {', '.join(alone)}: acks there wait "
+                                      f"{settings.storage.redis_wait_timeout_ms} ms and a failover could lose "
+                                      "them (add replicas, or set storage.redis_wait_replicas: 0)")
+    waits = "acks do not wait for a replica" if wanted == 0 else f"acks wait for {wanted or 1} replica(s)"
+    return Check("redis", "ok", f"{summary}; {waits}")
 
 
 def _llm(settings: Settings) -> Check:
@@ -227,10 +253,10 @@ def _public_url(settings: Settings) -> Check:
 
 
 def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}" if host else f"{parts.scheme}://{parts.path}"
+    """The URL without user, password or query (a cluster URL may list several host:port)."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path.partition('?')[0]}"
 
 
 def _first_line(exc: Exception) -> str:

@@ -20,12 +20,16 @@ from typing import Protocol
 import redis
 import structlog
 from cachetools import TTLCache
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from parley.core.envelope import Source
 from parley.core.phrases import fold
 from parley.core.sessions import Turn
 
 logger = structlog.get_logger("parley.llm.cache")
+# A Redis Cluster's "no node reachable" is not a RedisError.
+_REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 
 _REFERRING = frozenset(
     "it its it's that this those these they them their there he she him her one ones also else "
@@ -93,7 +97,7 @@ class MemoryAnswerCache:
 class RedisAnswerCache:
     """Shared by every pod; a Redis failure is a cache miss, never a failed answer."""
 
-    def __init__(self, client: redis.Redis, *, ttl: int, prefix: str = "parley:") -> None:
+    def __init__(self, client: redis.Redis | RedisCluster, *, ttl: int, prefix: str = "parley:") -> None:
         self._redis = client
         self._ttl = ttl
         self._prefix = f"{prefix}llm-cache:"
@@ -101,7 +105,7 @@ class RedisAnswerCache:
     def get(self, key: str) -> CachedAnswer | None:
         try:
             data = self._redis.get(self._prefix + key)
-        except redis.RedisError as exc:
+        except _REDIS_ERRORS as exc:
             logger.warning("llm_cache_unavailable", error=type(exc).__name__)
             return None
         return None if data is None else CachedAnswer.from_json(data)
@@ -109,7 +113,7 @@ class RedisAnswerCache:
     def put(self, key: str, answer: CachedAnswer) -> None:
         try:
             self._redis.set(self._prefix + key, answer.to_json(), ex=max(self._ttl, 1))
-        except redis.RedisError as exc:
+        except _REDIS_ERRORS as exc:
             logger.warning("llm_cache_unavailable", error=type(exc).__name__)
 
 

@@ -66,6 +66,13 @@ class StorageSettings(Model):
     visibility_timeout_seconds: float = Field(default=30.0, ge=0.5, description=(
         "how long a dead worker's conversations and in-flight messages wait before another takes them"))
     max_attempts: int = Field(default=5, ge=1, description="failed attempts before the dead-letter stream")
+    # Replication is asynchronous: a master killed just after an ack may take the message with it
+    # unless the ack waited for a replica (WAIT). Unset: 1 on a Redis Cluster (every master has a
+    # replica that takes over), 0 on a single Redis (usually none, and WAIT would then stall acks).
+    redis_wait_replicas: int | None = Field(default=None, ge=0, le=5, description=(
+        "replicas that must have a message before its webhook is acked; unset: 1 on a cluster, else 0"))
+    redis_wait_timeout_ms: int = Field(default=250, ge=1, le=2000, description=(
+        "longest an ack waits for them; past it the message is acked anyway and a warning logged"))
     key_prefix: str = Field(default="parley:", max_length=100)
 
 

@@ -56,7 +56,8 @@ class SweptMemoryStorage(MemoryStorage):
 
 
 class LimitsRateLimiter:
-    """A moving window (no burst at a window's edge); ``memory://`` in-process, ``redis://`` shared.
+    """A moving window (no burst at a window's edge); ``memory://`` in-process, ``redis://`` shared
+    (``redis+cluster://`` on a Redis Cluster: each limit is one key, so one slot).
 
     With Redis every process and pod counts together, so a browser cannot beat the limit by
     landing on another pod.
@@ -64,9 +65,11 @@ class LimitsRateLimiter:
 
     def __init__(self, storage_uri: str = "memory://", *, key_prefix: str = "parley-ratelimit") -> None:
         options: dict[str, float | str | bool] = {}
-        if storage_uri.startswith(("redis://", "rediss://")):
-            options = {"key_prefix": key_prefix, "wrap_exceptions": True, "socket_timeout": 2.0,
-                       "socket_connect_timeout": 2.0}
+        if storage_uri.startswith("rediss+cluster://"):  # `limits` spells TLS to a cluster as an option
+            storage_uri, options = "redis+cluster://" + storage_uri.partition("://")[2], {"ssl": True}
+        if storage_uri.startswith(("redis://", "rediss://", "redis+cluster://")):
+            options |= {"key_prefix": key_prefix, "wrap_exceptions": True, "socket_timeout": 2.0,
+                        "socket_connect_timeout": 2.0}
         storage: Storage = SweptMemoryStorage() if storage_uri == "memory://" \
             else storage_from_string(storage_uri, **options)
         self._limiter = MovingWindowRateLimiter(storage)

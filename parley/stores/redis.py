@@ -2,6 +2,9 @@
 
 The inbox lives in ``redis_inbox.py`` (a queue per conversation, ready ones on streams). Every
 key starts with the configured prefix, so several deployments (or test runs) can share one Redis.
+
+Every command and script here touches one key, so each runs on one node of a Redis Cluster too
+(``redis_topology.connect``).
 """
 
 from __future__ import annotations
@@ -10,43 +13,24 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from typing import Any, get_args
 
-import redis
 import structlog
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from parley.core.envelope import Reply, reply_from_json, reply_to_json
 from parley.core.mailbox import EventKind, MailboxEvent
 from parley.core.sessions import Session, Turn
 from parley.errors import LostClaim, Unavailable
+from parley.stores.redis_topology import (
+    REDIS_ERRORS, Client, connect, is_cluster, refresh_slots, unavailable,
+)
 from parley.stores.wakeups import Wakeups
 
+__all__ = ["RedisMailbox", "RedisSendLedger", "RedisSessionStore", "connect", "unavailable"]  # one entry point
+
 logger = structlog.get_logger("parley.redis")
-
-
-def connect(url: str) -> redis.Redis:
-    """A client that fails fast when Redis is down (the webhook answers 503 and the platform retries)
-    and reconnects by itself when it is back."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15,
-                                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
-
-
-@contextmanager
-def unavailable(doing: str) -> Iterator[None]:
-    """Turn Redis connection trouble into ``Unavailable`` (503, so platforms retry)."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable(f"cannot {doing}: Redis unreachable ({exc})") from exc
-    except redis.ResponseError as exc:
-        if str(exc).startswith(("LOADING", "MISCONF", "OOM", "READONLY")):
-            raise Unavailable(f"cannot {doing}: Redis refused ({exc})") from exc
-        raise
 
 
 # KEYS: the session. ARGV: its JSON, ttl (s), fence entry and attempt ('' when unfenced). 1: saved;
@@ -70,7 +54,7 @@ class RedisSessionStore:
     """Sessions as JSON with a TTL of inactivity; history bounded again on every save, and a save
     refused when a later holder of the conversation saved it (``Session.fence``)."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, max_turns: int, max_chars: int) -> None:
+    def __init__(self, client: Client, *, prefix: str, ttl: int, max_turns: int, max_chars: int) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl
@@ -144,7 +128,7 @@ class RedisSendLedger:
     does not send it again either.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, sending_ttl: int = 120) -> None:
+    def __init__(self, client: Client, *, prefix: str, ttl: int, sending_ttl: int = 120) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl
@@ -172,7 +156,7 @@ class RedisSendLedger:
         self._unconfirmed.add(reply_id)
         try:
             self._redis.set(self.key(reply_id), "sent", ex=self._ttl)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("send_confirmation_pending", reply_id=reply_id, error=type(exc).__name__)
             return
         self._unconfirmed.discard(reply_id)
@@ -190,7 +174,7 @@ class RedisMailbox:
     stream. So thousands of waiting browsers cost one Redis connection per process, not one each.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str, keep: int = 200, ttl: int = 24 * 3600,
+    def __init__(self, client: Client, *, prefix: str, keep: int = 200, ttl: int = 24 * 3600,
                  recheck_seconds: float = 5.0) -> None:
         self._redis = client
         self._prefix = prefix
@@ -230,7 +214,7 @@ class RedisMailbox:
         self._listen()
         try:
             return self._wakeups.wait(conversation_id, answered, timeout, recheck=self._recheck)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("mailbox_unavailable", conversation_id=conversation_id, error=type(exc).__name__)
             return None
 
@@ -255,7 +239,11 @@ class RedisMailbox:
         with unavailable("publish to the mailbox"), self._redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, event, maxlen=self._keep, approximate=True)  # type: ignore[arg-type]
             pipe.expire(key, self._ttl)
-            pipe.publish(self.channel, conversation_id).execute()
+            if is_cluster(self._redis):  # a cluster pipeline takes keyed commands only
+                pipe.execute()
+                self._redis.publish(self.channel, conversation_id)
+            else:
+                pipe.publish(self.channel, conversation_id).execute()
 
     def _listen(self) -> None:
         with self._listener_lock:
@@ -267,18 +255,23 @@ class RedisMailbox:
     def _relay_wakeups(self) -> None:
         failures = 0
         while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 failures = 0
-                for message in pubsub.listen():
-                    self._wakeups.wake(message["data"].decode("utf-8", "replace"))
-            except redis.RedisError as exc:
+                while True:  # not listen(): on a cluster its read outlives the socket timeout when idle
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is not None:
+                        self._wakeups.wake(message["data"].decode("utf-8", "replace"))
+            except REDIS_ERRORS as exc:
+                pubsub.close()  # its connection, before a new one is opened
                 failures += 1
                 if failures == 1:
                     logger.warning("mailbox_listener_reconnecting", error=type(exc).__name__)
                 self._wakeups.wake_all()  # events may have come meanwhile: every waiter reads again
                 time.sleep(min(5.0, 0.1 * 2 ** failures))
+                if is_cluster(self._redis):  # the channel's node may have failed over: subscribe on the new one
+                    refresh_slots(self._redis)
 
 
 _EVENT_KINDS: dict[str, EventKind] = {kind: kind for kind in get_args(EventKind)}

@@ -15,7 +15,9 @@ Guarantees, and how:
   conversation log and the send ledger make a re-run send nothing twice.
 * **Fencing.** Every script acting for a claim checks that the token is still pending for the
   caller; one that lapsed is refused (``LostClaim``).
-* **Redis Cluster.** Conversations hash to ``shards``; all of a shard's keys share one hash tag.
+* **Redis Cluster.** Conversations hash to ``shards``; all of a shard's keys share one hash tag, so
+  every script runs on one node (``redis_topology``: claims read shard by shard there, and ``put``
+  can wait for a replica before the ack, so a master killed right after it loses nothing).
 * **Poison messages.** A message that fails ``max_attempts`` times moves to its shard's dead-letter
   stream with the reason (``parley inbox status | replay ID | drop ID``, in ``redis_inbox_admin``).
 """
@@ -37,7 +39,7 @@ from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
 from parley.core.inbox import Claim, Delivery
 from parley.errors import LostClaim
 from parley.stores import redis_inbox_scripts as scripts
-from parley.stores.redis import unavailable
+from parley.stores.redis_topology import REDIS_ERRORS, Client, read_new, run_replicated, unavailable
 
 logger = structlog.get_logger("parley.inbox")
 
@@ -50,8 +52,8 @@ def shard_of(conversation_id: str, shards: int) -> int:
 
 
 class RedisInbox:
-    def __init__(self, client: redis.Redis, *, prefix: str, dedupe_ttl: float, visibility_timeout: float,
-                 max_attempts: int, shards: int = 16) -> None:
+    def __init__(self, client: Client, *, prefix: str, dedupe_ttl: float, visibility_timeout: float,
+                 max_attempts: int, shards: int = 16, wait_replicas: int = 0, wait_timeout_ms: int = 250) -> None:
         self.shards = shards
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.client = client  # public for the operations in redis_inbox_admin
@@ -59,6 +61,7 @@ class RedisInbox:
         self._dedupe_ms = int(dedupe_ttl * 1000)
         self._visibility_ms = int(visibility_timeout * 1000)
         self._max_attempts = max_attempts
+        self._wait = (wait_replicas, wait_timeout_ms)
         self.scripts = {name: client.register_script(getattr(scripts, name))
                          for name in ("PUT", "REPLAY", "NEXT", "DONE", "DEAD_LETTER", "RELEASE", "RENEW")}
         # What the keeper renews. Keyed by the claim itself: stream ids repeat across shards.
@@ -84,9 +87,15 @@ class RedisInbox:
         shard, queue, sched = self.conversation_keys(envelope.conversation_id)
         keys = [self.key(shard, f"seen:{envelope.dedupe_key}"), queue, sched, self.key(shard, "ready"),
                 self.key(shard, "seq"), self.key(shard, "depth")]
+        args = [self._dedupe_ms, envelope_to_json(envelope), envelope.conversation_id]
         with unavailable("store the envelope"):
-            return self.scripts["PUT"](keys=keys, args=[
-                self._dedupe_ms, envelope_to_json(envelope), envelope.conversation_id]) == 1
+            if not self._wait[0]:
+                return self.scripts["PUT"](keys=keys, args=args) == 1
+            stored, replicas = run_replicated(self.client, self.scripts["PUT"], keys, args, wait=self._wait)
+        if replicas < self._wait[0]:  # acked from the master alone: a failover now could lose it
+            logger.warning("inbox_put_not_replicated", conversation_id=envelope.conversation_id,
+                           replicas=replicas, wanted=self._wait[0])
+        return stored == 1
 
     def claim(self, limit: int, timeout: float) -> list[Claim]:
         if self._closed.is_set() or limit <= 0:
@@ -99,16 +108,16 @@ class RedisInbox:
                 return claims
             # COUNT is per stream: asking each shard for its share keeps the surplus small.
             count = max(1, math.ceil(limit / self.shards))
-            streams = {self.key(shard, "ready"): ">" for shard in range(self.shards)}
             try:
-                answer = self.client.xreadgroup(GROUP, self.consumer, streams, count=count,  # type: ignore[arg-type]
-                                                block=max(1, int(timeout * 1000)))
+                streams = [self.key(shard, "ready") for shard in range(self.shards)]
+                answer = read_new(self.client, streams, group=GROUP, consumer=self.consumer, count=count,
+                                  timeout=timeout, closed=self._closed)
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 self._groups_ready = False  # Redis lost its data: recreate the groups next time
                 return []
-        for _stream, entries in answer or ():
+        for _stream, entries in answer:
             self._hold(entries)
         return self._take_spare(limit)
 
@@ -161,7 +170,7 @@ class RedisInbox:
         try:
             self.scripts["RELEASE"](keys=[queue, sched, self.key(shard, "ready")],
                                      args=[GROUP, self.consumer, claim.token, claim.conversation_id])
-        except redis.RedisError as exc:  # unreachable: the claim lapses by itself
+        except REDIS_ERRORS as exc:  # unreachable: the claim lapses by itself
             logger.warning("claim_release_failed", conversation_id=claim.conversation_id,
                            error=type(exc).__name__)
 
@@ -237,7 +246,7 @@ class RedisInbox:
                 if rounds % 600 == 0:  # every process start adds a consumer to each group
                     self.prune_consumers(idle_ms=max(3_600_000, 2 * self._visibility_ms))
                 rounds += 1
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 logger.warning("inbox_keeper_failed", error=type(exc).__name__, detail=str(exc))
 
     def _renew(self) -> None:

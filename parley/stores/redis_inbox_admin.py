@@ -8,7 +8,7 @@ import redis
 
 from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
 from parley.errors import NotFound
-from parley.stores.redis import unavailable
+from parley.stores.redis_topology import unavailable
 from parley.stores.redis_inbox import GROUP, RedisInbox, text_of
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from slack_sdk import WebClient
 from werkzeug.serving import make_server
@@ -31,14 +30,15 @@ from parley.errors import UpstreamError
 from parley.worker.pipeline import Outbox, SendLedger
 from parley.stores.memory import MemorySendLedger
 from parley.stores.desk import SqlDeskDirectory
-from parley.stores.redis import RedisSendLedger
+from parley.stores.redis import RedisSendLedger, connect
 from parley.stores.sql import SqlConversationLog, open_database
 from parley.webhooks.app import create_app
 from tests.conftest import make_envelope, make_settings
+from tests.integration.conftest import url_of
+from tests.integration.redis_processes import delete_prefix
 from tests.integration.test_slack import BOT_TOKEN, SIGNING_SECRET, payload, post
 from tests.stubs.server import Call, StubServer, serving, slack_api, telegram_api, twilio_api
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 Answer = Callable[[Call], Any]
 
 
@@ -154,16 +154,15 @@ def test_telegram_failures_are_classified_at_the_boundary(refusal: Any, transien
 
 # --- a send that fails halfway: the retry sends the rest, and nothing that already went out ---
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def ledger(request: pytest.FixtureRequest) -> Iterator[SendLedger]:
     if request.param == "memory":
         yield MemorySendLedger()
         return
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect(url_of(request, request.param))
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
     yield RedisSendLedger(client, prefix=prefix, ttl=60)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
+    delete_prefix(client, prefix)
 
 
 def _replies(channel: str, route: dict[str, str], texts: list[str]) -> list[Reply]:

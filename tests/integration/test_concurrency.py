@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
+from parley.stores.redis import connect
+from tests.integration.conftest import url_of
 from tests.integration.redis_processes import (
-    REDIS_URL, delete_prefix, parley_env, post_slack, serve, slack_event, wait_until, write_config,
+    delete_prefix, parley_env, post_slack, serve, slack_event, wait_until, write_config,
 )
 from tests.stubs.openai_stub import OpenAIStub
 from tests.stubs.server import StubServer, serving, slack_api
@@ -38,10 +39,11 @@ def slack() -> Iterator[StubServer]:
         yield server
 
 
-@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.redis)])
 def server(request: pytest.FixtureRequest, tmp_path: Path, llm: OpenAIStub, slack: StubServer) -> Iterator[str]:
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
-    extra = {"REDIS_URL": REDIS_URL} if request.param == "redis" else {}
+    extra = {} if request.param == "embedded" else {"REDIS_URL": url_of(request, request.param)}
     env = parley_env(write_config(tmp_path, key_prefix=prefix), tmp_path / "var", SLACK_API_URL=slack.url,
                      OPENAI_API_KEY="sk-test-concurrency", OPENAI_BASE_URL=llm.base_url, **extra)
     url, process = serve(env, tmp_path / "serve.log")
@@ -50,7 +52,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, llm: OpenAIStub, slac
     finally:
         process.stop()
         if extra:
-            delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+            delete_prefix(connect(extra["REDIS_URL"]), prefix)
 
 
 def answered(slack: StubServer, channel: str) -> bool:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 import yaml
 
 from tests.integration.redis_processes import (
-    REDIS_URL, delete_prefix, parley_env, post_slack, postgres_database, serve, slack_event, wait_until,
+    delete_prefix, parley_env, post_slack, postgres_database, serve, slack_event, wait_until,
     write_config,
 )
+from parley.stores.redis import connect
 from tests.integration.test_server import PARLEY
 from tests.stubs.openai_stub import OpenAIStub, rate_limited, server_error, slow
 from tests.stubs.server import Call, StubServer, serving, slack_api
@@ -37,10 +37,11 @@ QUESTION = "How do I reset my password?"
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of the test's own, on one Redis and then on the Redis Cluster (``redis_url``)."""
     name = f"parley-test-{uuid.uuid4().hex[:8]}:"
     yield name
-    delete_prefix(redis.Redis.from_url(REDIS_URL), name)
+    delete_prefix(connect(redis_url), name)
 
 
 def config_with(directory: Path, prefix: str, **sections: dict[str, Any]) -> Path:
@@ -63,11 +64,11 @@ def posts(stub: StubServer, channel: str) -> list[str]:
     return [call.params["text"] for call in stub.to("chat.postMessage") if call.params.get("channel") == channel]
 
 
-def test_postgres_unreachable_for_a_while_loses_and_repeats_nothing(tmp_path: Path, prefix: str) -> None:
+def test_postgres_unreachable_for_a_while_loses_and_repeats_nothing(tmp_path: Path, prefix: str, redis_url: str) -> None:
     with serving(slack_api) as stub, postgres_database() as database_url, Relay(5432) as proxy:
         proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
         config = config_with(tmp_path, prefix, storage={"max_attempts": 3})
-        env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, DATABASE_URL=proxied, SLACK_API_URL=stub.url)
+        env = parley_env(config, tmp_path / "var", REDIS_URL=redis_url, DATABASE_URL=proxied, SLACK_API_URL=stub.url)
         url, server = serve(env, tmp_path / "serve.log")
         try:
             channels = [f"DSQL{n}" for n in range(3)]
@@ -86,18 +87,18 @@ def test_postgres_unreachable_for_a_while_loses_and_repeats_nothing(tmp_path: Pa
             for channel in channels:
                 answers = posts(stub, channel)
                 assert len(answers) == 6, (channel, answers)
-            assert dead_letters(prefix) == 0
+            assert dead_letters(redis_url, prefix) == 0
         finally:
             server.stop()
 
 
-def test_the_llm_api_failing_every_way_still_answers_each_message_once(tmp_path: Path, prefix: str) -> None:
+def test_the_llm_api_failing_every_way_still_answers_each_message_once(tmp_path: Path, prefix: str, redis_url: str) -> None:
     llm = OpenAIStub().start()
     llm.queue(*[server_error()] * 4, rate_limited("1"), rate_limited("1"), slow(3.0), slow(3.0))
     try:
         with serving(slack_api) as stub:
             config = config_with(tmp_path, prefix, llm={"timeout_seconds": 1.0, "max_retries": 1})
-            env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, SLACK_API_URL=stub.url,
+            env = parley_env(config, tmp_path / "var", REDIS_URL=redis_url, SLACK_API_URL=stub.url,
                              OPENAI_API_KEY="sk-faults-0123456789abcdef", OPENAI_BASE_URL=llm.base_url)
             url, server = serve(env, tmp_path / "serve.log")
             try:
@@ -115,7 +116,7 @@ def test_the_llm_api_failing_every_way_still_answers_each_message_once(tmp_path:
         llm.stop()
 
 
-def test_a_channel_api_that_keeps_refusing_dead_letters_the_message_visibly(tmp_path: Path, prefix: str) -> None:
+def test_a_channel_api_that_keeps_refusing_dead_letters_the_message_visibly(tmp_path: Path, prefix: str, redis_url: str) -> None:
     failing = {"DBROKEN1"}
 
     def slack(call: Call) -> tuple[int, dict[str, Any]]:
@@ -126,12 +127,12 @@ def test_a_channel_api_that_keeps_refusing_dead_letters_the_message_visibly(tmp_
 
     with serving(slack) as stub:
         config = config_with(tmp_path, prefix, storage={"max_attempts": 3})
-        env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, SLACK_API_URL=stub.url)
+        env = parley_env(config, tmp_path / "var", REDIS_URL=redis_url, SLACK_API_URL=stub.url)
         url, server = serve(env, tmp_path / "serve.log")
         try:
             send(url, "DBROKEN1", 1)
             send(url, "DHEALTHY", 2)
-            wait_until(lambda: dead_letters(prefix) == 1, timeout=30, what="the message to be dead-lettered")
+            wait_until(lambda: dead_letters(redis_url, prefix) == 1, timeout=30, what="the message to be dead-lettered")
             assert len(posts(stub, "DBROKEN1")) == 3  # each attempt tried once more, then it gave up
             assert len(posts(stub, "DHEALTHY")) == 2  # the others were not held up
             status = subprocess.run([str(PARLEY), "inbox", "status"], env=env, capture_output=True, text=True,
@@ -146,12 +147,12 @@ def test_a_channel_api_that_keeps_refusing_dead_letters_the_message_visibly(tmp_
             delivered = Counter(call.params["channel"] for call in stub.to("chat.postMessage")
                                 if call.params.get("channel") == "DBROKEN1")
             assert delivered["DBROKEN1"] == 4  # three refused attempts, then one delivery
-            assert dead_letters(prefix) == 0
+            assert dead_letters(redis_url, prefix) == 0
         finally:
             server.stop()
 
 
-def dead_letters(prefix: str) -> int:
+def dead_letters(redis_url: str, prefix: str) -> int:
     """Dead letters over the sample config's 16 inbox shards."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect(redis_url)
     return sum(client.xlen(f"{prefix}inbox:{{s{shard}}}:dead") for shard in range(16))

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from parley.stores.redis import connect
 from tests.integration.redis_processes import (
-    REDIS_URL, delete_prefix, parley_env, post_slack, postgres_database, serve, slack_event, write_config,
+    delete_prefix, parley_env, post_slack, postgres_database, serve, slack_event, write_config,
 )
 from tests.integration.test_redis_scaleout import QUESTIONS, answered_sources
 from tests.stubs.server import Call, StubServer, serving, slack_api
@@ -56,11 +56,11 @@ def messages_in(url: str) -> float:
                if sample.name == "parley_messages_in_total" and sample.labels == {"channel": "slack"})
 
 
-def test_sigterm_under_load_loses_nothing_and_answers_once(tmp_path: Path, stub: StubServer) -> None:
+def test_sigterm_under_load_loses_nothing_and_answers_once(tmp_path: Path, stub: StubServer, redis_url: str) -> None:
     prefix = f"parley-term-{uuid.uuid4().hex[:8]}:"
     config = write_config(tmp_path, key_prefix=prefix, visibility_timeout_seconds=2)
     with postgres_database() as database_url:
-        env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, DATABASE_URL=database_url,
+        env = parley_env(config, tmp_path / "var", REDIS_URL=redis_url, DATABASE_URL=database_url,
                          SLACK_API_URL=stub.url, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
                          PARLEY_LOG_JSON="true")
         url, first = serve(env, tmp_path / "first.log", "--processes", "2", "--graceful-timeout", str(GRACE))
@@ -90,7 +90,7 @@ def test_sigterm_under_load_loses_nothing_and_answers_once(tmp_path: Path, stub:
             first.stop()
             if second is not None:
                 second.stop()
-            delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+            delete_prefix(connect(redis_url), prefix)
 
 
 def deliver_all(url: str) -> int:

@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import redis
 import structlog
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,10 +23,12 @@ from parley.core.envelope import Envelope
 from parley.stores.ratelimit import LimitsRateLimiter
 from parley.webhooks.throttle import SenderLimits
 from parley.webhooks.app import create_app
+from parley.stores.redis import connect
 from tests.conftest import make_settings
+from tests.integration.conftest import url_of
+from tests.integration.redis_processes import delete_prefix
 from tests.stubs.server import StubServer, serving, twilio_api
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ACCOUNT_SID, AUTH_TOKEN = "ACfake0000000000000000000000000077", "hardening-twilio-token-0123456789"
 FLOODER, CALM, SHOP = "+12125550001", "+12125550002", "+14155550100"
 PER_SENDER = 3
@@ -39,9 +40,10 @@ def twilio() -> Iterator[StubServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def app(request: pytest.FixtureRequest, tmp_path: Path, twilio: StubServer) -> Iterator[Flask]:
-    environ = {"REDIS_URL": REDIS_URL} if request.param == "redis" else {}
+    url = None if request.param == "memory" else url_of(request, request.param)
+    environ = {"REDIS_URL": url} if url else {}
     base = make_settings(tmp_path, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                          TWILIO_API_URL=twilio.url, **environ)
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
@@ -51,10 +53,8 @@ def app(request: pytest.FixtureRequest, tmp_path: Path, twilio: StubServer) -> I
     app = create_app(settings)
     yield app
     app.extensions["parley"].close()
-    if request.param == "redis":
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+    if url:
+        delete_prefix(connect(url), prefix)
 
 
 def sms(client: FlaskClient, sender: str, text: str, sid: str | None = None) -> int:

@@ -14,16 +14,19 @@ from parley.errors import LostClaim
 from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.redis_inbox import RedisInbox
 from tests.conftest import make_envelope
+from tests.integration.conftest import redis_inbox_factory, url_of
 from tests.integration.redis_processes import wait_until
 
 MakeInbox = Callable[..., Inbox]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.redis)])
 def make_inbox(request: pytest.FixtureRequest) -> MakeInbox:
-    """The embedded inbox has one view (one process); the Redis one as many as asked for."""
-    if request.param == "redis":
-        return request.getfixturevalue("make_redis_inbox")
+    """The embedded inbox has one view (one process); the Redis one (on one Redis, on a Redis
+    Cluster) as many as asked for."""
+    if request.param != "memory":
+        return redis_inbox_factory(request, url_of(request, request.param))
     memory: list[MemoryInbox] = []
 
     def make(*, max_attempts: int = 3, visibility_timeout: float = 5.0) -> Inbox:

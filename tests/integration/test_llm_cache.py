@@ -7,14 +7,13 @@ import threading
 import uuid
 from pathlib import Path
 
-import redis
-
 from parley.core.engine import RetrievalEngine
 from parley.core.knowledge import KnowledgeIndex
 from parley.engines.budget import TokenBudget
 from parley.engines.cache import RedisAnswerCache
 from parley.engines.openai_engine import OpenAIEngine, make_client
 from parley.stores.knowledge import load_index
+from parley.stores.redis import connect
 from tests.conftest import ROOT, Bot
 from tests.integration.llm_support import llm_settings, openai_stub  # noqa: F401
 from tests.stubs.openai_stub import OpenAIStub
@@ -47,7 +46,7 @@ def test_a_follow_up_that_leans_on_the_conversation_is_not_cached(tmp_path: Path
         "How long does delivery take?", "and how much does it cost?", "and how much does it cost?"]
 
 
-def test_editing_the_knowledge_base_or_the_persona_invalidates_the_cache(tmp_path: Path,
+def test_editing_the_knowledge_base_or_the_persona_invalidates_the_cache(tmp_path: Path, redis_url: str,
                                                                           openai_stub: OpenAIStub) -> None:
     knowledge = tmp_path / "knowledge"
     shutil.copytree(ROOT / "config" / "knowledge", knowledge)
@@ -61,7 +60,7 @@ def test_editing_the_knowledge_base_or_the_persona_invalidates_the_cache(tmp_pat
                             persona=persona, fallback=RetrievalEngine(index), cache=cache,
                             budget=TokenBudget(None, used_since=lambda _: 0))
 
-    cache = RedisAnswerCache(redis.Redis(), ttl=60, prefix=f"parley-test-{uuid.uuid4().hex[:8]}:")
+    cache = RedisAnswerCache(connect(redis_url), ttl=60, prefix=f"parley-test-{uuid.uuid4().hex[:8]}:")
     index = load_index(knowledge)
     engine(index, "Be kind.", cache).answer("How do I reset my password?", ())
     engine(index, "Be kind.", cache).answer("How do I reset my password?", ())

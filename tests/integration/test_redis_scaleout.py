@@ -20,9 +20,11 @@ import pytest
 import redis
 import requests
 
-from parley.stores.redis import RedisSessionStore
+from parley.stores.redis import RedisSessionStore, connect
+from parley.stores.redis_topology import Client
+from tests.integration.conftest import url_of
 from tests.integration.redis_processes import (
-    REDIS_URL, Parley, RedisServer, delete_prefix, parley_env, post_slack, postgres_database, serve,
+    Parley, RedisServer, delete_prefix, parley_env, post_slack, postgres_database, serve,
     slack_event, wait_until, write_config,
 )
 from tests.stubs.server import StubServer, serving, slack_api
@@ -48,6 +50,7 @@ _SOURCE = re.compile(r"Source: (.+)$")
 
 @dataclass
 class Cluster:
+    redis_url: str  # one Redis or a Redis Cluster: the processes are told by REDIS_URL alone
     urls: list[str]
     stub: StubServer
     prefix: str
@@ -68,13 +71,16 @@ def database_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, stub: StubServer, database_url: str) -> Iterator[Cluster]:
-    """Two `parley serve` processes (web and workers each) on one Redis key prefix and one database."""
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stub: StubServer,
+            database_url: str) -> Iterator[Cluster]:
+    """Two `parley serve` processes (web and workers each) on one Redis key prefix and one database,
+    on one Redis and then on the Redis Cluster."""
+    redis_url = url_of(request, request.param)
     directory = tmp_path_factory.mktemp("cluster")
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
     config = write_config(directory, key_prefix=prefix, visibility_timeout_seconds=2)
-    env = parley_env(config, directory / "var", REDIS_URL=REDIS_URL, DATABASE_URL=database_url,
+    env = parley_env(config, directory / "var", REDIS_URL=redis_url, DATABASE_URL=database_url,
                      SLACK_API_URL=stub.url, PARLEY_WIDGET_ORIGINS="")
     servers: list[Parley] = []
     urls: list[str] = []
@@ -83,18 +89,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, stub: StubServer, database
             url, server = serve(env, directory / f"{name}.log")
             servers.append(server)
             urls.append(url)
-        yield Cluster(urls, stub, prefix, database_url, env, directory)
+        yield Cluster(redis_url, urls, stub, prefix, database_url, env, directory)
     finally:
         for server in servers:
             server.terminate()  # both at once: each takes a moment to finish its in-flight work
         for server in servers:
             server.stop()
-        delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+        delete_prefix(connect(redis_url), prefix)
 
 
-def answered_sources(stub: StubServer, channel: str) -> list[str]:
-    """The article each message posted to a Slack channel cited, in the order they were posted."""
-    posts = [call for call in stub.to("chat.postMessage") if call.params.get("channel") == channel]
+def answered_sources(stub: StubServer, channel: str, since: int = 0) -> list[str]:
+    """The article each message posted to a Slack channel cited, in the order they were posted
+    (from the ``since``-th post on: the module's stub serves the runs on each Redis in turn)."""
+    posts = [call for call in stub.to("chat.postMessage")[since:] if call.params.get("channel") == channel]
     return [_SOURCE.search(call.params["text"]).group(1) for call in posts]  # type: ignore[union-attr]
 
 
@@ -113,7 +120,7 @@ def test_a_conversation_started_on_one_process_continues_on_the_other(cluster: C
     for url in (a, b):
         history = requests.get(f"{url}/widget/api/conversations/{conversation_id}", headers=secret, timeout=5).json()
         assert [m["direction"] for m in history["messages"]] == ["in", "out", "in", "out"]
-    sessions = RedisSessionStore(redis.Redis.from_url(REDIS_URL), prefix=cluster.prefix, ttl=60,
+    sessions = RedisSessionStore(connect(cluster.redis_url), prefix=cluster.prefix, ttl=60,
                                  max_turns=20, max_chars=8000)
     session = sessions.load(conversation_id)
     assert session is not None
@@ -145,7 +152,7 @@ def test_200_messages_with_retries_are_each_answered_once_and_in_order(cluster: 
     cluster.stub.wait_for("chat.postMessage", count=before + 200, timeout=60)
     cluster.stub.settle("chat.postMessage", quiet=1.0)
     for channel, questions in plans.items():
-        assert answered_sources(cluster.stub, channel) == questions, channel
+        assert answered_sources(cluster.stub, channel, since=before) == questions, channel
 
 
 def test_a_killed_worker_s_message_is_answered_once_by_another(cluster: Cluster) -> None:
@@ -153,7 +160,7 @@ def test_a_killed_worker_s_message_is_answered_once_by_another(cluster: Cluster)
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
     config = write_config(cluster.directory, key_prefix=prefix, visibility_timeout_seconds=2)
     env = {**cluster.env, "PARLEY_CONFIG": str(config)}
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect(cluster.redis_url)
     url, web = serve(env, cluster.directory / "web-only.log", "--no-workers")
     first = Parley(["worker"], env, cluster.directory / "worker-1.log")
     second: Parley | None = None
@@ -170,7 +177,7 @@ def test_a_killed_worker_s_message_is_answered_once_by_another(cluster: Cluster)
         lock.close()
         cluster.stub.wait_for("chat.postMessage", count=before + 1, timeout=20)
         cluster.stub.settle("chat.postMessage", quiet=1.5)
-        assert answered_sources(cluster.stub, "DKILLED01") == [QUESTIONS[4]]
+        assert answered_sources(cluster.stub, "DKILLED01", since=before) == [QUESTIONS[4]]
         wait_until(lambda: _pending(client, prefix) == 0, timeout=10, what="the entry to be acknowledged")
         assert "attempt=2" in second.output()  # the second worker's run, the killed one's retry
     finally:
@@ -245,7 +252,7 @@ def _ready(url: str) -> bool:
     return requests.get(f"{url}/readyz", timeout=5).status_code == 200
 
 
-def _pending(client: redis.Redis, prefix: str) -> int:
+def _pending(client: Client, prefix: str) -> int:
     """Conversations claimed by a worker right now, over the sample config's 16 shards."""
     pending = 0
     for shard in range(16):

@@ -11,11 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import redis
 
 from parley.core.envelope import Reply
 from parley.core.sessions import Session, Turn
 from parley.errors import LostClaim, Unavailable
+from parley.settings import load_settings
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore, connect
 from parley.stores import redis_inbox_admin
 from parley.stores.redis_inbox import GROUP, RedisInbox
@@ -27,10 +27,10 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix(redis_url: str) -> Iterator[str]:
     prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
     yield prefix
-    delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+    delete_prefix(connect(redis_url), prefix)
 
 
 def test_a_retried_platform_message_is_stored_once(make_redis_inbox: Callable[..., RedisInbox]) -> None:
@@ -42,7 +42,7 @@ def test_a_retried_platform_message_is_stored_once(make_redis_inbox: Callable[..
 
 
 def test_inbox_commands_show_replay_and_drop_dead_letters(
-        make_redis_inbox: Callable[..., RedisInbox], inbox_prefix: str, tmp_path: Path) -> None:
+        make_redis_inbox: Callable[..., RedisInbox], inbox_prefix: str, redis_url: str, tmp_path: Path) -> None:
     inbox = make_redis_inbox(max_attempts=1)
     for number in (1, 2):
         inbox.put(make_envelope(f"message {number}", conversation_id="conv-dead", message_id=f"EvDEAD{number}"))
@@ -53,7 +53,7 @@ def test_inbox_commands_show_replay_and_drop_dead_letters(
         assert inbox.fail(delivery, f"UpstreamError: failure {number}") is True
     assert inbox.next(claim) is None
     env = parley_env(write_config(tmp_path, key_prefix=inbox_prefix, max_attempts=1), tmp_path / "var",
-                     REDIS_URL=REDIS_URL)
+                     REDIS_URL=redis_url)
 
     def parley(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(PARLEY), "inbox", *args], env=env, capture_output=True, text=True, timeout=60)
@@ -74,8 +74,8 @@ def test_inbox_commands_show_replay_and_drop_dead_letters(
     assert "no dead letter 1-1" in unknown.stderr
 
 
-def test_session_round_trip_with_ttl_and_bounded_history(prefix: str) -> None:
-    client = connect(REDIS_URL)
+def test_session_round_trip_with_ttl_and_bounded_history(prefix: str, redis_url: str) -> None:
+    client = connect(redis_url)
     store = RedisSessionStore(client, prefix=prefix, ttl=300, max_turns=4, max_chars=8000)
     turns = tuple(Turn(role="customer" if n % 2 == 0 else "bot", text=f"turn {n}", at=float(n)) for n in range(10))
     store.save(Session(conversation_id="conv-1", channel="slack", route={"channel": "D1"}, history=turns,
@@ -88,9 +88,10 @@ def test_session_round_trip_with_ttl_and_bounded_history(prefix: str) -> None:
     assert store.load("conv-unknown") is None
 
 
-def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str) -> None:
-    publisher = RedisMailbox(connect(REDIS_URL), prefix=prefix)
-    reader = RedisMailbox(connect(REDIS_URL), prefix=prefix)
+def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str, redis_url: str) -> None:
+    publisher = RedisMailbox(connect(redis_url), prefix=prefix)
+    # Rechecking only after the timeout: the reply must come by the pub/sub wake-up.
+    reader = RedisMailbox(connect(redis_url), prefix=prefix, recheck_seconds=60)
     reply = Reply(conversation_id="conv-1", channel="widget", text="Hello!", in_reply_to="conv-1:m1")
     threading.Timer(0.2, publisher.publish, args=("conv-1", [reply])).start()
     assert reader.wait_for("conv-1", "conv-1:m1", timeout=5) == [reply]
@@ -103,8 +104,8 @@ def test_mailbox_delivers_across_clients_with_stream_cursors(prefix: str) -> Non
     assert reader.wait_for("conv-1", "conv-1:never", timeout=0.2) is None
 
 
-def test_send_ledger_lets_each_reply_out_once_and_never_loses_one(prefix: str) -> None:
-    here, there = (RedisSendLedger(connect(REDIS_URL), prefix=prefix, ttl=60) for _ in range(2))
+def test_send_ledger_lets_each_reply_out_once_and_never_loses_one(prefix: str, redis_url: str) -> None:
+    here, there = (RedisSendLedger(connect(redis_url), prefix=prefix, ttl=60) for _ in range(2))
     assert here.claim("reply-1") is True
     assert here.claim("reply-1") is True  # our own claim whose answer we did not see: still ours to send
     with pytest.raises(Unavailable, match="being sent by another worker"):
@@ -135,7 +136,8 @@ def test_unreachable_redis_means_503_for_webhooks_and_readiness(tmp_path: Path) 
         app.extensions["parley"].close()
 
 
-def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callable[..., RedisInbox]) -> None:
+def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callable[..., RedisInbox],
+                                                         redis_url: str) -> None:
     inbox = make_redis_inbox(shards=1)
     gone = make_redis_inbox(shards=1)
     gone.put(make_envelope("hello"))
@@ -145,7 +147,7 @@ def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callab
     gone.done(delivery)
     assert gone.next(claim) is None
     gone.close()
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect(redis_url)
     [old] = [c["name"] for c in client.xinfo_consumers(inbox.key(0, "ready"), GROUP)]
     threading.Event().wait(0.2)
     assert inbox.prune_consumers(idle_ms=100) == 1
@@ -170,3 +172,30 @@ def test_a_session_saved_by_a_later_claim_is_never_overwritten_by_an_earlier_one
         assert store.load("slack:T1:D1").fence is None
     finally:
         delete_prefix(client, prefix)
+
+
+def test_on_one_redis_acks_do_not_wait_for_a_replica_unless_told_to(tmp_path: Path) -> None:
+    """One Redis usually has no replica: WAIT would hold every ack for its timeout, for nothing."""
+    from structlog.testing import capture_logs
+
+    from parley.wiring import redis_inbox_of
+
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+
+    def inbox_with(**storage: object) -> RedisInbox:
+        config = write_config(tmp_path, key_prefix=prefix, **storage)
+        return redis_inbox_of(load_settings(config, environ={"REDIS_URL": REDIS_URL,
+                                                             "PARLEY_DATA_DIR": str(tmp_path / "var")}))
+
+    with capture_logs() as logs:
+        assert inbox_with().put(make_envelope("hello", message_id="EvWAIT1")) is True
+    assert not [log for log in logs if log["event"] == "inbox_put_not_replicated"]
+    told = inbox_with(redis_wait_replicas=1, redis_wait_timeout_ms=50)
+    try:
+        with capture_logs() as logs:
+            assert told.put(make_envelope("hello again", message_id="EvWAIT2")) is True  # stored and acked
+        [warning] = [log for log in logs if log["event"] == "inbox_put_not_replicated"]
+        assert (warning["replicas"], warning["wanted"], warning["log_level"]) == (0, 1, "warning")
+        assert told.status()["queued"] == 2
+    finally:
+        delete_prefix(connect(REDIS_URL), prefix)
