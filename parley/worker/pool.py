@@ -189,11 +189,13 @@ class WorkerPool:
         except ParleyError as exc:
             log.warning("message_failed", error=type(exc).__name__, detail=str(exc))
             self.pipeline.metrics.failed(type(exc).__name__)
-            return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}")
+            # A platform that refuses the answers would refuse an apology too: none is sent there.
+            return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}",
+                                apologise=not isinstance(exc, UpstreamError))
         except Exception as exc:  # a bug must not kill the worker; the message is retried
             log.exception("message_crashed", error=type(exc).__name__)
             self.pipeline.metrics.failed(type(exc).__name__)
-            return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}")
+            return self._settle(delivery, failure=f"{type(exc).__name__}: {exc}", apologise=True)
         log.info("message_answered")
         return self._settle(delivery, failure=None)
 
@@ -233,7 +235,7 @@ class WorkerPool:
             if self._stopping.wait(wait):
                 raise error  # stopping hands the message back
 
-    def _settle(self, delivery: Delivery, *, failure: str | None) -> bool:
+    def _settle(self, delivery: Delivery, *, failure: str | None, apologise: bool = False) -> bool:
         # If the inbox is unreachable now, the message simply stays at the head and is taken again;
         # the conversation log and the send ledger make that second run send nothing twice.
         try:
@@ -242,7 +244,8 @@ class WorkerPool:
                 return True
             if not self.inbox.fail(delivery, failure):
                 return False
-            self.pipeline.apologise(delivery.envelope)  # dead-lettered: say so, go on with the next one
+            if apologise:  # dead-lettered: say so, and go on with the next one
+                self.pipeline.apologise(delivery.envelope)
             return True
         except Unavailable as exc:
             logger.warning("inbox_settle_failed", conversation_id=delivery.envelope.conversation_id,
