@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +49,11 @@ def test_a_widget_message_is_counted_in_and_out_with_its_latencies(embedded: Fla
     client = embedded.test_client()
     assert client.post("/widget/api/messages", json={"text": "How do I reset my password?"}).status_code == 200
     assert client.post("/widget/api/messages", json={"text": "   "}).status_code == 400
-    samples = scrape(client)
     widget = (("channel", "widget"),)
+    # The worker counts an answer once it went out, a moment after the waiting request got it.
+    deadline = time.monotonic() + 10
+    while ("parley_messages_out_total", widget) not in (samples := scrape(client)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert samples[("parley_messages_in_total", widget)] == 1
     assert samples[("parley_messages_out_total", widget)] == 1
     assert samples[("parley_ack_seconds_count", widget)] == 1

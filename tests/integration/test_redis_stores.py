@@ -155,7 +155,7 @@ def test_consumers_of_processes_long_gone_are_forgotten(make_redis_inbox: Callab
 
 
 def test_a_session_saved_by_a_later_claim_is_never_overwritten_by_an_earlier_one() -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect(REDIS_URL)
     prefix = f"parley-test-fence-{uuid.uuid4().hex[:8]}:"
     store = RedisSessionStore(client, prefix=prefix, ttl=60, max_turns=20, max_chars=8000)
     try:
