@@ -103,6 +103,11 @@ def _sql(settings: Settings) -> Check:
     return Check("sql", "ok", f"{where} reachable, schema at {head}")
 
 
+# What a Redis restart without its append-only file costs (deployments/README.md, "What survives what").
+FORGETS = ("a restart loses the queued messages and forgets the dedupe keys and the send ledger, so "
+           "platforms' retries are answered again; set appendonly yes (appendfsync everysec)")
+
+
 def _redis(settings: Settings) -> Check:
     url = settings.storage.redis_url
     if url is None:
@@ -119,9 +124,13 @@ def _redis(settings: Settings) -> Check:
         if client.info("cluster").get("cluster_enabled") == 1:
             return Check("redis", "FAIL", f"{where} is a Redis Cluster node: set REDIS_URL to "
                                           f"redis+cluster://{where.partition('://')[2]} (rediss+cluster:// for TLS)")
+        keeps = bool(client.info("persistence").get("aof_enabled"))
     finally:
         client.close()
-    return Check("redis", "ok", f"{where} answers (Redis {version})")
+    if not keeps:
+        return Check("redis", "warn", f"{where} answers (Redis {version}) but keeps nothing on disk between "
+                                      f"restarts (appendonly no): {FORGETS}")
+    return Check("redis", "ok", f"{where} answers (Redis {version}), append-only file on")
 
 
 def _redis_cluster(settings: Settings, client: Any, where: str, version: str) -> Check:
@@ -133,6 +142,8 @@ def _redis_cluster(settings: Settings, client: Any, where: str, version: str) ->
     replicas = {node.name: client.get_redis_connection(node).info("replication").get("connected_slaves", 0)
                 for node in masters}
     alone = [name for name, count in replicas.items() if count == 0]
+    volatile = [node.name for node in masters
+                if not client.get_redis_connection(node).info("persistence").get("aof_enabled")]
     wanted = settings.storage.redis_wait_replicas
     summary = (f"{where} answers: Redis Cluster of {len(masters)} masters, {sum(replicas.values())} "
                f"replicas, state ok (Redis {version})")
@@ -141,6 +152,8 @@ def _redis_cluster(settings: Settings, client: Any, where: str, version: str) ->
                                       f"{settings.storage.redis_wait_timeout_ms} ms and a failover could lose "
                                       "them (add replicas, or set storage.redis_wait_replicas: 0)")
     waits = "acks do not wait for a replica" if wanted == 0 else f"acks wait for {wanted or 1} replica(s)"
+    if volatile:
+        return Check("redis", "warn", f"{summary}; {waits}; appendonly no on {', '.join(volatile)}: {FORGETS}")
     return Check("redis", "ok", f"{summary}; {waits}")
 
 

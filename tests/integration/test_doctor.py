@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from parley.webhooks.app import create_app
 from tests.conftest import ROOT, make_settings
+from tests.integration.redis_processes import RedisServer
 from tests.integration.test_server import PARLEY, free_port
 from tests.stubs.openai_stub import OpenAIStub
 from tests.stubs.server import Call, StubServer, serving
@@ -89,17 +90,17 @@ def lines(output: str) -> dict[str, tuple[str, str]]:
 
 
 def test_a_healthy_deployment_passes(tmp_path: Path, apis: StubServer, llm: OpenAIStub, public_url: str) -> None:
-    done = doctor(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0", PARLEY_PUBLIC_URL=public_url,
-                  OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=llm.base_url,
-                  SLACK_BOT_TOKEN=SLACK_TOKEN, SLACK_SIGNING_SECRET="s3cr3t", SLACK_HANDOFF_CHANNEL="C0REPS",
-                  SLACK_API_URL=f"{apis.url}/slack/api/",
-                  TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=f"{apis.url}/twilio",
-                  TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN, TELEGRAM_SECRET_TOKEN="tg-secret",
-                  TELEGRAM_API_URL=f"{apis.url}/telegram")
+    persistent = RedisServer(tmp_path)  # appendonly yes, as production must run it
+    persistent.start()
+    try:
+        done = doctor(tmp_path, REDIS_URL=persistent.url, **healthy(public_url, llm, apis))
+    finally:
+        persistent.stop()
     assert done.returncode == 0, done.stdout + done.stderr
     checks = lines(done.stdout)
     for name in ("config", "knowledge", "sql", "redis", "llm", "slack", "twilio", "telegram"):
         assert checks[name][0] == "ok", (name, checks[name])
+    assert "append-only file on" in checks["redis"][1]
     assert "bot token accepted for parley in team Acme" in checks["slack"][1]
     assert "Acme Support" in checks["twilio"][1]
     assert "@acme_parley_bot" in checks["telegram"][1]
@@ -108,6 +109,24 @@ def test_a_healthy_deployment_passes(tmp_path: Path, apis: StubServer, llm: Open
     status, detail = checks["public url"]
     assert status == "warn" and f"computed on {public_url}/twilio/messages" in detail
     assert "not https" in detail and "does not reach" not in detail
+
+
+def test_a_redis_that_keeps_nothing_on_disk_is_a_warning(tmp_path: Path, apis: StubServer, llm: OpenAIStub,
+                                                         public_url: str) -> None:
+    # This machine's Redis runs with appendonly no, as a cache would.
+    done = doctor(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0", **healthy(public_url, llm, apis))
+    assert done.returncode == 0, done.stdout + done.stderr
+    status, detail = lines(done.stdout)["redis"]
+    assert status == "warn" and "appendonly no" in detail and "answered again" in detail
+
+
+def healthy(public_url: str, llm: OpenAIStub, apis: StubServer) -> dict[str, str]:
+    return dict(PARLEY_PUBLIC_URL=public_url, OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=llm.base_url,
+                SLACK_BOT_TOKEN=SLACK_TOKEN, SLACK_SIGNING_SECRET="s3cr3t", SLACK_HANDOFF_CHANNEL="C0REPS",
+                SLACK_API_URL=f"{apis.url}/slack/api/",
+                TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=f"{apis.url}/twilio",
+                TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN, TELEGRAM_SECRET_TOKEN="tg-secret",
+                TELEGRAM_API_URL=f"{apis.url}/telegram")
 
 
 def test_every_broken_dependency_is_named_without_leaking_secrets(tmp_path: Path, apis: StubServer) -> None:
