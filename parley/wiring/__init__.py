@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 from pydantic import SecretStr
@@ -28,22 +26,19 @@ from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import RateLimiter
 from parley.core.sessions import SessionStore
 from parley.metrics import Metrics
-from parley.worker.pipeline import Outbox, Pipeline, SendLedger
+from parley.worker.pipeline import Outbox, Pipeline
 from parley.worker.pool import WorkerPool
-from parley.errors import ConfigError
 from parley.settings import Settings, secret_values
 from parley.stores.knowledge import load_index
-from parley.stores.memory import MemoryMailbox, MemorySessionStore
-from parley.stores.memory_inbox import MemoryInbox
-from parley.stores.sqlite_journal import InboxJournal, SqliteSendLedger, open_journal_database
-from parley.stores.ratelimit import LimitsRateLimiter
-from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore
-from parley.stores.redis_topology import Client, connect, is_cluster, unavailable
-from parley.stores.redis_inbox import RedisInbox
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
 from parley.stores.desk import SqlDeskDirectory
+from parley.stores.redis_inbox import RedisInbox
+from parley.stores.redis_topology import connect
 from parley.stores.sql import SqlConversationLog, open_database
+from parley.wiring.stores import (  # noqa: F401 - also imported from here
+    embedded_journal_path, rate_limiter_of, redis_inbox_of, shared_state_of, widget_key_of,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,75 +123,6 @@ def _poll_seconds(inbox: Inbox) -> float:
     # A blocking XREADGROUP returns as soon as a conversation is ready; a longer block only spares
     # idle round trips.
     return 2.0 if isinstance(inbox, RedisInbox) else 0.5
-
-
-def embedded_journal_path(settings: Settings) -> Path:
-    """The conversation log's SQLite file, or one of its own beside it when the log is elsewhere."""
-    url = settings.database_url
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///"))
-    return settings.server.data_dir / "embedded.db"
-
-
-def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, SendLedger]:
-    """Sessions, inbox, mailbox and send ledger: in Redis when REDIS_URL is set (every process shares
-    them), else in this process."""
-    storage = settings.storage
-    if storage.redis_url is None:
-        # Inbox, dedupe, dead letters and ledger also on disk, so a restart neither loses nor repeats.
-        journal = open_journal_database(embedded_journal_path(settings))
-        inbox = MemoryInbox(dedupe_ttl=storage.dedupe_ttl_seconds, max_attempts=storage.max_attempts,
-                            journal=InboxJournal(journal))
-        return (MemorySessionStore(ttl=storage.session_ttl_seconds), inbox, MemoryMailbox(),
-                SqliteSendLedger(journal, ttl=storage.dedupe_ttl_seconds))
-    client, prefix = connect(storage.redis_url.get_secret_value()), storage.key_prefix
-    sessions = RedisSessionStore(client, prefix=prefix, ttl=storage.session_ttl_seconds,
-                                 max_turns=storage.history_turns, max_chars=storage.history_chars)
-    return sessions, redis_inbox_of(settings, client), RedisMailbox(client, prefix=prefix), \
-        RedisSendLedger(client, prefix=prefix, ttl=storage.dedupe_ttl_seconds)
-
-
-def redis_inbox_of(settings: Settings, client: Client | None = None) -> RedisInbox:
-    storage = settings.storage
-    if storage.redis_url is None:
-        raise ConfigError("storage.redis_url: not set (set REDIS_URL): the inbox commands need Redis")
-    client = client or connect(storage.redis_url.get_secret_value())
-    replicas = storage.redis_wait_replicas
-    return RedisInbox(client, shards=storage.inbox_shards, prefix=storage.key_prefix,
-                      dedupe_ttl=storage.dedupe_ttl_seconds, visibility_timeout=storage.visibility_timeout_seconds,
-                      max_attempts=storage.max_attempts, wait_timeout_ms=storage.redis_wait_timeout_ms,
-                      wait_replicas=(1 if is_cluster(client) else 0) if replicas is None else replicas)
-
-
-def widget_key_of(settings: Settings) -> bytes:
-    """The key of the widget's conversation secrets: every process that serves the widget needs the
-    same. PARLEY_WIDGET_KEY, else one drawn once and kept in Redis (shared by every pod) or, embedded,
-    in the data dir (kept across restarts, so open chats survive them)."""
-    configured = settings.channels.widget.secret_key
-    if configured is not None:
-        return configured.get_secret_value().encode("utf-8")
-    storage = settings.storage
-    if storage.redis_url is not None:
-        client, name = connect(storage.redis_url.get_secret_value()), f"{storage.key_prefix}widget:key"
-        with unavailable("reading the widget key"):
-            client.set(name, os.urandom(32), nx=True)  # the first pod to need it draws it
-            return bytes(client.get(name))
-    path = settings.server.data_dir / "widget.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-            file.write(os.urandom(32))
-    except FileExistsError:
-        pass
-    return path.read_bytes()
-
-
-def rate_limiter_of(settings: Settings) -> RateLimiter:
-    """Shared in Redis when there is one (every pod counts together), else in this process."""
-    url = settings.storage.redis_url
-    if url is None:
-        return LimitsRateLimiter("memory://")
-    return LimitsRateLimiter(url.get_secret_value(), key_prefix=f"{settings.storage.key_prefix}ratelimit")
 
 
 def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None) -> dict[str, WebhookAdapter]:
