@@ -28,7 +28,8 @@ logger = structlog.get_logger("parley.worker")
 
 class SendLedger(Protocol):
     def claim(self, reply_id: str) -> bool:
-        """True the first time a reply id is claimed, False ever after."""
+        """True unless the reply went out already. A claim of this process's whose send neither
+        failed nor was confirmed (its answer lost, or the process died) may be taken again."""
         ...
 
     def release(self, reply_id: str) -> None:
