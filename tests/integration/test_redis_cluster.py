@@ -149,9 +149,11 @@ def test_an_ack_waits_for_the_replica_so_the_master_dying_next_loses_nothing(
 def test_doctor_describes_the_cluster_and_names_the_url_a_cluster_node_needs(
         redis_cluster: LocalRedisCluster, tmp_path: Path) -> None:
     checks = lines(doctor(tmp_path, REDIS_URL=redis_cluster.url).stdout)
-    assert checks["redis"][0] == "ok"
+    # The test cluster keeps nothing on disk (appendonly no), which a production cluster must not.
+    assert checks["redis"][0] == "warn"
     assert "Redis Cluster of 3 masters, 3 replicas, state ok" in checks["redis"][1]
     assert "acks wait for 1 replica(s)" in checks["redis"][1]
+    assert "appendonly no on 127.0.0.1:" in checks["redis"][1] and "answered again" in checks["redis"][1]
     node = f"127.0.0.1:{redis_cluster.ports[1]}"
     done = doctor(tmp_path, REDIS_URL=f"redis://{node}/0")  # the usual scheme, on a cluster node
     assert done.returncode == 1
