@@ -171,15 +171,27 @@ def timed(call: object, count: int, threads_wanted: int) -> dict[str, float]:
                 latencies.append(elapsed)
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(threads_wanted)]
+    run_all(worker, threads_wanted)
+    took = time.perf_counter() - start
+    pick = quantiles_ms(latencies)
+    return {"per_s": len(latencies) / took, "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}
+
+
+def run_all(target, count: int) -> None:  # noqa: ANN001 - a thread's target
+    """``count`` threads running ``target``, until every one has finished."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    took = time.perf_counter() - start
+
+
+def quantiles_ms(latencies: list[float]):  # noqa: ANN201 - a quantile -> milliseconds function
+    """Quantiles of latencies in seconds, in milliseconds (nan when there are none)."""
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"per_s": len(latencies) / took, "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}
+    if not latencies:
+        return lambda q: float("nan")
+    return lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
 
 def report(name: str, rate: int, result: dict[str, float]) -> None:
@@ -237,15 +249,9 @@ def drive(url: str, rate: int, seconds: float) -> dict[str, float]:
                 latencies.append(elapsed) if ok else None
                 failed[0] += 0 if ok else 1
 
-    threads = [threading.Thread(target=sender) for _ in range(min(64, max(8, rate // 15)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_all(sender, min(64, max(8, rate // 15)))
     took = time.perf_counter() - start
-    latencies.sort()
-    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies \
-        else (lambda q: float("nan"))
+    pick = quantiles_ms(latencies)
     return {"acked_per_s": len(latencies) / took, "failed": failed[0], "p50": pick(0.50), "p99": pick(0.99),
             "max": pick(1.0), "run": run, "took": took}
 
