@@ -162,7 +162,7 @@ def _llm(settings: Settings) -> Check:
         return Check("llm", "skip", "OPENAI_API_KEY not set: offline answers")
     import openai
 
-    from parley.engines.openai_engine import make_client
+    from parley.engines.clients import make_client
 
     client = make_client(settings.llm.model_copy(update={"max_retries": 0, "timeout_seconds": TIMEOUT}))
     endpoint = settings.llm.base_url or "https://api.openai.com/v1"

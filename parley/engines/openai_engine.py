@@ -27,6 +27,7 @@ from parley.core.sessions import Turn
 from parley.engines import prompt
 from parley.engines.budget import TokenBudget
 from parley.engines.cache import AnswerCache, CachedAnswer, InFlight, cache_key, needs_context
+from parley.engines.clients import ClientPool
 from parley.errors import UpstreamError
 from parley.settings import LlmSettings
 
@@ -44,17 +45,6 @@ class Completion:
     completion_tokens: int
 
 
-def make_client(settings: LlmSettings) -> openai.OpenAI:
-    """The official client; its pool allows as many requests in flight as there are workers."""
-    limits = httpx2.Limits(max_connections=settings.max_connections,
-                           max_keepalive_connections=settings.max_connections)
-    return openai.OpenAI(
-        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-        base_url=settings.base_url or None, timeout=settings.timeout_seconds,
-        max_retries=settings.max_retries, http_client=openai.DefaultHttpxClient(limits=limits),
-    )
-
-
 class OpenAIEngine:
     """Model answers carry confidence 1.0: the model itself declines and offers a person when no
     passage matched (its rules say so); the dialogue's low-confidence fallback is for offline answers.
@@ -62,10 +52,10 @@ class OpenAIEngine:
 
     name = "llm"
 
-    def __init__(self, *, client: openai.OpenAI, settings: LlmSettings, index: KnowledgeIndex,
+    def __init__(self, *, clients: ClientPool, settings: LlmSettings, index: KnowledgeIndex,
                  persona: str, fallback: AnswerEngine, cache: AnswerCache, budget: TokenBudget,
                  min_relevance: float = 0.0, secrets: Sequence[str] = ()) -> None:
-        self.client = client
+        self.clients = clients
         self.settings = settings
         self.index = index
         self.fallback = fallback
@@ -154,7 +144,8 @@ class OpenAIEngine:
                 # The client's documented raw call: it still signs, retries, times out and raises
                 # its errors, but skips turning the request into typed params and the answer into
                 # typed objects, a third of an answer's CPU beyond the call (bench/throughput.py).
-                return _from_json(self.client.post("/chat/completions", body=request, cast_to=object), messages)
+                with self.clients.lease() as client:
+                    return _from_json(client.post("/chat/completions", body=request, cast_to=object), messages)
             return self._stream(request, on_token)
         except (openai.APIError, httpx2.HTTPError) as exc:
             # httpx errors escape the client when a stream breaks after its first chunk.
@@ -167,7 +158,7 @@ class OpenAIEngine:
         guarded = prompt.GuardedStream(self.guard, on_token, self.settings.max_answer_chars)
         calls: dict[int, list[str]] = {}
         usage: dict[str, int] | None = None
-        with self.client.chat.completions.with_streaming_response.create(
+        with self.clients.lease() as client, client.chat.completions.with_streaming_response.create(
                 **request, stream=True, stream_options={"include_usage": True}) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 # A server that ignores ``stream: true`` (some local ones do) sends the whole answer

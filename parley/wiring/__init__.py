@@ -156,13 +156,14 @@ def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversa
     # Imported only when switched on: the offline mode should not pay for the openai client's import.
     from parley.engines.budget import TokenBudget
     from parley.engines.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
-    from parley.engines.openai_engine import OpenAIEngine, make_client
+    from parley.engines.clients import ClientPool
+    from parley.engines.openai_engine import OpenAIEngine
 
     cache: AnswerCache = MemoryAnswerCache(max_entries=llm.cache_max_entries, ttl=llm.cache_ttl_seconds)
     if settings.storage.redis_url is not None:
         cache = RedisAnswerCache(connect(settings.storage.redis_url.get_secret_value()),
                                  ttl=llm.cache_ttl_seconds, prefix=settings.storage.key_prefix)
-    return OpenAIEngine(client=make_client(llm), settings=llm, index=index, persona=settings.bot.persona,
+    return OpenAIEngine(clients=ClientPool(llm), settings=llm, index=index, persona=settings.bot.persona,
                         fallback=offline, cache=cache,
                         budget=TokenBudget(llm.monthly_token_budget, used_since=log.tokens_used_since),
                         min_relevance=settings.knowledge.min_confidence, secrets=secret_values(settings))

@@ -11,7 +11,8 @@ from parley.core.engine import RetrievalEngine
 from parley.core.knowledge import KnowledgeIndex
 from parley.engines.budget import TokenBudget
 from parley.engines.cache import RedisAnswerCache
-from parley.engines.openai_engine import OpenAIEngine, make_client
+from parley.engines.clients import ClientPool
+from parley.engines.openai_engine import OpenAIEngine
 from parley.stores.knowledge import load_index
 from parley.stores.redis import connect
 from tests.conftest import ROOT, Bot
@@ -56,7 +57,7 @@ def test_editing_the_knowledge_base_or_the_persona_invalidates_the_cache(tmp_pat
     assert openai_stub.calls == 2
 
     def engine(index: KnowledgeIndex, persona: str, cache: RedisAnswerCache) -> OpenAIEngine:
-        return OpenAIEngine(client=make_client(settings.llm), settings=settings.llm, index=index,
+        return OpenAIEngine(clients=ClientPool(settings.llm), settings=settings.llm, index=index,
                             persona=persona, fallback=RetrievalEngine(index), cache=cache,
                             budget=TokenBudget(None, used_since=lambda _: 0))
 

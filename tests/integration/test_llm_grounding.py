@@ -20,7 +20,7 @@ def test_the_key_alone_switches_the_engine(tmp_path: Path, openai_stub: OpenAISt
                                           OPENAI_BASE_URL=openai_stub.base_url))
     assert isinstance(offline.engine, RetrievalEngine)
     assert isinstance(online.engine, OpenAIEngine)
-    assert str(online.engine.client.base_url) == openai_stub.base_url + "/"
+    assert online.engine.clients.base_url == openai_stub.base_url + "/"
 
 
 def test_answer_is_grounded_on_the_retrieved_passages(tmp_path: Path, openai_stub: OpenAIStub) -> None:

@@ -20,6 +20,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,6 +72,10 @@ class OpenAIStub:
         self.first_token_share = first_token_share
         self.requests: list[dict[str, Any]] = []
         self.script: deque[Outcome] = deque()
+        # What the client's connection pools did: the ports requests came from, the most at once.
+        self.peer_ports: set[int] = set()
+        self.peak_in_flight = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.stub = self
@@ -96,6 +102,18 @@ class OpenAIStub:
     def calls(self) -> int:
         with self._lock:
             return len(self.requests)
+
+    @contextmanager
+    def serving(self, peer: tuple[str, int]) -> Iterator[None]:
+        with self._lock:
+            self.peer_ports.add(peer[1])
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _next(self, body: dict[str, Any]) -> Outcome:
         with self._lock:
@@ -139,6 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        with self.server.stub.serving(self.client_address):
+            self._answer()
+
+    def _answer(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if not self.path.endswith("/chat/completions"):
             return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
