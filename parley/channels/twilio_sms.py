@@ -67,7 +67,7 @@ class TwilioAdapter(BaseAdapter):
         sender, recipient, sid = form.get("From", ""), form.get("To", ""), form.get("MessageSid", "")
         if not sender or not recipient or not sid:
             raise MalformedPayload("form without From, To or MessageSid")
-        media_count = int(form.get("NumMedia", "0")) if form.get("NumMedia", "0").isdigit() else 0
+        media_count = _count(form.get("NumMedia", "0"))
         media = tuple(form.get(f"MediaContentType{i}", "media") for i in range(min(media_count, 10)))
         # A WhatsApp quick-reply button sends its label; a location pin, contact or the like has no
         # text at all: still a customer writing, answered (the text-only reply), never refused.
@@ -109,3 +109,11 @@ def twilio_failure(exc: TwilioException | RequestException) -> UpstreamError:
     transient = isinstance(exc, (RequestsConnectionError, Timeout)) or (
         isinstance(status, int) and (status == 429 or status >= 500))
     return UpstreamError(f"Twilio messages.create failed (HTTP {status}): {exc}", transient=transient)
+
+
+def _count(value: str) -> int:
+    # Not ``str.isdigit``: it also admits "¹", which ``int`` refuses (a 500 the fuzz test found).
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import pytest
 from flask import Flask
@@ -84,6 +84,16 @@ def test_an_mms_without_text_gets_the_text_only_reply(client: FlaskClient, twili
     assert post(client, payload("mms.txt")).status_code == 200
     [call] = twilio.wait_for("Messages.json")
     assert "I can only read text for now" in call.params["Body"]
+
+
+@pytest.mark.parametrize("count", ["\u00b9", "-1", "many"])
+def test_a_num_media_that_is_no_count_is_read_as_none(client: FlaskClient, twilio: StubServer,
+                                                       count: str) -> None:
+    body = payload("sms.txt").replace("NumMedia=0", f"NumMedia={quote(count)}")
+    assert f"NumMedia={quote(count)}" in body
+    assert post(client, body).status_code == 200
+    [call] = twilio.wait_for("Messages.json")
+    assert "open Sign in and choose Forgot password?" in call.params["Body"]
 
 
 def test_a_whatsapp_location_gets_the_text_only_reply(app: Flask, client: FlaskClient,
