@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import unicodedata
@@ -11,7 +10,7 @@ from typing import Any, Protocol
 
 from flask import Request, Response
 
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Envelope, Reply, envelope_fields
 from parley.errors import MalformedPayload, PayloadTooLarge
 
 # C0/C1 control characters other than tab and newline carry nothing a customer meant to say.
@@ -156,7 +155,7 @@ def storable(envelope: Envelope) -> Envelope:
     """
     if not (math.isfinite(envelope.timestamp) and 0 <= envelope.timestamp < _YEAR_10000):
         raise MalformedPayload(f"timestamp {envelope.timestamp} is not a time", public="bad timestamp")
-    for name, value in _strings(dataclasses.asdict(envelope)):
+    for name, value in _strings(envelope_fields(envelope)):
         if "\x00" in value or not encodable(value):
             raise MalformedPayload(f"{name} holds a NUL or a lone surrogate", public=NOT_UNICODE)
     return envelope
