@@ -35,6 +35,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.processes import cpu_seconds, pids_listening_on  # noqa: E402
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-fake_0000000000-0000000000000-benchmark0000000000000"
 PAYLOAD = ROOT / "tests" / "payloads" / "slack" / "message_im.json"
@@ -87,7 +90,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per run, median p99 of {args.repeat}; Parley on gunicorn "
           f"gevent, Bolt on gthread with {args.threads} threads per process; Parley log level {args.log_level}")
     print(f"{'server':<44} {'rate':>6} {'acked/s':>8} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'answered/s':>10} {'load':>5}")
+          f"{'answered/s':>10} {'CPU ms':>8} {'load':>5}")
     with slack_stub() as (stub_url, stats), redis_cluster(args.cluster) as cluster_url:
         prefix = f"parley-bench-{uuid.uuid4().hex[:8]}:"
         single = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
@@ -197,18 +200,21 @@ def quantiles_ms(latencies: list[float]):  # noqa: ANN201 - a quantile -> millis
 def report(name: str, rate: int, result: dict[str, float]) -> None:
     print(f"{name:<44} {rate:>6} {result['acked_per_s']:>8.0f} {result['failed']:>8.0f} "
           f"{result['p50']:>8.2f} {result['p99']:>8.2f} {result['max']:>8.2f} {result['answered_per_s']:>10.0f} "
-          f"{os.getloadavg()[0]:>5.1f}",
+          f"{result['cpu_ms']:>8.2f} {os.getloadavg()[0]:>5.1f}",
           flush=True)  # load: the machine's 1-minute load average, to tell a busy machine's figures
 
 
 def median_run(url: str, rate: int, args: argparse.Namespace, stats: SlackStats) -> dict[str, float]:
     runs = []
     for _ in range(args.repeat):
-        before = stats.count("")
+        before, pids = stats.count(""), pids_listening_on(int(url.rpartition(":")[2]))
+        cpu = cpu_seconds(pids)
         run = drive(url, rate, args.seconds)
+        cpu = cpu_seconds(pids) - cpu
         # Answers that reached the Slack stub while the events were sent and acked (to this run's
         # customers or to earlier runs' still queued: the inbox answers in order of arrival).
-        runs.append({**run, "answered_per_s": (stats.count("") - before) / run["took"]})
+        runs.append({**run, "answered_per_s": (stats.count("") - before) / run["took"],
+                     "cpu_ms": cpu / max(1, run["acked"]) * 1000})
     runs.sort(key=lambda run: run["p99"])
     return runs[len(runs) // 2]
 
@@ -252,7 +258,7 @@ def drive(url: str, rate: int, seconds: float) -> dict[str, float]:
     run_all(sender, min(64, max(8, rate // 15)))
     took = time.perf_counter() - start
     pick = quantiles_ms(latencies)
-    return {"acked_per_s": len(latencies) / took, "failed": failed[0], "p50": pick(0.50), "p99": pick(0.99),
+    return {"acked_per_s": len(latencies) / took, "acked": len(latencies), "failed": failed[0], "p50": pick(0.50), "p99": pick(0.99),
             "max": pick(1.0), "run": run, "took": took}
 
 

@@ -36,6 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import cpu_seconds, pids_listening_on  # noqa: E402
 from bench.inbox import BIN, SECRET, TOKEN, SlackStats, free_port, running, signed, slack_stub  # noqa: E402
 from tests.integration.redis_processes import postgres_database  # noqa: E402
 
@@ -169,32 +170,6 @@ def warm_up(url: str, stats: SlackStats) -> None:
         time.sleep(0.2)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of the given processes and their children (gunicorn's workers)."""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    for pid in set(all_descendants(pids)):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def all_descendants(pids: list[int]) -> list[int]:
-    found, todo = [], list(pids)
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        todo.extend(int(child) for child in children)
-    return found
-
-
 @contextmanager
 def openai_stub(args: argparse.Namespace) -> Iterator[str]:
     port = free_port()
@@ -257,22 +232,6 @@ def parley(prefix: str, processes: int, args: argparse.Namespace, *, llm_url: st
     command = [str(BIN / "parley"), "serve", "--port", str(port), "--processes", str(processes)]
     with running(command, environ, port) as url:
         yield url, pids_listening_on(port)
-
-
-def pids_listening_on(port: int) -> list[int]:
-    """gunicorn's master and workers, found through the socket they share."""
-    inode = next(line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-                 if int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "0A")
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if any(os.readlink(fd) == f"socket:[{inode}]" for fd in (entry / "fd").iterdir()):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
 
 
 if __name__ == "__main__":
