@@ -13,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 
 from parley import logs
 from parley.cli.common import settings_of
+from parley.cli.heap import freeze_startup_heap
 from parley.metrics import mark_worker_dead, prepare_multiprocess_dir
 from parley.settings import Settings, secret_values
 
@@ -122,4 +123,6 @@ class _Gunicorn(BaseApplication):
     def load(self) -> Any:
         from parley.webhooks.app import create_app
 
-        return create_app(self._settings, start_workers=self._run_workers)
+        app = create_app(self._settings, start_workers=self._run_workers)
+        freeze_startup_heap()
+        return app

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from parley.cli.common import settings_of
+from parley.cli.heap import freeze_startup_heap
 from parley.errors import ParleyError
 from parley.settings import Settings
 
@@ -43,6 +44,7 @@ def worker(config: str | None, metrics_port: int | None) -> None:
     logs.configure(level=settings.logging.level, json_format=settings.logging.json_format,
                    secrets=secret_values(settings))
     services = build_services(settings)
+    freeze_startup_heap()
     stopping = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
