@@ -20,7 +20,8 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import BaseAdapter, Once, always, clean_text, json_object, post_chunks
 from parley.channels.slack_common import from_a_bot, verify_signature, web_client
 from parley.channels.slack_desk import SlackDesk, slack_failure
-from parley.channels.text import SLACK_LIMIT, as_sent, render_chunks, to_mrkdwn
+from parley.channels.formats import SLACK
+from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
@@ -92,7 +93,7 @@ class SlackAdapter(BaseAdapter):
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), to_mrkdwn, SLACK_LIMIT)
+        return render_chunks(as_sent(reply), SLACK)
 
     def _post(self, reply: Reply, chunk: str) -> None:
         try:

@@ -25,7 +25,8 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.text import TELEGRAM_LIMIT, as_sent, render_chunks, to_telegram_html
+from parley.channels.formats import TELEGRAM
+from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
 
@@ -113,7 +114,7 @@ class TelegramAdapter(BaseAdapter):
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), to_telegram_html, TELEGRAM_LIMIT)
+        return render_chunks(as_sent(reply), TELEGRAM)
 
     def _send(self, reply: Reply, chunk: str) -> None:
         thread = reply.route.get("message_thread_id")

@@ -20,7 +20,8 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.text import SMS_LIMIT, as_sent, render_chunks, to_plain
+from parley.channels.formats import PLAIN
+from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
 
@@ -91,7 +92,7 @@ class TwilioAdapter(BaseAdapter):
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), to_plain, SMS_LIMIT)
+        return render_chunks(as_sent(reply), PLAIN)
 
     def _create(self, reply: Reply, chunk: str) -> None:
         try:

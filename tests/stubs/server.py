@@ -19,6 +19,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.stubs import slack_rules, telegram_rules
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -107,7 +109,12 @@ def serving(answer: Answer) -> Iterator[StubServer]:
 
 
 def slack_api(call: Call) -> tuple[int, dict[str, Any]]:
+    """chat.postMessage, refusing what Slack refuses (``slack_rules``) as Slack does: 200, ok false."""
     if call.endpoint == "chat.postMessage":
+        try:
+            slack_rules.check_text(call.params.get("text"), has_blocks=bool(call.params.get("blocks")))
+        except slack_rules.Refused as refused:
+            return 200, {"ok": False, "error": str(refused)}
         return 200, {"ok": True, "channel": call.params.get("channel"), "ts": f"{time.time():.6f}",
                      "message": {"type": "message", "text": call.params.get("text")}}
     return 200, {"ok": False, "error": "unknown_method"}
@@ -127,10 +134,15 @@ def twilio_api() -> Answer:
 
 
 def telegram_api() -> Answer:
+    """The Bot API, refusing a ``sendMessage`` Telegram would refuse (``telegram_rules``) with its 400."""
     ids = itertools.count(1)
 
     def answer(call: Call) -> tuple[int, dict[str, Any]]:
         if call.endpoint == "sendMessage":
+            try:
+                telegram_rules.check_message(str(call.params.get("text", "")), call.params.get("parse_mode"))
+            except telegram_rules.Refused as refused:
+                return 400, {"ok": False, "error_code": 400, "description": str(refused)}
             chat = {"id": int(call.params["chat_id"]), "type": "private"}
             message = {"message_id": next(ids), "date": int(time.time()), "chat": chat,
                        "text": call.params.get("text", "")}
