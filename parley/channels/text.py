@@ -21,15 +21,25 @@ SLACK_LIMIT = SLACK.limit
 SMS_LIMIT = PLAIN.limit
 TELEGRAM_LIMIT = TELEGRAM.limit
 _WORDS = re.compile(r"\S+\s*|\s+")
+_MARKER = re.compile(r"\[(\d{1,2})\](?!\()")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def with_sources(text: str, sources: Sequence[Source]) -> str:
-    """The answer plus a short line naming the articles it came from (text channels show no cards)."""
+    """The answer plus the articles it came from, linked where they have a URL (text channels
+    show no cards). Numbered "[1] ..." as the answer's own markers when it cites by number."""
     if not sources:
         return text
     label = "Source" if len(sources) == 1 else "Sources"
-    return f"{text}\n\n{label}: {'; '.join(escape(source.title) for source in sources)}"
+    if any(1 <= int(number) <= len(sources) for number in _MARKER.findall(text)):
+        listed = "\n".join(f"\\[{n}\\] {_source(source)}" for n, source in enumerate(sources, 1))
+        return f"{text}\n\n{label}:\n{listed}"
+    return f"{text}\n\n{label}: {'; '.join(_source(source) for source in sources)}"
+
+
+def _source(source: Source) -> str:
+    # "<url>" as the target: any URL the knowledge base allows, brackets and all, stays one link.
+    return f"[{escape(source.title)}](<{source.url}>)" if source.url else escape(source.title)
 
 
 def as_sent(reply: Reply) -> str:

@@ -61,6 +61,8 @@ def test_question_answer_with_source_and_history_after_reload(page: Page, output
     answer = bot_messages(page).nth(1)
     expect(answer).to_contain_text("Forgot password")
     expect(answer.locator(".src")).to_have_text(PASSWORD_SOURCE)
+    # The article's url:, as a link
+    expect(answer.locator(".src a")).to_have_attribute("href", "https://help.acme.example/account/reset-password")
     page.screenshot(path=output_dir / "widget-desktop.png")
 
     page.reload()

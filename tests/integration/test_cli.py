@@ -45,7 +45,8 @@ def test_chat_holds_a_terminal_conversation(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Hi! I'm the Acme assistant" in result.stdout
     assert "Forgot password" in result.stdout
-    assert "(source: How do I reset my password? [reset-password])" in result.stdout
+    assert ("(source: How do I reset my password? [reset-password] "
+            "https://help.acme.example/account/reset-password)") in result.stdout
     assert result.stdout.rstrip().endswith("bye")
 
 

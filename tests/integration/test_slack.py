@@ -72,7 +72,8 @@ def test_a_direct_message_is_answered_in_the_dm_in_mrkdwn(app: Flask, client: Fl
     text = call.params["text"]
     assert "open *Sign in* and choose _Forgot password?_" in text
     assert "*Settings &gt; Security &gt; Change password*" in text
-    assert text.endswith("Source: How do I reset my password?")
+    assert text.endswith(
+        "Source: <https://help.acme.example/account/reset-password|How do I reset my password?>")
 
 
 def test_a_mention_is_answered_in_its_thread(app: Flask, client: FlaskClient, slack: StubServer) -> None:

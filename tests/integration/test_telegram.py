@@ -60,7 +60,8 @@ def test_a_text_message_is_answered_in_html(app: Flask, client: FlaskClient, tel
     text = call.params["text"]
     assert "open <b>Sign in</b> and choose <i>Forgot password?</i>" in text
     assert "<b>Settings &gt; Security &gt; Change password</b>" in text
-    assert text.endswith("Source: How do I reset my password?")
+    assert text.endswith('Source: <a href="https://help.acme.example/account/reset-password">'
+                         "How do I reset my password?</a>")
 
 
 def test_typing_is_shown_while_the_answer_is_prepared(client: FlaskClient, telegram: StubServer) -> None:
@@ -214,3 +215,26 @@ def test_an_llm_answer_in_any_markdown_reaches_the_customer(tmp_path: Path, tele
                            '<a href="https://en.wikipedia.org/wiki/Mercury_(planet)">Mercury</a>')
     assert '<pre><code class="language-bash">parley chat &lt; in &amp; out</code></pre>' in text
     assert "<s>old</s> new" in text and "<blockquote>quoted</blockquote>" in text
+
+
+def test_the_llm_markers_match_the_numbered_sources_shown(tmp_path: Path, telegram: StubServer,
+                                                          openai_stub: OpenAIStub) -> None:
+    # The model cites its passages [2] then [1]; the customer sees [1] and [2], listed under the
+    # answer in that order, each linked to its article when the article has a url:.
+    openai_stub.queue(Outcome(text="Choose *Forgot password?* [2]. The link lasts an hour [1]."))
+    settings = llm_settings(tmp_path, openai_stub, environ={
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_SECRET_TOKEN": SECRET, "TELEGRAM_API_URL": telegram.url})
+    app = create_app(settings)
+    try:
+        assert post(app.test_client(), payload("text.json")).status_code == 200
+        [call] = telegram.wait_for("sendMessage")
+    finally:
+        app.extensions["parley"].close()
+    passages = next(m["content"] for m in openai_stub.requests[0]["messages"]
+                    if m["content"].startswith("Knowledge-base passages"))
+    titles = dict(line.split("] ", 1) for line in passages.splitlines() if line.startswith("["))
+    assert titles["[1"] == "How do I reset my password?"
+    assert call.params["text"] == (
+        "Choose <i>Forgot password?</i> [1]. The link lasts an hour [2].\n\nSources:\n"
+        f"[1] {titles['[2']}\n"
+        '[2] <a href="https://help.acme.example/account/reset-password">How do I reset my password?</a>')
