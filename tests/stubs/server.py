@@ -120,10 +120,21 @@ def slack_api(call: Call) -> tuple[int, dict[str, Any]]:
     return 200, {"ok": False, "error": "unknown_method"}
 
 
-def twilio_api() -> Answer:
+# Twilio's refusal when a WhatsApp conversation's 24-hour customer-service window has closed.
+WHATSAPP_WINDOW_CLOSED = (400, {
+    "code": 63016, "status": 400, "more_info": "https://www.twilio.com/docs/errors/63016",
+    "message": "Failed to send freeform message because you are outside the allowed window. "
+               "If you are using WhatsApp, please use a Message Template."})
+
+
+def twilio_api(refuse: Callable[[Call], tuple[int, dict[str, Any]] | None] = lambda call: None) -> Answer:
+    """Messages.json; ``refuse(call)`` may answer a create with one of Twilio's errors instead."""
     sids = itertools.count(1)
 
     def answer(call: Call) -> tuple[int, dict[str, Any]]:
+        refusal = refuse(call) if call.endpoint == "Messages.json" else None
+        if refusal is not None:
+            return refusal
         if call.endpoint == "Messages.json" and call.method == "POST":
             account = call.path.split("/")[3]
             return 201, {"sid": f"SM{next(sids):032d}", "account_sid": account, "status": "queued",
@@ -133,12 +144,19 @@ def twilio_api() -> Answer:
     return answer
 
 
-def telegram_api() -> Answer:
-    """The Bot API, refusing a ``sendMessage`` Telegram would refuse (``telegram_rules``) with its 400."""
+BLOCKED_BY_USER = (403, {"ok": False, "error_code": 403,
+                         "description": "Forbidden: bot was blocked by the user"})
+
+
+def telegram_api(blocked: Callable[[], bool] = lambda: False) -> Answer:
+    """The Bot API, refusing a ``sendMessage`` Telegram would refuse (``telegram_rules``) with its 400,
+    and with its 403 while ``blocked()`` (the customer blocked the bot)."""
     ids = itertools.count(1)
 
     def answer(call: Call) -> tuple[int, dict[str, Any]]:
         if call.endpoint == "sendMessage":
+            if blocked():
+                return BLOCKED_BY_USER
             try:
                 telegram_rules.check_message(str(call.params.get("text", "")), call.params.get("parse_mode"))
             except telegram_rules.Refused as refused:
