@@ -31,10 +31,20 @@ def with_sources(text: str, sources: Sequence[Source]) -> str:
     if not sources:
         return text
     label = "Source" if len(sources) == 1 else "Sources"
-    if any(1 <= int(number) <= len(sources) for number in _MARKER.findall(text)):
-        listed = "\n".join(f"\\[{n}\\] {_source(source)}" for n, source in enumerate(sources, 1))
-        return f"{text}\n\n{label}:\n{listed}"
+    if numbered_sources(text, sources):
+        return f"{text}\n\n{label}:\n" + "\n".join(source_lines(sources, numbered=True))
     return f"{text}\n\n{label}: {'; '.join(_source(source) for source in sources)}"
+
+
+def numbered_sources(text: str, sources: Sequence[Source]) -> bool:
+    """Whether the answer cites its sources by number ("[1]"), so they are listed numbered."""
+    return any(1 <= int(number) <= len(sources) for number in _MARKER.findall(text))
+
+
+def source_lines(sources: Sequence[Source], *, numbered: bool) -> list[str]:
+    """One Markdown line per source: "[1] Title" or "Source: Title", linked when it has a URL."""
+    return [f"\\[{n}\\] {_source(source)}" if numbered else f"Source: {_source(source)}"
+            for n, source in enumerate(sources, 1)]
 
 
 def _source(source: Source) -> str:

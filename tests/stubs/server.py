@@ -108,13 +108,23 @@ def serving(answer: Answer) -> Iterator[StubServer]:
         server._server.shutdown()
 
 
+def slack_refusal(call: Call) -> tuple[int, dict[str, Any]] | None:
+    """Slack's answer to a chat.postMessage it refuses (``slack_rules``): 200, ok false; else None."""
+    try:
+        slack_rules.check_text(call.params.get("text"), has_blocks=bool(call.params.get("blocks")))
+        if "blocks" in call.params:
+            slack_rules.check_blocks(_json_field(call.params["blocks"]))
+    except slack_rules.Refused as refused:
+        return 200, {"ok": False, "error": str(refused)}
+    return None
+
+
 def slack_api(call: Call) -> tuple[int, dict[str, Any]]:
-    """chat.postMessage, refusing what Slack refuses (``slack_rules``) as Slack does: 200, ok false."""
+    """chat.postMessage, refusing what Slack refuses as Slack does."""
     if call.endpoint == "chat.postMessage":
-        try:
-            slack_rules.check_text(call.params.get("text"), has_blocks=bool(call.params.get("blocks")))
-        except slack_rules.Refused as refused:
-            return 200, {"ok": False, "error": str(refused)}
+        refused = slack_refusal(call)
+        if refused is not None:
+            return refused
         return 200, {"ok": True, "channel": call.params.get("channel"), "ts": f"{time.time():.6f}",
                      "message": {"type": "message", "text": call.params.get("text")}}
     return 200, {"ok": False, "error": "unknown_method"}
@@ -125,6 +135,11 @@ WHATSAPP_WINDOW_CLOSED = (400, {
     "code": 63016, "status": 400, "more_info": "https://www.twilio.com/docs/errors/63016",
     "message": "Failed to send freeform message because you are outside the allowed window. "
                "If you are using WhatsApp, please use a Message Template."})
+
+
+def _json_field(value: Any) -> Any:
+    """A JSON body's list, or a form field's JSON text (slack_sdk sends either)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def twilio_api(refuse: Callable[[Call], tuple[int, dict[str, Any]] | None] = lambda call: None) -> Answer:

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from parley.channels.formats import PLAIN, SLACK, TELEGRAM
 from parley.channels.markup import parse, visible_text
+from parley.channels.slack_blocks import to_slack_messages
 from parley.channels.text import render_chunks
+from parley.core.envelope import AnswerMeta, Reply, Source
 from tests.stubs import slack_rules, telegram_rules
 
 EXAMPLES = settings(max_examples=int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "30")), deadline=None,
@@ -105,6 +107,23 @@ def test_sms_chunks_fit_twilio_and_keep_every_word(markdown: str) -> None:
     words = _squeezed(visible_text(parse(markdown.strip()))).replace("•", "-").replace("———", "---")
     # Links add their spelled-out targets; everything the reader wrote is still there, in order.
     assert _in_order(words, _squeezed("".join(chunks)))
+
+
+SOURCES = st.lists(st.builds(Source, id=st.text(min_size=1, max_size=8),
+                             title=st.text(min_size=1, max_size=300), url=st.none() | URL.filter(lambda url: url.startswith("http"))), max_size=12)
+LABELS = st.lists(st.text(min_size=1, max_size=120), max_size=30)
+
+
+@EXAMPLES
+@given(MARKDOWN, SOURCES, LABELS, st.none() | st.text(min_size=1, max_size=40))
+@example("x" * 100_000, [], [], None)
+def test_slack_accepts_every_block_kit_message(markdown: str, sources: list[Source], labels: list[str],
+                                               author: str | None) -> None:
+    reply = Reply(conversation_id="slack:T:D", channel="slack", text=markdown, quick_replies=tuple(labels),
+                  author=author, meta=AnswerMeta(sources=tuple(sources)))
+    for message in to_slack_messages(reply):
+        slack_rules.check_text(message.text, has_blocks=True)
+        slack_rules.check_blocks(message.blocks)
 
 
 def _telegram_whole(markdown: str) -> str:
