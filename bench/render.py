@@ -4,7 +4,9 @@ Answers of three sizes, written like an LLM's (emphasis, a link with brackets in
 a code span, citations, two sources): a short one (~300 characters), the longest the LLM engine
 lets through (llm.max_answer_chars, 1,500) and a 12,000-character one that Telegram and SMS must
 split. Each is rendered N times per channel, one thread, and the CPU time per answer is printed
-(process time, so other processes on the machine do not inflate it).
+(process time, so other processes on the machine do not inflate it): first as a new text (the
+parse cache emptied before each render: every LLM answer), then as a text seen before (fixed
+texts such as the greeting, cached LLM answers: the parse is remembered).
 
     .venv/bin/python bench/render.py [--runs 500]
 """
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from parley.channels.formats import PLAIN, TELEGRAM  # noqa: E402
+from parley.channels.markup import parse  # noqa: E402
 from parley.channels.slack_blocks import to_slack_messages  # noqa: E402
 from parley.channels.text import as_sent, render_chunks  # noqa: E402
 from parley.core.envelope import AnswerMeta, Reply, Source  # noqa: E402
@@ -36,11 +39,15 @@ def reply_of(size: int) -> Reply:
     return Reply(conversation_id="bench", channel="bench", text=text, meta=AnswerMeta(sources=SOURCES))
 
 
-def per_answer_ms(render, reply: Reply, runs: int) -> tuple[float, int]:
-    started = time.process_time()
+def per_answer_ms(render, reply: Reply, runs: int, *, new_text: bool) -> tuple[float, int]:
+    spent = 0.0
     for _ in range(runs):
+        if new_text:
+            parse.cache_clear()
+        started = time.process_time()
         sent = render(reply)
-    return (time.process_time() - started) / runs * 1000, len(sent)
+        spent += time.process_time() - started
+    return spent / runs * 1000, len(sent)
 
 
 def main() -> None:
@@ -52,12 +59,14 @@ def main() -> None:
         "sms": lambda reply: render_chunks(as_sent(reply), PLAIN),
         "slack blocks": to_slack_messages,
     }
-    print(f"CPU ms per answer (mean of {runs}), and the messages it became")
-    for size in (300, 1500, 12_000):
-        reply = reply_of(size)
-        figures = [per_answer_ms(render, reply, max(runs // (size // 300), 20)) for render in channels.values()]
-        shown = "  ".join(f"{name} {ms:.3f} ms ({count})" for name, (ms, count) in zip(channels, figures))
-        print(f"{len(reply.text):>6} chars: {shown}")
+    print(f"CPU ms per answer (mean of up to {runs}), and the messages it became")
+    for new_text in (True, False):
+        print("a new text:" if new_text else "a text seen before:")
+        for size in (300, 1500, 12_000):
+            reply, count = reply_of(size), max(runs // (size // 300), 20)
+            figures = [per_answer_ms(render, reply, count, new_text=new_text) for render in channels.values()]
+            shown = "  ".join(f"{name} {ms:.3f} ms ({n})" for name, (ms, n) in zip(channels, figures))
+            print(f"  {len(reply.text):>6} chars: {shown}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ and splits it anywhere between spans or words without cutting a tag or a link in
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -48,8 +49,13 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
 
-def parse(markdown: str) -> list[Block]:
-    """The top-level blocks of ``markdown``, in order."""
+@functools.lru_cache(maxsize=512)
+def parse(markdown: str) -> tuple[Block, ...]:
+    """The top-level blocks of ``markdown``, in order.
+
+    Remembered for the last few hundred texts: the fixed texts (greeting, handoff notices) and
+    cached LLM answers come again and again, and the parse is most of a reply's rendering CPU
+    (bench/render.py); the blocks are immutable, so sharing them is safe across threads."""
     root = SyntaxTreeNode(_parser().parse(markdown))
     source = markdown.split("\n")
     blocks = []
@@ -57,10 +63,10 @@ def parse(markdown: str) -> list[Block]:
         first = (node.map or (0, 0))[0]
         blank = 0 < first <= len(source) and not source[first - 1].strip()
         blocks.append(replace(_block(node), blank_before=blank))
-    return blocks
+    return tuple(blocks)
 
 
-def visible_text(blocks: list[Block]) -> str:
+def visible_text(blocks: Sequence[Block]) -> str:
     """What a reader sees of the blocks, without any markup: for tests and length checks."""
     return "\n".join("".join(span.text for span in line) for block in blocks for line in block.lines)
 

@@ -101,7 +101,7 @@ def render_chunks(markdown: str, fmt: Format, limit: int | None = None) -> list[
     return [chunk for chunk in rendered if fmt.visible(chunk).strip()]
 
 
-def _gapped(blocks: list[Block]) -> list[tuple[int, Block]]:
+def _gapped(blocks: Sequence[Block]) -> list[tuple[int, Block]]:
     """Each block with the newlines before it: one when the writer left no blank line."""
     return [(0 if index == 0 else 2 if block.blank_before else 1, block)
             for index, block in enumerate(blocks)]
