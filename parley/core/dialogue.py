@@ -252,6 +252,8 @@ class Dialogue:
                 return self._request_person(replace(session, low_confidence_streak=streak), reason=low)
             fallback = _Draft(text=self.policy.not_sure, quick_replies=(TALK_TO_PERSON,),
                               meta=replace(meta, intent="fallback", sources=()))
+            if not rules.desk:
+                fallback = replace(fallback, text=self.policy.not_sure_without_people, quick_replies=())
             return fallback, replace(session, low_confidence_streak=streak)
         return _Draft(text=answer.text, meta=meta), replace(session, low_confidence_streak=0)
 

@@ -27,6 +27,8 @@ class Policy:
     quick_replies: tuple[str, ...] = ()
     not_sure: str = ("I'm not sure I can answer that. Could you rephrase it, "
                      "or would you like to talk to a person?")
+    # The same without a reps' channel: no person is offered who would never come.
+    not_sure_without_people: str = "I'm not sure I can answer that. Could you rephrase it?"
     handoff_requested: str = ("I've let our support team know you'd like to talk to a person. "
                               "Someone will reply here as soon as they can.")
     # Without a reps' channel nobody can reply in the chat: say so, rather than promise a person.
