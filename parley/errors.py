@@ -15,8 +15,11 @@
     ├── LostClaim                    a worker's claim on a conversation lapsed and another holds it
                                      now: it must neither commit nor send for that conversation
     └── UpstreamError                a platform or LLM API call failed (wraps the SDK's error);
-                                     ``transient`` (429, 5xx, network) and ``retry_after`` tell the
-                                     worker to wait and retry in place, not spend an attempt
+        │                            ``transient`` (429, 5xx, network) and ``retry_after`` tell the
+        │                            worker to wait and retry in place, not spend an attempt
+        └── Undeliverable            the platform refuses to deliver to this customer (they blocked
+                                     the bot, WhatsApp's 24-hour window closed, they opted out);
+                                     ``reason`` says so in words a support rep acts on
 
 Third-party exceptions are wrapped at the boundary (``raise Unavailable(...) from exc``) so callers
 catch ours only. ``public_message`` is the short text a client may see; ``str(exc)`` is the detail
@@ -125,6 +128,14 @@ class UpstreamError(ParleyError):
         self.retry_after = retry_after
 
 
+class Undeliverable(UpstreamError):
+    """The platform will not deliver to this customer until they do something (permanent)."""
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail, transient=False)
+        self.reason = reason
+
+
 __all__ = [
     "ChannelDisabled",
     "ChannelError",
@@ -138,5 +149,6 @@ __all__ = [
     "RateLimited",
     "UnsupportedMediaType",
     "Unavailable",
+    "Undeliverable",
     "UpstreamError",
 ]

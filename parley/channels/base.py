@@ -6,7 +6,7 @@ import functools
 import math
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from flask import Request, Response
 
@@ -16,6 +16,7 @@ from parley.errors import MalformedPayload, PayloadTooLarge
 # C0/C1 control characters other than tab and newline carry nothing a customer meant to say.
 NOT_UNICODE = "message is not valid Unicode text"
 _YEAR_10000 = 253_402_300_800  # epoch seconds: the stores' datetimes end with year 9999
+Chunk = TypeVar("Chunk")  # what one post carries: a text, or a Slack message's text and blocks
 _CONTROL = {cp: None for cp in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0))}
 
 
@@ -97,8 +98,8 @@ def always(key: str, step: Callable[[], object]) -> None:
     step()
 
 
-def post_chunks(replies: Sequence[Reply], chunks_of: Callable[[Reply], list[str]],
-                post: Callable[[Reply, str], object], once: Once) -> None:
+def post_chunks(replies: Sequence[Reply], chunks_of: Callable[[Reply], list[Chunk]],
+                post: Callable[[Reply, Chunk], object], once: Once) -> None:
     """Post each reply's chunks in order, stopping at the first failure.
 
     With several posts, each goes through ``once`` keyed "<reply id>#<chunk>". A lone post runs

@@ -20,7 +20,8 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import BaseAdapter, Once, always, clean_text, json_object, post_chunks
 from parley.channels.slack_common import from_a_bot, verify_signature, web_client
 from parley.channels.slack_desk import SlackDesk, slack_failure
-from parley.channels.text import SLACK_LIMIT, as_sent, render_chunks, to_mrkdwn
+from parley.channels.slack_blocks import SlackMessage, to_slack_messages
+from parley.channels.slack_buttons import RecordFeedback, SlackButtons
 from parley.core.envelope import Envelope, Reply
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
@@ -34,12 +35,16 @@ class SlackAdapter(BaseAdapter):
     name = "slack"
 
     def __init__(self, *, bot_token: str, signing_secret: str, api_url: str, max_text_chars: int,
-                 timeout: float = 10.0, desk: SlackDesk | None = None) -> None:
+                 timeout: float = 10.0, desk: SlackDesk | None = None,
+                 feedback: RecordFeedback | None = None) -> None:
         self.verifier = SignatureVerifier(signing_secret)
         # The reps' handoff channel: what happens there is a rep acting, never a customer writing.
         self.desk = desk
         self.client = web_client(bot_token, api_url, timeout=timeout)
         self.max_text_chars = max_text_chars
+        # The customers' presses on the answers' buttons (/slack/interactions).
+        self.buttons = SlackButtons(verifier=self.verifier, feedback=feedback or _no_feedback,
+                                    max_text_chars=max_text_chars)
 
     def verify(self, request: Request) -> None:
         verify_signature(self.verifier, request, clock=time.time)
@@ -88,19 +93,19 @@ class SlackAdapter(BaseAdapter):
         return Response(status=200)
 
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
-        post_chunks(replies, self.chunks, self._post, once)
+        post_chunks(replies, to_slack_messages, self._post, once)
 
-    @staticmethod
-    def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), to_mrkdwn, SLACK_LIMIT)
-
-    def _post(self, reply: Reply, chunk: str) -> None:
+    def _post(self, reply: Reply, message: SlackMessage) -> None:
         try:
-            self.client.chat_postMessage(channel=reply.route["channel"], text=chunk,
-                                         thread_ts=reply.route.get("thread_ts"),
+            self.client.chat_postMessage(channel=reply.route["channel"], text=message.text,
+                                         blocks=message.blocks, thread_ts=reply.route.get("thread_ts"),
                                          unfurl_links=False, mrkdwn=True)
         except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
             raise slack_failure(exc, "Slack chat.postMessage") from exc
+
+
+def _no_feedback(**_: object) -> bool:
+    return False
 
 
 def _is_customer_message(event: dict[str, Any], body: dict[str, Any]) -> bool:

@@ -30,7 +30,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.slack_common import from_a_bot, verify_signature
-from parley.channels.text import SLACK_LIMIT, render_chunks, to_mrkdwn
+from parley.channels.formats import SLACK
+from parley.channels.text import render_chunks
 from parley.core.desk import DeskDirectory, DeskPost
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
@@ -149,9 +150,11 @@ class SlackDesk(BaseAdapter):
         existing = self.directory.thread_of(reply.conversation_id, post.handoff)
         if existing is not None:  # a retried message: the thread is already there
             return existing
-        mrkdwn = to_mrkdwn(reply.text)
-        summary = mrkdwn.split("\n", 1)[0]
-        section = mrkdwn if len(mrkdwn) <= SECTION_LIMIT else mrkdwn[: SECTION_LIMIT - 1] + "…"
+        # The section holds what fits of the header, cut between whole lines or words (never
+        # inside a link), and the notification text its first line.
+        sections = render_chunks(reply.text, SLACK, SECTION_LIMIT - 1)
+        section = sections[0] + ("…" if len(sections) > 1 else "") if sections else "…"
+        summary = section.split("\n", 1)[0]
         response = self._call(channel=self.channel, text=summary, blocks=[
             {"type": "section", "text": {"type": "mrkdwn", "text": section}},
             {"type": "actions", "block_id": "parley_handoff", "elements": _buttons(reply.conversation_id)},
@@ -172,7 +175,7 @@ class SlackDesk(BaseAdapter):
         text = {"customer": f"**Customer:** {reply.text}", "status": f"_{reply.text}_",
                 "error": f":warning: {reply.text}"}.get(post.kind, reply.text)
         # Each chunk through ``once``, even a lone one: the desk's replies come several at a time.
-        for index, chunk in enumerate(render_chunks(text, to_mrkdwn, SLACK_LIMIT)):
+        for index, chunk in enumerate(render_chunks(text, SLACK)):
             once(f"{reply.reply_id}#{index}",
                  functools.partial(self._call, channel=self.channel, thread_ts=thread, text=chunk))
 

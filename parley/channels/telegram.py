@@ -20,14 +20,16 @@ import structlog
 from flask import Request, Response
 from telegram import Bot, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.text import TELEGRAM_LIMIT, as_sent, render_chunks, to_telegram_html
+from parley.channels.formats import TELEGRAM
+from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
-from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
+                           UpstreamError)
 
 logger = structlog.get_logger("parley.telegram")
 T = TypeVar("T")
@@ -113,7 +115,7 @@ class TelegramAdapter(BaseAdapter):
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), to_telegram_html, TELEGRAM_LIMIT)
+        return render_chunks(as_sent(reply), TELEGRAM)
 
     def _send(self, reply: Reply, chunk: str) -> None:
         thread = reply.route.get("message_thread_id")
@@ -152,8 +154,14 @@ def telegram_failure(exc: TelegramError) -> UpstreamError:
     """Transient on flood control (with its retry_after), timeouts, 5xx and network errors.
 
     PTB raises ``BadRequest`` (a ``NetworkError`` subclass) for a 400, and ``Forbidden``,
-    ``InvalidToken``... for the other refusals: those fail the same way every time.
+    ``InvalidToken``... for the other refusals: those fail the same way every time. A 403 on a
+    send is the customer's doing (they blocked the bot, or left the group): ``Undeliverable``.
     """
+    if isinstance(exc, Forbidden):
+        blocked = "blocked" in exc.message.lower()
+        reason = ("they have blocked the bot on Telegram, so nothing reaches them until they unblock it"
+                  if blocked else f"Telegram refuses messages to this chat ({exc.message})")
+        return Undeliverable(f"Telegram Bot API call failed: {exc}", reason=reason)
     if isinstance(exc, RetryAfter):
         with warnings.catch_warnings():  # PTB 22 warns it will become a timedelta: both are handled
             warnings.simplefilter("ignore", PTBDeprecationWarning)

@@ -50,7 +50,8 @@ def to_screen(reply: Reply) -> str:
     speaker = reply.author or "bot"
     lines = to_terminal(reply.text).splitlines() or [""]
     shown = [f"{speaker}> {lines[0]}", *(f"{INDENT}{line}" for line in lines[1:])]
-    shown += [f"{INDENT}(source: {source.title} [{source.id}])" for source in reply.meta.sources]
+    shown += [f"{INDENT}(source: {source.title} [{source.id}]{f' {source.url}' if source.url else ''})"
+              for source in reply.meta.sources]
     if reply.quick_replies:
         shown.append(f"{INDENT}(reply with: {' | '.join(reply.quick_replies)})")
     return "\n".join(shown)

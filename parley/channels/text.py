@@ -1,134 +1,188 @@
-"""Neutral Markdown to each text channel's format, and splitting at each channel's length limit.
+"""A reply's Markdown as each text channel sends it, split at the channel's length limit.
 
-Replies carry a small Markdown subset: ``**bold**``, ``*italic*`` / ``_italic_``, ``` `code` ```,
-``[label](url)``, ``# headings`` and ``-``/``*`` bullets. Each renderer escapes what its format
-treats as markup first, so customer-visible text never turns into broken markup.
-
-Splitting happens on the Markdown, before rendering, at paragraph, then line, then word
-boundaries; each piece is rendered on its own, so a Telegram HTML chunk never ends inside a tag.
+The Markdown is parsed once (``channels/markup.py``) and written by the channel's format
+(``channels/formats.py``). A long reply is split between blocks first (keeping the writer's blank
+lines), then between lines, then between words, and a word longer than the limit is cut. Every
+chunk is rendered on its own from whole spans, so no chunk ends inside a tag, a code block or a
+link: a quote or a code block cut in two is closed in one chunk and opened again in the next.
 """
 
 from __future__ import annotations
 
-import html
 import re
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from parley.channels.formats import PLAIN, SLACK, TELEGRAM, TERMINAL, Format
+from parley.channels.markup import Block, Line, Span, merged, parse
 from parley.core.envelope import Reply, Source
-from parley.core.markdown import LINK
+from parley.core.markdown import escape
 
-Render = Callable[[str], str]
-
-SLACK_LIMIT = 40_000  # chat.postMessage truncates text beyond this
-SMS_LIMIT = 1_600  # Twilio rejects longer message bodies
-TELEGRAM_LIMIT = 4_096  # sendMessage limit, counted after entity parsing; HTML counts are safe
-
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
-_ITALIC = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
-_CODE = re.compile(r"`([^`\n]+)`")
-_LINK = LINK
-# Slack turns "<target|label>" into a link, but "<!channel|x>" into a broadcast and "<@U1|x>" into a
-# mention: only web and mail targets become links; anything else is spelled out.
-_SLACK_TARGET = re.compile(r"(?:https?://|mailto:)[^|\s]+")
-_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
-_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
-_BOLD_ON, _BOLD_OFF, _ITALIC_ON, _ITALIC_OFF = "\x1b[1m", "\x1b[22m", "\x1b[3m", "\x1b[23m"
+SLACK_LIMIT = SLACK.limit
+SMS_LIMIT = PLAIN.limit
+TELEGRAM_LIMIT = TELEGRAM.limit
+_WORDS = re.compile(r"\S+\s*|\s+")
+_MARKER = re.compile(r"\[(\d{1,2})\](?!\()")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def with_sources(text: str, sources: Sequence[Source]) -> str:
-    """The answer plus a short line naming the articles it came from (text channels show no cards)."""
+    """The answer plus the articles it came from, linked where they have a URL (text channels
+    show no cards). Numbered "[1] ..." as the answer's own markers when it cites by number."""
     if not sources:
         return text
     label = "Source" if len(sources) == 1 else "Sources"
-    return f"{text}\n\n{label}: {'; '.join(source.title for source in sources)}"
+    if numbered_sources(text, sources):
+        return f"{text}\n\n{label}:\n" + "\n".join(source_lines(sources, numbered=True))
+    return f"{text}\n\n{label}: {'; '.join(_source(source) for source in sources)}"
+
+
+def numbered_sources(text: str, sources: Sequence[Source]) -> bool:
+    """Whether the answer cites its sources by number ("[1]"), so they are listed numbered."""
+    return any(1 <= int(number) <= len(sources) for number in _MARKER.findall(text))
+
+
+def source_lines(sources: Sequence[Source], *, numbered: bool) -> list[str]:
+    """One Markdown line per source: "[1] Title" or "Source: Title", linked when it has a URL."""
+    return [f"\\[{n}\\] {_source(source)}" if numbered else f"Source: {_source(source)}"
+            for n, source in enumerate(sources, 1)]
+
+
+def _source(source: Source) -> str:
+    # "<url>" as the target: any URL the knowledge base allows, brackets and all, stays one link.
+    return f"[{escape(source.title)}](<{source.url}>)" if source.url else escape(source.title)
 
 
 def as_sent(reply: Reply) -> str:
     """A reply's text as a text channel sends it: a rep's name first (the widget shows it apart),
     then the answer, then its sources."""
-    text = f"**{reply.author}:** {reply.text}" if reply.author else reply.text
+    text = f"**{escape(reply.author)}:** {reply.text}" if reply.author else reply.text
     return with_sources(text, reply.meta.sources)
 
 
+def render(markdown: str, fmt: Format) -> str:
+    """The whole text in ``fmt``, however long."""
+    return _joined([(gap, fmt.block(block)) for gap, block in _gapped(parse(markdown.strip()))])
+
+
 def to_mrkdwn(markdown: str) -> str:
-    """Slack mrkdwn: ``*bold*``, ``_italic_``, ``<url|label>``; ``&``, ``<``, ``>`` escaped."""
-    text = markdown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _LINK.sub(lambda m: f"<{m[2]}|{m[1]}>" if _SLACK_TARGET.fullmatch(m[2]) else f"{m[1]} ({m[2]})",
-                     text)
-    text = _HEADING.sub(lambda m: f"\x00{m[1]}\x00", text)
-    text = _BOLD.sub(lambda m: f"\x00{m[1]}\x00", text)
-    text = _ITALIC.sub(lambda m: f"_{m[1]}_", text)
-    text = _BULLET.sub(lambda m: f"{m[1]}• ", text)
-    # Bold went through a placeholder so the italic pass does not read Slack's "*x*" as italic.
-    return text.replace("\x00", "*")
+    return render(markdown, SLACK)
 
 
 def to_telegram_html(markdown: str) -> str:
-    """Telegram's HTML parse mode: only ``b``, ``i``, ``code`` and ``a``; everything else escaped."""
-    text = html.escape(markdown, quote=False)
-    text = _CODE.sub(lambda m: f"<code>{m[1]}</code>", text)
-    text = _LINK.sub(lambda m: f'<a href="{m[2].replace(chr(34), "&quot;")}">{m[1]}</a>', text)
-    text = _HEADING.sub(lambda m: f"<b>{m[1]}</b>", text)
-    text = _BOLD.sub(lambda m: f"<b>{m[1]}</b>", text)
-    text = _ITALIC.sub(lambda m: f"<i>{m[1]}</i>", text)
-    return _BULLET.sub(lambda m: f"{m[1]}• ", text)
+    return render(markdown, TELEGRAM)
 
 
 def to_plain(markdown: str) -> str:
-    """Plain text for SMS and WhatsApp: markers dropped, links spelled out."""
-    text = _LINK.sub(lambda m: m[1] if m[1] == m[2] else f"{m[1]} ({m[2]})", markdown)
-    text = _HEADING.sub(lambda m: m[1], text)
-    text = _BOLD.sub(lambda m: m[1], text)
-    text = _ITALIC.sub(lambda m: m[1], text)
-    text = _CODE.sub(lambda m: m[1], text)
-    return _BULLET.sub(lambda m: f"{m[1]}- ", text)
+    return render(markdown, PLAIN)
 
 
 def to_terminal(markdown: str) -> str:
-    """ANSI bold and italics for a terminal (``click.echo`` drops them when output is not one),
-    links spelled out, bullets as "•". Control characters go first: text never drives the terminal."""
-    text = "".join(char for char in markdown if char in "\n\t" or unicodedata.category(char) != "Cc")
-    text = _LINK.sub(lambda m: m[1] if m[1] == m[2] else f"{m[1]} ({m[2]})", text)
-    text = _HEADING.sub(lambda m: f"{_BOLD_ON}{m[1]}{_BOLD_OFF}", text)
-    text = _BOLD.sub(lambda m: f"{_BOLD_ON}{m[1]}{_BOLD_OFF}", text)
-    text = _ITALIC.sub(lambda m: f"{_ITALIC_ON}{m[1]}{_ITALIC_OFF}", text)
-    text = _CODE.sub(lambda m: m[1], text)
-    return _BULLET.sub(lambda m: f"{m[1]}• ", text)
+    """For a terminal: control characters go first, so a text never drives the terminal."""
+    return render(_CONTROL.sub("", markdown), TERMINAL)
 
 
-def render_chunks(markdown: str, render: Render, limit: int) -> list[str]:
-    """The rendered text in as few chunks as fit ``limit``, split at the most natural boundary."""
-    return [render(piece) for piece in _pieces(markdown.strip(), render, limit) if piece.strip()]
+def render_chunks(markdown: str, fmt: Format, limit: int | None = None) -> list[str]:
+    """The rendered text in as few chunks as fit ``limit`` (the format's own by default)."""
+    limit = limit or fmt.limit
+    chunks: list[list[tuple[int, str]]] = []
+    size = 0
+    for gap, block in _gapped(parse(markdown.strip())):
+        for index, part in enumerate(_fit(block, fmt, limit)):
+            text = fmt.block(part)
+            cost = fmt.measure(text)
+            gap = gap if index == 0 else 1
+            if chunks and size + gap + cost <= limit:
+                chunks[-1].append((gap, text))
+                size += gap + cost
+            else:
+                chunks.append([(0, text)])
+                size = cost
+    rendered = (_joined(chunk) for chunk in chunks)
+    return [chunk for chunk in rendered if fmt.visible(chunk).strip()]
 
 
-def _pieces(markdown: str, render: Render, limit: int) -> list[str]:
-    """Markdown pieces that each render within ``limit``: paragraphs, else lines, else words."""
-    if len(render(markdown)) <= limit:
-        return [markdown]
-    for separator in ("\n\n", "\n", " "):
-        parts = markdown.split(separator)
-        if len(parts) > 1:
-            return _pack(parts, separator, render, limit)
-    return _hard_cut(markdown, render, limit)
+def _gapped(blocks: Sequence[Block]) -> list[tuple[int, Block]]:
+    """Each block with the newlines before it: one when the writer left no blank line."""
+    return [(0 if index == 0 else 2 if block.blank_before else 1, block)
+            for index, block in enumerate(blocks)]
 
 
-def _pack(parts: list[str], separator: str, render: Render, limit: int) -> list[str]:
-    packed: list[str] = []
-    for part in parts:
-        if packed and len(render(packed[-1] + separator + part)) <= limit:
-            packed[-1] += separator + part
-        elif len(render(part)) <= limit:
-            packed.append(part)
+def _joined(parts: Sequence[tuple[int, str]]) -> str:
+    return "".join("\n" * gap + text for gap, text in parts)
+
+
+def _fit(block: Block, fmt: Format, limit: int) -> list[Block]:
+    """``block`` as blocks of its kind that each fit ``limit``: whole lines, else cut lines."""
+    if fmt.measure(fmt.block(block)) <= limit:
+        return [block]
+    base = fmt.measure(fmt.block(Block(block.kind, ((),), block.language)))
+    per_line = fmt.measure(fmt.block(Block(block.kind, ((), ()), block.language))) - base
+    budget = max(limit - base, 1)
+    lines = [piece for line in block.lines for piece in _cut_line(line, block.kind, fmt, budget)]
+    parts: list[list[Line]] = []
+    size = 0
+    for line in lines:
+        cost = fmt.measure(fmt.line(block.kind, line))
+        if parts and size + per_line + cost <= budget:
+            parts[-1].append(line)
+            size += per_line + cost
         else:
-            packed.extend(_pieces(part, render, limit))
-    return packed
+            parts.append([line])
+            size = cost
+    return [Block(block.kind, tuple(part), block.language) for part in parts]
 
 
-def _hard_cut(word: str, render: Render, limit: int) -> list[str]:
-    # One "word" longer than the limit (a huge URL): cut it, shrinking the cut while escaping
-    # makes the rendered piece longer than the raw one.
-    size = limit
-    while size > 1 and len(render(word[:size])) > limit:
-        size = size * 3 // 4
-    return [word[i:i + size] for i in range(0, len(word), size)]
+def _cut_line(line: Line, kind: str, fmt: Format, budget: int) -> list[Line]:
+    """The line as lines that each fit ``budget``, cut between words; a link stays whole if it fits."""
+    def cost(span: Span) -> int:
+        return fmt.measure(fmt.line(kind, (span,)))
+
+    if fmt.measure(fmt.line(kind, line)) <= budget:
+        return [line]
+    units = [unit for span in line for unit in _units(span, cost, budget)]
+    cut: list[list[Span]] = [[]]
+    size = 0
+    for unit in units:
+        if cut[-1] and size + cost(unit) > budget:
+            cut.append([])
+            size = 0
+        cut[-1].append(unit)
+        size += cost(unit)
+    return [merged(_trimmed(spans)) for spans in cut]
+
+
+def _units(span: Span, cost, budget: int) -> list[Span]:
+    """What a line may be cut between: a whole link, else words; a unit over budget is cut up."""
+    if span.href is not None and cost(span) <= budget:
+        return [span]
+    if span.href is not None and cost(Span(span.text[:1], span.styles, span.href)) > budget:
+        span = Span(f"{span.text} ({span.href})", span.styles)  # a target longer than a message
+    words = [span.text] if span.href is not None else _WORDS.findall(span.text)
+    units: list[Span] = []
+    for word in words:
+        piece = Span(word, span.styles, span.href)
+        while cost(piece) > budget and len(piece.text) > 1:
+            size = _longest_fitting(piece, cost, budget)
+            units.append(Span(piece.text[:size], span.styles, span.href))
+            piece = Span(piece.text[size:], span.styles, span.href)
+        units.append(piece)
+    return units
+
+
+def _longest_fitting(span: Span, cost, budget: int) -> int:
+    low, high = 1, len(span.text)
+    while low < high:  # the largest prefix length whose rendering fits
+        middle = (low + high + 1) // 2
+        if cost(Span(span.text[:middle], span.styles, span.href)) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _trimmed(spans: list[Span]) -> list[Span]:
+    """No white space left dangling where a line was cut."""
+    if spans:
+        last = spans[-1]
+        spans[-1] = Span(last.text.rstrip() or last.text, last.styles, last.href)
+    return spans

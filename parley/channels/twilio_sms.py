@@ -20,11 +20,19 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.text import SMS_LIMIT, as_sent, render_chunks, to_plain
+from parley.channels.formats import PLAIN
+from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
-from parley.errors import InvalidSignature, MalformedPayload, UnsupportedMediaType, UpstreamError
+from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
+                           UpstreamError)
 
 FORM = "application/x-www-form-urlencoded"
+# Twilio error codes that say this customer cannot be written to now, in words for the reps.
+UNDELIVERABLE = {
+    63016: ("WhatsApp lets a business reply only within 24 hours of the customer's last message, and "
+            "that window has closed: nothing reaches them until they write again"),
+    21610: "they have opted out of messages from this number (they replied STOP)",
+}
 
 
 class TwilioAdapter(BaseAdapter):
@@ -91,7 +99,7 @@ class TwilioAdapter(BaseAdapter):
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), to_plain, SMS_LIMIT)
+        return render_chunks(as_sent(reply), PLAIN)
 
     def _create(self, reply: Reply, chunk: str) -> None:
         try:
@@ -106,6 +114,10 @@ def twilio_failure(exc: TwilioException | RequestException) -> UpstreamError:
     The SDK's exception carries no response headers, so there is no Retry-After to honour.
     """
     status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    if code in UNDELIVERABLE:
+        return Undeliverable(f"Twilio messages.create failed (HTTP {status}, error {code}): {exc}",
+                             reason=UNDELIVERABLE[code])
     transient = isinstance(exc, (RequestsConnectionError, Timeout)) or (
         isinstance(status, int) and (status == 429 or status >= 500))
     return UpstreamError(f"Twilio messages.create failed (HTTP {status}): {exc}", transient=transient)

@@ -176,7 +176,7 @@ def reply_json(reply: Reply) -> dict[str, object]:
         "id": reply.reply_id,
         "text": reply.text,
         "quick_replies": list(reply.quick_replies),
-        "sources": [{"id": s.id, "title": s.title} for s in reply.meta.sources],
+        "sources": [s.to_dict() for s in reply.meta.sources],
         "confidence": reply.meta.confidence,
         "engine": reply.meta.engine,
         "author": reply.author,
@@ -186,7 +186,7 @@ def reply_json(reply: Reply) -> dict[str, object]:
 def history_message(message: LoggedMessage) -> dict[str, object]:
     """One message as the browser's history shows it (``author`` set for a support rep)."""
     return {"id": message.id, "direction": message.direction, "text": message.text,
-            "author": message.author, "sources": [{"id": s.id, "title": s.title} for s in message.sources],
+            "author": message.author, "sources": [s.to_dict() for s in message.sources],
             "quick_replies": list(message.quick_replies), "created_at": message.created_at}
 
 

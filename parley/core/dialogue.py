@@ -252,6 +252,8 @@ class Dialogue:
                 return self._request_person(replace(session, low_confidence_streak=streak), reason=low)
             fallback = _Draft(text=self.policy.not_sure, quick_replies=(TALK_TO_PERSON,),
                               meta=replace(meta, intent="fallback", sources=()))
+            if not rules.desk:
+                fallback = replace(fallback, text=self.policy.not_sure_without_people, quick_replies=())
             return fallback, replace(session, low_confidence_streak=streak)
         return _Draft(text=answer.text, meta=meta), replace(session, low_confidence_streak=0)
 
@@ -260,11 +262,12 @@ class Dialogue:
         rules, now = self.policy.handoff, self._clock()
         meta = AnswerMeta(intent="handoff_request")
         if not rules.desk:
-            # No reps' channel: the request is recorded (once) and the customer told, the bot goes on.
+            # No reps' channel: the request is recorded (once) and the customer told the truth,
+            # that no person will answer here; the bot goes on.
             if session.handoff_requested_at is None:
                 session = replace(session, handoff_reason=reason, handoff_requested_at=now,
                                   handoffs=session.handoffs + 1)
-            return _Draft(text=self.policy.handoff_requested, meta=meta), session
+            return _Draft(text=self.policy.handoff_unavailable, meta=meta), session
         if session.is_handed_off:  # one open request at a time: never a second thread
             return _Draft(text=self.policy.handoff_texts.already_requested, meta=meta), session
         session = replace(session, handoff=handoff.transition(session.handoff, "request"),

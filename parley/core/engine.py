@@ -93,5 +93,6 @@ class RetrievalEngine:
 
     def _article_answer(self, article: Article, confidence: float, version: str) -> Answer:
         return Answer(text=article.body, confidence=confidence, engine=self.name,
-                      sources=(Source(id=article.id, title=article.title),), intent=article.id,
+                      sources=(Source(id=article.id, title=article.title, url=article.url),),
+                      intent=article.id,
                       model_version=version)

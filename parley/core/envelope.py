@@ -52,10 +52,15 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Source:
-    """A knowledge-base article an answer was grounded on."""
+    """A knowledge-base article an answer was grounded on, and where customers can read it."""
 
     id: str
     title: str
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """As stored and sent (the log, the cache, the widget); no ``url`` key when it has none."""
+        return {"id": self.id, "title": self.title, **({"url": self.url} if self.url else {})}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

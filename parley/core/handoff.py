@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from parley.core import phrases
-from parley.core.markdown import spelled_links
+from parley.core.markdown import escape, quoted, spelled_links
 from parley.core.sessions import HandoffState, Turn
 
 Transition = Literal["request", "claim", "hand_back", "resolve"]
@@ -197,8 +197,8 @@ def mask(customer: str) -> str:
 def header(*, channel: str, customer: str, reason: str, history: Sequence[Turn], turns: int,
            note_prefix: str, hours_note: str | None = None) -> str:
     """The first message of a conversation's thread in the reps' channel (neutral Markdown)."""
-    # Every quoted text is someone else's (the customer's, an LLM's): its links are spelled out.
-    lines = [f"**Customer on {channel}** ({mask(customer)}) needs a person: {spelled_links(reason)}."]
+    # Every quoted text is someone else's (the customer's, an LLM's): links spelled out, the rest literal.
+    lines = [f"**Customer on {channel}** ({mask(customer)}) needs a person: {quoted(reason)}."]
     if hours_note:
         lines.append(hours_note)
     recent = history[-turns:] if turns > 0 else ()
@@ -206,7 +206,7 @@ def header(*, channel: str, customer: str, reason: str, history: Sequence[Turn],
         lines.append("")
         lines.append("**Last messages:**")
         for turn in recent:
-            lines.append(f"> **{_speaker(turn.role)}:** {_one_line(spelled_links(turn.text))}")
+            lines.append(f"> **{_speaker(turn.role)}:** {escape(_one_line(spelled_links(turn.text)))}")
     lines.append("")
     lines.append("Reply in this thread to write to the customer; the first reply claims the conversation. "
                  f"Messages starting with `{note_prefix}` are internal notes and are not sent.")

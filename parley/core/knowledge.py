@@ -34,6 +34,7 @@ class Article:
     tags: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()
     category: str = ""
+    url: str | None = None  # the article on the public help centre, cited with the answer
 
 
 @dataclass(frozen=True, slots=True)

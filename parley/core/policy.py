@@ -27,8 +27,14 @@ class Policy:
     quick_replies: tuple[str, ...] = ()
     not_sure: str = ("I'm not sure I can answer that. Could you rephrase it, "
                      "or would you like to talk to a person?")
+    # The same without a reps' channel: no person is offered who would never come.
+    not_sure_without_people: str = "I'm not sure I can answer that. Could you rephrase it?"
     handoff_requested: str = ("I've let our support team know you'd like to talk to a person. "
                               "Someone will reply here as soon as they can.")
+    # Without a reps' channel nobody can reply in the chat: say so, rather than promise a person.
+    handoff_unavailable: str = ("Sorry, I can't put you through to a person from this chat: our support "
+                                "team doesn't answer here. I've noted that you asked, and I'm happy to "
+                                "keep helping with your question.")
     thanks: str = "You're welcome! Is there anything else I can help with?"
     media_only: str = "Sorry, I can only read text for now. Could you type your question?"
     flood_notice: str = FLOOD_NOTICE

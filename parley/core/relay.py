@@ -13,7 +13,7 @@ from parley.core import handoff
 from parley.core.desk import DeskKind, DeskPost
 from parley.core.envelope import AnswerMeta, Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules, InvalidTransition
-from parley.core.markdown import spelled_links
+from parley.core.markdown import quoted
 from parley.core.sessions import Session, Turn
 
 RATINGS = ("1", "2", "3", "4", "5")
@@ -77,7 +77,7 @@ def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, e
     """A customer message while handed off goes to the thread; the bot stays silent."""
     text = envelope.text or (f"[sent {len(envelope.attachments)} attachment(s)]" if envelope.attachments
                              else "[an empty message]")
-    replies: tuple[Reply, ...] = (to_desk(session, spelled_links(text), kind="customer"),)
+    replies: tuple[Reply, ...] = (to_desk(session, quoted(text), kind="customer"),)
     if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text, button="") is not None:
         # Asking again while waiting: reassure, never open a second thread.
         replies = (*replies, to_customer(session, texts.already_requested, intent="handoff_already"))

@@ -46,7 +46,7 @@ class CachedAnswer:
 
     def to_json(self) -> str:
         return json.dumps({"text": self.text, "model": self.model,
-                           "sources": [{"id": s.id, "title": s.title} for s in self.sources]})
+                           "sources": [s.to_dict() for s in self.sources]})
 
     @classmethod
     def from_json(cls, data: str | bytes) -> CachedAnswer:

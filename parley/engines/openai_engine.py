@@ -127,8 +127,10 @@ class OpenAIEngine:
             logger.warning("llm_output_blocked", reason="empty" if not text else "leak")
             return Answer(text=BLOCKED, confidence=1.0, engine=self.name,
                           model_version=self.prompt_version, intent="blocked", **usage)
-        sources = tuple(Source(id=hit.article.id, title=hit.article.title)
-                        for hit in prompt.cited(text, hits))
+        # The [n] markers renumbered to match the sources the customer is shown under the answer.
+        text, used = prompt.numbered(text, hits)
+        sources = tuple(Source(id=hit.article.id, title=hit.article.title, url=hit.article.url)
+                        for hit in used)
         if key is not None:
             self.cache.put(key, CachedAnswer(text=text, sources=sources, model=self.settings.model))
         return Answer(text=text, confidence=1.0, engine=self.name, sources=sources,

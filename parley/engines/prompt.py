@@ -44,6 +44,9 @@ HANDOFF_TOOL: dict[str, Any] = {
 # One token is about four characters of English; a conservative estimate needs no tokenizer files.
 CHARS_PER_TOKEN = 4
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+# A citation marker, with the space before it (dropped with a marker naming no passage); not the
+# label of a Markdown link ("[1](https://...)").
+_MARKER = re.compile(r" ?\[(\d{1,2})\](?!\()")
 _SHINGLE = 6  # words in a row that count as quoting the instructions
 _WORDS = re.compile(r"\w+")
 
@@ -92,6 +95,25 @@ def build_messages(*, system: str, hits: Sequence[Hit], history: Sequence[Turn],
         *history_window(history, max_history_tokens),
         {"role": "user", "content": question},
     ]
+
+
+def numbered(text: str, hits: Sequence[Hit]) -> tuple[str, list[Hit]]:
+    """The answer with its ``[n]`` markers renumbered 1, 2... in the order it first cites the
+    passages, and those passages: the sources shown under it, numbered alike. A marker naming no
+    passage is dropped; an answer citing none keeps its text, and every passage is its source."""
+    order: dict[int, int] = {}
+    for match in _MARKER.finditer(text):
+        cited_number = int(match[1])
+        if 1 <= cited_number <= len(hits):
+            order.setdefault(cited_number, len(order) + 1)
+
+    def renumber(match: re.Match[str]) -> str:
+        new = order.get(int(match[1]))
+        return "" if new is None else match[0].replace(f"[{match[1]}]", f"[{new}]")
+
+    if not order:
+        return _MARKER.sub("", text) if _MARKER.search(text) else text, list(hits)
+    return _MARKER.sub(renumber, text), [hits[number - 1] for number in order]
 
 
 def cited(text: str, hits: Sequence[Hit]) -> list[Hit]:

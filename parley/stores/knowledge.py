@@ -7,6 +7,7 @@ it lives here with the other stores, and ``load_index`` is the one place an inde
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import frontmatter
 import yaml
@@ -56,4 +57,16 @@ def _read(path: Path, root: Path) -> Article:
         tags=tuple(str(tag) for tag in meta.get("tags") or ()),
         questions=tuple(str(question) for question in meta.get("questions") or ()),
         category=relative.parts[0] if len(relative.parts) > 1 else "",
+        url=_url(path, meta.get("url")),
     )
+
+
+def _url(path: Path, value: object) -> str | None:
+    """The article's public page: an absolute http(s) URL, cited with every answer drawn from it."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.netloc
+            or any(char in value for char in " <>\n")):
+        raise ConfigError(f"{path}: front matter 'url' must be an absolute http(s) URL, got {value!r}")
+    return value

@@ -247,7 +247,7 @@ def _reply(reply: Reply, *, in_reply_to: str) -> dict[str, Any]:
         public_id=reply.reply_id, conversation_id=reply.conversation_id, direction="out",
         channel=reply.channel, text=reply.text, created_at=_now(), in_reply_to=in_reply_to,
         author=reply.author, engine=meta.engine, intent=meta.intent, confidence=meta.confidence,
-        sources=json.dumps([{"id": s.id, "title": s.title} for s in meta.sources]),
+        sources=json.dumps([s.to_dict() for s in meta.sources]),
         quick_replies=json.dumps(list(reply.quick_replies)), latency_ms=meta.latency_ms,
         cached=meta.cached, model_version=meta.model_version, model=meta.model,
         prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,

@@ -1,4 +1,5 @@
-"""``/slack/interactions`` (the thread's buttons) and ``/slack/commands`` (``/parley``), for reps.
+"""``/slack/interactions`` (the thread's buttons, and the customers' under answers, which
+``channels/slack_buttons`` takes) and ``/slack/commands`` (``/parley``), for reps.
 
 Buttons become agent envelopes through the inbox, like thread replies, so a conversation's rep
 and customer messages are handled in order by one worker. The slash command answers at once and
@@ -13,6 +14,8 @@ from __future__ import annotations
 import structlog
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from parley.channels.slack import SlackAdapter
+from parley.channels.slack_buttons import is_customer_action
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.text import to_mrkdwn
 from parley.errors import ChannelDisabled
@@ -42,7 +45,12 @@ def _desk() -> SlackDesk:
 
 @bp.post("/interactions")
 def interactions() -> Response:
-    return receive(_desk(), _services())
+    """A customer's button under an answer, or a rep's in the handoff channel."""
+    services = _services()
+    slack = services.adapters.get("slack")
+    if isinstance(slack, SlackAdapter) and is_customer_action(request):
+        return receive(slack.buttons, services)
+    return receive(_desk(), services)
 
 
 @bp.post("/commands")

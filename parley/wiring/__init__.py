@@ -82,7 +82,8 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     desk = desk_of(settings, log)
     limiter = rate_limiter_of(settings)  # one connection pool for the widget's limits and the floods'
     widget = widget_of(settings, mailbox, log, limiter, with_person=with_person_of(sessions, desk))
-    adapters: dict[str, WebhookAdapter] = {widget.name: widget, **text_channels_of(settings, desk=desk)}
+    adapters: dict[str, WebhookAdapter] = {widget.name: widget,
+                                           **text_channels_of(settings, desk=desk, log=log)}
     if desk is not None:
         adapters[DESK] = desk
     dialogue = Dialogue(engine=engine, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
@@ -125,7 +126,8 @@ def _poll_seconds(inbox: Inbox) -> float:
     return 2.0 if isinstance(inbox, RedisInbox) else 0.5
 
 
-def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None) -> dict[str, WebhookAdapter]:
+def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
+                     log: SqlConversationLog | None = None) -> dict[str, WebhookAdapter]:
     """Slack, Twilio and Telegram adapters, each only when its secrets are configured."""
     channels, limit = settings.channels, settings.limits.max_text_chars
     adapters: dict[str, WebhookAdapter] = {}
@@ -133,7 +135,8 @@ def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None) -> di
         adapters["slack"] = SlackAdapter(
             bot_token=_secret(channels.slack.bot_token),
             signing_secret=_secret(channels.slack.signing_secret),
-            api_url=channels.slack.api_url, max_text_chars=limit, desk=desk)
+            api_url=channels.slack.api_url, max_text_chars=limit, desk=desk,
+            feedback=log.record_feedback if log is not None else None)
     if channels.twilio.enabled:
         adapters["twilio"] = TwilioAdapter(
             account_sid=_secret(channels.twilio.account_sid),

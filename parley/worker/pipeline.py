@@ -20,7 +20,7 @@ from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
 from parley.core.handoff import DESK
 from parley.core.inbox import Delivery
 from parley.core.log import ConversationLog
-from parley.errors import ParleyError, UpstreamError
+from parley.errors import ParleyError, Undeliverable, UpstreamError
 from parley.metrics import Metrics
 
 logger = structlog.get_logger("parley.worker")
@@ -144,11 +144,17 @@ class Pipeline:
             logger.warning("failure_notice_failed", conversation_id=envelope.conversation_id,
                            error=type(exc).__name__, detail=str(exc))
 
-    def _tell_desk(self, envelope: Envelope, exc: ParleyError) -> None:
+    def _tell_desk(self, envelope: Envelope, exc: UpstreamError) -> None:
         # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
-        # however often the message is retried, the thread hears about it once.
+        # however often the message is retried, the thread hears about it once, at the first failure.
+        if isinstance(exc, Undeliverable):
+            text = f"Could not deliver this to the customer: {exc.reason}."
+        elif exc.transient:
+            text = f"Could not deliver this to the customer yet ({exc.public_message}); retrying."
+        else:
+            text = f"Could not deliver this to the customer: the platform refused it ({exc.public_message})."
         notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, desk=DeskPost(kind="error"),
-                       text=f"Could not deliver this to the customer ({exc.public_message}); retrying.",
+                       text=text,
                        in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-undelivered")
         try:
             self.outbox.deliver([notice])

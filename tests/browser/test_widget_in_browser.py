@@ -61,6 +61,8 @@ def test_question_answer_with_source_and_history_after_reload(page: Page, output
     answer = bot_messages(page).nth(1)
     expect(answer).to_contain_text("Forgot password")
     expect(answer.locator(".src")).to_have_text(PASSWORD_SOURCE)
+    # The article's url:, as a link
+    expect(answer.locator(".src a")).to_have_attribute("href", "https://help.acme.example/account/reset-password")
     page.screenshot(path=output_dir / "widget-desktop.png")
 
     page.reload()
@@ -327,6 +329,8 @@ def test_an_llm_answer_streams_in_before_it_is_finished(context: BrowserContext,
     assert STREAMED.startswith(shown) and len(shown) < len(STREAMED)
     answer = bot_messages(page).nth(1)
     expect(answer.locator(".bubble")).to_have_text(STREAMED)
-    expect(answer.locator(".src")).to_have_text(PASSWORD_SOURCE)
+    # The answer cites "[1]": its source is listed with that number, linked to the article's url:.
+    expect(answer.locator(".src")).to_have_text("[1] How do I reset my password?")
+    expect(answer.locator(".src a")).to_have_attribute("href", "https://help.acme.example/account/reset-password")
     expect(draft).to_have_count(0)
     expect(bot_messages(page)).to_have_count(2)  # the draft became the answer, not a second bubble

@@ -131,9 +131,12 @@ def test_slack_events_with_any_bytes_never_crash(client: FlaskClient, data: byte
                              headers=slack_headers(data)))
 
 
+# The customers' buttons under answers (channels/slack_buttons.py) share the endpoint.
+CUSTOMER_ACTIONS = ["parley_quick_reply_0", "parley_feedback_up", "parley_feedback_down"]
 interaction = optional_fields(
     type=st.sampled_from(["block_actions", "view_submission"]), trigger_id=text,
-    actions=st.lists(optional_fields(action_id=st.sampled_from(sorted(ACTIONS)), action_ts=TS), max_size=2),
+    actions=st.lists(optional_fields(action_id=st.sampled_from(sorted(ACTIONS) + CUSTOMER_ACTIONS), action_ts=TS,
+                                     value=text), max_size=2),
     user=optional_fields(id=ID, name=text, username=text),
     container=optional_fields(thread_ts=st.just(THREAD) | TS, message_ts=TS, channel_id=st.just(DESK)),
     channel=optional_fields(id=st.just(DESK)))

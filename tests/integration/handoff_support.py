@@ -15,7 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from parley.settings import Settings
 from tests.conftest import make_settings
-from tests.stubs.server import Call, StubServer
+from tests.stubs.server import Call, StubServer, slack_refusal
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -33,6 +33,9 @@ class SlackApi:
 
     def __call__(self, call: Call) -> tuple[int, dict[str, Any]]:
         if call.endpoint == "chat.postMessage":
+            refused = slack_refusal(call)
+            if refused is not None:
+                return refused
             with self._lock:
                 ts = f"{1732520300 + next(self._ts)}.000100"
                 self.posted.append((ts, call.params))

@@ -45,7 +45,8 @@ def test_chat_holds_a_terminal_conversation(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Hi! I'm the Acme assistant" in result.stdout
     assert "Forgot password" in result.stdout
-    assert "(source: How do I reset my password? [reset-password])" in result.stdout
+    assert ("(source: How do I reset my password? [reset-password] "
+            "https://help.acme.example/account/reset-password)") in result.stdout
     assert result.stdout.rstrip().endswith("bye")
 
 
@@ -57,7 +58,8 @@ def test_chat_asks_for_a_person_and_the_bot_goes_on_answering(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "error:" not in result.stderr
     handoff, answer = result.stdout.split("bot> ")[1:3]
-    assert handoff.startswith("I've let our support team know you'd like to talk to a person.")
+    # No reps' channel in the sample configuration: the customer is told no person answers here.
+    assert handoff.startswith("Sorry, I can't put you through to a person from this chat")
     assert "Forgot password" in answer and result.stdout.rstrip().endswith("bye")
     with sqlite3.connect(tmp_path / "parley.db") as database:
         events = database.execute("SELECT c.channel, e.kind FROM handoffevent e "

@@ -223,7 +223,7 @@ def test_without_a_handoff_channel_the_desk_routes_are_off(tmp_path: Path, slack
                                content_type="application/x-www-form-urlencoded", headers=signed(body))
         assert (response.status_code, response.get_json()) == (404, {"error": "not found"})
         reply = client.post("/widget/api/messages", json={"text": "talk to a person"}).get_json()
-        assert "let our support team know" in reply["replies"][0]["text"]
+        assert "can't put you through to a person" in reply["replies"][0]["text"]
     finally:
         app.extensions["parley"].close()
 

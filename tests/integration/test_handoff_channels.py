@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from parley.webhooks.app import create_app
 from tests.integration.handoff_support import PAYLOADS, Desk, SlackApi, handoff_settings, wait_until
-from tests.stubs.server import StubServer, serving, telegram_api, twilio_api
+from tests.stubs.server import WHATSAPP_WINDOW_CLOSED, Call, StubServer, serving, telegram_api, twilio_api
 
 ACCOUNT_SID = "ACfake0000000000000000000000000001"
 AUTH_TOKEN = "12345678901234567890123456789012"
@@ -46,8 +46,8 @@ def app(tmp_path: Path, stubs: dict[str, StubServer], database: dict[str, str]) 
     app.extensions["parley"].close()
 
 
-def sms(client: FlaskClient, text: str) -> None:
-    form = dict(parse_qsl((PAYLOADS / "twilio" / "sms.txt").read_text().strip(), keep_blank_values=True))
+def sms(client: FlaskClient, text: str, *, payload: str = "sms.txt") -> None:
+    form = dict(parse_qsl((PAYLOADS / "twilio" / payload).read_text().strip(), keep_blank_values=True))
     sid = f"SM{next(SEQ):032d}"
     form.update(Body=text, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid)
     body = urlencode(form)
@@ -132,6 +132,46 @@ def test_a_customer_channel_that_fails_to_deliver_is_reported_in_the_thread_once
             desk.wait_in_thread(thread, "Could not deliver this to the customer")
             inbox = app.extensions["parley"].inbox
             assert wait_until(lambda: inbox.dead_letters, timeout=20)  # retried, then set aside: no loop
+            assert sum("Could not deliver" in text for text in desk.thread(thread)) == 1
+        finally:
+            app.extensions["parley"].close()
+
+
+@pytest.mark.parametrize("channel", ["telegram", "whatsapp"])
+def test_a_rep_reply_the_platform_will_not_deliver_is_reported_at_once_with_the_reason(
+        tmp_path: Path, api: SlackApi, channel: str) -> None:
+    # Telegram answers 403 once the customer blocked the bot; Twilio 63016 once WhatsApp's 24-hour
+    # window closed. The rep must hear it in the thread at once, with the reason, not believe it sent.
+    refusing = {"on": False}
+
+    def twilio_refusal(call: Call) -> tuple[int, dict] | None:
+        return WHATSAPP_WINDOW_CLOSED if refusing["on"] and call.method == "POST" else None
+
+    with serving(api) as slack, serving(telegram_api(blocked=lambda: refusing["on"])) as bot_api, \
+            serving(twilio_api(refuse=twilio_refusal)) as twilio:
+        app = create_app(handoff_settings(
+            tmp_path, slack, TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN, TELEGRAM_SECRET_TOKEN=TELEGRAM_SECRET,
+            TELEGRAM_API_URL=bot_api.url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_API_URL=twilio.url))
+        try:
+            client = app.test_client()
+            desk = Desk(client, api)
+            if channel == "telegram":
+                telegram(client, "talk to a person")
+            else:
+                sms(client, "talk to a person", payload="whatsapp.txt")
+            thread = desk.wait_for_thread()
+            refusing["on"] = True
+            started = time.monotonic()
+            desk.reply(thread, "Hello from support")
+            reason = {"telegram": "they have blocked the bot on Telegram",
+                      "whatsapp": "WhatsApp lets a business reply only within 24 hours"}[channel]
+            thread_texts = desk.wait_in_thread(thread, "Could not deliver")
+            [notice] = [text for text in thread_texts if "deliver" in text]
+            assert reason in notice and "retrying" not in notice
+            assert time.monotonic() - started < 5  # at the first failure, not after the retries
+            inbox = app.extensions["parley"].inbox
+            assert wait_until(lambda: inbox.dead_letters, timeout=20)
             assert sum("Could not deliver" in text for text in desk.thread(thread)) == 1
         finally:
             app.extensions["parley"].close()

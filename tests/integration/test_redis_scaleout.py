@@ -45,7 +45,7 @@ QUESTIONS = [
     "How do I cancel my Acme Plus membership?",
     "How do I get an invoice for my order?",
 ]
-_SOURCE = re.compile(r"Source: (.+)$")
+_SOURCE = re.compile(r"Source: (?:<[^|>]+\|)?([^<>]+)>?$")  # "<url|title>" when the article has a URL
 
 
 @dataclass

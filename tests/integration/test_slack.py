@@ -6,14 +6,17 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from slack_sdk.signature import SignatureVerifier
+from sqlmodel import Session, select
 
 from parley.channels.slack import SlackAdapter
 from parley.core.envelope import Reply
+from parley.stores.sql import Feedback
 from parley.webhooks.app import create_app
 from tests.conftest import make_settings
 from tests.stubs.server import StubServer, serving, slack_api
@@ -72,7 +75,8 @@ def test_a_direct_message_is_answered_in_the_dm_in_mrkdwn(app: Flask, client: Fl
     text = call.params["text"]
     assert "open *Sign in* and choose _Forgot password?_" in text
     assert "*Settings &gt; Security &gt; Change password*" in text
-    assert text.endswith("Source: How do I reset my password?")
+    assert text.endswith(
+        "Source: <https://help.acme.example/account/reset-password|How do I reset my password?>")
 
 
 def test_a_mention_is_answered_in_its_thread(app: Flask, client: FlaskClient, slack: StubServer) -> None:
@@ -173,3 +177,78 @@ def test_long_replies_are_split_under_the_limit_in_order(slack: StubServer) -> N
     assert len(calls) == 2
     assert all(len(call.params["text"]) <= 40_000 and call.params["thread_ts"] == "1.2" for call in calls)
     assert calls[0].params["text"].startswith("Paragraph 0") and "Paragraph 4" in calls[1].params["text"]
+
+
+def press(client: FlaskClient, name: str, **action: str):
+    """A customer's button press, as Slack posts it: a signed form with the JSON payload."""
+    body = json.loads(payload(name))
+    body["actions"][0].update(action)
+    form = urlencode({"payload": json.dumps(body)}).encode()
+    return client.post("/slack/interactions", data=form, content_type="application/x-www-form-urlencoded",
+                       headers=signed_headers(form))
+
+
+def test_an_answer_is_block_kit_with_its_source_linked_and_thumbs(app: Flask, client: FlaskClient,
+                                                                   slack: StubServer) -> None:
+    assert post(client, payload("message_im.json")).status_code == 200
+    [call] = slack.wait_for("chat.postMessage")  # the stub refuses blocks Slack would refuse
+    section, sources, thumbs = call.params["blocks"]
+    assert section["type"] == "section"
+    assert "open *Sign in* and choose _Forgot password?_" in section["text"]["text"]
+    assert sources == {"type": "context", "block_id": "parley_sources", "elements": [{
+        "type": "mrkdwn",
+        "text": "Source: <https://help.acme.example/account/reset-password|How do I reset my password?>"}]}
+    assert [(b["action_id"], b["text"]["text"]) for b in thumbs["elements"]] == [
+        ("parley_feedback_up", "👍 Helpful"), ("parley_feedback_down", "👎 Not helpful")]
+    answer_id = thumbs["elements"][0]["value"]
+    transcript = app.extensions["parley"].log.transcript("slack:T0123ACME:D0CUSTOMER1", "slack")
+    assert transcript is not None and transcript[-1].id == answer_id
+
+    # The customer presses 👍: a signed block_actions payload, stored as feedback on that answer.
+    assert press(client, "block_actions_feedback.json", value=answer_id).status_code == 200
+    with Session(app.extensions["parley"].log.database) as session:
+        rows = session.scalars(select(Feedback).where(Feedback.message_id == answer_id)).all()
+    assert [(row.conversation_id, row.score) for row in rows] == [("slack:T0123ACME:D0CUSTOMER1", 1)]
+    assert press(client, "block_actions_feedback.json", value=answer_id, action_id="parley_feedback_down",
+                 action_ts="1732520231.1").status_code == 200
+    with Session(app.extensions["parley"].log.database) as session:
+        assert [row.score for row in session.scalars(select(Feedback)).all()] == [-1]  # changed, not added
+
+
+def test_quick_replies_are_buttons_and_a_press_is_the_next_message(app: Flask, client: FlaskClient,
+                                                                     slack: StubServer) -> None:
+    hello = json.loads(payload("message_im.json"))
+    hello["event"]["text"], hello["event_id"] = "hello", "Ev0DMHELLO01"
+    assert post(client, json.dumps(hello).encode()).status_code == 200
+    [greeting] = slack.wait_for("chat.postMessage")
+    buttons = greeting.params["blocks"][-1]
+    assert buttons["block_id"] == "parley_quick_replies"
+    assert [b["value"] for b in buttons["elements"]] == [
+        "Track my order", "Start a return", "Reset my password", "Talk to a person"]
+
+    # Pressed, through the inbox like a typed message, answered in the same DM; a retry is deduplicated.
+    assert press(client, "block_actions_quick_reply.json").status_code == 200
+    assert press(client, "block_actions_quick_reply.json").status_code == 200
+    answers = slack.settle("chat.postMessage", at_least=2)
+    assert len(answers) == 2 and answers[1].params["channel"] == "D0CUSTOMER1"
+    assert "Forgot password" in answers[1].params["text"]
+    transcript = app.extensions["parley"].log.transcript("slack:T0123ACME:D0CUSTOMER1", "slack")
+    assert transcript is not None
+    assert [m.text for m in transcript if m.direction == "in"] == ["hello", "Reset my password"]
+
+
+def test_a_forged_or_broken_press_is_refused(client: FlaskClient, slack: StubServer) -> None:
+    form = urlencode({"payload": payload("block_actions_quick_reply.json").decode()}).encode()
+    forged = client.post("/slack/interactions", data=form, content_type="application/x-www-form-urlencoded",
+                         headers=signed_headers(form, secret="another-secret"))
+    assert forged.status_code == 401
+    broken = json.loads(payload("block_actions_quick_reply.json"))
+    del broken["user"]
+    assert press_raw(client, broken).status_code == 400
+    assert slack.settle("chat.postMessage", quiet=0.3) == []
+
+
+def press_raw(client: FlaskClient, body: dict):
+    form = urlencode({"payload": json.dumps(body)}).encode()
+    return client.post("/slack/interactions", data=form, content_type="application/x-www-form-urlencoded",
+                       headers=signed_headers(form))

@@ -11,12 +11,16 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from parley.channels.formats import TELEGRAM
 from parley.channels.telegram import TelegramAdapter
 from parley.channels.text import to_telegram_html, with_sources
 from parley.cli import main
 from parley.core.envelope import AnswerMeta, Reply, Source
+from parley.errors import UpstreamError
 from parley.webhooks.app import create_app
 from tests.conftest import CONFIG, ROOT, make_settings
+from tests.integration.llm_support import llm_settings, openai_stub  # noqa: F401 - fixture
+from tests.stubs.openai_stub import OpenAIStub, Outcome
 from tests.stubs.server import StubServer, serving, telegram_api
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads" / "telegram"
@@ -56,7 +60,8 @@ def test_a_text_message_is_answered_in_html(app: Flask, client: FlaskClient, tel
     text = call.params["text"]
     assert "open <b>Sign in</b> and choose <i>Forgot password?</i>" in text
     assert "<b>Settings &gt; Security &gt; Change password</b>" in text
-    assert text.endswith("Source: How do I reset my password?")
+    assert text.endswith('Source: <a href="https://help.acme.example/account/reset-password">'
+                         "How do I reset my password?</a>")
 
 
 def test_typing_is_shown_while_the_answer_is_prepared(client: FlaskClient, telegram: StubServer) -> None:
@@ -152,9 +157,10 @@ def test_long_replies_are_split_at_4096_with_balanced_html(telegram: StubServer)
     finally:
         adapter.close()
     texts = [call.params["text"] for call in telegram.to("sendMessage")]
-    assert len(texts) == 4  # 13,000 characters of HTML
+    # 13,000 characters of HTML, 8,000 once Telegram parsed the entities: it counts the latter.
+    assert len(texts) == 2
     assert "\n".join(texts) == to_telegram_html(with_sources(lines, sources))
-    assert all(len(text) <= 4096 and text.count("<b>") == text.count("</b>") for text in texts)
+    assert all(TELEGRAM.measure(text) <= 4096 and text.count("<b>") == text.count("</b>") for text in texts)
     assert texts[0].startswith("• <b>Step 0</b>: open &lt;Settings&gt; &amp; tap "
                                '<a href="https://acme.example/h?0&amp;x=1">help</a>')
     assert texts[-1].endswith("Source: Help &amp; FAQ")
@@ -170,3 +176,65 @@ def test_set_webhook_registers_the_url_and_the_secret(tmp_path: Path, telegram: 
     assert call.params["url"] == "https://bot.acme.example/telegram/webhook"
     assert call.params["secret_token"] == SECRET
     assert "webhook set" in result.output
+
+
+def test_the_stub_refuses_what_telegram_refuses(telegram: StubServer) -> None:
+    # The stub holds the Bot API's rules, so a renderer regression fails here as it would live.
+    adapter = TelegramAdapter(bot_token=BOT_TOKEN, secret_token=SECRET, api_url=telegram.url,
+                              max_text_chars=2000)
+    try:
+        for bad, why in [("<b><i>x</b></i>", "Unmatched end tag"), ("<h1>x</h1>", "Unsupported start tag"),
+                         ("a & b", "end of the entity"), ("<code><b>x</b></code>", "can't be inside"),
+                         ("x" * 4097, "message is too long"), ("<b> </b>", "message text is empty")]:
+            with pytest.raises(UpstreamError, match=f"(?i){why}"):
+                adapter._send(Reply(conversation_id="telegram:1", channel="telegram", text="",
+                                    route={"chat_id": "1"}), bad)
+    finally:
+        adapter.close()
+
+
+def test_an_llm_answer_in_any_markdown_reaches_the_customer(tmp_path: Path, telegram: StubServer,
+                                                             openai_stub: OpenAIStub) -> None:
+    # "***x***" used to become "<b><i>x</b></i>": Telegram refused it and the answer was dead-lettered.
+    answer = ("***Important:*** see [Mercury](https://en.wikipedia.org/wiki/Mercury_(planet)) [1].\n\n"
+              "```bash\nparley chat < in & out\n```\n\n~~old~~ new\n\n> quoted\n\n"
+              "| a | b |\n|---|---|\n| 1 | 2 |")
+    openai_stub.queue(Outcome(text=answer))
+    settings = llm_settings(tmp_path, openai_stub, environ={
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_SECRET_TOKEN": SECRET, "TELEGRAM_API_URL": telegram.url})
+    app = create_app(settings)
+    try:
+        assert post(app.test_client(), payload("text.json")).status_code == 200
+        [call] = telegram.wait_for("sendMessage")
+        sent = telegram.settle("sendMessage", at_least=1)
+    finally:
+        app.extensions["parley"].close()
+    assert len(sent) == 1
+    text = call.params["text"]
+    assert text.startswith("<b><i>Important:</i></b> see "
+                           '<a href="https://en.wikipedia.org/wiki/Mercury_(planet)">Mercury</a>')
+    assert '<pre><code class="language-bash">parley chat &lt; in &amp; out</code></pre>' in text
+    assert "<s>old</s> new" in text and "<blockquote>quoted</blockquote>" in text
+
+
+def test_the_llm_markers_match_the_numbered_sources_shown(tmp_path: Path, telegram: StubServer,
+                                                          openai_stub: OpenAIStub) -> None:
+    # The model cites its passages [2] then [1]; the customer sees [1] and [2], listed under the
+    # answer in that order, each linked to its article when the article has a url:.
+    openai_stub.queue(Outcome(text="Choose *Forgot password?* [2]. The link lasts an hour [1]."))
+    settings = llm_settings(tmp_path, openai_stub, environ={
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_SECRET_TOKEN": SECRET, "TELEGRAM_API_URL": telegram.url})
+    app = create_app(settings)
+    try:
+        assert post(app.test_client(), payload("text.json")).status_code == 200
+        [call] = telegram.wait_for("sendMessage")
+    finally:
+        app.extensions["parley"].close()
+    passages = next(m["content"] for m in openai_stub.requests[0]["messages"]
+                    if m["content"].startswith("Knowledge-base passages"))
+    titles = dict(line.split("] ", 1) for line in passages.splitlines() if line.startswith("["))
+    assert titles["[1"] == "How do I reset my password?"
+    assert call.params["text"] == (
+        "Choose <i>Forgot password?</i> [1]. The link lasts an hour [2].\n\nSources:\n"
+        f"[1] {titles['[2']}\n"
+        '[2] <a href="https://help.acme.example/account/reset-password">How do I reset my password?</a>')

@@ -67,7 +67,9 @@ def test_an_sms_is_acked_with_empty_twiml_and_answered_by_rest(client: FlaskClie
     assert (call.params["To"], call.params["From"]) == ("+12125550123", "+14155550100")
     body = call.params["Body"]
     assert "open Sign in and choose Forgot password?" in body and "**" not in body
-    assert body.endswith("Source: How do I reset my password?")
+    # The article's url: as a plain URL, what an SMS can show.
+    assert body.endswith("Source: How do I reset my password? "
+                         "(https://help.acme.example/account/reset-password)")
 
 
 def test_whatsapp_is_answered_from_the_whatsapp_sender(app: Flask, client: FlaskClient,

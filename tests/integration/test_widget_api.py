@@ -25,7 +25,8 @@ def test_first_answer_names_its_source_and_starts_a_conversation(client: FlaskCl
     body = response.get_json()
     [reply] = body["replies"]
     assert "Forgot password" in reply["text"]
-    assert reply["sources"] == [{"id": "reset-password", "title": "How do I reset my password?"}]
+    assert reply["sources"] == [{"id": "reset-password", "title": "How do I reset my password?",
+                                 "url": "https://help.acme.example/account/reset-password"}]
     assert body["conversation_id"]
 
 

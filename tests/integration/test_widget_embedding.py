@@ -213,7 +213,8 @@ def test_a_browser_hears_its_first_answer_on_the_conversation_it_is_starting(cli
     [(_, event)] = read_events(stream, 1)
     stream.close()
     assert event["message"]["id"] == sent["replies"][0]["id"]
-    assert event["message"]["sources"] == [{"id": "reset-password", "title": "How do I reset my password?"}]
+    assert event["message"]["sources"] == [{"id": "reset-password", "title": "How do I reset my password?",
+                                            "url": "https://help.acme.example/account/reset-password"}]
 
 
 def test_events_of_a_malformed_conversation_id_are_404(client: FlaskClient) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.stubs import slack_rules, telegram_rules
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -106,17 +108,48 @@ def serving(answer: Answer) -> Iterator[StubServer]:
         server._server.shutdown()
 
 
+def slack_refusal(call: Call) -> tuple[int, dict[str, Any]] | None:
+    """Slack's answer to a chat.postMessage it refuses (``slack_rules``): 200, ok false; else None."""
+    try:
+        slack_rules.check_text(call.params.get("text"), has_blocks=bool(call.params.get("blocks")))
+        if "blocks" in call.params:
+            slack_rules.check_blocks(_json_field(call.params["blocks"]))
+    except slack_rules.Refused as refused:
+        return 200, {"ok": False, "error": str(refused)}
+    return None
+
+
 def slack_api(call: Call) -> tuple[int, dict[str, Any]]:
+    """chat.postMessage, refusing what Slack refuses as Slack does."""
     if call.endpoint == "chat.postMessage":
+        refused = slack_refusal(call)
+        if refused is not None:
+            return refused
         return 200, {"ok": True, "channel": call.params.get("channel"), "ts": f"{time.time():.6f}",
                      "message": {"type": "message", "text": call.params.get("text")}}
     return 200, {"ok": False, "error": "unknown_method"}
 
 
-def twilio_api() -> Answer:
+# Twilio's refusal when a WhatsApp conversation's 24-hour customer-service window has closed.
+WHATSAPP_WINDOW_CLOSED = (400, {
+    "code": 63016, "status": 400, "more_info": "https://www.twilio.com/docs/errors/63016",
+    "message": "Failed to send freeform message because you are outside the allowed window. "
+               "If you are using WhatsApp, please use a Message Template."})
+
+
+def _json_field(value: Any) -> Any:
+    """A JSON body's list, or a form field's JSON text (slack_sdk sends either)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def twilio_api(refuse: Callable[[Call], tuple[int, dict[str, Any]] | None] = lambda call: None) -> Answer:
+    """Messages.json; ``refuse(call)`` may answer a create with one of Twilio's errors instead."""
     sids = itertools.count(1)
 
     def answer(call: Call) -> tuple[int, dict[str, Any]]:
+        refusal = refuse(call) if call.endpoint == "Messages.json" else None
+        if refusal is not None:
+            return refusal
         if call.endpoint == "Messages.json" and call.method == "POST":
             account = call.path.split("/")[3]
             return 201, {"sid": f"SM{next(sids):032d}", "account_sid": account, "status": "queued",
@@ -126,11 +159,23 @@ def twilio_api() -> Answer:
     return answer
 
 
-def telegram_api() -> Answer:
+BLOCKED_BY_USER = (403, {"ok": False, "error_code": 403,
+                         "description": "Forbidden: bot was blocked by the user"})
+
+
+def telegram_api(blocked: Callable[[], bool] = lambda: False) -> Answer:
+    """The Bot API, refusing a ``sendMessage`` Telegram would refuse (``telegram_rules``) with its 400,
+    and with its 403 while ``blocked()`` (the customer blocked the bot)."""
     ids = itertools.count(1)
 
     def answer(call: Call) -> tuple[int, dict[str, Any]]:
         if call.endpoint == "sendMessage":
+            if blocked():
+                return BLOCKED_BY_USER
+            try:
+                telegram_rules.check_message(str(call.params.get("text", "")), call.params.get("parse_mode"))
+            except telegram_rules.Refused as refused:
+                return 400, {"ok": False, "error_code": 400, "description": str(refused)}
             chat = {"id": int(call.params["chat_id"]), "type": "private"}
             message = {"message_id": next(ids), "date": int(time.time()), "chat": chat,
                        "text": call.params.get("text", "")}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parley.core.dialogue import TALK_TO_PERSON
 from parley.core.envelope import Envelope, reply_id
 from parley.core.sessions import Session, Turn
 from parley.stores.memory import MemorySessionStore
@@ -25,10 +24,11 @@ def test_greets_with_the_configured_greeting_and_quick_replies(bot: Bot) -> None
     assert "Track my order" in reply.quick_replies
 
 
-def test_unknown_question_gets_not_sure_and_the_offer_of_a_person(bot: Bot) -> None:
+def test_unknown_question_gets_not_sure_and_no_person_nobody_would_send(bot: Bot) -> None:
+    # The sample configuration has no reps' channel: offering a person would be a false promise.
     reply = bot.ask("what should I name my new puppy")
-    assert "not sure" in reply.text
-    assert reply.quick_replies == (TALK_TO_PERSON,)
+    assert reply.text == "I'm not sure I can answer that. Could you rephrase it?"
+    assert reply.quick_replies == ()
     assert reply.meta.sources == ()
     assert bot.services.sessions.load(bot.conversation_id).low_confidence_streak == 1
 

@@ -185,7 +185,10 @@ def test_an_engine_that_keeps_failing_hands_off_instead_of_leaving_the_customer_
 
 def test_without_a_desk_a_request_is_recorded_and_the_bot_goes_on() -> None:
     desk = Desk(HandoffRules(desk=False, keywords=("refund",)))
-    assert seen(desk.customer("talk to a human")) == [("sms", desk.dialogue.policy.handoff_requested)]
+    # Nobody would reply in the chat, so the customer is not told someone will.
+    [(channel, told)] = seen(desk.customer("talk to a human"))
+    assert (channel, told) == ("sms", desk.dialogue.policy.handoff_unavailable)
+    assert "reply here" not in told and "can't put you through to a person" in told
     assert desk.session.handoff == "bot" and desk.session.handoff_requested_at is not None
     assert desk.customer("refund")[0].text == "bot answer to refund"
     assert [kind for kind, _, _ in desk.events.kinds] == ["requested"]

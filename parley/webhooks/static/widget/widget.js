@@ -299,10 +299,14 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   function botNode(msg) {
     const author = str(msg.author);
     const sources = Array.isArray(msg.sources) ? msg.sources.filter((s) => s && s.title) : [];
+    // Numbered like the answer's own "[1]" markers when it has them; linked when the article has a URL.
+    const numbered = /\[\d{1,2}\](?!\()/.test(str(msg.text));
     return h('div', { class: author ? 'msg agent' : 'msg bot' },
       h('div', { class: author ? 'meta' : 'sr' }, author ? `${author} (support)` : 'Assistant:'),
       h('div', { class: 'bubble' }, renderMarkdown(str(msg.text))),
-      ...sources.map((s) => h('div', { class: 'src' }, `Source: ${s.title}`)),
+      ...sources.map((s, i) => h('div', { class: 'src' }, numbered ? `[${i + 1}] ` : 'Source: ',
+        /^https?:\/\//i.test(str(s.url))
+          ? h('a', { href: s.url, target: '_blank', rel: 'noopener noreferrer' }, s.title) : s.title)),
       msg.id && !author ? feedbackBar(msg.id) : null);
   }
 
