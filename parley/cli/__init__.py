@@ -20,6 +20,7 @@ COMMANDS = (doctor, check_config, serve, chat, worker, inbox, db, export, label,
 
 
 @click.group()
+@click.version_option(package_name="parley", message="%(prog)s %(version)s")
 @click.option("--config", "config", envvar="PARLEY_CONFIG", default=None,
               help="Path of the YAML (default config/parley.yaml).")
 @click.pass_context

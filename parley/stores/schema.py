@@ -18,6 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from parley.errors import SchemaBehind
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The revision that matches the tables `create_all` made before migrations existed.
 BASELINE = "0001"
@@ -49,6 +51,24 @@ def downgrade(database: Engine, revision: str) -> None:
 def current(database: Engine) -> str | None:
     with database.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_current(database: Engine) -> None:
+    """Raise ``SchemaBehind`` unless the database is at the newest revision: for the read-only
+    commands, which must not need (or use) the right to alter tables."""
+    revision, head = current(database), current_head()
+    if revision == head:
+        return
+    if revision is None:
+        raise SchemaBehind(f"the database has no Parley schema yet (this Parley needs revision {head}): "
+                           "run `parley db upgrade` (or start `parley serve` once) with credentials "
+                           "that may create tables")
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if revision not in known:
+        raise SchemaBehind(f"the database is at revision {revision}, which this Parley does not know "
+                           f"(its newest is {head}): the database was upgraded by a newer Parley")
+    raise SchemaBehind(f"the database is at revision {revision} and this Parley needs {head}: run "
+                       "`parley db upgrade` with credentials that may alter tables, then try again")
 
 
 def current_head() -> str:
