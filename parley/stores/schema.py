@@ -1,4 +1,4 @@
-"""Creating and upgrading the SQL schema through the Alembic migrations in ``migrations/``.
+"""Creating and upgrading the SQL schema through the Alembic migrations in ``parley/migrations/``.
 
 The app upgrades to the newest revision at start, so the embedded mode needs no extra step;
 ``parley db upgrade|downgrade`` does the same by hand (and prints SQL with ``--sql``). On
@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from parley.errors import SchemaBehind
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package, so a plain (non-editable) install carries them.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 # The revision that matches the tables `create_all` made before migrations existed.
 BASELINE = "0001"
 _LOCK_ID = 0x7061726C6579  # "parley"
