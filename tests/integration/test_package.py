@@ -120,3 +120,19 @@ def test_a_plain_install_serves_the_widget_and_migrates_at_start(
     version = subprocess.run([str(installed / "bin" / "parley"), "--version"], capture_output=True, text=True,
                              env={**os.environ, "PATH": str(installed / "bin")})
     assert version.stdout == "parley 0.1.0\n"
+
+
+def test_parley_imports_no_private_module_of_a_dependency() -> None:
+    # `openai._httpx2`, `slack_sdk._...`: a library's private modules change without notice.
+    import ast
+
+    private = []
+    for path in (ROOT / "parley").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [f"{node.module}.{alias.name}" for alias in node.names] \
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            private += [f"{path.relative_to(ROOT)}: {name}" for name in names
+                        if name.split(".")[0] != "parley" and any(part.startswith("_") and part != "__future__"
+                                                                  for part in name.split("."))]
+    assert private == []
