@@ -35,7 +35,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of sections, not {type(raw).__name__}")
-    data = _apply_overrides(expand(raw, environ, file=file), environ)
+    data = _apply_overrides(_beside_the_file(expand(raw, environ, file=file), file), environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -82,6 +82,17 @@ def expand(value: Any, environ: Mapping[str, str], *, file: Path, where: str = "
     if expanded == "" and _REFERENCE.fullmatch(value):
         return None
     return expanded
+
+
+def _beside_the_file(data: dict[str, Any], file: Path) -> dict[str, Any]:
+    # A relative knowledge.path written in the YAML is read from the file's directory, so the
+    # file means the same whoever starts Parley from wherever (PARLEY_KNOWLEDGE, typed in a shell,
+    # stays relative to where it was typed).
+    knowledge = data.get("knowledge")
+    if isinstance(knowledge, dict) and isinstance(knowledge.get("path"), str) \
+            and not Path(knowledge["path"]).is_absolute():
+        data = {**data, "knowledge": {**knowledge, "path": str(file.parent / knowledge["path"])}}
+    return data
 
 
 def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

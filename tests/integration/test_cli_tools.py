@@ -176,3 +176,19 @@ def test_inbox_status_reads_the_embedded_inbox_from_its_file(env: dict[str, str]
 
     refused = run("inbox", "replay", "1", env=env)
     assert refused.returncode == 1 and "this command needs REDIS_URL" in refused.stderr
+
+
+def test_init_scaffolds_a_bot_that_answers_from_its_first_article(env: dict[str, str], tmp_path: Path) -> None:
+    del env["PARLEY_KNOWLEDGE"]
+    made = run("init", str(tmp_path / "mybot"), "--title", "Acme: Help", env=env)
+    assert made.returncode == 0, made.stderr
+    config = tmp_path / "mybot" / "parley.yaml"
+    assert f"export PARLEY_CONFIG={config}" in made.stdout
+    elsewhere = tmp_path / "elsewhere"  # the YAML's relative knowledge.path is read beside it
+    elsewhere.mkdir()
+    chat = subprocess.run([str(PARLEY), "chat"], cwd=elsewhere, env={**env, "PARLEY_CONFIG": str(config)},
+                          input="where do I begin\nquit\n", text=True, capture_output=True, timeout=120)
+    assert chat.returncode == 0, chat.stderr
+    assert "(source: How do I get started? [getting-started])" in chat.stdout
+    again = run("init", str(tmp_path / "mybot"), env=env)
+    assert again.returncode == 1 and f"{config} already exists: nothing was written" in again.stderr
