@@ -120,6 +120,11 @@ def test_a_plain_install_serves_the_widget_and_migrates_at_start(
     version = subprocess.run([str(installed / "bin" / "parley"), "--version"], capture_output=True, text=True,
                              env={**os.environ, "PATH": str(installed / "bin")})
     assert version.stdout == "parley 0.1.0\n"
+    _, process = served
+    process.terminate()
+    output = process.communicate(timeout=30)[0].decode()
+    assert "Running upgrade 0004 -> 0005" in output  # migrated at start, from the package's own files
+    assert "Control socket" not in output and "setup plugin" not in output  # neither a socket nor noise
 
 
 def test_parley_imports_no_private_module_of_a_dependency() -> None:
