@@ -45,17 +45,13 @@ class Completion:
 
 
 def make_client(settings: LlmSettings) -> openai.OpenAI:
-    """The official client; its pool allows as many requests in flight as there are workers.
-
-    Configured the way the client's README documents (``DefaultHttpx2Client`` keeps the SDK's own
-    defaults, ``httpx2.Limits`` sizes the pool): public names only, none of its private modules.
-    """
+    """The official client; its pool allows as many requests in flight as there are workers."""
     limits = httpx2.Limits(max_connections=settings.max_connections,
                            max_keepalive_connections=settings.max_connections)
     return openai.OpenAI(
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         base_url=settings.base_url or None, timeout=settings.timeout_seconds,
-        max_retries=settings.max_retries, http_client=openai.DefaultHttpx2Client(limits=limits),
+        max_retries=settings.max_retries, http_client=openai.DefaultHttpxClient(limits=limits),
     )
 
 
