@@ -155,8 +155,8 @@ def _warn_if_trained_with_another_scikit_learn(row: ModelVersion) -> None:
         return
     running = metadata.version("scikit-learn")
     if trained_with and trained_with.split(".")[:2] != running.split(".")[:2]:
-        logger.warning("model_trained_with_other_scikit_learn", version=row.version, trained_with=trained_with,
-                       running=running, fix="retrain: parley train --activate")
+        logger.warning("model_trained_with_other_scikit_learn", version=row.version,
+                       trained_with=trained_with, running=running, fix="retrain: parley train --activate")
 
 
 def artefact_path(models_dir: Path, row: ModelVersion) -> Path:

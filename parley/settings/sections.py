@@ -210,7 +210,8 @@ class DataSettings(Model):
         regions = tuple(region.upper() for region in regions)
         unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not a region phonenumbers knows (ISO 3166 codes: US, GB, DE...)")
+            raise ValueError(f"{', '.join(unknown)}: not a region phonenumbers knows "
+                             "(ISO 3166 codes: US, GB, DE...)")
         return regions
 
     @field_validator("redact_patterns")

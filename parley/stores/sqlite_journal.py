@@ -175,7 +175,8 @@ def read_status(path: Path, *, dead_letters: int) -> tuple[dict[str, int], list[
         return {"queued": 0, "conversations": 0, "started": 0, "dead_letters": 0}, []
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {name for (name,) in
+                  connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "embedded_inbox" not in tables:
             return {"queued": 0, "conversations": 0, "started": 0, "dead_letters": 0}, []
         queued, conversations, started = connection.execute(
@@ -189,4 +190,5 @@ def read_status(path: Path, *, dead_letters: int) -> tuple[dict[str, int], list[
     finally:
         connection.close()
     letters = [(entry, envelope_from_json(data), attempts, reason) for entry, data, attempts, reason in rows]
-    return {"queued": queued, "conversations": conversations, "started": started, "dead_letters": dead}, letters
+    counts = {"queued": queued, "conversations": conversations, "started": started, "dead_letters": dead}
+    return counts, letters
