@@ -129,7 +129,8 @@ def label_import(config: str | None, csv_file: Any) -> None:
 
     settings = settings_of(config)
     articles = load_articles(settings.knowledge.path)
-    report = import_labels(database_of(settings), csv_file, intents={a.id for a in articles})
+    report = import_labels(database_of(settings), progress(csv_file, unit="rows"),
+                           intents={a.id for a in articles})
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
     click.echo(f"stored {report.stored} labels" + (f", skipped {len(report.problems)} rows"
