@@ -70,6 +70,7 @@ def parley(stub_url: str):  # noqa: ANN201 - a context manager from bench.inbox.
     config = data_dir / "parley.yaml"
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
+               "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": stub_url,
                "PARLEY_LOG_LEVEL": "WARNING"}
     for name in ("REDIS_URL", "DATABASE_URL", "OPENAI_API_KEY"):

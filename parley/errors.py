@@ -12,6 +12,8 @@
     ├── NotFound                     404: unknown conversation or resource
     ├── RateLimited                  429: too many requests (carries retry_after seconds)
     ├── Unavailable                  503: a store we need is down; the platform should retry
+    ├── SchemaBehind                 the SQL schema is older than the code (or absent): a read-only
+                                     command refuses to migrate it (``parley db upgrade`` does)
     ├── LostClaim                    a worker's claim on a conversation lapsed and another holds it
                                      now: it must neither commit nor send for that conversation
     └── UpstreamError                a platform or LLM API call failed (wraps the SDK's error);
@@ -103,6 +105,14 @@ class Unavailable(ParleyError):
     public_message = "temporarily unavailable"
 
 
+class SchemaBehind(ParleyError):
+    """The conversation log's schema is not the one this code reads; read-only commands never
+    upgrade it (production credentials for them may well be read-only)."""
+
+    status = 503
+    public_message = "temporarily unavailable"
+
+
 class LostClaim(ParleyError):
     """This worker no longer holds the conversation (it paused past the visibility timeout)."""
 
@@ -147,6 +157,7 @@ __all__ = [
     "ParleyError",
     "PayloadTooLarge",
     "RateLimited",
+    "SchemaBehind",
     "UnsupportedMediaType",
     "Unavailable",
     "Undeliverable",

@@ -31,6 +31,8 @@ _SECRET_KEY = re.compile(r"(^|_)(token|secret|password|api_key|auth|authorizatio
 MASK = "[redacted]"
 # Their INFO lines are one per HTTP call, with the URL: noise at best, a token (Telegram) at worst.
 _QUIET_LOGGERS = ("httpx", "httpcore", "twilio", "urllib3")
+# Alembic 1.18+ announces each of its plugins at INFO whenever it migrates: noise, every start.
+_QUIET_LOGGERS += ("alembic.runtime.plugins",)
 _SHORTEST_SECRET = 6  # scrubbing shorter strings would mangle lines; no real credential is that short
 
 

@@ -10,16 +10,18 @@ import click
 from parley.cli.chat import chat
 from parley.cli.data import db, export, label
 from parley.cli.doctor import check_config, doctor
+from parley.cli.init import init
 from parley.cli.models import evaluate, models_group, train
 from parley.cli.serve import serve
 from parley.cli.telegram import telegram
 from parley.cli.worker import inbox, worker
 
-COMMANDS = (doctor, check_config, serve, chat, worker, inbox, db, export, label, train, models_group,
+COMMANDS = (init, doctor, check_config, serve, chat, worker, inbox, db, export, label, train, models_group,
             evaluate, telegram)
 
 
 @click.group()
+@click.version_option(package_name="parley", message="%(prog)s %(version)s")
 @click.option("--config", "config", envvar="PARLEY_CONFIG", default=None,
               help="Path of the YAML (default config/parley.yaml).")
 @click.pass_context

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from parley.cli.common import WHEN, database_of, settings_of, utc
+from parley.cli.common import WHEN, WHEN_HELP, database_of, progress, readonly_database_of, settings_of, utc
 
 @click.group()
 def db() -> None:
@@ -66,8 +66,8 @@ def db_current(config: str | None) -> None:
 
 
 @click.command("export")
-@click.option("--since", type=WHEN, help="First moment (UTC) included, e.g. 2026-01-31.")
-@click.option("--until", type=WHEN, help="First moment (UTC) excluded.")
+@click.option("--since", type=WHEN, help=f"Messages from this moment on: {WHEN_HELP}.")
+@click.option("--until", type=WHEN, help=f"Messages before this moment (excluded): {WHEN_HELP}.")
 @click.option("--channel", help="Only this channel (widget, slack, twilio, telegram...).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
               show_default=True)
@@ -78,14 +78,18 @@ def db_current(config: str | None) -> None:
 @click.pass_obj
 def export(config: str | None, since: datetime | None, until: datetime | None, channel: str | None,
            fmt: str, output: Path | None, no_redact: bool) -> None:
-    """Stream every message with its conversation, engine metadata, feedback and label."""
+    """Stream every message with its conversation, engine metadata, feedback and label.
+
+    Read-only: the schema must be current (``parley db upgrade`` first otherwise).
+    """
     from parley.data.export import ExportQuery, encode, redactor_of, rows
 
     settings = settings_of(config)
     query = ExportQuery(since=utc(since), until=utc(until), channel=channel)
-    counted = _count(rows(database_of(settings), query, None if no_redact else redactor_of(settings)))
+    database = readonly_database_of(settings)
+    counted = _count(rows(database, query, None if no_redact else redactor_of(settings)))
     with (output.open("wb") if output else _stdout()) as out:
-        for chunk in encode(counted, fmt):  # type: ignore[arg-type]
+        for chunk in encode(progress(counted, unit="messages"), fmt):  # type: ignore[arg-type]
             out.write(chunk)
     click.echo(f"exported {counted.count} messages ({'NOT redacted' if no_redact else 'redacted'})"
                + (f" to {output}" if output else ""), err=True)
@@ -125,7 +129,8 @@ def label_import(config: str | None, csv_file: Any) -> None:
 
     settings = settings_of(config)
     articles = load_articles(settings.knowledge.path)
-    report = import_labels(database_of(settings), csv_file, intents={a.id for a in articles})
+    report = import_labels(database_of(settings), progress(csv_file, unit="rows"),
+                           intents={a.id for a in articles})
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
     click.echo(f"stored {report.stored} labels" + (f", skipped {len(report.problems)} rows"
@@ -138,7 +143,7 @@ def label_import(config: str | None, csv_file: Any) -> None:
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @click.pass_obj
 def label_suggest(config: str | None, limit: int) -> None:
-    """Print (CSV) unlabelled messages to label first: bad feedback, then low confidence."""
+    """Print (CSV) unlabelled messages to label first: bad feedback, then low confidence (read-only)."""
     from parley.data.labels import suggest, write_suggestions
 
-    write_suggestions(suggest(database_of(settings_of(config)), limit=limit), sys.stdout)
+    write_suggestions(suggest(readonly_database_of(settings_of(config)), limit=limit), sys.stdout)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from parley.cli.common import WHEN, database_of, settings_of, utc
+from parley.cli.common import WHEN, WHEN_HELP, database_of, progress, readonly_database_of, settings_of, utc
 from parley.errors import ConfigError, NotFound
 
 
@@ -23,8 +23,8 @@ from parley.errors import ConfigError, NotFound
 @click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
               help="Share of each intent's examples held out to measure the model.")
-@click.option("--since", type=WHEN, help="Only labels on messages from this moment (UTC).")
-@click.option("--until", type=WHEN, help="Only labels on messages before this moment (UTC).")
+@click.option("--since", type=WHEN, help=f"Only labels on messages from this moment on: {WHEN_HELP}.")
+@click.option("--until", type=WHEN, help=f"Only labels on messages before this moment: {WHEN_HELP}.")
 @click.option("--activate", is_flag=True, help="Make the new model the active one.")
 @click.pass_obj
 def train(config: str | None, kind: str, seed: int, holdout: float, since: datetime | None,
@@ -69,9 +69,10 @@ def models_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
 @click.pass_obj
 def models_list(config: str | None, as_json: bool) -> None:
+    """The registered models, newest first; * marks the active one (read-only)."""
     from parley.data import models
 
-    rows = models.versions(database_of(settings_of(config)))
+    rows = models.versions(readonly_database_of(settings_of(config)))
     if as_json:
         for row in rows:
             click.echo(json.dumps(models.describe(row)))
@@ -135,9 +136,9 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
         items = evaluation.read_questions(questions)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    database = database_of(settings)
     classifier = None
-    if not no_model:
+    if not no_model:  # retrieval alone reads no database at all
+        database = readonly_database_of(settings)
         try:
             classifier = _pick_model(database, settings, version, models)
         except (NotFound, ConfigError) as exc:
@@ -146,7 +147,8 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
     channel = CollectingChannel(evaluation.CHANNEL)
     with _scratch_pipeline(settings, offline, channel) as pipeline:
-        outcomes = evaluation.run(lambda envelope: channel.ask(pipeline.process, envelope), items)
+        outcomes = evaluation.run(lambda envelope: channel.ask(pipeline.process, envelope),
+                                  progress(items, unit="questions", total=len(items)))
     report = evaluation.summarise(outcomes)
     click.echo(json.dumps(report.as_dict()) if as_json else evaluation.format_report(report))
 

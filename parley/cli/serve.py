@@ -55,6 +55,9 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
         # streams and in-flight LLM calls per process, where each held a thread before.
         "worker_class": "gevent", "graceful_timeout": graceful_timeout, "timeout": 60,
         "accesslog": None, "errorlog": "-", "loglevel": "info", "worker_exit": _close_services,
+        # gunicorn 25+ opens a control socket (reload, worker count, shutdown) under $HOME: Parley
+        # needs none, every server on a host would share one path, and the pod's home is read-only.
+        "control_socket_disable": True,
         "post_worker_init": _end_streams_on_sigterm,
         "child_exit": lambda _server, worker: mark_worker_dead(worker.pid),
         "logconfig_dict": logs.gunicorn_logconfig(json_format=settings.logging.json_format,

@@ -66,16 +66,23 @@ def worker(config: str | None, metrics_port: int | None) -> None:
 
 @click.group()
 def inbox() -> None:
-    """See and act on the Redis inbox: queued, in-flight and dead-lettered messages."""
+    """See and act on the inbox: queued, in-flight and dead-lettered messages (replay and drop need Redis)."""
 
 
 @inbox.command()
 @click.option("--limit", type=int, default=20, show_default=True, help="Dead letters to list.")
 @click.pass_obj
 def status(config: str | None, limit: int) -> None:
-    """Queued messages, conversations in flight and waiting, and the dead letters with their reasons."""
+    """Queued messages, conversations in flight and waiting, and the dead letters with their reasons.
+
+    Embedded (no REDIS_URL), the inbox is read from its SQLite file, as `parley serve` keeps it.
+    """
     from parley.stores import redis_inbox_admin
 
+    settings = settings_of(config)
+    if settings.storage.redis_url is None:
+        _embedded_status(settings, limit)
+        return
     redis_inbox = _inbox(config)
     with _refusals():
         summary = redis_inbox.status()
@@ -86,6 +93,21 @@ def status(config: str | None, limit: int) -> None:
         envelope = letter.envelope
         click.echo(f"{letter.id}  {envelope.channel}  conversation {envelope.conversation_id}  "
                    f"message {envelope.message_id}  attempts {letter.attempts}  reason: {letter.reason}")
+
+
+def _embedded_status(settings: Settings, limit: int) -> None:
+    from parley.stores.sqlite_journal import read_status
+    from parley.wiring.stores import embedded_journal_path
+
+    path = embedded_journal_path(settings)
+    with _refusals():
+        summary, letters = read_status(path, dead_letters=limit)
+    click.echo(f"embedded inbox ({path}): queued: {summary['queued']}  conversations: "
+               f"{summary['conversations']}  started (being answered or retrying): {summary['started']}  "
+               f"dead letters: {summary['dead_letters']}")
+    for entry, envelope, attempts, reason in letters:
+        click.echo(f"{entry}  {envelope.channel}  conversation {envelope.conversation_id}  "
+                   f"message {envelope.message_id}  attempts {attempts}  reason: {reason}")
 
 
 @inbox.command()

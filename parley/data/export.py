@@ -47,7 +47,8 @@ def redactor_of(settings: Settings) -> Redactor:
     """The configured patterns, keyed by ``data.pseudonym_key`` or a fresh key for this export."""
     key = settings.data.pseudonym_key
     return Redactor.build(settings.data.redact_patterns,
-                          key.get_secret_value().encode("utf-8") if key else os.urandom(32))
+                          key.get_secret_value().encode("utf-8") if key else os.urandom(32),
+                          settings.data.phone_regions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,7 +38,7 @@ class Suggestion:
     feedback: int | None
 
 
-def import_labels(database: Engine, source: TextIO, *, intents: Collection[str]) -> ImportReport:
+def import_labels(database: Engine, source: Iterable[str], *, intents: Collection[str]) -> ImportReport:
     """Store (or replace) each row's label; rows naming unknown messages or intents are reported."""
     reader = csv.DictReader(source)
     if not reader.fieldnames or not {"message_id", "intent"} <= set(reader.fieldnames):

@@ -141,8 +141,22 @@ def load(models_dir: Path, row: ModelVersion) -> TrainedModel:
     recorded = record.get("content_hash") if isinstance(record, dict) else None
     if digest != row.content_hash or digest != recorded:
         raise ConfigError(f"model {row.version}: {path} does not match its registered content hash")
+    _warn_if_trained_with_another_scikit_learn(row)
     stored = joblib.load(io.BytesIO(content))
     return replace(TrainedModel(stored["pipeline"], stored["kind"]), version=row.version)
+
+
+def _warn_if_trained_with_another_scikit_learn(row: ModelVersion) -> None:
+    # scikit-learn pickles are only promised to load in the release that wrote them: after an
+    # upgrade of its minor version, retrain (`parley train --activate`) rather than trust the old one.
+    try:
+        trained_with = json.loads(row.params).get("libraries", {}).get("scikit-learn")
+    except (ValueError, AttributeError):
+        return
+    running = metadata.version("scikit-learn")
+    if trained_with and trained_with.split(".")[:2] != running.split(".")[:2]:
+        logger.warning("model_trained_with_other_scikit_learn", version=row.version,
+                       trained_with=trained_with, running=running, fix="retrain: parley train --activate")
 
 
 def artefact_path(models_dir: Path, row: ModelVersion) -> Path:

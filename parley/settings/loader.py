@@ -30,16 +30,33 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        raise ConfigError(yaml_error(file, exc)) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of sections, not {type(raw).__name__}")
-    data = _apply_overrides(expand(raw, environ, file=file), environ)
+    data = _apply_overrides(_beside_the_file(expand(raw, environ, file=file), file), environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(file, exc)) from None
+
+
+def yaml_error(file: Path, exc: yaml.YAMLError) -> str:
+    """One line naming the file, line and column, and PyYAML's reason: its own text names the
+    parsed string ``<unicode string>``, not the file. (An article's front matter is parsed from
+    the rest of its first ``---`` line on, so its lines count as the file's.)"""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f"{file}: not valid YAML: {exc}"
+    where = f"{file}: line {mark.line + 1}, column {mark.column + 1}"
+    reason = getattr(exc, "problem", None) or "cannot be parsed"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        reason += f" ({context} from line {context_mark.line + 1}, column {context_mark.column + 1})"
+    elif context:
+        reason += f" ({context})"
+    return f"{where}: not valid YAML: {reason}"
 
 
 def expand(value: Any, environ: Mapping[str, str], *, file: Path, where: str = "") -> Any:
@@ -65,6 +82,17 @@ def expand(value: Any, environ: Mapping[str, str], *, file: Path, where: str = "
     if expanded == "" and _REFERENCE.fullmatch(value):
         return None
     return expanded
+
+
+def _beside_the_file(data: dict[str, Any], file: Path) -> dict[str, Any]:
+    # A relative knowledge.path written in the YAML is read from the file's directory, so the
+    # file means the same whoever starts Parley from wherever (PARLEY_KNOWLEDGE, typed in a shell,
+    # stays relative to where it was typed).
+    knowledge = data.get("knowledge")
+    if isinstance(knowledge, dict) and isinstance(knowledge.get("path"), str) \
+            and not Path(knowledge["path"]).is_absolute():
+        data = {**data, "knowledge": {**knowledge, "path": str(file.parent / knowledge["path"])}}
+    return data
 
 
 def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -191,6 +191,9 @@ class DataSettings(Model):
     models_dir: Path | None = Field(default=None, description="default: <server.data_dir>/models")
     # name -> regular expression; each match is exported as [NAME] (after emails, phones, cards).
     redact_patterns: dict[str, str] = {}
+    # Where customers' national phone numbers are from (ISO 3166 codes, e.g. US, GB, DE): numbers
+    # written without +country are recognised as these regions' numbers; international ones always.
+    phone_regions: tuple[str, ...] = ("US",)
     # Keys the hash that replaces customer and conversation ids in redacted exports; unset, each
     # export draws a random key (ids then group within one export but not across exports).
     pseudonym_key: SecretStr | None = None
@@ -198,6 +201,18 @@ class DataSettings(Model):
     model_min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     # How often a serving process checks which model is active (activate/rollback need no restart).
     model_refresh_seconds: float = Field(default=30.0, ge=0.0)
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        import phonenumbers
+
+        regions = tuple(region.upper() for region in regions)
+        unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a region phonenumbers knows "
+                             "(ISO 3166 codes: US, GB, DE...)")
+        return regions
 
     @field_validator("redact_patterns")
     @classmethod

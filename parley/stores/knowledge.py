@@ -14,6 +14,7 @@ import yaml
 
 from parley.core.knowledge import Article, KnowledgeIndex
 from parley.errors import ConfigError
+from parley.settings.loader import yaml_error
 
 
 def load_index(directory: Path) -> KnowledgeIndex:
@@ -41,7 +42,9 @@ def load_articles(directory: Path) -> list[Article]:
 def _read(path: Path, root: Path) -> Article:
     try:
         post = frontmatter.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read as Markdown with front matter: {exc}") from None
     meta = post.metadata
     title = meta.get("title")

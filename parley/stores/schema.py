@@ -1,4 +1,4 @@
-"""Creating and upgrading the SQL schema through the Alembic migrations in ``migrations/``.
+"""Creating and upgrading the SQL schema through the Alembic migrations in ``parley/migrations/``.
 
 The app upgrades to the newest revision at start, so the embedded mode needs no extra step;
 ``parley db upgrade|downgrade`` does the same by hand (and prints SQL with ``--sql``). On
@@ -18,7 +18,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+from parley.errors import SchemaBehind
+
+# Inside the package, so a plain (non-editable) install carries them.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 # The revision that matches the tables `create_all` made before migrations existed.
 BASELINE = "0001"
 _LOCK_ID = 0x7061726C6579  # "parley"
@@ -49,6 +52,24 @@ def downgrade(database: Engine, revision: str) -> None:
 def current(database: Engine) -> str | None:
     with database.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_current(database: Engine) -> None:
+    """Raise ``SchemaBehind`` unless the database is at the newest revision: for the read-only
+    commands, which must not need (or use) the right to alter tables."""
+    revision, head = current(database), current_head()
+    if revision == head:
+        return
+    if revision is None:
+        raise SchemaBehind(f"the database has no Parley schema yet (this Parley needs revision {head}): "
+                           "run `parley db upgrade` (or start `parley serve` once) with credentials "
+                           "that may create tables")
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if revision not in known:
+        raise SchemaBehind(f"the database is at revision {revision}, which this Parley does not know "
+                           f"(its newest is {head}): the database was upgraded by a newer Parley")
+    raise SchemaBehind(f"the database is at revision {revision} and this Parley needs {head}: run "
+                       "`parley db upgrade` with credentials that may alter tables, then try again")
 
 
 def current_head() -> str:

@@ -1,5 +1,5 @@
 """The conversation log's tables (SQLModel): every message in and out, handoff steps, feedback, labels
-and trained models. The Alembic migrations under ``migrations/`` create and upgrade them."""
+and trained models. The Alembic migrations under ``parley/migrations/`` create and upgrade them."""
 
 from __future__ import annotations
 

@@ -161,3 +161,34 @@ class SqliteSendLedger:
             # claim reads as unfinished and may go once more (at least once, never lost).
             with self._lock:
                 self._unconfirmed.add(reply_id)
+
+
+def read_status(path: Path, *, dead_letters: int) -> tuple[dict[str, int], list[tuple[int, Envelope, int, str]]]:
+    """The embedded inbox as another process sees it on disk, for ``parley inbox status``: counts
+    (the shape of ``RedisInbox.status`` where the disk can tell) and the oldest dead letters.
+
+    Opened read-only: looking must neither create the file nor take a write lock from the server.
+    ``started`` counts queued messages a worker took at least once (being answered, or failed and
+    waiting for their retry); which of the two only the serving process knows.
+    """
+    if not path.exists():
+        return {"queued": 0, "conversations": 0, "started": 0, "dead_letters": 0}, []
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = {name for (name,) in
+                  connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "embedded_inbox" not in tables:
+            return {"queued": 0, "conversations": 0, "started": 0, "dead_letters": 0}, []
+        queued, conversations, started = connection.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT conversation), COUNT(*) FILTER (WHERE attempts > 0) "
+            "FROM embedded_inbox").fetchone()
+        [dead] = connection.execute("SELECT COUNT(*) FROM embedded_dead_letter").fetchone()
+        rows = connection.execute("SELECT entry, envelope, attempts, reason FROM embedded_dead_letter "
+                                  "ORDER BY entry LIMIT ?", (dead_letters,)).fetchall()
+    except sqlite3.Error as exc:
+        raise Unavailable(f"cannot read the embedded inbox in {path}: {exc}") from exc
+    finally:
+        connection.close()
+    letters = [(entry, envelope_from_json(data), attempts, reason) for entry, data, attempts, reason in rows]
+    counts = {"queued": queued, "conversations": conversations, "started": started, "dead_letters": dead}
+    return counts, letters

@@ -79,15 +79,17 @@ def test_the_runtime_stage_runs_parley_serve_as_a_non_root_user_and_stops_gracef
         assert variable in environment
 
 
-def test_the_runtime_stage_has_what_the_code_reads_beside_the_package() -> None:
+def test_the_runtime_stage_has_the_installed_package_and_the_sample_config() -> None:
     copies = [args for keyword, args in final_stage() if keyword == "COPY"]
-    # parley/stores/schema.py runs migrations/ at start and by `parley db upgrade`; config/ is the
-    # sample YAML and knowledge base. The package is installed in place (editable) in /app.
-    assert {"parley ./parley", "migrations ./migrations", "config ./config"} <= set(copies)
-    assert "--editable ." in " ".join(args for keyword, args in instructions() if keyword == "RUN")
+    # A plain install (the package carries its migrations: tests/integration/test_package.py), so
+    # the runtime stage copies the virtual environment and config/ (the sample YAML and knowledge
+    # base), never the source tree.
+    assert set(copies) == {"--from=build /opt/parley /opt/parley", "config ./config"}
+    installs = " ".join(args for keyword, args in instructions() if keyword == "RUN")
+    assert "install --no-cache-dir --no-deps ." in installs and "--editable" not in installs
     assert ("WORKDIR", "/app") in final_stage()
     ignore = (ROOT / "deployments" / "Dockerfile.dockerignore").read_text().splitlines()
-    assert {"!parley/**", "!migrations/**", "!config/**"} <= set(ignore)
+    assert {"!parley/**", "!config/**"} <= set(ignore)
 
 
 def test_no_secrets_or_dev_tools_go_into_the_image() -> None:

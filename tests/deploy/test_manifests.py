@@ -230,7 +230,7 @@ def test_the_config_map_loads_with_the_pods_environment(objects: list[dict[str, 
 
 # Variables the YAML reads that the pod deliberately leaves to their defaults.
 NOT_IN_THE_POD = {
-    "PARLEY_KNOWLEDGE": "the image's config/knowledge (override with a volume)",
+    "PARLEY_KNOWLEDGE": "the image sets it to its /app/config/knowledge (override with a volume)",
     "PARLEY_MODELS_DIR": "trained models need a shared volume first (deployments/README.md)",
     "SLACK_API_URL": "public API", "TWILIO_API_URL": "public API", "TELEGRAM_API_URL": "public API",
 }

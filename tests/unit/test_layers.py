@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("parley.core",),  # the sans-IO dialogue core and the interfaces it talks through
     ("parley.errors", "parley.settings", "parley.logs", "parley.metrics"),
     ("parley.stores", "parley.channels", "parley.engines", "parley.webhooks.throttle"),
-    ("parley.data",),
+    ("parley.data", "parley.migrations"),  # the migrations read the stores' tables
     ("parley.worker",),
     ("parley.wiring",),
     ("parley.webhooks",),
