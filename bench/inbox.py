@@ -284,6 +284,7 @@ def parley(stub_url: str, prefix: str, args: argparse.Namespace, extra: list[str
     settings["storage"].update(key_prefix=prefix, **storage)
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
+               "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),  # the copied YAML is elsewhere
                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": stub_url,
                "PARLEY_LOG_LEVEL": args.log_level, **env}
     environ.pop("DATABASE_URL", None) if "REDIS_URL" not in env else None

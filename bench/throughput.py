@@ -223,6 +223,7 @@ def parley(prefix: str, processes: int, args: argparse.Namespace, *, llm_url: st
     config = data_dir / "parley.yaml"
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
+               "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),  # the copied YAML is elsewhere
                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack_url,
                "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": llm_url, "PARLEY_LOG_LEVEL": "WARNING",
                "REDIS_URL": redis_url, "DATABASE_URL": database_url}
