@@ -73,6 +73,10 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[s
         knowledge = dict(data.get("knowledge") or {})
         knowledge["path"] = environ["PARLEY_KNOWLEDGE"]
         data = {**data, "knowledge": knowledge}
+    if environ.get("PARLEY_EMBEDDING_MODEL"):
+        knowledge = dict(data.get("knowledge") or {})
+        knowledge["embedding_model"] = environ["PARLEY_EMBEDDING_MODEL"]
+        data = {**data, "knowledge": knowledge}
     return data
 
 

@@ -6,18 +6,71 @@ it lives here with the other stores, and ``load_index`` is the one place an inde
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import frontmatter
+import numpy as np
+import structlog
 import yaml
 
+from parley.core.dense import Embedder
 from parley.core.knowledge import Article, KnowledgeIndex
 from parley.errors import ConfigError
 
+logger = structlog.get_logger("parley.knowledge")
 
-def load_index(directory: Path) -> KnowledgeIndex:
-    """The index over every article under ``directory``; ``ConfigError`` naming what is wrong."""
-    return KnowledgeIndex(load_articles(directory))
+
+def load_index(directory: Path, *, embedder: Embedder | None = None,
+               cache_dir: Path | None = None) -> KnowledgeIndex:
+    """The index over every article under ``directory``; ``ConfigError`` naming what is wrong.
+
+    With an ``embedder``, passage vectors are reused from ``cache_dir`` (and from this process's
+    earlier loads) by content hash, so only new or changed passages are embedded, and the cache
+    is rewritten with exactly the passages the index holds.
+    """
+    articles = load_articles(directory)
+    if embedder is None:
+        return KnowledgeIndex(articles)
+    known = _seen.setdefault(embedder.version, {})
+    cache = cache_dir / f"passages-{embedder.version}.npz" if cache_dir is not None else None
+    if cache is not None and not known:
+        known.update(_read_cache(cache))
+    started = time.perf_counter()
+    index = KnowledgeIndex(articles, embedder=embedder, vectors=known)
+    dense = index.dense
+    if dense is not None:
+        known.update(dense.vectors)
+        if cache is not None and dense.embedded:
+            _write_cache(cache, dense.vectors)
+        logger.info("knowledge_indexed", articles=len(index), passages=len(dense.vectors),
+                    embedded=dense.embedded, seconds=round(time.perf_counter() - started, 2))
+    return index
+
+
+# Passage vectors by model version, then passage key: a process that loads the same knowledge
+# base again (tests, `parley eval`) embeds nothing twice.
+_seen: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return dict(zip((str(key) for key in stored["keys"]), stored["vectors"], strict=True))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: embed again
+        logger.warning("embedding_cache_unreadable", path=str(path), error=str(exc)[:200])
+        return {}
+
+
+def _write_cache(path: Path, vectors: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted(vectors)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(partial, keys=np.array(keys), vectors=np.vstack([vectors[key] for key in keys]))
+    partial.replace(path)  # atomic: a reader sees the old file or the new one, never half
 
 
 def load_articles(directory: Path) -> list[Article]:
