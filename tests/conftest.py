@@ -13,7 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from parley.core.envelope import Envelope, Reply
+from parley.core.knowledge import KnowledgeIndex
 from parley.settings import Settings, load_settings
+from parley.stores.embeddings import OnnxEmbedder, load_embedder
+from parley.stores.knowledge import load_index
 from parley.webhooks.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +45,18 @@ def _restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> OnnxEmbedder:
+    """The default sentence-embedding model, loaded once for the whole run (as a server does)."""
+    return load_embedder(None)
+
+
+@pytest.fixture(scope="session")
+def hybrid_index(embedder: OnnxEmbedder) -> KnowledgeIndex:
+    """The sample knowledge base, indexed as the embedded default indexes it (TF-IDF + embeddings)."""
+    return load_index(ROOT / "config" / "knowledge", embedder=embedder)
 
 
 @pytest.fixture(scope="session")

@@ -123,11 +123,10 @@ def make_pipeline(kind: str, seed: int, *, embedding_model: str | None = None) -
         features = make_vectorizer()
         features = FeatureUnion([*features.transformer_list,
                                  ("embedding", EmbeddingFeatures(embedding_model))])
-        # Three folds need three examples of an intent; an intent with fewer still gets a
-        # calibrated score from the folds that saw it.
         svm = LinearSVC(C=KINDS[kind], random_state=seed)
         return Pipeline([("features", features),
-                         ("classifier", CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False))])
+                         ("classifier", CalibratedClassifierCV(svm, method="sigmoid", cv=_CALIBRATION_FOLDS,
+                                                               ensemble=False))])
     # Strong regularisation hurts here: a few short examples per class, many classes.
     classifier = LogisticRegression(C=KINDS[kind], solver="newton-cg", max_iter=1000, random_state=seed)
     return Pipeline([("features", make_vectorizer()), ("classifier", classifier)])
@@ -190,14 +189,37 @@ def knowledge_model(articles: Sequence[Article], version: str, *, seed: int = 0,
                     embedding_model: str | None = None) -> TrainedModel | None:
     """The default kind fitted on the knowledge base's own titles, questions and tags: what the
     offline engine answers with until a model trained on labelled messages is active."""
+    key = (version, seed, embedding_model)
+    if key in _knowledge_models:  # the same knowledge base again in this process (tests, eval)
+        return _knowledge_models[key]
     examples = knowledge_examples(articles)
-    if len(articles) > KNOWLEDGE_MODEL_MAX_ARTICLES or len({e.intent for e in examples}) < 2:
-        return None
-    model = _fit(examples, DEFAULT_KIND, seed, embedding_model)
-    return TrainedModel(model.pipeline, model.kind, version=f"knowledge-{version}")
+    model = None
+    if len(articles) <= KNOWLEDGE_MODEL_MAX_ARTICLES and len({e.intent for e in examples}) >= 2:
+        fitted = _fit(examples, DEFAULT_KIND, seed, embedding_model)
+        model = TrainedModel(fitted.pipeline, fitted.kind, version=f"knowledge-{version}")
+    _knowledge_models[key] = model
+    return model
+
+
+_knowledge_models: dict[tuple[str, int, str | None], TrainedModel | None] = {}
+_CALIBRATION_FOLDS = 3
 
 
 def _fit(examples: Sequence[Example], kind: str, seed: int, embedding_model: str | None = None) -> TrainedModel:
     pipeline = make_pipeline(kind, seed, embedding_model=embedding_model)
+    if kind.startswith("hybrid"):
+        examples = _repeat_rare(examples, _CALIBRATION_FOLDS)
     pipeline.fit([example.text for example in examples], [example.intent for example in examples])
     return TrainedModel(pipeline, kind)
+
+
+def _repeat_rare(examples: Sequence[Example], folds: int) -> list[Example]:
+    """Each intent at least ``folds`` times: calibration fits one fold at a time and needs every
+    intent in each (an article with only a title still gets a calibrated score)."""
+    counts = Counter(example.intent for example in examples)
+    extra = []
+    for intent, count in sorted(counts.items()):
+        if count < folds:
+            own = [example for example in examples if example.intent == intent]
+            extra += [own[n % count] for n in range(folds - count)]
+    return [*examples, *extra]

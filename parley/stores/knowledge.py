@@ -35,8 +35,9 @@ def load_index(directory: Path, *, embedder: Embedder | None = None,
         return KnowledgeIndex(articles)
     known = _seen.setdefault(embedder.version, {})
     cache = cache_dir / f"passages-{embedder.version}.npz" if cache_dir is not None else None
-    if cache is not None and not known:
+    if cache is not None and cache not in _caches_read:
         known.update(_read_cache(cache))
+        _caches_read.add(cache)
     started = time.perf_counter()
     index = KnowledgeIndex(articles, embedder=embedder, vectors=known)
     dense = index.dense
@@ -52,6 +53,13 @@ def load_index(directory: Path, *, embedder: Embedder | None = None,
 # Passage vectors by model version, then passage key: a process that loads the same knowledge
 # base again (tests, `parley eval`) embeds nothing twice.
 _seen: dict[str, dict[str, np.ndarray]] = {}
+_caches_read: set[Path] = set()
+
+
+def forget_vectors() -> None:
+    """Forget the vectors this process has seen, as a new process would (the disk cache stays)."""
+    _seen.clear()
+    _caches_read.clear()
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray]:
