@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from parley.errors import ConfigError
 
@@ -33,6 +35,7 @@ DEFAULT_DIGESTS = {
 }
 # Questions are short; 128 tokens keeps a long article passage's cost bounded.
 MAX_TOKENS = 128
+RECENT_TEXTS = 4096  # vectors remembered (1.5 KB each)
 _CHUNK = 64  # texts per onnxruntime call when embedding many (bounded memory at 10,000 articles)
 
 
@@ -99,58 +102,84 @@ class OnnxEmbedder:
     """Texts -> unit vectors; thread-safe (onnxruntime sessions are), one session per process."""
 
     def __init__(self, files: ModelFiles, *, threads: int = 1) -> None:
-        import onnxruntime
         from tokenizers import Tokenizer
 
         self.version = verify(files)
         self._tokenizer = Tokenizer.from_file(str(files.tokenizer))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        options = onnxruntime.SessionOptions()
+        self._model_path = str(files.model)
         # One answer is one short question: one core answers it fastest, and leaves the other
         # cores to other conversations (and to gunicorn's workers).
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(str(files.model), sess_options=options,
-                                                     providers=["CPUExecutionProvider"])
+        self._session = _session(self._model_path, threads)
         self._inputs = {item.name for item in self._session.get_inputs()}
-        self._embed_one = lru_cache(maxsize=256)(self._embed_uncached)
+        self._recent: LRUCache[str, np.ndarray] = LRUCache(maxsize=RECENT_TEXTS)
+        self._lock = threading.Lock()  # LRUCache is not thread-safe; onnxruntime's session is
         self.dimensions = int(self._embed_batch(["dimension probe"]).shape[1])
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """One float32 unit vector per text (rows), in order."""
-        if len(texts) == 1:
-            # One answer asks about its question twice (the trained model's features, then the
-            # article's relevance): the second costs nothing.
-            return self._embed_one(texts[0])[None, :]
-        return self._embed_batch(texts)
+        """One float32 unit vector per text (rows), in order.
 
-    def _embed_uncached(self, text: str) -> np.ndarray:
-        vector = self._embed_batch([text])[0]
-        vector.setflags(write=False)  # shared by every caller of the cache
-        return vector
+        Recent texts are remembered: one answer asks about its question twice (the trained
+        model's features, then the article's relevance), and the start embeds the knowledge
+        base's titles and questions twice (its passages, then its model's examples).
+        """
+        with self._lock:
+            known = {text: self._recent.get(text) for text in texts}
+        missing = sorted({text for text, vector in known.items() if vector is None})
+        if missing:
+            fresh = self._embed_batch(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    known[text] = self._recent[text] = vector
+        return np.vstack([known[text] for text in texts])
+
+    def forget_recent(self) -> None:
+        """Forget the remembered vectors (a benchmark times each question as if it were new)."""
+        with self._lock:
+            self._recent.clear()
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        if len(texts) > _CHUNK:
-            # Similar lengths together: a batch is padded to its longest text.
-            order = sorted(range(len(texts)), key=lambda number: len(texts[number]))
-            vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
-            for start in range(0, len(texts), _CHUNK):
-                chunk = order[start:start + _CHUNK]
-                vectors[chunk] = self._embed_batch([texts[number] for number in chunk])
-            return vectors
+        if len(texts) <= _CHUNK:
+            return self._run(self._session, texts)
+        # A knowledge base at start: every core (a session of its own, dropped afterwards), and
+        # similar lengths together, since a batch is padded to its longest text.
+        bulk = _session(self._model_path, os.cpu_count() or 1)
+        order = sorted(range(len(texts)), key=lambda number: len(texts[number]))
+        vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(texts), _CHUNK):
+            chunk = order[start:start + _CHUNK]
+            vectors[chunk] = self._run(bulk, [texts[number] for number in chunk])
+        return vectors
+
+    def _run(self, session: Any, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
         mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        hidden = session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _session(model: str, threads: int) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def check(directory: Path | None) -> str:
+    """What ``load_embedder`` would load, checked (files and digests) but not loaded."""
+    files = directory_files(directory) if directory is not None else default_files()
+    return f"{files.model} (version {verify(files)})"
 
 
 _loaded: dict[str, OnnxEmbedder] = {}

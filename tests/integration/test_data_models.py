@@ -71,7 +71,7 @@ def test_activating_a_model_changes_who_answers_visibly_in_the_log(both: Workspa
     workspace = both
     question = "I forgot my password"
     [before] = workspace.ask(question)
-    assert before.model_version is not None and before.model_version.startswith("retrieval-")
+    assert before.model_version is not None and before.model_version.startswith("knowledge-")  # the model of the articles' own questions
 
     trained = workspace.ok("train", "--activate")
     version = trained.split("saved model ")[1].split()[0]
@@ -107,11 +107,11 @@ def test_a_running_bot_follows_activate_and_rollback_without_a_restart(workspace
             return session.scalars(select(Message.model_version).where(Message.public_id == reply_id)).one()
 
     try:
-        assert answered_by().startswith("retrieval-")
+        assert answered_by().startswith("knowledge-")
         workspace.ok("models", "activate", version)
         assert answered_by() == version
         workspace.ok("models", "rollback")
-        assert answered_by().startswith("retrieval-")
+        assert answered_by().startswith("knowledge-")
     finally:
         app.extensions["parley"].close()
 
@@ -180,7 +180,7 @@ def test_train_logs_to_mlflow_when_a_tracking_uri_is_set(tmp_path: Path) -> None
     run = mlflow.MlflowClient(tracking_uri=store.as_uri()).get_run(run_id)
     held_out = output.split("accuracy ")[1].split("%")[0]
     assert round(run.data.metrics["accuracy"] * 100, 1) == float(held_out)
-    assert run.data.params["seed"] == "3" and run.data.params["kind"] == "tfidf-logreg"
+    assert run.data.params["seed"] == "3" and run.data.params["kind"] == "hybrid-svm"
     artefacts = {item.path for item in mlflow.MlflowClient(tracking_uri=store.as_uri()).list_artifacts(run_id)}
     assert any(path.endswith(".joblib") for path in artefacts)
 
