@@ -155,6 +155,23 @@ def test_label_suggest_import_and_train_on_labels(workspace: Workspace) -> None:
     assert len(list(csv.DictReader(io.StringIO(workspace.ok("label", "suggest"))))) == 1
 
 
+def test_eval_reports_out_of_scope_recall_of_the_default_engine(workspace: Workspace) -> None:
+    """The sample paraphrases and the off-topic questions (no expected: the bot should refuse),
+    answered by what `./dev run` answers with when no model is trained."""
+    questions = workspace.tmp_path / "questions.csv"
+    off_topic = (ROOT / "tests" / "data" / "off_topic.csv").read_text(encoding="utf-8").splitlines()[1:]
+    questions.write_text(Path(PARAPHRASES).read_text(encoding="utf-8")
+                         + "".join(f"{text},\n" for text in off_topic), encoding="utf-8")
+    report = json.loads(workspace.ok("eval", str(questions), "--json"))
+    assert report["questions"] == 64 and report["out_of_scope"] == 15
+    # Measured: 15 of 15 off-topic refused, 44 of 49 paraphrases right (89.8%).
+    assert report["oos_recall"] >= 14 / 15
+    assert report["in_scope_accuracy"] >= 0.85
+    assert [by.split("-")[0] for by in report["answered_by"]] == ["knowledge", "retrieval"]
+    printed = workspace.ok("eval", str(questions))
+    assert "out of scope   15 questions:" in printed and "(OOS recall)" in printed
+
+
 def test_eval_compares_retrieval_with_the_trained_model(workspace: Workspace) -> None:
     baseline = json.loads(workspace.ok("eval", PARAPHRASES, "--no-model", "--json"))
     assert baseline["questions"] == 49 and list(baseline["answered_by"]) == [
