@@ -46,6 +46,7 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
     else:
         click.echo(f"Parley is starting on http://{host}:{port}/widget  (Ctrl+C to stop)")
     prepare_multiprocess_dir()
+    _embed_knowledge(settings)
     _Gunicorn(settings, {
         "bind": f"{host}:{port}", "workers": processes, "worker_connections": connections,
         # gevent, chosen by measurement (bench/streams.py, bench/throughput.py): thousands of open
@@ -89,6 +90,21 @@ def _close_services(_server: Any, worker: Any) -> None:
     services = getattr(app, "extensions", {}).get("parley")
     if services is not None:
         services.close()
+
+
+def _embed_knowledge(settings: Settings) -> None:
+    """Embed the knowledge base's new passages here, once, before the worker processes fork: each
+    then reads every vector from the cache (a first start at 10,000 articles embeds for minutes,
+    past gunicorn's worker timeout). The model is unloaded again: the workers load their own."""
+    if settings.knowledge.embedding_model == "off":
+        return
+    # Not parley.wiring: the platform SDKs it imports must load after gevent patches the worker.
+    from parley.stores import embeddings, knowledge
+
+    knowledge.load_index(settings.knowledge.path, embedder=embeddings.load_embedder(settings.knowledge.embedding_dir),
+                         cache_dir=settings.knowledge_cache_dir)
+    knowledge.forget_vectors()
+    embeddings.unload()
 
 
 class _Gunicorn(BaseApplication):

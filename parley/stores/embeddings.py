@@ -131,7 +131,7 @@ class OnnxEmbedder:
             fresh = self._embed_batch(missing)
             with self._lock:
                 for text, vector in zip(missing, fresh, strict=True):
-                    known[text] = self._recent[text] = vector
+                    known[text] = self._recent[text] = vector.copy()  # not a view of the batch
         return np.vstack([known[text] for text in texts])
 
     def forget_recent(self) -> None:
@@ -193,3 +193,9 @@ def load_embedder(directory: Path | None) -> OnnxEmbedder:
         if key not in _loaded:
             _loaded[key] = OnnxEmbedder(directory_files(directory) if directory is not None else default_files())
         return _loaded[key]
+
+
+def unload() -> None:
+    """Drop the loaded models (before a fork: each process loads its own)."""
+    with _loading:
+        _loaded.clear()

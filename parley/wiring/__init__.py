@@ -177,7 +177,7 @@ def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
     from parley.stores.embeddings import load_embedder
 
     return load_index(knowledge.path, embedder=load_embedder(knowledge.embedding_dir),
-                      cache_dir=settings.server.data_dir / "cache")
+                      cache_dir=settings.knowledge_cache_dir)
 
 
 def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
