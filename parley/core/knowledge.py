@@ -69,6 +69,10 @@ class _Stem:
         self.__init__()
 
 
+# The public name; artefacts pickled before name the class itself.
+Stem = _Stem
+
+
 def make_vectorizer() -> FeatureUnion:
     """The text features shared by retrieval and the trained classifier."""
     stem = _Stem()

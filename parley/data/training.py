@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from parley.core.classifier import Prediction
-from parley.core.knowledge import Article, make_vectorizer
+from parley.core.knowledge import Article, Stem, make_vectorizer
 
 # kind -> inverse regularisation. "-body" also learns from each article's body, sentence by
 # sentence: as a classifier it scores higher on held-out questions and on unseen paraphrases, but
@@ -114,15 +115,22 @@ def knowledge_examples(articles: Iterable[Article], *, body: bool = False) -> li
     return examples
 
 
+def intent_views() -> list[tuple[str, TfidfVectorizer]]:
+    """The hybrid kind's TF-IDF views. Unlike retrieval's, they keep stop words and take word
+    triples: "what is" and "how do I" tell intents apart (on CLINC150's validation split, 96.8%
+    against 96.6% with retrieval's views, bench/intents.py's kind)."""
+    return [("words", TfidfVectorizer(preprocessor=Stem(), ngram_range=(1, 3), sublinear_tf=True,
+                                      token_pattern=r"(?u)\b\w+\b")),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=True))]
+
+
 def make_pipeline(kind: str, seed: int, *, embedding_model: str | None = None) -> Pipeline:
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r} (choose from {', '.join(KINDS)})")
     if kind.startswith("hybrid"):
         from parley.data.features import EmbeddingFeatures
 
-        features = make_vectorizer()
-        features = FeatureUnion([*features.transformer_list,
-                                 ("embedding", EmbeddingFeatures(embedding_model))])
+        features = FeatureUnion([*intent_views(), ("embedding", EmbeddingFeatures(embedding_model))])
         svm = LinearSVC(C=KINDS[kind], random_state=seed)
         return Pipeline([("features", features),
                          ("classifier", CalibratedClassifierCV(svm, method="sigmoid", cv=_CALIBRATION_FOLDS,
