@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 from typing import Any
 
@@ -93,18 +94,29 @@ def _close_services(_server: Any, worker: Any) -> None:
 
 
 def _embed_knowledge(settings: Settings) -> None:
-    """Embed the knowledge base's new passages here, once, before the worker processes fork: each
-    then reads every vector from the cache (a first start at 10,000 articles embeds for minutes,
-    past gunicorn's worker timeout). The model is unloaded again: the workers load their own."""
+    """Embed the knowledge base's new passages once, before the worker processes start: each then
+    reads every vector from the cache (a first start at 10,000 articles embeds for minutes, past
+    gunicorn's worker timeout). In a child process, so that gunicorn's own process stays small."""
     if settings.knowledge.embedding_model == "off":
         return
-    # Not parley.wiring: the platform SDKs it imports must load after gevent patches the worker.
+    child = multiprocessing.get_context("fork").Process(target=_embed_into_cache, args=(settings,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise click.ClickException("could not index the knowledge base (the reason is logged above)")
+
+
+def _embed_into_cache(settings: Settings) -> None:
+    # Not parley.wiring: the platform SDKs it imports must load after gevent patches a worker.
+    from parley.errors import ConfigError
     from parley.stores import embeddings, knowledge
 
-    knowledge.load_index(settings.knowledge.path, embedder=embeddings.load_embedder(settings.knowledge.embedding_dir),
-                         cache_dir=settings.knowledge_cache_dir)
-    knowledge.forget_vectors()
-    embeddings.unload()
+    try:
+        knowledge.load_index(settings.knowledge.path, cache_dir=settings.knowledge_cache_dir,
+                             embedder=embeddings.load_embedder(settings.knowledge.embedding_dir))
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 class _Gunicorn(BaseApplication):

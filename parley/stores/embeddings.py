@@ -144,7 +144,7 @@ class OnnxEmbedder:
             return self._run(self._session, texts)
         # A knowledge base at start: every core (a session of its own, dropped afterwards), and
         # similar lengths together, since a batch is padded to its longest text.
-        bulk = _session(self._model_path, os.cpu_count() or 1)
+        bulk = _session(self._model_path, os.cpu_count() or 1, bulk=True)
         order = sorted(range(len(texts)), key=lambda number: len(texts[number]))
         vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for start in range(0, len(texts), _CHUNK):
@@ -166,10 +166,12 @@ class OnnxEmbedder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def _session(model: str, threads: int) -> Any:
+def _session(model: str, threads: int, *, bulk: bool = False) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    # A bulk session's large batches would leave its memory arena at their size for good.
+    options.enable_cpu_mem_arena = not bulk
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
@@ -193,9 +195,3 @@ def load_embedder(directory: Path | None) -> OnnxEmbedder:
         if key not in _loaded:
             _loaded[key] = OnnxEmbedder(directory_files(directory) if directory is not None else default_files())
         return _loaded[key]
-
-
-def unload() -> None:
-    """Drop the loaded models (before a fork: each process loads its own)."""
-    with _loading:
-        _loaded.clear()
