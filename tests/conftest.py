@@ -47,6 +47,16 @@ def _restore_environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_vector_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every `parley serve` a test starts reads the sample knowledge base's passage vectors from
+    one cache (each has a fresh data dir of its own): the sample is embedded once per run, here,
+    as a first start would (and this process's own indexes reuse the vectors)."""
+    cache = tmp_path_factory.mktemp("vectors")
+    load_index(ROOT / "config" / "knowledge", embedder=load_embedder(None), cache_dir=cache)
+    os.environ["PARLEY_CACHE_DIR"] = str(cache)
+
+
 @pytest.fixture(scope="session")
 def embedder() -> OnnxEmbedder:
     """The default sentence-embedding model, loaded once for the whole run (as a server does)."""

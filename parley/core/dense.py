@@ -12,15 +12,23 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from parley.core.knowledge import Article
-
 _PARAGRAPH = re.compile(r"\n\s*\n")
 MAX_PASSAGE_CHARS = 600  # the model reads 128 tokens at most; longer paragraphs are split
+
+
+class Article(Protocol):
+    """What of a knowledge-base article is embedded (``core.knowledge.Article``)."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def questions(self) -> tuple[str, ...]: ...
+    @property
+    def body(self) -> str: ...
 
 
 class Embedder(Protocol):
@@ -66,6 +74,7 @@ class DenseIndex:
             vectors = embedder.embed([text for _, text in missing])
             known.update(zip([key for key, _ in missing], vectors, strict=True))
         self.vectors = {key: known[key] for key in keys}  # what a cache should keep
+        self.texts = texts
         self._matrix = np.vstack([known[key] for key in keys]).astype(np.float32)
         # Passages are grouped by article, in order: reduceat takes each group's maximum.
         self._starts = np.flatnonzero(np.r_[True, np.diff(owners) != 0])

@@ -43,7 +43,7 @@ class Settings(Model):
     @property
     def knowledge_cache_dir(self) -> Path:
         """Where passage vectors are cached by content hash (rebuilt from the articles if lost)."""
-        return self.server.data_dir / "cache"
+        return self.knowledge.cache_dir or self.server.data_dir / "cache"
 
     @property
     def database_url(self) -> str:

@@ -41,6 +41,9 @@ class KnowledgeSettings(Model):
     # default kind). "default": all-MiniLM-L6-v2 int8, installed by requirements.txt; a directory
     # with model.onnx and tokenizer.json (Hugging Face's ONNX export layout); or "off".
     embedding_model: str = "default"
+    # Where passage vectors are cached by content hash (default <server.data_dir>/cache): a
+    # volume that outlives pods, or one baked into the image, spares every start the embedding.
+    cache_dir: Path | None = None
 
     @field_validator("embedding_model")
     @classmethod

@@ -134,6 +134,12 @@ class OnnxEmbedder:
                     known[text] = self._recent[text] = vector.copy()  # not a view of the batch
         return np.vstack([known[text] for text in texts])
 
+    def remember(self, texts: list[str], vectors: list[np.ndarray]) -> None:
+        """Vectors of these texts computed before (the knowledge base's cache)."""
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._recent[text] = vector
+
     def forget_recent(self) -> None:
         """Forget the remembered vectors (a benchmark times each question as if it were new)."""
         with self._lock:

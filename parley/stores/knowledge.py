@@ -15,9 +15,10 @@ import numpy as np
 import structlog
 import yaml
 
-from parley.core.dense import Embedder
+from parley.core.dense import Embedder, passage_key
 from parley.core.knowledge import Article, KnowledgeIndex
 from parley.errors import ConfigError
+from parley.stores.embeddings import RECENT_TEXTS, OnnxEmbedder
 
 logger = structlog.get_logger("parley.knowledge")
 
@@ -43,6 +44,9 @@ def load_index(directory: Path, *, embedder: Embedder | None = None,
     dense = index.dense
     if dense is not None:
         known.update(dense.vectors)
+        if isinstance(embedder, OnnxEmbedder) and len(dense.texts) <= RECENT_TEXTS:
+            # The start's model of the knowledge base learns from these titles and questions too.
+            embedder.remember(dense.texts, [dense.vectors[passage_key(text)] for text in dense.texts])
         if cache is not None and dense.embedded:
             _write_cache(cache, dense.vectors)
         logger.info("knowledge_indexed", articles=len(index), passages=len(dense.vectors),
