@@ -165,7 +165,7 @@ def test_eval_reports_out_of_scope_recall_of_the_default_engine(workspace: Works
     report = json.loads(workspace.ok("eval", str(questions), "--json"))
     assert report["questions"] == 64 and report["out_of_scope"] == 15
     # Measured: 14 of 15 off-topic refused, 46 of 49 paraphrases right (93.9%).
-    assert report["oos_recall"] >= 14 / 15
+    assert report["oos_recall"] >= round(14 / 15, 4)  # the report rounds to 4 places
     assert report["in_scope_accuracy"] >= 0.85
     assert [by.split("-")[0] for by in report["answered_by"]] == ["knowledge", "retrieval"]
     printed = workspace.ok("eval", str(questions))
