@@ -13,7 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from parley.core.envelope import Envelope, Reply
+from parley.core.knowledge import KnowledgeIndex
 from parley.settings import Settings, load_settings
+from parley.stores.embeddings import OnnxEmbedder, load_embedder
+from parley.stores.knowledge import load_index
 from parley.webhooks.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +45,28 @@ def _restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_vector_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every `parley serve` a test starts reads the sample knowledge base's passage vectors from
+    one cache (each has a fresh data dir of its own): the sample is embedded once per run, here,
+    as a first start would (and this process's own indexes reuse the vectors)."""
+    cache = tmp_path_factory.mktemp("vectors")
+    load_index(ROOT / "config" / "knowledge", embedder=load_embedder(None), cache_dir=cache)
+    os.environ["PARLEY_CACHE_DIR"] = str(cache)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> OnnxEmbedder:
+    """The default sentence-embedding model, loaded once for the whole run (as a server does)."""
+    return load_embedder(None)
+
+
+@pytest.fixture(scope="session")
+def hybrid_index(embedder: OnnxEmbedder) -> KnowledgeIndex:
+    """The sample knowledge base, indexed as the embedded default indexes it (TF-IDF + embeddings)."""
+    return load_index(ROOT / "config" / "knowledge", embedder=embedder)
 
 
 @pytest.fixture(scope="session")

@@ -47,10 +47,20 @@ def check_config(config: str | None) -> None:
     settings = settings_of(config)
     try:
         index = load_index(settings.knowledge.path)
+        embeddings = _embeddings(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"configuration OK: bot {settings.bot.name!r}, {len(index)} knowledge articles "
-               f"(version {index.version}), log at {settings.database_url.split('@')[-1]}")
+               f"(version {index.version}), embeddings {embeddings}, "
+               f"log at {settings.database_url.split('@')[-1]}")
+
+
+def _embeddings(settings: Settings) -> str:
+    from parley.stores.embeddings import check
+
+    if settings.knowledge.embedding_model == "off":
+        return "off"
+    return check(settings.knowledge.embedding_dir)
 
 
 
@@ -80,7 +90,8 @@ def _knowledge(settings: Settings) -> Check:
     from parley.stores.knowledge import load_index
 
     index = load_index(settings.knowledge.path)
-    return Check("knowledge", "ok", f"{len(index)} articles in {settings.knowledge.path} (version {index.version})")
+    return Check("knowledge", "ok", f"{len(index)} articles in {settings.knowledge.path} (version {index.version}); "
+                                    f"embeddings {_embeddings(settings)}")
 
 
 def _sql(settings: Settings) -> Check:

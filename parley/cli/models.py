@@ -18,8 +18,11 @@ from parley.errors import ConfigError, NotFound
 
 
 @click.command()
-@click.option("--kind", type=click.Choice(["tfidf-logreg", "tfidf-logreg-body"]), default="tfidf-logreg",
-              show_default=True, help="-body also learns from the articles' text (a stronger classifier; compare with eval).")
+@click.option("--kind", type=click.Choice(["hybrid-svm", "hybrid-svm-body", "tfidf-logreg", "tfidf-logreg-body"]),
+              default="hybrid-svm", show_default=True,
+              help="hybrid: TF-IDF and sentence embeddings into a calibrated linear SVM (the best measured; "
+                   "needs knowledge.embedding_model on); tfidf: TF-IDF alone. -body also learns from the "
+                   "articles' text (compare with eval).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
               help="Share of each intent's examples held out to measure the model.")
@@ -37,12 +40,17 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
     from parley.stores.knowledge import load_articles
 
     settings = settings_of(config)
+    if kind.startswith("hybrid") and settings.knowledge.embedding_model == "off":
+        raise click.ClickException(f"--kind {kind} needs sentence embeddings, and knowledge.embedding_model "
+                                   "is off: turn them on or choose --kind tfidf-logreg")
     database = database_of(settings)
     labelled, first, last = labelled_examples(database, since=utc(since), until=utc(until))
     articles = load_articles(settings.knowledge.path)
-    examples = knowledge_examples(articles, body=kind == "tfidf-logreg-body") + labelled
+    examples = knowledge_examples(articles, body=kind.endswith("-body")) + labelled
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
-    model, metrics = fit(examples, kind=kind, seed=seed, holdout=holdout)
+    embedding_dir = settings.knowledge.embedding_dir
+    model, metrics = fit(examples, kind=kind, seed=seed, holdout=holdout,
+                         embedding_model=str(embedding_dir) if embedding_dir else None)
     params = {"holdout": holdout, "examples": len(examples), "labelled": len(labelled)}
     row = models.save(database, settings.models_dir, model, metrics, seed=seed, data_from=first,
                       data_until=last, params=params)
@@ -129,7 +137,8 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     from parley.channels.direct import CollectingChannel
     from parley.core.engine import RetrievalEngine
     from parley.data import evaluation, models
-    from parley.stores.knowledge import load_index
+    from parley.data.training import knowledge_model
+    from parley.wiring import knowledge_index_of
 
     settings = settings_of(config)
     try:
@@ -143,7 +152,12 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
             classifier = _pick_model(database, settings, version, models)
         except (NotFound, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
-    index = load_index(settings.knowledge.path)
+    index = knowledge_index_of(settings)
+    if classifier is None and not no_model and index.dense is not None:
+        # What a running Parley answers with when no model is active.
+        embedding_dir = settings.knowledge.embedding_dir
+        classifier = knowledge_model(index.articles, index.version,
+                                     embedding_model=str(embedding_dir) if embedding_dir else None)
     offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
     channel = CollectingChannel(evaluation.CHANNEL)
     with _scratch_pipeline(settings, offline, channel) as pipeline:

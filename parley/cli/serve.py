@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 from typing import Any
 
@@ -49,6 +50,7 @@ def serve(config: str | None, host: str | None, port: int | None, processes: int
     else:
         click.echo(f"Parley is starting on http://{host}:{port}/widget  (Ctrl+C to stop)")
     prepare_multiprocess_dir()
+    _embed_knowledge(settings)
     _Gunicorn(settings, {
         "bind": f"{host}:{port}", "workers": processes, "worker_connections": connections,
         # gevent, chosen by measurement (bench/streams.py, bench/throughput.py): thousands of open
@@ -108,6 +110,32 @@ def _close_services(_server: Any, worker: Any) -> None:
     services = getattr(app, "extensions", {}).get("parley")
     if services is not None:
         services.close()
+
+
+def _embed_knowledge(settings: Settings) -> None:
+    """Embed the knowledge base's new passages once, before the worker processes start: each then
+    reads every vector from the cache (a first start at 10,000 articles embeds for minutes, past
+    gunicorn's worker timeout). In a child process, so that gunicorn's own process stays small."""
+    if settings.knowledge.embedding_model == "off":
+        return
+    child = multiprocessing.get_context("fork").Process(target=_embed_into_cache, args=(settings,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise click.ClickException("could not index the knowledge base (the reason is logged above)")
+
+
+def _embed_into_cache(settings: Settings) -> None:
+    # Not parley.wiring: the platform SDKs it imports must load after gevent patches a worker.
+    from parley.errors import ConfigError
+    from parley.stores import embeddings, knowledge
+
+    try:
+        knowledge.load_index(settings.knowledge.path, cache_dir=settings.knowledge_cache_dir,
+                             embedder=embeddings.load_embedder(settings.knowledge.embedding_dir))
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 class _Gunicorn(BaseApplication):

@@ -89,7 +89,13 @@ class RetrievalEngine:
         article = self.index.get(prediction.intent)
         if article is None:  # trained on an article the knowledge base no longer has
             return None
-        return self._article_answer(article, prediction.confidence, prediction.version or classifier.version)
+        if self.index.dense is None:
+            return self._article_answer(article, prediction.confidence, prediction.version or classifier.version)
+        # The model picks among the articles it knows, even for a question none of them answers
+        # ("write me a poem"); how near the question is to the article it picked says whether it
+        # answers it. That relevance is the answer's confidence, on the same scale as retrieval's.
+        relevance = self.index.relevance(question, article.id)
+        return self._article_answer(article, relevance, prediction.version or classifier.version)
 
     def _article_answer(self, article: Article, confidence: float, version: str) -> Answer:
         return Answer(text=article.body, confidence=confidence, engine=self.name,

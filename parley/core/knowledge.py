@@ -1,10 +1,17 @@
-"""Knowledge-base articles and the lexical index over them (scikit-learn TF-IDF).
+"""Knowledge-base articles and the hybrid index over them: lexical (scikit-learn TF-IDF) and dense.
 
 Two TF-IDF views of each article are compared with the question by cosine similarity: stemmed
 words and word pairs (meaning), and character n-grams inside words (typos, plurals, "pwd" vs
 "password" style variants). The confidence is the mean of the two cosines, in [0, 1]. On the sample
 knowledge base this beat BM25 on paraphrases and, unlike a BM25 score, separates "no article
 answers this" from a weak match (figures in ``bench/answer.py`` and the retrieval tests).
+
+With an embedder (the default install has one: ``parley.stores.embeddings``), the articles'
+passages are also compared with the question as sentence vectors (``core.dense``), and the two
+rankings are fused by reciprocal rank (RRF, k=60): an article either view ranks high comes first.
+Its confidence is then the cosine of its best passage with the question, a score that means the
+same on any knowledge base; the threshold below which the bot says it is not sure
+(``knowledge.min_confidence``) was chosen on data by ``bench/threshold.py``.
 
 Pure computation: articles come in as values (``parley.stores.knowledge`` reads the files); the index is built
 once and only read afterwards, so one index serves every worker thread.
@@ -22,6 +29,10 @@ import sklearn
 import Stemmer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
+
+from parley.core.dense import DenseIndex, Embedder
+
+RRF_K = 60  # the constant of Cormack et al. (2009): ranks past the first few count little
 
 _WORD = re.compile(r"\w+")
 
@@ -59,6 +70,10 @@ class _Stem:
         self.__init__()
 
 
+# The public name; artefacts pickled before name the class itself.
+Stem = _Stem
+
+
 def make_vectorizer() -> FeatureUnion:
     """The text features shared by retrieval and the trained classifier."""
     stem = _Stem()
@@ -81,7 +96,9 @@ def article_text(article: Article) -> str:
 class KnowledgeIndex:
     """Top-k articles for a question, each with a confidence in [0, 1]."""
 
-    def __init__(self, articles: Iterable[Article]) -> None:
+    def __init__(self, articles: Iterable[Article], *, embedder: Embedder | None = None,
+                 vectors: dict[str, np.ndarray] | None = None) -> None:
+        """``vectors``: passage vectors computed before by the same ``embedder`` (a cache)."""
         self.articles: tuple[Article, ...] = tuple(articles)
         if not self.articles:
             raise ValueError("the knowledge base has no articles")
@@ -94,7 +111,11 @@ class KnowledgeIndex:
         texts = [article_text(a) for a in self.articles]
         self._views = tuple((view, view.transform(texts).T.tocsr()) for _, view in union.transformer_list)
         self._by_id = {article.id: article for article in self.articles}
+        self._numbers = {article.id: number for number, article in enumerate(self.articles)}
         self.version = _content_hash(self.articles)
+        self.dense = DenseIndex(self.articles, embedder, vectors) if embedder is not None else None
+        if embedder is not None:
+            self.version = f"{self.version}-{embedder.version[:6]}"
 
     def __len__(self) -> int:
         return len(self.articles)
@@ -104,14 +125,39 @@ class KnowledgeIndex:
 
     def search(self, question: str, k: int = 3) -> list[Hit]:
         """Best articles first; empty when nothing in the question resembles any article."""
+        lexical = self.lexical_scores(question)
+        if self.dense is None:
+            return _top(self.articles, lexical, lexical, k)
+        dense = self.dense.scores(question)
+        fused = _rrf(lexical) + _rrf(dense)
+        return _top(self.articles, fused, np.clip(dense, 0.0, 1.0), k)
+
+    def relevance(self, question: str, article_id: str) -> float:
+        """How near ``question`` is to the article, on the scale of ``search``'s confidences."""
+        number = self._numbers[article_id]
+        scores = self.dense.scores(question) if self.dense is not None else self.lexical_scores(question)
+        return round(float(np.clip(scores[number], 0.0, 1.0)), 4)
+
+    def lexical_scores(self, question: str) -> np.ndarray:
+        """The mean of the two TF-IDF cosines, per article."""
         # The vectorizers were validated when fitted; re-validating every question costs a third.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             hits = [view.transform([question]) @ postings for view, postings in self._views]
-        scores = sum(hit.toarray().ravel() for hit in hits) / len(self._views)
-        k = min(k, len(scores))
-        best = np.argpartition(-scores, k - 1)[:k]
-        ranked = best[np.argsort(-scores[best])]
-        return [Hit(self.articles[i], round(float(scores[i]), 4)) for i in ranked if scores[i] > 0]
+        return sum(hit.toarray().ravel() for hit in hits) / len(self._views)
+
+
+def _rrf(scores: np.ndarray) -> np.ndarray:
+    """Reciprocal-rank scores: 1 / (k + rank), rank 1 for the best; nothing for a score of 0."""
+    ranks = np.empty(len(scores))
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    return np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0)
+
+
+def _top(articles: Sequence[Article], order: np.ndarray, confidence: np.ndarray, k: int) -> list[Hit]:
+    k = min(k, len(order))
+    best = np.argpartition(-order, k - 1)[:k]
+    ranked = best[np.argsort(-order[best], kind="stable")]
+    return [Hit(articles[i], round(float(confidence[i]), 4)) for i in ranked if order[i] > 0]
 
 
 def _content_hash(articles: Sequence[Article]) -> str:

@@ -20,10 +20,13 @@ logger = structlog.get_logger("parley.models")
 
 
 class LiveModel:
-    """An ``IntentClassifier`` that is whichever model is active (none: it never predicts)."""
+    """An ``IntentClassifier`` that is whichever model is active; with none active, ``fallback``
+    (the model of the knowledge base's own questions, fitted at start), else it never predicts."""
 
     def __init__(self, database: Engine, models_dir: Path, *, refresh_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 fallback: TrainedModel | None = None) -> None:
+        self._fallback = fallback
         self._database = database
         self._models_dir = models_dir
         self._refresh = refresh_seconds
@@ -35,12 +38,12 @@ class LiveModel:
 
     @property
     def version(self) -> str:
-        model = self._model
+        model = self._model or self._fallback
         return model.version if model is not None else "none"
 
     def predict(self, text: str) -> Prediction:
         self._follow()
-        model = self._model
+        model = self._model or self._fallback
         if model is None:
             return Prediction("", 0.0)
         prediction = model.predict(text)

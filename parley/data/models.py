@@ -30,7 +30,7 @@ from parley.errors import ConfigError, NotFound
 from parley.stores.sql import ModelVersion
 
 logger = structlog.get_logger("parley.models")
-_LIBRARIES = ("scikit-learn", "numpy", "scipy", "PyStemmer", "joblib")
+_LIBRARIES = ("scikit-learn", "numpy", "scipy", "PyStemmer", "joblib", "onnxruntime", "tokenizers")
 
 
 def library_versions() -> dict[str, str]:

@@ -101,6 +101,11 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[s
         knowledge = dict(data.get("knowledge") or {})
         knowledge["path"] = environ["PARLEY_KNOWLEDGE"]
         data = {**data, "knowledge": knowledge}
+    for variable, key in (("PARLEY_EMBEDDING_MODEL", "embedding_model"), ("PARLEY_CACHE_DIR", "cache_dir")):
+        if environ.get(variable):
+            knowledge = dict(data.get("knowledge") or {})
+            knowledge[key] = environ[variable]
+            data = {**data, "knowledge": knowledge}
     return data
 
 

@@ -41,6 +41,11 @@ class Settings(Model):
         return self.data.models_dir or self.server.data_dir / "models"
 
     @property
+    def knowledge_cache_dir(self) -> Path:
+        """Where passage vectors are cached by content hash (rebuilt from the articles if lost)."""
+        return self.knowledge.cache_dir or self.server.data_dir / "cache"
+
+    @property
     def database_url(self) -> str:
         """The SQLAlchemy URL: ``DATABASE_URL`` when set, else a SQLite file in the data dir."""
         if self.storage.database_url is not None:

@@ -33,7 +33,29 @@ class BotSettings(Model):
 
 class KnowledgeSettings(Model):
     path: Path = Path("config/knowledge")
-    min_confidence: float = Field(default=0.14, ge=0.0, le=1.0)
+    # Below this relevance the bot says it is not sure. With embeddings it is the cosine of the
+    # answer's best passage with the question (chosen on data by bench/threshold.py); with
+    # embeddings off, the TF-IDF score, whose measured threshold is 0.14.
+    min_confidence: float = Field(default=0.36, ge=0.0, le=1.0)
+    # Sentence embeddings beside TF-IDF (hybrid retrieval, and the features of `parley train`'s
+    # default kind). "default": all-MiniLM-L6-v2 int8, installed by requirements.txt; a directory
+    # with model.onnx and tokenizer.json (Hugging Face's ONNX export layout); or "off".
+    embedding_model: str = "default"
+    # Where passage vectors are cached by content hash (default <server.data_dir>/cache): a
+    # volume that outlives pods, or one baked into the image, spares every start the embedding.
+    cache_dir: Path | None = None
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_directory(cls, value: str) -> str:
+        if value not in ("default", "off") and not Path(value).is_dir():
+            raise ValueError(f"{value} is not a directory with model.onnx and tokenizer.json "
+                             "(or say 'default' or 'off')")
+        return value
+
+    @property
+    def embedding_dir(self) -> Path | None:
+        return None if self.embedding_model in ("default", "off") else Path(self.embedding_model)
 
 
 class ServerSettings(Model):

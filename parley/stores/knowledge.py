@@ -6,20 +6,85 @@ it lives here with the other stores, and ``load_index`` is the one place an inde
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import frontmatter
+import numpy as np
+import structlog
 import yaml
 
+from parley.core.dense import Embedder, passage_key
 from parley.core.knowledge import Article, KnowledgeIndex
 from parley.errors import ConfigError
 from parley.settings.loader import yaml_error
+from parley.stores.embeddings import RECENT_TEXTS, OnnxEmbedder
+
+logger = structlog.get_logger("parley.knowledge")
 
 
-def load_index(directory: Path) -> KnowledgeIndex:
-    """The index over every article under ``directory``; ``ConfigError`` naming what is wrong."""
-    return KnowledgeIndex(load_articles(directory))
+def load_index(directory: Path, *, embedder: Embedder | None = None,
+               cache_dir: Path | None = None) -> KnowledgeIndex:
+    """The index over every article under ``directory``; ``ConfigError`` naming what is wrong.
+
+    With an ``embedder``, passage vectors are reused from ``cache_dir`` (and from this process's
+    earlier loads) by content hash, so only new or changed passages are embedded, and the cache
+    is rewritten with exactly the passages the index holds.
+    """
+    articles = load_articles(directory)
+    if embedder is None:
+        return KnowledgeIndex(articles)
+    known = _seen.setdefault(embedder.version, {})
+    cache = cache_dir / f"passages-{embedder.version}.npz" if cache_dir is not None else None
+    if cache is not None and cache not in _caches_read:
+        known.update(_read_cache(cache))
+        _caches_read.add(cache)
+    started = time.perf_counter()
+    index = KnowledgeIndex(articles, embedder=embedder, vectors=known)
+    dense = index.dense
+    if dense is not None:
+        known.update(dense.vectors)
+        if isinstance(embedder, OnnxEmbedder) and len(dense.texts) <= RECENT_TEXTS:
+            # The start's model of the knowledge base learns from these titles and questions too.
+            embedder.remember(dense.texts, [dense.vectors[passage_key(text)] for text in dense.texts])
+        if cache is not None and dense.embedded:
+            _write_cache(cache, dense.vectors)
+        logger.info("knowledge_indexed", articles=len(index), passages=len(dense.vectors),
+                    embedded=dense.embedded, seconds=round(time.perf_counter() - started, 2))
+    return index
+
+
+# Passage vectors by model version, then passage key: a process that loads the same knowledge
+# base again (tests, `parley eval`) embeds nothing twice.
+_seen: dict[str, dict[str, np.ndarray]] = {}
+_caches_read: set[Path] = set()
+
+
+def forget_vectors() -> None:
+    """Forget the vectors this process has seen, as a new process would (the disk cache stays)."""
+    _seen.clear()
+    _caches_read.clear()
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return dict(zip((str(key) for key in stored["keys"]), stored["vectors"], strict=True))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: embed again
+        logger.warning("embedding_cache_unreadable", path=str(path), error=str(exc)[:200])
+        return {}
+
+
+def _write_cache(path: Path, vectors: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted(vectors)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(partial, keys=np.array(keys), vectors=np.vstack([vectors[key] for key in keys]))
+    partial.replace(path)  # atomic: a reader sees the old file or the new one, never half
 
 
 def load_articles(directory: Path) -> list[Article]:

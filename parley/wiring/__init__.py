@@ -74,7 +74,7 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     """Every part, wired from ``settings``. ``direct`` channels take their messages by a call, not a
     webhook (the terminal's ``parley chat``, a test's collecting channel); their replies go out
     through the same outbox as every channel's."""
-    index = load_index(settings.knowledge.path)
+    index = knowledge_index_of(settings)
     sessions, inbox, mailbox, ledger = shared_state_of(settings)
     log = SqlConversationLog(open_database(settings.database_url))
     log.create_schema()
@@ -172,11 +172,30 @@ def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversa
                         min_relevance=settings.knowledge.min_confidence, secrets=secret_values(settings))
 
 
-def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
-    """Retrieval, led by the active trained model when there is one (``parley models activate``)."""
-    from parley.data.live import LiveModel
+def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
+    """The hybrid index (TF-IDF and sentence embeddings, vectors cached under data_dir/cache),
+    or TF-IDF alone when ``knowledge.embedding_model`` is "off"."""
+    knowledge = settings.knowledge
+    if knowledge.embedding_model == "off":
+        return load_index(knowledge.path)
+    from parley.stores.embeddings import load_embedder
 
-    model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds)
+    return load_index(knowledge.path, embedder=load_embedder(knowledge.embedding_dir),
+                      cache_dir=settings.knowledge_cache_dir)
+
+
+def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
+    """Retrieval, led by the active trained model when there is one (``parley models activate``),
+    else, with embeddings on, by a model of the knowledge base's own questions fitted now."""
+    from parley.data.live import LiveModel
+    from parley.data.training import knowledge_model
+
+    embedding_dir = settings.knowledge.embedding_dir
+    fallback = (knowledge_model(index.articles, index.version,
+                                embedding_model=str(embedding_dir) if embedding_dir else None)
+                if index.dense is not None else None)
+    model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds,
+                      fallback=fallback)
     return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
 
 

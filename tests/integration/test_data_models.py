@@ -71,7 +71,7 @@ def test_activating_a_model_changes_who_answers_visibly_in_the_log(both: Workspa
     workspace = both
     question = "I forgot my password"
     [before] = workspace.ask(question)
-    assert before.model_version is not None and before.model_version.startswith("retrieval-")
+    assert before.model_version is not None and before.model_version.startswith("knowledge-")  # the model of the articles' own questions
 
     trained = workspace.ok("train", "--activate")
     version = trained.split("saved model ")[1].split()[0]
@@ -107,11 +107,11 @@ def test_a_running_bot_follows_activate_and_rollback_without_a_restart(workspace
             return session.scalars(select(Message.model_version).where(Message.public_id == reply_id)).one()
 
     try:
-        assert answered_by().startswith("retrieval-")
+        assert answered_by().startswith("knowledge-")
         workspace.ok("models", "activate", version)
         assert answered_by() == version
         workspace.ok("models", "rollback")
-        assert answered_by().startswith("retrieval-")
+        assert answered_by().startswith("knowledge-")
     finally:
         app.extensions["parley"].close()
 
@@ -155,6 +155,23 @@ def test_label_suggest_import_and_train_on_labels(workspace: Workspace) -> None:
     assert len(list(csv.DictReader(io.StringIO(workspace.ok("label", "suggest"))))) == 1
 
 
+def test_eval_reports_out_of_scope_recall_of_the_default_engine(workspace: Workspace) -> None:
+    """The sample paraphrases and the off-topic questions (no expected: the bot should refuse),
+    answered by what `./dev run` answers with when no model is trained."""
+    questions = workspace.tmp_path / "questions.csv"
+    off_topic = (ROOT / "tests" / "data" / "off_topic.csv").read_text(encoding="utf-8").splitlines()[1:]
+    questions.write_text(Path(PARAPHRASES).read_text(encoding="utf-8")
+                         + "".join(f"{text},\n" for text in off_topic), encoding="utf-8")
+    report = json.loads(workspace.ok("eval", str(questions), "--json"))
+    assert report["questions"] == 64 and report["out_of_scope"] == 15
+    # Measured: 14 of 15 off-topic refused, 46 of 49 paraphrases right (93.9%).
+    assert report["oos_recall"] >= round(14 / 15, 4)  # the report rounds to 4 places
+    assert report["in_scope_accuracy"] >= 0.85
+    assert [by.split("-")[0] for by in report["answered_by"]] == ["knowledge", "retrieval"]
+    printed = workspace.ok("eval", str(questions))
+    assert "out of scope   15 questions:" in printed and "(OOS recall)" in printed
+
+
 def test_eval_compares_retrieval_with_the_trained_model(workspace: Workspace) -> None:
     baseline = json.loads(workspace.ok("eval", PARAPHRASES, "--no-model", "--json"))
     assert baseline["questions"] == 49 and list(baseline["answered_by"]) == [
@@ -180,7 +197,7 @@ def test_train_logs_to_mlflow_when_a_tracking_uri_is_set(tmp_path: Path) -> None
     run = mlflow.MlflowClient(tracking_uri=store.as_uri()).get_run(run_id)
     held_out = output.split("accuracy ")[1].split("%")[0]
     assert round(run.data.metrics["accuracy"] * 100, 1) == float(held_out)
-    assert run.data.params["seed"] == "3" and run.data.params["kind"] == "tfidf-logreg"
+    assert run.data.params["seed"] == "3" and run.data.params["kind"] == "hybrid-svm"
     artefacts = {item.path for item in mlflow.MlflowClient(tracking_uri=store.as_uri()).list_artifacts(run_id)}
     assert any(path.endswith(".joblib") for path in artefacts)
 
