@@ -51,8 +51,11 @@ class ChannelAdapter(Protocol):
         ...
 
 
-class WebhookAdapter(ChannelAdapter, Protocol):
-    """A channel whose messages arrive by HTTP: verify, parse, acknowledge (``webhooks.intake``)."""
+class WebhookIntake(Protocol):
+    """What ``webhooks.intake`` asks of a request's receiver: verify, parse, acknowledge. A receiver
+    whose replies go out through another adapter (Slack's answer buttons) is this alone."""
+
+    name: str
 
     def verify(self, request: Request) -> None:
         """Raise ``InvalidSignature`` (or another ``ChannelError``) unless the request is genuine
@@ -66,6 +69,10 @@ class WebhookAdapter(ChannelAdapter, Protocol):
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         """The platform's response, once every envelope is durably in the inbox."""
         ...
+
+
+class WebhookAdapter(ChannelAdapter, WebhookIntake, Protocol):
+    """A channel whose messages arrive by HTTP and whose replies it sends itself."""
 
 
 class BaseAdapter:

@@ -18,10 +18,10 @@ import structlog
 from flask import Request, Response
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import BaseAdapter, Once, always, clean_text
+from parley.channels.base import clean_text
 from parley.channels.slack_blocks import FEEDBACK, QUICK_REPLY
 from parley.channels.slack_common import verify_signature
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Envelope
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
 logger = structlog.get_logger("parley.slack")
@@ -41,7 +41,10 @@ def is_customer_action(request: Request) -> bool:
     return action_id.startswith(QUICK_REPLY) or action_id in FEEDBACK
 
 
-class SlackButtons(BaseAdapter):
+class SlackButtons:
+    """The customers' presses on an answer's buttons: a ``WebhookIntake``; what they lead to is
+    answered through the Slack adapter (the envelopes' channel)."""
+
     name = "slack"
 
     def __init__(self, *, verifier: SignatureVerifier, feedback: RecordFeedback, max_text_chars: int) -> None:
@@ -77,9 +80,6 @@ class SlackButtons(BaseAdapter):
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         return Response(status=200)
-
-    def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
-        raise NotImplementedError("answers to button presses go out through the Slack adapter")
 
     def _record(self, conversation_id: str, reply_id: str, score: int) -> None:
         stored = bool(reply_id) and self.feedback(conversation_id=conversation_id, channel=self.name,

@@ -7,7 +7,7 @@ import time
 import structlog
 from flask import Response, request
 
-from parley.channels.base import WebhookAdapter, storable
+from parley.channels.base import WebhookIntake, storable
 from parley.core.envelope import Envelope
 from parley.webhooks.throttle import throttled
 from parley.wiring import Services
@@ -15,7 +15,7 @@ from parley.wiring import Services
 logger = structlog.get_logger("parley.webhook")
 
 
-def receive(adapter: WebhookAdapter, services: Services) -> Response:
+def receive(adapter: WebhookIntake, services: Services) -> Response:
     """Acknowledge only after every envelope is in the inbox; no dialogue work happens here."""
     started = time.perf_counter()
     inbox, limits, metrics = services.inbox, services.limits, services.metrics
