@@ -285,6 +285,8 @@ def parley(stub_url: str, prefix: str, args: argparse.Namespace, extra: list[str
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     environ = {**os.environ, "PARLEY_CONFIG": str(config), "PARLEY_DATA_DIR": str(data_dir),
                "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),  # the copied YAML is elsewhere
+               # The knowledge base's vectors, embedded once for every run (a fresh data dir each).
+               "PARLEY_CACHE_DIR": os.environ.get("PARLEY_CACHE_DIR", "/tmp/parley-bench-cache"),
                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": stub_url,
                "PARLEY_LOG_LEVEL": args.log_level, **env}
     environ.pop("DATABASE_URL", None) if "REDIS_URL" not in env else None
@@ -314,7 +316,7 @@ def running(command: list[str], environ: dict[str, str], port: int) -> Iterator[
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine embeds the knowledge base slowly
         while not ready(url):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{command[0]} did not start; see {log.name}")
