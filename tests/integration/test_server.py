@@ -24,7 +24,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+# A start loads the embedding model and fits the knowledge model: seconds alone, a minute on a loaded machine.
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
