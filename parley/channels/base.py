@@ -17,6 +17,9 @@ from parley.errors import MalformedPayload, PayloadTooLarge
 NOT_UNICODE = "message is not valid Unicode text"
 _YEAR_10000 = 253_402_300_800  # epoch seconds: the stores' datetimes end with year 9999
 Chunk = TypeVar("Chunk")  # what one post carries: a text, or a Slack message's text and blocks
+# A thumb pressed under an answer: record_feedback(conversation_id=, channel=, message_id=, score=)
+# -> whether that answer exists (the conversation log's, wired by the app factory).
+RecordFeedback = Callable[..., bool]
 _CONTROL = {cp: None for cp in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0))}
 
 

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from flask import Request, Response
 from slack_sdk.signature import SignatureVerifier
 
-from parley.channels.base import clean_text
+from parley.channels.base import RecordFeedback, clean_text
 from parley.channels.slack_blocks import FEEDBACK, QUICK_REPLY
 from parley.channels.slack_common import verify_signature
 from parley.core.envelope import Envelope
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
 logger = structlog.get_logger("parley.slack")
-
-# record_feedback(conversation_id=, channel=, message_id=, score=) -> whether that answer exists
-RecordFeedback = Callable[..., bool]
 
 
 def is_customer_action(request: Request) -> bool:

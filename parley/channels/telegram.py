@@ -1,5 +1,8 @@
 """Telegram: Bot API webhook updates in, ``sendMessage`` (HTML parse mode) out.
 
+An answer's quick replies and thumbs are an inline keyboard under it; presses come back as
+``callback_query`` updates (``channels/telegram_buttons.py``).
+
 python-telegram-bot is asyncio-only, and its HTTP client belongs to the event loop it first ran
 in. The adapter therefore owns one private loop on a daemon thread; worker threads hand their
 sends to it and wait for the result, so every call shares one connection pool.
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import threading
 import warnings
 from collections.abc import Coroutine, Sequence
@@ -18,14 +20,15 @@ from typing import Any, TypeVar
 
 import structlog
 from flask import Request, Response
-from telegram import Bot, Message, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
+from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
 from parley.channels.formats import TELEGRAM
+from parley.channels.telegram_buttons import keyboard, pressed
 from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
@@ -45,9 +48,10 @@ class TelegramAdapter(BaseAdapter):
     name = "telegram"
 
     def __init__(self, *, bot_token: str, secret_token: str, api_url: str, max_text_chars: int,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, feedback: RecordFeedback | None = None) -> None:
         self.secret_token = secret_token.encode("utf-8")
         self.max_text_chars = max_text_chars
+        self.feedback = feedback
         request = HTTPXRequest(connection_pool_size=16, read_timeout=timeout, connect_timeout=timeout,
                                pool_timeout=timeout)
         self.bot = Bot(bot_token, base_url=f"{api_url.rstrip('/')}/bot", request=request)
@@ -65,17 +69,18 @@ class TelegramAdapter(BaseAdapter):
 
     def parse(self, request: Request) -> list[Envelope]:
         try:
-            data = json.loads(request.get_data())
-            update = Update.de_json(data, None) if isinstance(data, dict) else None
+            update = Update.de_json(json_object(request), None)
             if update is None:
                 raise MalformedPayload("body is not a JSON object")
+            if update.callback_query is not None:
+                return self._pressed(update.update_id, update.callback_query)
             if update.edited_message is not None:
                 # As on every channel: the answer to what was sent stands, an edit is no new question.
                 logger.info("edit_ignored", message_id=update.edited_message.message_id)
                 return []
             message = update.message
             if message is None or message.from_user is None or message.from_user.is_bot:
-                return []  # channel posts, member updates, callbacks...: nothing to answer
+                return []  # channel posts, member updates...: nothing to answer
             media = tuple(kind for kind in _MEDIA if getattr(message, kind, None))
             if not (message.text or message.caption or media):
                 return []  # service messages: someone joined, a pin, a title change...
@@ -102,32 +107,69 @@ class TelegramAdapter(BaseAdapter):
                         raw={"message_id": message.message_id, "chat_type": message.chat.type,
                              "language_code": user.language_code if user else None})
 
+    def _pressed(self, update_id: int, query: CallbackQuery) -> list[Envelope]:
+        """A button under an answer: a quick reply is the customer's next message; a thumb is feedback."""
+        press = pressed(query)
+        chat = query.message.chat if query.message is not None else None
+        if press is None or chat is None:
+            logger.info("callback_ignored", update_id=update_id)
+            return []
+        conversation_id = f"telegram:{chat.id}"
+        if press.label is None:
+            stored = self.feedback is not None and self.feedback(
+                conversation_id=conversation_id, channel=self.name, message_id=press.reply_id, score=press.score)
+            logger.info("feedback_stored" if stored else "feedback_unknown_answer",
+                        conversation_id=conversation_id, message_id=press.reply_id, score=press.score)
+            return []
+        route = {"chat_id": str(chat.id)}
+        thread = getattr(query.message, "message_thread_id", None)
+        if getattr(query.message, "is_topic_message", False) and thread:
+            route["message_thread_id"] = str(thread)
+        return [Envelope(channel=self.name, conversation_id=conversation_id, message_id=f"callback:{query.id}",
+                         sender=str(query.from_user.id),
+                         text=clean_text(press.label, max_chars=self.max_text_chars, clip=True),
+                         route=route, raw={"event_type": "callback_query",
+                                           "language_code": query.from_user.language_code})]
+
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         for envelope in envelopes:
-            # "typing…" while a worker prepares the answer; fire and forget, never delays the ack.
-            future = asyncio.run_coroutine_threadsafe(self.bot.send_chat_action(
-                chat_id=envelope.route["chat_id"], action=ChatAction.TYPING), self._loop)
-            future.add_done_callback(_log_failure)
+            if envelope.raw.get("event_type") != "callback_query":
+                # "typing…" while a worker prepares the answer; fire and forget, never delays the ack.
+                self._fire(self.bot.send_chat_action(chat_id=envelope.route["chat_id"], action=ChatAction.TYPING))
+        query = json_object(request).get("callback_query")  # Flask parsed the body once, in parse
+        if isinstance(query, dict) and isinstance(query.get("id"), str):
+            self._fire(self.bot.answer_callback_query(query["id"]))  # the button stops spinning
         return Response(status=200)
 
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
-        post_chunks(replies, self.chunks, self._send, once)
+        post_chunks(replies, self._posts, self._send, once)
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
         return render_chunks(as_sent(reply), TELEGRAM)
 
-    def _send(self, reply: Reply, chunk: str) -> None:
+    def _posts(self, reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+        """The reply's messages; the keyboard goes under the last one."""
+        chunks = self.chunks(reply)
+        markup = keyboard(reply)
+        return [(chunk, markup if index == len(chunks) - 1 else None) for index, chunk in enumerate(chunks)]
+
+    def _send(self, reply: Reply, post: tuple[str, InlineKeyboardMarkup | None]) -> None:
+        chunk, markup = post
         thread = reply.route.get("message_thread_id")
         self._run(self.bot.send_message(
             chat_id=reply.route["chat_id"], text=chunk, parse_mode=ParseMode.HTML,
-            message_thread_id=int(thread) if thread else None,
+            message_thread_id=int(thread) if thread else None, reply_markup=markup,
             link_preview_options=None, disable_notification=False))
+
+    def _fire(self, call: Coroutine[Any, Any, Any]) -> None:
+        """Fire and forget on the adapter's loop: a failure is logged, the ack never waits."""
+        asyncio.run_coroutine_threadsafe(call, self._loop).add_done_callback(_log_failure)
 
     def set_webhook(self, url: str) -> bool:
         """Register ``url`` and the secret token with the Bot API (``parley telegram set-webhook``)."""
         return self._run(self.bot.set_webhook(url=url, secret_token=self.secret_token.decode("utf-8"),
-                                              allowed_updates=["message"]))
+                                              allowed_updates=["message", "callback_query"]))
 
     def close(self) -> None:
         try:
@@ -174,4 +216,4 @@ def telegram_failure(exc: TelegramError) -> UpstreamError:
 
 def _log_failure(future: Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
-        logger.warning("telegram_typing_failed", error=type(future.exception()).__name__)
+        logger.warning("telegram_call_failed", error=type(future.exception()).__name__)

@@ -146,7 +146,8 @@ def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
         adapters["telegram"] = TelegramAdapter(
             bot_token=_secret(channels.telegram.bot_token),
             secret_token=_secret(channels.telegram.secret_token),
-            api_url=channels.telegram.api_url, max_text_chars=limit)
+            api_url=channels.telegram.api_url, max_text_chars=limit,
+            feedback=log.record_feedback if log is not None else None)
     return adapters
 
 

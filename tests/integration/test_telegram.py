@@ -175,6 +175,7 @@ def test_set_webhook_registers_the_url_and_the_secret(tmp_path: Path, telegram: 
     [call] = telegram.to("setWebhook")
     assert call.params["url"] == "https://bot.acme.example/telegram/webhook"
     assert call.params["secret_token"] == SECRET
+    assert json.loads(call.params["allowed_updates"]) == ["message", "callback_query"]  # button presses too
     assert "webhook set" in result.output
 
 
@@ -188,7 +189,7 @@ def test_the_stub_refuses_what_telegram_refuses(telegram: StubServer) -> None:
                          ("x" * 4097, "message is too long"), ("<b> </b>", "message text is empty")]:
             with pytest.raises(UpstreamError, match=f"(?i){why}"):
                 adapter._send(Reply(conversation_id="telegram:1", channel="telegram", text="",
-                                    route={"chat_id": "1"}), bad)
+                                    route={"chat_id": "1"}), (bad, None))
     finally:
         adapter.close()
 

@@ -174,12 +174,19 @@ def telegram_api(blocked: Callable[[], bool] = lambda: False) -> Answer:
                 return BLOCKED_BY_USER
             try:
                 telegram_rules.check_message(str(call.params.get("text", "")), call.params.get("parse_mode"))
+                keyboard = telegram_rules.check_keyboard(call.params.get("reply_markup"))
             except telegram_rules.Refused as refused:
                 return 400, {"ok": False, "error_code": 400, "description": str(refused)}
             chat = {"id": int(call.params["chat_id"]), "type": "private"}
             message = {"message_id": next(ids), "date": int(time.time()), "chat": chat,
-                       "text": call.params.get("text", "")}
+                       "text": call.params.get("text", ""), **({"reply_markup": keyboard} if keyboard else {})}
             return 200, {"ok": True, "result": message}
+        if call.endpoint == "answerCallbackQuery":
+            try:
+                telegram_rules.check_callback_answer(call.params.get("text"))
+            except telegram_rules.Refused as refused:
+                return 400, {"ok": False, "error_code": 400, "description": str(refused)}
+            return 200, {"ok": True, "result": True}
         if call.endpoint in {"sendChatAction", "setWebhook"}:
             return 200, {"ok": True, "result": True}
         if call.endpoint == "getMe":

@@ -16,11 +16,16 @@ From https://core.telegram.org/bots/api#formatting-options (HTML style) and #sen
 6. 1-4096 characters after entity parsing, leading and trailing white space aside (counted here
    in UTF-16 code units, as Telegram counts entity offsets).
 Without ``parse_mode`` only rule 6 applies, to the raw text.
+
+An inline keyboard (``reply_markup``, #inlinekeyboardmarkup): rows of buttons, each with a
+non-empty ``text`` and exactly one action; a ``callback_data`` of 1-64 bytes ("BUTTON_DATA_INVALID");
+``answerCallbackQuery`` text at most 200 characters.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -131,3 +136,29 @@ def _offset(text: str, at: int) -> int:
 
 def _entities(detail: str) -> Refused:
     return Refused(f"Bad Request: can't parse entities: {detail}")
+
+
+def check_keyboard(markup: object) -> dict[str, object] | None:
+    """The inline keyboard as Telegram reads it (a JSON field in a form post), or ``Refused``."""
+    if markup is None:
+        return None
+    keyboard = json.loads(markup) if isinstance(markup, str) else markup
+    rows = keyboard.get("inline_keyboard") if isinstance(keyboard, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise Refused("Bad Request: can't parse inline keyboard button: InlineKeyboardButton expected")
+    for button in (button for row in rows for button in row):
+        if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+            raise Refused("Bad Request: inline keyboard button text is empty")
+        actions = set(button) - {"text"}
+        if len(actions) != 1:
+            raise Refused("Bad Request: can't parse inline keyboard button: exactly one of the optional "
+                          "fields must be used")
+        data = button.get("callback_data")
+        if data is not None and not 1 <= len(str(data).encode("utf-8")) <= 64:
+            raise Refused("Bad Request: BUTTON_DATA_INVALID")
+    return keyboard
+
+
+def check_callback_answer(text: object) -> None:
+    if text is not None and len(str(text)) > 200:
+        raise Refused("Bad Request: MESSAGE_TOO_LONG")
