@@ -3,6 +3,10 @@
 WhatsApp arrives on the same webhook with ``whatsapp:``-prefixed addresses. The prefix stays on
 both addresses, so the conversation id tells the two apart and the reply goes back from the very
 number (or WhatsApp sender) the customer wrote to.
+
+Quick replies follow the answer as a numbered list; the customer's next message "2" picks the
+second (``core.options``). WhatsApp's own reply buttons need a Content API template per set of
+labels, so WhatsApp gets the numbered list too.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chu
 from parley.channels.formats import PLAIN
 from parley.channels.text import as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
+from parley.core.markdown import escape
 from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
                            UpstreamError)
 
 FORM = "application/x-www-form-urlencoded"
+REPLY_WITH_A_NUMBER = "Reply with a number:"
 # Twilio error codes that say this customer cannot be written to now, in words for the reps.
 UNDELIVERABLE = {
     63016: ("WhatsApp lets a business reply only within 24 hours of the customer's last message, and "
@@ -99,7 +105,7 @@ class TwilioAdapter(BaseAdapter):
 
     @staticmethod
     def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), PLAIN)
+        return render_chunks(as_sent(reply) + numbered_options(reply.quick_replies), PLAIN)
 
     def _create(self, reply: Reply, chunk: str) -> None:
         try:
@@ -121,6 +127,14 @@ def twilio_failure(exc: TwilioException | RequestException) -> UpstreamError:
     transient = isinstance(exc, (RequestsConnectionError, Timeout)) or (
         isinstance(status, int) and (status == 429 or status >= 500))
     return UpstreamError(f"Twilio messages.create failed (HTTP {status}): {exc}", transient=transient)
+
+
+def numbered_options(labels: Sequence[str]) -> str:
+    """Markdown under the answer: the options as an ordered list, to be answered by number."""
+    if not labels:
+        return ""
+    items = "\n".join(f"{number}. {escape(label)}" for number, label in enumerate(labels, start=1))
+    return f"\n\n{REPLY_WITH_A_NUMBER}\n\n{items}"
 
 
 def _count(value: str) -> int:

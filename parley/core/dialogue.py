@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from parley.core import handoff, phrases, relay
+from parley.core import handoff, options, phrases, relay
 from parley.core.engine import AnswerEngine, TokenSink
 from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
 from parley.core.handoff import HandoffEvents
@@ -116,7 +116,9 @@ class Dialogue:
         if envelope.action == THROTTLED:  # a flood's one notice: no engine, no change to the state
             return Decision(replies=(self._flood_notice(envelope),))
         before = session = replace(session, rating_prompt=None)
+        envelope = options.chosen(session.offered, envelope)
         draft, session = self._decide(session, envelope)
+        session = replace(session, offered=draft.quick_replies)
         latency_ms = round((self._clock() - started) * 1000, 3)
         reply = Reply(
             conversation_id=envelope.conversation_id,

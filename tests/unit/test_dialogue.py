@@ -84,3 +84,17 @@ def test_sessions_expire_after_their_ttl() -> None:
     assert store.load("c") is not None
     now[0] += 61
     assert store.load("c") is None
+
+
+def test_a_number_picks_one_of_the_options_just_offered() -> None:
+    from parley.core.options import chosen
+
+    def message(text: str) -> Envelope:
+        return Envelope(channel="twilio", conversation_id="c", message_id="m", sender="s", text=text)
+
+    offered = ("Track my order", "Start a return")
+    assert chosen(offered, message(" 2. ")).text == "Start a return"
+    assert chosen(offered, message("1)")).text == "Track my order"
+    for kept in ("3", "0", "2 please", "12", "²"):
+        assert chosen(offered, message(kept)).text == kept
+    assert chosen((), message("1")).text == "1"
