@@ -46,6 +46,7 @@ ACTIONS = {CLAIM: "claim", HAND_BACK: "hand_back", RESOLVE: "resolve"}
 _REP_SUBTYPES = {None, "thread_broadcast", "file_share"}
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
 _MENTION = re.compile(r"<[@#!][^>]*>\s?")
+_NUMBERED = re.compile(r"_\d+$")
 
 
 class SlackDesk(BaseAdapter):
@@ -85,7 +86,7 @@ class SlackDesk(BaseAdapter):
         if not isinstance(actions, list) or not actions or not isinstance(user, dict):
             raise MalformedPayload("block_actions without actions or user")
         action = actions[0] if isinstance(actions[0], dict) else {}
-        kind = ACTIONS.get(str(action.get("action_id")))
+        kind = ACTIONS.get(_NUMBERED.sub("", str(action.get("action_id"))))  # App Home's are numbered
         if container.get("type") == "view":  # App Home: the button names the conversation
             conversation_id = str(action.get("value") or "")[:200]
             thread = (self.directory.thread_of(conversation_id) or "") if conversation_id else ""

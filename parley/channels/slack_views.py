@@ -120,13 +120,15 @@ def home_view(requests: Sequence[DeskRequest], *, now: float, texts: DeskTexts =
     blocks: list[Block] = [{"type": "header", "text": _plain(texts.home_title, 150)}]
     if not requests:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(texts.home_empty)}})
-    for request in requests[:HOME_REQUESTS]:
+    for number, request in enumerate(requests[:HOME_REQUESTS]):
         line = texts.home_request.format(channel=quoted(request.channel), customer=mask(request.customer),
                                          wait=wait(now - request.requested_at),
                                          reason=quoted(_clip(request.reason, 300)))
         blocks += [{"type": "divider"},
                    {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(line)},
-                    "accessory": _button(CLAIM, texts.claim, request.conversation_id, style="primary")}]
+                    # Action ids are unique in a view: "parley_claim_0", "_1"...
+                    "accessory": _button(f"{CLAIM}_{number}", texts.claim, request.conversation_id,
+                                         style="primary")}]
     if len(requests) > HOME_REQUESTS:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": mrkdwn(texts.home_more.format(count=len(requests) - HOME_REQUESTS))}]})

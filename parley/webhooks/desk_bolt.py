@@ -50,6 +50,8 @@ def desk_app(services: Services, desk: SlackDesk, *, bot_token: str, signing_sec
 
     bolt_logger = logging.getLogger("parley.bolt")
     bolt_logger.addFilter(_TokenIgnored())
+    # Bolt's INFO lines include whole request bodies (a refused signature's): never at INFO here.
+    bolt_logger.setLevel(logging.WARNING)
     app = App(signing_secret=signing_secret, authorize=authorize, client=desk.client,
               process_before_response=True, logger=bolt_logger,
               url_verification_enabled=False, ssl_check_enabled=False)
@@ -70,7 +72,7 @@ class _TokenIgnored(logging.Filter):
 
 
 def _rep_buttons(app: App, services: Services, desk: SlackDesk) -> None:
-    @app.action(re.compile(r"^parley_(claim|hand_back|resolve)$"))
+    @app.action(re.compile(r"^parley_(claim|hand_back|resolve)(_\d+)?$"))
     def rep_action(ack: Ack, body: dict[str, Any]) -> None:
         enqueue(desk.action_envelopes(body), services)  # durably stored before the ack
         ack()
