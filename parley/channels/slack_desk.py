@@ -1,10 +1,12 @@
 """The reps' desk in Slack: one thread per handed-off conversation in the handoff channel.
 
 Out (``send``): the dialogue's replies addressed to the desk: the thread's header (channel, masked
-customer, reason, last messages, buttons Claim / Hand back to bot / Resolve), then each customer
-message and each step, in that thread. In: a rep's thread reply (from ``/slack/events``, through
-``event_envelopes``) and a button click (``/slack/interactions``, through ``parse``) become agent
-envelopes for the *customer's* conversation, found from the thread through the directory.
+customer, reason, last messages, the bot's answers each with "Wrong answer?", the handoff's state and
+the buttons that still apply: ``channels/slack_views``), then each customer message and each step in
+that thread, after which the header is ``chat.update``d from the handoff log. In: a rep's thread
+reply (from ``/slack/events``, through ``event_envelopes``) and a button click (the desk's Bolt
+listener calls ``action_envelopes``) become agent envelopes for the *customer's* conversation,
+found from the thread through the directory.
 Bot echoes, edits, deletes, top-level chatter and threads Parley does not know parse to nothing.
 """
 

@@ -192,6 +192,11 @@ def _on_error(error: Exception) -> BoltResponse:
         logger.warning("request_refused", status=error.status, error=type(error).__name__, detail=str(error))
         return BoltResponse(status=error.status, body=json.dumps({"error": error.public_message}),
                             headers={"content-type": "application/json"})
+    if isinstance(error, (TypeError, KeyError, AttributeError, IndexError, ValueError)):
+        # Signed by Slack but not shaped as Slack documents it: refused, the detail only in the log.
+        logger.warning("request_refused", status=400, error="MalformedPayload", detail=repr(error)[:200])
+        return BoltResponse(status=400, body=json.dumps({"error": "malformed payload"}),
+                            headers={"content-type": "application/json"})
     logger.error("request_crashed", error=type(error).__name__, exc_info=error)
     return BoltResponse(status=500, body=json.dumps({"error": "internal error"}),
                         headers={"content-type": "application/json"})

@@ -15,6 +15,8 @@ import time
 import structlog
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
+from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import parse_body
 
 from parley.channels.slack import SlackAdapter
@@ -69,13 +71,20 @@ def commands() -> Response:
 
 
 def handle() -> Response:
-    """The request through Bolt; its refusals logged as ours are."""
+    """The request through Bolt's Flask adapter; its refusals logged as ours are."""
     handler: SlackRequestHandler | None = current_app.extensions.get(HANDLER)
     if handler is None:
         raise ChannelDisabled("the Slack handoff desk is not configured (SLACK_HANDOFF_CHANNEL)")
     structlog.contextvars.bind_contextvars(channel="desk")
-    _parsable_or_refused(request)
-    response = handler.handle(request)
+    # What SlackRequestHandler.handle does, with the request built first: Bolt reads the body's
+    # fields as it builds it, and a body that is not what Slack sends would crash it (a 500).
+    bolt_request = _bolt_request(request)
+    try:
+        response = to_flask_response(handler.app.dispatch(bolt_request))
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:
+        # Bolt's matchers read the payload as Slack documents it (block_actions with an action...)
+        # and crash otherwise, before any listener ran: refused as malformed, nothing stored.
+        raise MalformedPayload(f"a desk payload Bolt could not route: {type(exc).__name__}") from exc
     if response.status_code == 401:
         logger.warning("request_refused", status=401, error="InvalidSignature",
                        detail="Slack signature does not match the signing secret, or is stale")
@@ -86,15 +95,18 @@ def handle() -> Response:
     return response
 
 
-def _parsable_or_refused(req: Request) -> None:
+def _bolt_request(req: Request) -> BoltRequest:
+    """Bolt's request, or (signature checked first: 401 before 400) ``MalformedPayload``."""
     try:
         body = parse_body(req.get_data(as_text=True), req.mimetype)
-    except (ValueError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
+        bolt_request = to_bolt_request(req) if isinstance(body, dict) else None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
+        bolt_request = None
+    if bolt_request is None:
         desk = current_app.extensions["parley"].desk
-        verify_signature(desk.verifier, req, clock=time.time)  # 401 before 400, as everywhere
-        raise MalformedPayload("a desk request whose body is not a JSON object")
+        verify_signature(desk.verifier, req, clock=time.time)
+        raise MalformedPayload("a desk request whose body is not what Slack sends")
+    return bolt_request
 
 
 def _kind(req: Request) -> str:
