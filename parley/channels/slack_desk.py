@@ -1,10 +1,12 @@
 """The reps' desk in Slack: one thread per handed-off conversation in the handoff channel.
 
 Out (``send``): the dialogue's replies addressed to the desk: the thread's header (channel, masked
-customer, reason, last messages, buttons Claim / Hand back to bot / Resolve), then each customer
-message and each step, in that thread. In: a rep's thread reply (from ``/slack/events``, through
-``event_envelopes``) and a button click (``/slack/interactions``, through ``parse``) become agent
-envelopes for the *customer's* conversation, found from the thread through the directory.
+customer, reason, last messages, the bot's answers each with "Wrong answer?", the handoff's state and
+the buttons that still apply: ``channels/slack_views``), then each customer message and each step in
+that thread, after which the header is ``chat.update``d from the handoff log. In: a rep's thread
+reply (from ``/slack/events``, through ``event_envelopes``) and a button click (the desk's Bolt
+listener calls ``action_envelopes``) become agent envelopes for the *customer's* conversation,
+found from the thread through the directory.
 Bot echoes, edits, deletes, top-level chatter and threads Parley does not know parse to nothing.
 """
 
@@ -31,6 +33,7 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.slack_common import from_a_bot, verify_signature
 from parley.channels.formats import SLACK
+from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
 from parley.core.desk import DeskDirectory, DeskPost
 from parley.core.envelope import Envelope, Reply
@@ -40,11 +43,12 @@ from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
 logger = structlog.get_logger("parley.desk")
 
 SECTION_LIMIT = 3000  # a Block Kit section's text
-ACTIONS = {"parley_claim": "claim", "parley_hand_back": "hand_back", "parley_resolve": "resolve"}
+ACTIONS = {CLAIM: "claim", HAND_BACK: "hand_back", RESOLVE: "resolve"}
 # Subtypes that are a rep writing; edits, deletes, joins, bot posts and the rest are not relayed.
 _REP_SUBTYPES = {None, "thread_broadcast", "file_share"}
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
 _MENTION = re.compile(r"<[@#!][^>]*>\s?")
+_NUMBERED = re.compile(r"_\d+$")
 
 
 class SlackDesk(BaseAdapter):
@@ -72,7 +76,10 @@ class SlackDesk(BaseAdapter):
             raise UnsupportedMediaType(f"content type {request.mimetype!r}")
 
     def parse(self, request: Request) -> list[Envelope]:
-        payload = _form_json(request, "payload")
+        return self.action_envelopes(_form_json(request, "payload"))
+
+    def action_envelopes(self, payload: dict[str, Any]) -> list[Envelope]:
+        """A rep's Claim / Hand back / Resolve, on a thread's header or on the App Home tab."""
         if payload.get("type") != "block_actions":
             logger.info("desk_interaction_ignored", kind=str(payload.get("type"))[:40])
             return []
@@ -81,11 +88,15 @@ class SlackDesk(BaseAdapter):
         if not isinstance(actions, list) or not actions or not isinstance(user, dict):
             raise MalformedPayload("block_actions without actions or user")
         action = actions[0] if isinstance(actions[0], dict) else {}
-        kind = ACTIONS.get(str(action.get("action_id")))
-        thread = str(container.get("thread_ts") or container.get("message_ts") or "")
-        channel = str(container.get("channel_id") or _dict(payload.get("channel")).get("id") or "")
-        conversation_id = self.directory.conversation_of(channel, thread) if thread else None
-        if kind is None or conversation_id is None:
+        kind = ACTIONS.get(_NUMBERED.sub("", str(action.get("action_id"))))  # App Home's are numbered
+        if container.get("type") == "view":  # App Home: the button names the conversation
+            conversation_id = str(action.get("value") or "")[:200]
+            thread = (self.directory.thread_of(conversation_id) or "") if conversation_id else ""
+        else:
+            thread = str(container.get("thread_ts") or container.get("message_ts") or "")
+            channel = str(container.get("channel_id") or _dict(payload.get("channel")).get("id") or "")
+            conversation_id = (self.directory.conversation_of(channel, thread) or "") if thread else ""
+        if kind is None or not conversation_id or not thread:
             logger.info("desk_action_ignored", action=str(action.get("action_id"))[:40], thread=thread[:32])
             return []
         rep = str(user.get("id") or "")
@@ -155,10 +166,8 @@ class SlackDesk(BaseAdapter):
         sections = render_chunks(reply.text, SLACK, SECTION_LIMIT - 1)
         section = sections[0] + ("…" if len(sections) > 1 else "") if sections else "…"
         summary = section.split("\n", 1)[0]
-        response = self._call(channel=self.channel, text=summary, blocks=[
-            {"type": "section", "text": {"type": "mrkdwn", "text": section}},
-            {"type": "actions", "block_id": "parley_handoff", "elements": _buttons(reply.conversation_id)},
-        ])
+        response = self._call(channel=self.channel, text=summary,
+                              blocks=self._header(reply.conversation_id, section))
         thread = str(response.get("ts"))
         self.directory.remember(conversation_id=reply.conversation_id, handoff=post.handoff,
                                 desk_channel=self.channel, thread_ts=thread)
@@ -173,11 +182,34 @@ class SlackDesk(BaseAdapter):
                       "(the first post failed).")
             thread = self._open(replace(reply, text=header), replace(post, kind="open"))
         text = {"customer": f"**Customer:** {reply.text}", "status": f"_{reply.text}_",
-                "error": f":warning: {reply.text}"}.get(post.kind, reply.text)
+                "error": f":warning: {reply.text}", "header": ""}.get(post.kind, reply.text)
         # Each chunk through ``once``, even a lone one: the desk's replies come several at a time.
         for index, chunk in enumerate(render_chunks(text, SLACK)):
             once(f"{reply.reply_id}#{index}",
                  functools.partial(self._call, channel=self.channel, thread_ts=thread, text=chunk))
+        if post.kind in ("status", "header"):  # a step: the header shows it and the buttons it leaves
+            self._refresh(reply.conversation_id, post.handoff, thread, once, key=f"{reply.reply_id}#header")
+
+    def _header(self, conversation_id: str, section: str) -> list[dict[str, Any]]:
+        """The header's blocks as the log says the handoff stands now."""
+        return header_blocks(section, conversation_id, self.directory.thread_state(conversation_id),
+                             self.directory.answers(conversation_id, ANSWERS_SHOWN), now=self._clock())
+
+    def _refresh(self, conversation_id: str, handoff: int, thread: str, once: Once, *, key: str) -> None:
+        """``chat.update`` the header of the conversation's latest thread (an older one stays as it was)."""
+        text = self.directory.header_of(conversation_id, handoff)
+        if text is None or self.directory.thread_of(conversation_id) != thread:
+            return
+        sections = render_chunks(text, SLACK, SECTION_LIMIT - 1)
+        section = sections[0] + ("…" if len(sections) > 1 else "") if sections else "…"
+        once(key, functools.partial(self._update, ts=thread, text=section.split("\n", 1)[0],
+                                    blocks=self._header(conversation_id, section)))
+
+    def _update(self, **params: Any) -> None:
+        try:
+            self.client.chat_update(channel=self.channel, **params)
+        except (SlackClientError, OSError) as exc:
+            raise slack_failure(exc, "Slack chat.update of a thread header") from exc
 
     def _call(self, **params: Any) -> dict[str, Any]:
         try:
@@ -235,19 +267,6 @@ def from_mrkdwn(text: str) -> str:
     text = _LINK.sub(lambda m: f"[{m[2]}]({m[1]})" if m[2] else m[1], text)
     text = _MENTION.sub("", text)
     return html.unescape(text)
-
-
-def _buttons(conversation_id: str) -> list[dict[str, Any]]:
-    def button(action_id: str, label: str, **extra: Any) -> dict[str, Any]:
-        return {"type": "button", "action_id": action_id, "value": conversation_id,
-                "text": {"type": "plain_text", "text": label}, **extra}
-    confirm = {"title": {"type": "plain_text", "text": "Resolve?"},
-               "text": {"type": "mrkdwn", "text": "The customer will be asked to rate the help."},
-               "confirm": {"type": "plain_text", "text": "Resolve"},
-               "deny": {"type": "plain_text", "text": "Cancel"}}
-    return [button("parley_claim", "Claim", style="primary"),
-            button("parley_hand_back", "Hand back to bot"),
-            button("parley_resolve", "Resolve", confirm=confirm)]
 
 
 def _why_ignored(event: dict[str, Any], body: dict[str, Any]) -> str | None:

@@ -13,8 +13,9 @@ from typing import Literal, Protocol, get_args
 
 # open: the thread's header (a new handoff). customer: a customer's message relayed while a person
 # has the conversation. status: a step (claimed, handed back, a rating). error: what a rep did
-# that could not be done, or a delivery that failed.
-DeskKind = Literal["open", "customer", "status", "error"]
+# that could not be done, or a delivery that failed. header: nothing to post, but the thread's
+# header must show a new state (a rep's first reply claimed the conversation).
+DeskKind = Literal["open", "customer", "status", "error", "header"]
 _KINDS: dict[str, DeskKind] = {kind: kind for kind in get_args(DeskKind)}
 
 
@@ -45,6 +46,36 @@ class OpenRequest:
     requested_at: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadState:
+    """Where a handoff stands, as its thread's header shows it (read from the handoff log)."""
+
+    state: Literal["waiting", "claimed", "bot", "resolved"] = "waiting"
+    actor: str | None = None  # who claimed, handed back or resolved it
+    rating: int | None = None  # the customer's 1-5 after a resolve
+    requested_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeskAnswer:
+    """One of the bot's answers in a handed-off conversation, which a rep may mark as wrong."""
+
+    answer_id: str  # the reply's id in the conversation log
+    question: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeskRequest:
+    """A handoff nobody has taken yet, for the reps' App Home."""
+
+    conversation_id: str
+    channel: str
+    customer: str
+    reason: str
+    requested_at: float
+
+
 class DeskDirectory(Protocol):
     """Which reps' thread belongs to which conversation, shared by every process."""
 
@@ -70,4 +101,25 @@ class DeskDirectory(Protocol):
 
     def label_last_answer(self, conversation_id: str, article: str, *, source: str = "slack") -> str | None:
         """Label the customer message behind the bot's latest engine answer; its id, or None."""
+        ...
+
+    def label_answer(self, conversation_id: str, answer_id: str, article: str, *,
+                     source: str = "slack") -> str | None:
+        """Label the customer message behind that one answer of the bot's; its id, or None."""
+        ...
+
+    def answers(self, conversation_id: str, limit: int) -> list[DeskAnswer]:
+        """The bot's latest engine answers in the conversation, oldest first."""
+        ...
+
+    def header_of(self, conversation_id: str, handoff: int) -> str | None:
+        """The text of that handoff's thread header, as it was posted."""
+        ...
+
+    def thread_state(self, conversation_id: str) -> ThreadState:
+        """Where the conversation's latest handoff stands."""
+        ...
+
+    def waiting(self, limit: int) -> list[DeskRequest]:
+        """Open requests nobody has taken, oldest first."""
         ...

@@ -91,7 +91,7 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
     actor = envelope.sender_name or envelope.sender
     if action == "note" or (action == "reply" and handoff.is_note(rules, envelope.text)):
         return Outcome(session=session)
-    if action not in ("reply", "claim", "hand_back", "resolve"):
+    if action not in ("reply", "article", "claim", "hand_back", "resolve"):
         unknown = to_desk(session, f"Unknown action {action!r}.", kind="error")
         return Outcome(session=session, replies=(unknown,))
     if not session.is_handed_off:
@@ -109,6 +109,11 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
     try:
         if action == "reply":
             return _reply(rules, texts, session, envelope, now)
+        if action == "article":  # "Send article": a reply the thread would not show otherwise
+            sent = _reply(rules, texts, session, envelope, now)
+            title = envelope.text.split("\n", 1)[0]
+            note = to_desk(sent.session, f"{actor} sent an article to the customer: {title}", kind="status")
+            return replace(sent, replies=(*sent.replies, note))
         if action == "claim":
             return _claim(rules, texts, session, actor)
         if action == "hand_back":
@@ -169,7 +174,9 @@ def _reply(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope:
         events = (*events, Event(kind="first_reply", actor=actor))
     author = actor if rules.show_rep_names else texts.team
     reply = to_customer(session, envelope.text, intent="agent_reply", author=author)
-    return Outcome(session=session, replies=(reply,), events=events,
+    # Claimed by this reply: the thread's header must say so (the desk posts nothing in the thread).
+    header = (to_desk(session, "", kind="header"),) if any(e.kind == "claimed" for e in events) else ()
+    return Outcome(session=session, replies=(reply, *header), events=events,
                    turns=(Turn(role="agent", text=envelope.text, at=now),))
 
 

@@ -8,16 +8,24 @@ read the handoff log for the desk (open requests for reminders, a rep's current 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, UniqueConstraint, func, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel
 
-from parley.core.desk import OpenRequest
-from parley.stores.sql import HandoffEvent, Label, Message, commit_unless_duplicate
+from parley.core.desk import DeskAnswer, DeskRequest, OpenRequest, ThreadState
+from parley.core.handoff import DESK
+from parley.stores.sql import Conversation, HandoffEvent, Label, Message, commit_unless_duplicate
 
 # Events after which a request is no longer waiting for a person.
 _SETTLED = ("claimed", "first_reply", "handed_back", "resolved")
+# What each step leaves a handoff in, for its thread's header.
+_STATES = {"requested": "waiting", "claimed": "claimed", "first_reply": "claimed",
+           "handed_back": "bot", "resolved": "resolved"}
+# Replies that are not the answer engine's: greetings, handoff notices, a person's words.
+_NOT_ANSWERS = ("dialogue", "handoff", "person", "throttle")
 
 
 def _now() -> datetime:
@@ -96,11 +104,18 @@ class SqlDeskDirectory:
     def label_last_answer(self, conversation_id: str, article: str, *, source: str = "slack") -> str | None:
         """Label the customer message behind the bot's latest engine answer (not a greeting or a
         handoff notice); its id, or None if there is none."""
-        query = (select(Message.in_reply_to)
-                 .where(Message.conversation_id == conversation_id, Message.direction == "out",
-                        Message.author.is_(None), Message.in_reply_to.is_not(None),
-                        Message.engine.not_in(("dialogue", "handoff", "person")))
-                 .order_by(Message.id.desc()))
+        query = (select(Message.public_id).where(*_answers_of(conversation_id)).order_by(Message.id.desc()))
+        with Session(self.database) as session:
+            answer_id = session.scalars(query).first()
+        return None if answer_id is None else self.label_answer(conversation_id, answer_id, article,
+                                                                source=source)
+
+    def label_answer(self, conversation_id: str, answer_id: str, article: str, *,
+                     source: str = "slack") -> str | None:
+        """Label the customer message that one answer replied to; its id, or None when the answer
+        is not the bot's in that conversation (a forged or stale button)."""
+        query = select(Message.in_reply_to).where(Message.public_id == answer_id,
+                                                  *_answers_of(conversation_id))
         with Session(self.database) as session:
             message_id = session.scalars(query).first()
             inbound = session.scalars(select(Message).where(Message.public_id == message_id,
@@ -114,6 +129,70 @@ class SqlDeskDirectory:
             session.commit()
             return inbound.public_id
 
+    def answers(self, conversation_id: str, limit: int) -> list[DeskAnswer]:
+        """The bot's latest engine answers in the conversation, oldest first, with their questions."""
+        question = aliased(Message)
+        query = (select(Message.public_id, question.text, Message.text)
+                 .join(question, (question.public_id == Message.in_reply_to) & (question.direction == "in"))
+                 .where(*_answers_of(conversation_id)).order_by(Message.id.desc()).limit(limit))
+        with Session(self.database) as session:
+            rows = session.execute(query).all()
+        return [DeskAnswer(answer_id=row[0], question=row[1], text=row[2]) for row in reversed(rows)]
+
+    def header_of(self, conversation_id: str, handoff: int) -> str | None:
+        """The header posted for that handoff: the desk's ``open`` post in the conversation log."""
+        query = (select(Message.text, Message.desk)
+                 .where(Message.conversation_id == conversation_id, Message.channel == DESK,
+                        Message.direction == "out", Message.desk.is_not(None))
+                 .order_by(Message.id.desc()))
+        with Session(self.database) as session:
+            for text, desk in session.execute(query):
+                post = json.loads(desk)
+                if post.get("kind") == "open" and post.get("handoff") == handoff:
+                    return text
+        return None
+
+    def thread_state(self, conversation_id: str) -> ThreadState:
+        """The latest handoff's state from its steps in the log (claimed, handed back, resolved)."""
+        query = (select(HandoffEvent).where(HandoffEvent.conversation_id == conversation_id)
+                 .order_by(HandoffEvent.id.desc()).limit(50))
+        with Session(self.database) as session:
+            rows = session.scalars(query).all()
+        state = ThreadState()
+        for row in reversed(rows):  # oldest first: each step overrides the one before
+            if row.kind == "requested":
+                state = ThreadState(requested_at=_utc(row.created_at).timestamp())
+            elif row.kind in _STATES and not (row.kind == "first_reply" and state.state == "claimed"):
+                state = ThreadState(state=_STATES[row.kind], actor=row.actor,  # type: ignore[arg-type]
+                                    requested_at=state.requested_at)
+            elif row.kind == "rating" and (row.reason or "").isdigit():
+                state = ThreadState(state=state.state, actor=state.actor, rating=int(row.reason or 0),
+                                    requested_at=state.requested_at)
+        return state
+
+    def waiting(self, limit: int) -> list[DeskRequest]:
+        """Requests nobody has taken (of the last 30 days), oldest first, with who and why."""
+        since = datetime.now(UTC).timestamp() - 30 * 24 * 3600
+        opened = sorted(self.open_requests(since), key=lambda item: item.requested_at)[:limit]
+        ids = [item.conversation_id for item in opened]
+        with Session(self.database) as session:
+            conversations = {row.id: row for row in session.scalars(
+                select(Conversation).where(Conversation.id.in_(ids)))}
+            reasons = dict(session.execute(
+                select(HandoffEvent.conversation_id, HandoffEvent.reason)
+                .where(HandoffEvent.conversation_id.in_(ids), HandoffEvent.kind == "requested")
+                .order_by(HandoffEvent.id)).all())
+        return [DeskRequest(conversation_id=item.conversation_id, requested_at=item.requested_at,
+                            channel=getattr(conversations.get(item.conversation_id), "channel", "?"),
+                            customer=getattr(conversations.get(item.conversation_id), "customer", ""),
+                            reason=reasons.get(item.conversation_id) or "requested")
+                for item in opened]
+
+
+def _answers_of(conversation_id: str) -> tuple:  # noqa: ANN401 - SQL expressions
+    """The conditions that make a logged message one of the bot's engine answers in a conversation."""
+    return (Message.conversation_id == conversation_id, Message.direction == "out", Message.channel != DESK,
+            Message.author.is_(None), Message.in_reply_to.is_not(None), Message.engine.not_in(_NOT_ANSWERS))
 
 def _utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; they were written in UTC.

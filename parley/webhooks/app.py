@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.register_blueprint(widget.bp)
     for blueprint in channels.blueprints:
         app.register_blueprint(blueprint)
-    app.register_blueprint(slack_actions.bp)
+    slack_actions.init_app(app, services)  # the reps' desk: its routes and its Bolt app
     app.register_blueprint(admin.bp)
     _register_health(app, services)
     _register_errors(app, services)

@@ -5,9 +5,10 @@ The routes always exist; a channel without credentials has no adapter, so its re
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from parley.errors import ChannelDisabled
+from parley.webhooks import slack_actions
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 
@@ -27,6 +28,9 @@ def _receive(channel: str) -> Response:
 
 @slack.post("/events")
 def slack_events() -> Response:
+    # The App Home tab opened is the reps' desk's (its Bolt app); every other event keeps this path.
+    if slack_actions.is_desk_event(request):
+        return slack_actions.handle()
     return _receive("slack")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import structlog
 from flask import Response, request
@@ -18,11 +19,22 @@ logger = structlog.get_logger("parley.webhook")
 def receive(adapter: WebhookIntake, services: Services) -> Response:
     """Acknowledge only after every envelope is in the inbox; no dialogue work happens here."""
     started = time.perf_counter()
-    inbox, limits, metrics = services.inbox, services.limits, services.metrics
+    metrics = services.metrics
     structlog.contextvars.bind_contextvars(channel=adapter.name)
     adapter.verify(request)
+    kept = enqueue(adapter.parse(request), services)
+    metrics.acknowledged(adapter.name, time.perf_counter() - started)
+    return adapter.ack(request, kept)
+
+
+def enqueue(parsed: Sequence[Envelope], services: Services) -> list[Envelope]:
+    """Store each envelope durably (deduplicated, within the senders' limits); those kept.
+
+    Raises ``Unavailable`` when the inbox cannot store, so the caller answers 503, acking nothing.
+    """
+    inbox, limits, metrics = services.inbox, services.limits, services.metrics
     # Every value a worker needs is checked now: a message it could never store is refused, not acked.
-    envelopes = [storable(envelope) for envelope in adapter.parse(request)]
+    envelopes = [storable(envelope) for envelope in parsed]
     kept: list[Envelope] = []
     for envelope in envelopes:
         verdict = limits.judge(envelope)
@@ -42,5 +54,4 @@ def receive(adapter: WebhookIntake, services: Services) -> Response:
         logger.info("envelope_stored" if stored else "envelope_duplicate", channel=envelope.channel,
                     conversation_id=envelope.conversation_id, message_id=envelope.message_id)
         logger.debug("envelope_text", conversation_id=envelope.conversation_id, text=envelope.text)
-    metrics.acknowledged(adapter.name, time.perf_counter() - started)
-    return adapter.ack(request, kept)
+    return kept

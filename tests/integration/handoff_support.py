@@ -15,7 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from parley.settings import Settings
 from tests.conftest import make_settings
-from tests.stubs.server import Call, StubServer, slack_refusal
+from tests.stubs.server import Call, StubServer, slack_desk_call, slack_refusal
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -28,6 +28,7 @@ class SlackApi:
 
     def __init__(self) -> None:
         self.posted: list[tuple[str, dict[str, Any]]] = []
+        self.desk_calls: list[tuple[str, dict[str, Any]]] = []  # accepted chat.update / views.*
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -41,6 +42,12 @@ class SlackApi:
                 self.posted.append((ts, call.params))
             return 200, {"ok": True, "channel": call.params.get("channel"), "ts": ts,
                          "message": {"type": "message", "text": call.params.get("text"), "ts": ts}}
+        desk = slack_desk_call(call)  # chat.update, views.open, views.publish
+        if desk is not None:
+            with self._lock:
+                if desk[1].get("ok"):
+                    self.desk_calls.append((call.endpoint, call.params))
+            return desk
         if call.endpoint == "users.info":
             return 200, {"ok": True, "user": {"id": call.params.get("user"), "name": "bo",
                                               "profile": {"display_name": "Bo", "real_name": "Bo Berg"}}}
@@ -73,6 +80,29 @@ def wait_until(check, timeout: float = 10.0):  # noqa: ANN001, ANN201 - a predic
     return None
 
 
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = message["blocks"]
+    return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+
+def header_state(message: dict[str, Any]) -> str:
+    """The state line a rep reads under a thread's header."""
+    [state] = [b for b in _blocks(message) if b.get("block_id") == "parley_state"]
+    return state["elements"][0]["text"]
+
+
+def header_buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """The header's buttons (action id, label): those that still make sense."""
+    actions = [b for b in _blocks(message) if b.get("block_id") == "parley_handoff"]
+    return [(b["action_id"], b["text"]["text"]) for block in actions for b in block["elements"]]
+
+
+def header_answers(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """The bot's answers shown on the header (their text, their "Wrong answer?" button's value)."""
+    return [(b["text"]["text"], b["accessory"]["value"]) for b in _blocks(message)
+            if b.get("block_id", "").startswith("parley_answer_")]
+
+
 class Desk:
     """The reps' side: what Parley posted in the handoff channel, and a rep acting in Slack."""
 
@@ -91,6 +121,16 @@ class Desk:
         directory = self.client.application.extensions["parley"].adapters["desk"].directory
         assert wait_until(lambda: directory.conversation_of(HANDOFF_CHANNEL, thread))
         return thread
+
+    def updates(self, ts: str) -> list[dict[str, Any]]:
+        """The header of thread ``ts`` as each ``chat.update`` left it, oldest first."""
+        return [p for endpoint, p in self.api.desk_calls if endpoint == "chat.update" and p.get("ts") == ts]
+
+    def wait_for_update(self, ts: str, needle: str) -> dict[str, Any]:
+        """The first update of the thread's header whose state line says ``needle``."""
+        found = wait_until(lambda: next((p for p in self.updates(ts) if needle in header_state(p)), None))
+        assert found, f"the header never said {needle!r}; updates: {[header_state(p) for p in self.updates(ts)]}"
+        return found
 
     def thread(self, ts: str) -> list[str]:
         return [p["text"] for _, p in self.api.posted if p.get("thread_ts") == ts]

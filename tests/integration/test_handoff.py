@@ -17,7 +17,8 @@ from sqlmodel import Session
 from parley.stores.desk import DeskThread
 from parley.stores.sql import HandoffEvent, Label, Message
 from parley.webhooks.app import create_app
-from tests.integration.handoff_support import Desk, SlackApi, handoff_settings, signed, wait_until
+from tests.integration.handoff_support import (Desk, SlackApi, handoff_settings, header_buttons, header_state,
+                                               signed, wait_until)
 from tests.integration.redis_processes import REDIS_URL, delete_prefix
 from tests.stubs.server import StubServer, serving
 
@@ -104,9 +105,9 @@ def test_a_rep_runs_a_whole_widget_conversation_from_slack(app: Flask, customer:
     assert "*Customer on widget*" in section and "customer asked for a person" in section
     assert "where is my parcel?" in section and "I want to talk to a person" in section
     assert "Messages starting with `//` are internal notes" in section
-    buttons = [(b["action_id"], b["text"]["text"]) for b in header["blocks"][1]["elements"]]
-    assert buttons == [("parley_claim", "Claim"), ("parley_hand_back", "Hand back to bot"),
-                       ("parley_resolve", "Resolve")]
+    assert header_buttons(header) == [("parley_claim", "Claim"), ("parley_send_article", "Send article"),
+                                      ("parley_hand_back", "Hand back to bot"), ("parley_resolve", "Resolve")]
+    assert "Waiting for a person" in header_state(header)
 
     # The bot is muted: a question it could answer goes to the rep, and the widget gets no bot reply.
     muted = customer.says("How do I reset my password?")
@@ -116,6 +117,10 @@ def test_a_rep_runs_a_whole_widget_conversation_from_slack(app: Flask, customer:
     assert desk.reply(thread, "Hi, I'm Ana from support. Let me check your order.") == 200
     shown = customer.sees("Let me check your order")
     assert shown["author"] == "Ana" and shown["direction"] == "out"
+    # Her first reply claimed it: the header says so, and Claim is gone.
+    claimed = desk.wait_for_update(thread, "Claimed by Ana")
+    assert header_buttons(claimed) == [("parley_send_article", "Send article"),
+                                       ("parley_hand_back", "Hand back to bot"), ("parley_resolve", "Resolve")]
     # The log is written just before the live event is published: wait for the live one too.
     ana = {"text": "Hi, I'm Ana from support. Let me check your order.", "author": "Ana"}
     assert wait_until(lambda: ana in customer.live()), customer.live()
@@ -132,6 +137,8 @@ def test_a_rep_runs_a_whole_widget_conversation_from_slack(app: Flask, customer:
     rated = customer.says("5")
     assert [r["text"] for r in rated["replies"]] == ["Thank you for your rating!"]
     desk.wait_in_thread(thread, "The customer rated the help 5/5.")
+    resolved = desk.wait_for_update(thread, "rated 5/5")
+    assert "*Resolved* by ana.lopez" in header_state(resolved) and header_buttons(resolved) == []
 
     texts = [m["text"] for m in customer.history()]
     assert not any("VIP" in text or "(edited)" in text or "Forgot password" in text for text in texts)

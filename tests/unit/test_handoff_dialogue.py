@@ -105,7 +105,9 @@ def test_a_whole_handoff_from_request_to_rating(desk: Desk) -> None:
     calls = desk.engine.calls
 
     first = desk.rep("Hi, I'm looking at your order now")
-    assert seen(first) == [("sms", "Hi, I'm looking at your order now")]
+    # The first reply claims: the thread's header is to show it (a refresh, nothing posted).
+    assert seen(first) == [("sms", "Hi, I'm looking at your order now"), (DESK, "")]
+    assert first[1].desk is not None and first[1].desk.kind == "header"
     assert first[0].author == "Ana" and first[0].route == {"to": "+15551234567"}
     assert desk.session.handoff == "claimed" and desk.session.claimed_by == "Ana"
 
@@ -153,8 +155,8 @@ def test_claim_button_then_hand_back_resumes_the_bot(desk: Desk) -> None:
 def test_rep_names_can_be_hidden_from_customers() -> None:
     desk = Desk(HandoffRules(desk=True, show_rep_names=False))
     desk.customer("talk to a person")
-    [reply] = desk.rep("Hello!")
-    assert reply.author == "Support team"
+    reply, header = desk.rep("Hello!")
+    assert reply.author == "Support team" and header.desk is not None and header.desk.kind == "header"
 
 
 def test_rep_files_are_not_relayed_and_the_rep_is_told(desk: Desk) -> None:
