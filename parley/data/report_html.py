@@ -7,6 +7,7 @@ token alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pygal
@@ -18,13 +19,21 @@ from pygal.style import CleanStyle
 from parley.data.report import Report, Slice
 
 _STYLE = CleanStyle(font_family="system-ui, sans-serif", colors=("#2b8a3e", "#c92a2a", "#1864ab", "#e67700",
-                                                                 "#5f3dc4", "#0b7285", "#862e9c"))
+                                                                 "#5f3dc4", "#0b7285", "#862e9c"),
+                    no_data_font_size=18, title_font_size=15)
 
 
 def _config(title: str, **options: object) -> dict[str, object]:
     return {"title": title, "style": _STYLE, "js": [], "disable_xml_declaration": True, "width": 640,
             "height": 320, "explicit_size": True, "legend_at_bottom": True, "print_values": False,
             "no_data_text": "no data in this window", **options}
+
+
+def _counts(chart: pygal.graph.graph.Graph, *series: Sequence[int]) -> None:
+    """Whole-number ticks for counts (pygal would label 0.1, 0.2... up to a count of 1)."""
+    top = max((max(values, default=0) for values in series), default=0)
+    step = max(1, math.ceil(top / 5))
+    chart.y_labels = list(range(0, top + step, step))
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
@@ -39,11 +48,14 @@ def _svg(chart: pygal.graph.graph.Graph) -> Markup:
 
 
 def containment_by_day(days: Sequence[Slice]) -> Markup:
-    chart = pygal.StackedBar(**_config("Conversations per day: answered by the bot / handed to a person",
+    chart = pygal.StackedBar(**_config("Conversations per day, by who answered",
                                        x_label_rotation=30, show_minor_x_labels=len(days) <= 31))
     chart.x_labels = [day.key for day in days]
-    chart.add("answered by the bot", [day.conversations - day.handed_off for day in days])
-    chart.add("handed to a person", [day.handed_off for day in days])
+    if days:
+        bot, person = [day.conversations - day.handed_off for day in days], [day.handed_off for day in days]
+        _counts(chart, [b + p for b, p in zip(bot, person, strict=True)])
+        chart.add("answered by the bot", bot)
+        chart.add("handed to a person", person)
     return _svg(chart)
 
 
@@ -65,17 +77,24 @@ def handoff_reasons(reasons: dict[str, int]) -> Markup:
 
 def thumbs_by_channel(channels: Sequence[Slice]) -> Markup:
     chart = pygal.Bar(**_config("Customers' verdicts on answers", print_values=True))
-    chart.x_labels = [channel.key for channel in channels]
-    chart.add("thumbs up", [channel.thumbs_up for channel in channels])
-    chart.add("thumbs down", [channel.thumbs_down for channel in channels])
+    voted = [channel for channel in channels if channel.thumbs_up or channel.thumbs_down]
+    chart.x_labels = [channel.key for channel in voted]
+    if voted:
+        up, down = [channel.thumbs_up for channel in voted], [channel.thumbs_down for channel in voted]
+        _counts(chart, up, down)
+        chart.add("thumbs up", up)
+        chart.add("thumbs down", down)
     return _svg(chart)
 
 
 def ratings(counts: dict[int, int]) -> Markup:
     chart = pygal.Bar(**_config("Handoff ratings (CSAT: share of 4 and 5)", print_values=True,
                                 show_legend=False))
-    chart.x_labels = [str(score) for score in range(1, 6)]
-    chart.add("ratings", [counts.get(score, 0) for score in range(1, 6)])
+    if counts:
+        chart.x_labels = [str(score) for score in range(1, 6)]
+        values = [counts.get(score, 0) for score in range(1, 6)]
+        _counts(chart, values)
+        chart.add("ratings", values)
     return _svg(chart)
 
 
@@ -96,7 +115,7 @@ _PAGE = Environment(autoescape=True).from_string("""<!doctype html>
  .cards { display: flex; flex-wrap: wrap; gap: 1rem; margin: 1rem 0 2rem; }
  .card { border: 1px solid #dee2e6; border-radius: .5rem; padding: .8rem 1.2rem; min-width: 11rem; }
  .card b { display: block; font-size: 1.8rem; }
- .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
+ .charts { display: flex; flex-wrap: wrap; gap: 1rem; } figure { margin: 0; }
  table { border-collapse: collapse; margin: 1rem 0 2rem; } td, th { border: 1px solid #dee2e6; padding: .3rem .6rem; }
  th { background: #f1f3f5; text-align: left; } td.n { text-align: right; }
 </style></head><body>
