@@ -12,12 +12,13 @@ from parley.cli.data import db, export, label
 from parley.cli.doctor import check_config, doctor
 from parley.cli.init import init
 from parley.cli.models import evaluate, models_group, train
+from parley.cli.reports import forget, report
 from parley.cli.serve import serve
 from parley.cli.telegram import telegram
 from parley.cli.worker import inbox, worker
 
 COMMANDS = (init, doctor, check_config, serve, chat, worker, inbox, db, export, label, train, models_group,
-            evaluate, telegram)
+            evaluate, report, forget, telegram)
 
 
 @click.group()

@@ -75,23 +75,29 @@ def db_current(config: str | None) -> None:
               help="File to write (default: standard output).")
 @click.option("--no-redact", is_flag=True,
               help="Export raw text and ids, with personal data. Only where you may hold it.")
+@click.option("--what", type=click.Choice(["messages", "handoffs"]), default="messages", show_default=True,
+              help="One row per message, or one per handoff step (requested, claimed, resolved...).")
 @click.pass_obj
 def export(config: str | None, since: datetime | None, until: datetime | None, channel: str | None,
-           fmt: str, output: Path | None, no_redact: bool) -> None:
-    """Stream every message with its conversation, engine metadata, feedback and label.
+           fmt: str, output: Path | None, no_redact: bool, what: str) -> None:
+    """Stream every message with its conversation, engine metadata, feedback and label (or, with
+    ``--what handoffs``, every handoff step). Erased conversations are never exported.
 
     Read-only: the schema must be current (``parley db upgrade`` first otherwise).
     """
-    from parley.data.export import ExportQuery, encode, redactor_of, rows
+    from parley.data import export_events
+    from parley.data.export import SCHEMA, ExportQuery, encode, redactor_of, rows
 
     settings = settings_of(config)
     query = ExportQuery(since=utc(since), until=utc(until), channel=channel)
     database = readonly_database_of(settings)
-    counted = _count(rows(database, query, None if no_redact else redactor_of(settings)))
+    produce, schema = (rows, SCHEMA) if what == "messages" else (export_events.handoff_rows, export_events.SCHEMA)
+    counted = _count(produce(database, query, None if no_redact else redactor_of(settings)))
+    unit = "messages" if what == "messages" else "handoff steps"
     with (output.open("wb") if output else _stdout()) as out:
-        for chunk in encode(progress(counted, unit="messages"), fmt):  # type: ignore[arg-type]
+        for chunk in encode(progress(counted, unit=unit), fmt, schema=schema):  # type: ignore[arg-type]
             out.write(chunk)
-    click.echo(f"exported {counted.count} messages ({'NOT redacted' if no_redact else 'redacted'})"
+    click.echo(f"exported {counted.count} {unit} ({'NOT redacted' if no_redact else 'redacted'})"
                + (f" to {output}" if output else ""), err=True)
 
 

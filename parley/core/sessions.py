@@ -73,6 +73,10 @@ class SessionStore(Protocol):
         """Keep ``session``; ``LostClaim`` (saving nothing) when the stored one has a greater ``fence``."""
         ...
 
+    def forget(self, conversation_id: str) -> None:
+        """Drop the conversation's state at once (GDPR erasure)."""
+        ...
+
 
 def supersedes(stored: Session | None, new: Session) -> bool:
     """Whether the stored state was saved by a later holder than the one saving ``new``."""

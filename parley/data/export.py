@@ -1,5 +1,9 @@
 """Streaming the conversation log out for analysis: one row per message, as JSON Lines, CSV or
-Parquet, with the conversation, what produced each answer, its feedback and its label.
+Parquet, with the conversation, what produced each answer, its feedback and its label (the
+handoff steps come out the same way, from ``export_events``).
+
+Nothing of an erased conversation is exported (``parley forget`` leaves a tombstone that holds a
+digest of its id): not even what was logged after the erasure.
 
 Rows are read with a server-side cursor in batches and written as they come, so memory stays flat
 whatever the size of the log. Redaction is on unless the caller turns it off explicitly.
@@ -18,12 +22,13 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 
 from parley.core.handoff import DESK
 from parley.data.redaction import Redactor
 from parley.settings import Settings
 from parley.stores.sql import Conversation, Feedback, Label, Message
+from parley.stores.sql_erase import erased_subjects, subject_of
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
@@ -80,16 +85,24 @@ def rows(database: Engine, query: ExportQuery, redactor: Redactor | None) -> Ite
         .order_by(Message.id)
     )
     if query.since is not None:
-        statement = statement.where(Message.created_at >= _naive_utc(query.since))
+        statement = statement.where(Message.created_at >= naive_utc(query.since))
     if query.until is not None:
-        statement = statement.where(Message.created_at < _naive_utc(query.until))
+        statement = statement.where(Message.created_at < naive_utc(query.until))
     if query.channel is not None:
         statement = statement.where(Message.channel == query.channel)
+    yield from (_row(record, redactor) for record in stream(database, statement, query))
+
+
+def stream(database: Engine, statement: Select[Any], query: ExportQuery) -> Iterator[dict[str, Any]]:
+    """``statement``'s rows (each with a ``conversation_id``) within ``query``'s reach, batch by
+    batch, less those of erased conversations."""
+    erased = erased_subjects(database)
     with database.connect() as connection:
         # A server-side cursor on PostgreSQL: rows arrive batch by batch, never all at once.
         result = connection.execution_options(stream_results=True, yield_per=query.batch_size)
         for record in result.execute(statement).mappings():
-            yield _row(dict(record), redactor)
+            if not erased or subject_of(record["conversation_id"]) not in erased:
+                yield dict(record)
 
 
 def _row(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
@@ -108,13 +121,14 @@ def _row(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
     return row
 
 
-def encode(records: Iterable[dict[str, Any]], fmt: Format, *, batch_size: int = 5000) -> Iterator[bytes]:
-    """The export file, piece by piece, for a file or an HTTP response."""
+def encode(records: Iterable[dict[str, Any]], fmt: Format, *, batch_size: int = 5000,
+           schema: pa.Schema = SCHEMA) -> Iterator[bytes]:
+    """The export file (rows of ``schema``), piece by piece, for a file or an HTTP response."""
     if fmt == "jsonl":
         return _jsonl(records)
     if fmt == "csv":
-        return _csv(records)
-    return _parquet(records, batch_size)
+        return _csv(records, tuple(schema.names))
+    return _parquet(records, batch_size, schema)
 
 
 def _jsonl(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
@@ -123,9 +137,9 @@ def _jsonl(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
                           ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _csv(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+def _csv(records: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     for number, record in enumerate(records, 1):
         writer.writerow({**record, "created_at": record["created_at"].isoformat()})
@@ -165,21 +179,21 @@ class _Sink(io.RawIOBase):
         return data
 
 
-def _parquet(records: Iterable[dict[str, Any]], batch_size: int) -> Iterator[bytes]:
+def _parquet(records: Iterable[dict[str, Any]], batch_size: int, schema: pa.Schema) -> Iterator[bytes]:
     sink = _Sink()
-    with pq.ParquetWriter(sink, SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         batch: list[dict[str, Any]] = []
         for record in records:
             batch.append(record)
             if len(batch) == batch_size:
-                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
                 batch = []
                 yield sink.take()
         if batch:
-            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
     yield sink.take()
 
 
-def _naive_utc(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
     # Stored datetimes are UTC without a zone (SQLite keeps none); compare like with like.
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

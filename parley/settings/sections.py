@@ -223,6 +223,10 @@ class DataSettings(Model):
     model_min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     # How often a serving process checks which model is active (activate/rollback need no restart).
     model_refresh_seconds: float = Field(default=30.0, ge=0.0)
+    # Conversations with no message for this many days are deleted (GDPR storage limitation), by a
+    # sweep every ``retention_check_seconds`` that one process of the cluster runs. Unset: kept.
+    retention_days: int | None = Field(default=None, ge=1)
+    retention_check_seconds: float = Field(default=3600.0, ge=1.0)
 
     @field_validator("phone_regions")
     @classmethod

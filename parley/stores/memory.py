@@ -41,6 +41,11 @@ class MemorySessionStore:
             # Re-inserting restarts the entry's time to live; the insert also sweeps expired ones.
             self._sessions[session.conversation_id] = session
 
+    def forget(self, conversation_id: str) -> None:
+        """Drop the conversation's state (GDPR erasure): its next message starts afresh."""
+        with self._lock:
+            self._sessions.pop(conversation_id, None)
+
     def __len__(self) -> int:
         with self._lock:
             self._sessions.expire()
@@ -104,6 +109,11 @@ class MemoryMailbox:
             # Re-inserting restarts the conversation's idle time; the insert also sweeps expired ones.
             self._events[conversation_id] = events
         self._wakeups.wake(conversation_id)
+
+    def forget(self, conversation_id: str) -> None:
+        """Drop the conversation's recent events (they hold replies' text): GDPR erasure."""
+        with self._lock:
+            self._events.pop(conversation_id, None)
 
     def __len__(self) -> int:
         with self._lock:

@@ -78,6 +78,11 @@ class RedisSessionStore:
         if not saved:
             raise LostClaim(f"conversation {session.conversation_id} was saved by a later claim")
 
+    def forget(self, conversation_id: str) -> None:
+        """Drop the conversation's state (GDPR erasure): its next message starts afresh."""
+        with unavailable("erase the session"):
+            self._redis.delete(self.key(conversation_id))
+
     def _dump(self, session: Session) -> str:
         bounded = session.with_turns((), max_turns=self._max_turns, max_chars=self._max_chars)
         return json.dumps(asdict(replace(bounded, updated_at=session.updated_at)), separators=(",", ":"),
@@ -191,6 +196,11 @@ class RedisMailbox:
 
     def key(self, conversation_id: str) -> str:
         return f"{self._prefix}mailbox:{conversation_id}"
+
+    def forget(self, conversation_id: str) -> None:
+        """Drop the conversation's recent events (they hold replies' text): GDPR erasure."""
+        with unavailable("erase the mailbox"):
+            self._redis.delete(self.key(conversation_id))
 
     def publish(self, conversation_id: str, replies: Sequence[Reply]) -> None:
         self._append(conversation_id, {"kind": "replies",

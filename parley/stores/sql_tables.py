@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -102,3 +102,28 @@ class ModelVersion(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
     active: bool = Field(default=False, index=True)
     activated_at: datetime | None = None
+
+
+class Erasure(SQLModel, table=True):
+    """A tombstone of one erased conversation (``parley forget``), holding no personal data.
+
+    ``subject`` is a digest of the conversation id, so export can refuse to write anything of that
+    conversation ever again (a message in flight at the erasure, logged after it, or the customer
+    writing again); ``pseudonym`` is the conversation's pseudonym in redacted exports (with
+    ``data.pseudonym_key``), so whoever holds an earlier export file can find and drop its rows.
+    """
+
+    subject: str = Field(primary_key=True, max_length=64)
+    pseudonym: str | None = Field(default=None, max_length=64)
+    request: str = Field(index=True, max_length=32)
+    messages: int = 0
+    created_at: datetime = Field(default_factory=_now)
+
+
+class PeriodicRun(SQLModel, table=True):
+    """Which slot of a cluster-wide periodic job ran: the first process to insert a slot runs it."""
+
+    job: str = Field(primary_key=True, max_length=64)
+    # The job's interval number since the epoch (time // interval): a BIGINT, as short intervals count high.
+    slot: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    created_at: datetime = Field(default_factory=_now)

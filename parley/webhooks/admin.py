@@ -66,8 +66,10 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
 
 @bp.get("/export")
 def export() -> Response:
-    """The conversation log as ``parley export`` writes it, streamed; ``redact=false`` to opt out."""
-    from parley.data.export import FORMATS, MEDIA_TYPES, ExportQuery, encode, redactor_of, rows
+    """The conversation log as ``parley export`` writes it, streamed; ``redact=false`` to opt out,
+    ``what=handoffs`` for the handoff steps."""
+    from parley.data import export_events
+    from parley.data.export import FORMATS, MEDIA_TYPES, SCHEMA, ExportQuery, encode, redactor_of, rows
 
     services = _services()
     fmt = request.args.get("format", "jsonl")
@@ -76,12 +78,52 @@ def export() -> Response:
     redact = request.args.get("redact", "true")
     if redact not in ("true", "false"):
         raise MalformedPayload(f"bad redact {redact!r}", public="redact must be true or false")
+    what = request.args.get("what", "messages")
+    if what not in ("messages", "handoffs"):
+        raise MalformedPayload(f"bad export what {what!r}", public="what must be messages or handoffs")
     query = ExportQuery(since=_moment("since"), until=_moment("until"), channel=request.args.get("channel"))
     redactor = redactor_of(services.settings) if redact == "true" else None
-    logger.info("export_started", format=fmt, redacted=redactor is not None, channel=query.channel)
-    chunks = encode(rows(services.log.database, query, redactor), fmt)
+    logger.info("export_started", format=fmt, what=what, redacted=redactor is not None, channel=query.channel)
+    produce, schema = (rows, SCHEMA) if what == "messages" else (export_events.handoff_rows, export_events.SCHEMA)
+    chunks = encode(produce(services.log.database, query, redactor), fmt, schema=schema)
     return Response(chunks, mimetype=MEDIA_TYPES[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="parley-export.{fmt}"'})
+                    headers={"Content-Disposition": f'attachment; filename="parley-{what}.{fmt}"'})
+
+
+@bp.get("/report")
+def report() -> Response:
+    """``parley report`` over HTTP: the HTML page, or its figures with ``format=json``."""
+    from parley.data.export import ExportQuery, redactor_of
+    from parley.data.report import build_report
+    from parley.data.report_html import render
+
+    services = _services()
+    fmt = request.args.get("format", "html")
+    if fmt not in ("html", "json"):
+        raise MalformedPayload(f"bad report format {fmt!r}", public="format must be html or json")
+    query = ExportQuery(since=_moment("since"), until=_moment("until"), channel=request.args.get("channel"))
+    built = build_report(services.log.database, query, redactor_of(services.settings))
+    logger.info("report_built", format=fmt, channel=query.channel)
+    if fmt == "json":
+        return jsonify(built.as_json())
+    # The page is self-contained: it may load nothing, run nothing and sit in no frame.
+    return Response(render(built), mimetype="text/html", headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})
+
+
+@bp.post("/forget")
+def forget() -> tuple[Response, int]:
+    """GDPR erasure of one customer (``parley forget``), sessions included, in any store mode."""
+    from parley.data.forget import forget as erase
+
+    services = _services()
+    body = request.get_json(silent=True)
+    customer = body.get("customer") if isinstance(body, dict) else None
+    if not isinstance(customer, str) or not 1 <= len(customer.strip()) <= 200 or not encodable(customer):
+        raise MalformedPayload("forget without a customer", public="body must be {\"customer\": \"<id>\"}")
+    state = (services.sessions.forget, services.widget.mailbox.forget)
+    erased = erase(services.log.database, services.settings, customer.strip(), state=state, requested_by="admin")
+    return jsonify(erased.as_dict()), 200
 
 
 def _moment(name: str) -> datetime | None:

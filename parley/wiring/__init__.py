@@ -32,6 +32,7 @@ from parley.settings import Settings, secret_values
 from parley.stores.knowledge import load_index
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
+from parley.data.retention import RetentionSweep
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.redis_inbox import RedisInbox
 from parley.stores.redis_topology import connect
@@ -96,7 +97,7 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
                     metrics=metrics, dialogue=dialogue, pipeline=pipeline,
                     workers=WorkerPool(inbox, pipeline,
                                        workers=settings.server.workers_for(llm=settings.llm.api_key is not None),
-                                       periodic=reminders_of(settings, desk, inbox),
+                                       periodic=(*reminders_of(settings, desk, inbox), *retention_of(settings, log)),
                                        poll_seconds=_poll_seconds(inbox)),
                     health=(inbox.ping,) if isinstance(inbox, RedisInbox) else ())
 
@@ -248,6 +249,13 @@ def reminders_of(settings: Settings, desk: SlackDesk | None, inbox: Inbox) -> tu
         return ()
     return (HandoffReminders(directory=desk.directory, inbox=inbox, rules=rules,
                              every_seconds=max(1.0, min(60.0, every / 5))),)
+
+
+def retention_of(settings: Settings, log: SqlConversationLog) -> tuple[RetentionSweep, ...]:
+    days = settings.data.retention_days
+    if days is None:
+        return ()
+    return (RetentionSweep(log.database, days=days, every_seconds=settings.data.retention_check_seconds),)
 
 
 def handoff_rules_of(settings: Settings, *, desk: bool) -> HandoffRules:

@@ -4,6 +4,7 @@ else embedded in this process, with what must survive a restart kept in the SQLi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from parley.core.inbox import Inbox
@@ -46,6 +47,18 @@ def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, S
                                  max_turns=storage.history_turns, max_chars=storage.history_chars)
     return sessions, redis_inbox_of(settings, client), RedisMailbox(client, prefix=prefix), \
         RedisSendLedger(client, prefix=prefix, ttl=storage.dedupe_ttl_seconds)
+
+
+def forgetters_of(settings: Settings) -> tuple[Callable[[str], None], ...]:
+    """What drops a conversation's shared state (session, widget events) from a process that does
+    not serve, such as ``parley forget``: only Redis is shared; embedded state lives in the server."""
+    storage = settings.storage
+    if storage.redis_url is None:
+        return ()
+    client, prefix = connect(storage.redis_url.get_secret_value()), storage.key_prefix
+    sessions = RedisSessionStore(client, prefix=prefix, ttl=storage.session_ttl_seconds,
+                                 max_turns=storage.history_turns, max_chars=storage.history_chars)
+    return sessions.forget, RedisMailbox(client, prefix=prefix).forget
 
 
 def redis_inbox_of(settings: Settings, client: Client | None = None) -> RedisInbox:
