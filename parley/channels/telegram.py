@@ -99,8 +99,9 @@ class TelegramAdapter(BaseAdapter):
                         sender=str(user.id if user else chat_id),
                         text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
                         timestamp=message.date.timestamp(), attachments=media, route=route,
-                        raw={"message_id": message.message_id, "chat_type": message.chat.type,
-                             "language_code": user.language_code if user else None})
+                        # The language of the customer's Telegram app (an IETF tag), when shared.
+                        language=_language(user.language_code if user else None),
+                        raw={"message_id": message.message_id, "chat_type": message.chat.type})
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         for envelope in envelopes:
@@ -175,3 +176,7 @@ def telegram_failure(exc: TelegramError) -> UpstreamError:
 def _log_failure(future: Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
         logger.warning("telegram_typing_failed", error=type(future.exception()).__name__)
+
+
+def _language(code: object) -> str | None:
+    return code[:35] if isinstance(code, str) and code.strip() else None
