@@ -277,5 +277,6 @@ def policy_of(settings: Settings, *, desk: bool = False) -> Policy:
 def detector_of(settings: Settings) -> LangidDetector | None:
     """The language guesser, when there is more than one language to guess between."""
     texts = settings.texts
-    return LangidDetector(texts.all_languages) if texts.detect_language and len(texts.all_languages) > 1 \
-        else None
+    if not texts.detect_language or len(texts.all_languages) < 2:
+        return None
+    return LangidDetector(texts.all_languages).load()

@@ -25,8 +25,9 @@
 
   const base = apiBase(script.src);
   const bot = script.dataset.bot || 'default';
-  // The customer's language: the embedding page's choice (data-language, <html lang>), else the browser's.
-  const language = script.dataset.language || document.documentElement.lang || navigator.language || '';
+  // The customer's language: the embedding site's choice for this page (data-language), else the
+  // browser's (the customer's own setting), else the page's <html lang>.
+  const language = script.dataset.language || navigator.language || document.documentElement.lang || '';
   const storageKey = `parley:${bot}:conversation`;
 
   const state = {
