@@ -263,7 +263,8 @@ class Dialogue:
             streak = session.low_confidence_streak + 1
             low = handoff.after_low_confidence(rules, streak) if rules.desk else None
             if low is not None:
-                return self._request_person(policy, replace(session, low_confidence_streak=streak), reason=low)
+                streaky = replace(session, low_confidence_streak=streak)
+                return self._request_person(policy, streaky, reason=low)
             fallback = _Draft(text=policy.not_sure, quick_replies=(policy.talk_to_person,),
                               meta=replace(meta, intent="fallback", sources=()))
             if not rules.desk:

@@ -27,14 +27,15 @@ _PERSON = re.compile(
 )
 
 _GREETING = re.compile(
-    r"^(hi|hello|hey|hiya|good\ (morning|afternoon|evening)|hola|buenos\ dias|buenas|bonjour|bonsoir|salut|hallo"
-    r"|guten\ (tag|morgen|abend)|moin|servus)"
+    r"^(hi|hello|hey|hiya|good\ (morning|afternoon|evening)|hola|buenos\ dias|buenas|bonjour|bonsoir"
+    r"|salut|hallo|guten\ (tag|morgen|abend)|moin|servus)"
     r"(\ there)?[\s!.,]*$",
     re.VERBOSE,
 )
 
 _THANKS = re.compile(
-    r"^(thanks?(\ you)?(\ so\ much)?|thx|ty|cheers|great,?\ thanks|gracias|muchas\ gracias|merci(\ beaucoup)?|danke(\ schon|\ sehr)?)[\s!.,]*$"
+    r"^(thanks?(\ you)?(\ so\ much)?|thx|ty|cheers|great,?\ thanks|gracias|muchas\ gracias"
+    r"|merci(\ beaucoup)?|danke(\ schon|\ sehr)?)[\s!.,]*$"
 )
 
 

@@ -138,7 +138,8 @@ def english() -> Texts:
 
 ENGLISH: Mapping[str, str] = {
     "greeting": "Hi! I'm the Acme assistant. Ask me anything about orders, billing or your account.",
-    "not_sure": "I'm not sure I can answer that. Could you rephrase it, or would you like to talk to a person?",
+    "not_sure": ("I'm not sure I can answer that. Could you rephrase it, "
+                 "or would you like to talk to a person?"),
     "not_sure_without_people": "I'm not sure I can answer that. Could you rephrase it?",
     "thanks": "You're welcome! Is there anything else I can help with?",
     "media_only": "Sorry, I can only read text for now. Could you type your question?",

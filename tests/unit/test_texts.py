@@ -121,3 +121,23 @@ def test_a_fallback_offers_a_person_in_the_customers_language_and_the_button_wor
                        text="Parler à une personne")
     told = talk.handle(pressed)[0].text
     assert told.startswith("Notre équipe d'assistance est absente") and "revient dimanche à 08:00 (UTC)" in told
+
+
+def test_check_config_warns_of_each_text_a_language_lacks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from parley.cli import main
+
+    sample = dict(SAMPLE)
+    texts = {key: dict(value) if isinstance(value, dict) else value for key, value in sample["texts"].items()}
+    del texts["rated"]["de"], texts["ui_send"]["fr"]
+    config = tmp_path / "parley.yaml"
+    config.write_text(yaml.safe_dump({**sample, "texts": texts}, allow_unicode=True), encoding="utf-8")
+    result = CliRunner(mix_stderr=False).invoke(main, ["--config", str(config), "check-config"],
+                                env={"PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
+                                     "PARLEY_EMBEDDING_MODEL": "off", "PARLEY_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert "warning: texts.rated.de: not written, en is used" in result.stderr
+    assert "warning: texts.ui_send.fr: not written, en is used" in result.stderr
+    assert result.stderr.count("warning:") == 2
+    assert "texts in en, es, fr, de" in result.stdout
