@@ -2,7 +2,7 @@
 byte n-grams, its model inside the wheel) restricted to the configured languages.
 
 The model takes a few seconds to unpickle and ~0.5 ms per message (``bench/language.py``), so it is
-read once per process, on the first message that needs it, and shared read-only by every worker.
+read once per process, at start, and shared read-only by every worker.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class LangidDetector:
         self.languages = tuple(sorted(set(languages)))
 
     def load(self) -> LangidDetector:
-        """Read the model now rather than on the first message (benches, a warm-up)."""
+        """Read the model now (at start), so that no customer's first answer waits for it."""
         if len(self.languages) > 1:
             _identifier(self.languages)
         return self

@@ -279,6 +279,6 @@ def detector_of(settings: Settings) -> LangidDetector | None:
     texts = settings.texts
     if not texts.detect_language or len(texts.all_languages) < 2:
         return None
-    # Read on the first message that needs it (about 1 s of CPU), not here: a start that waits for
-    # it is a start a busy node's readiness probe may give up on.
-    return LangidDetector(texts.all_languages)
+    # Read at start (about 1 s of CPU, bench/language.py): the first customer's answer must not wait
+    # for it, and a process is only ready when it can answer promptly.
+    return LangidDetector(texts.all_languages).load()
