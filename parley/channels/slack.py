@@ -84,6 +84,9 @@ class SlackAdapter(BaseAdapter):
                         # Empty ("@Parley" alone) is still a person writing: the dialogue prompts them.
                         text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
                         timestamp=float(_ts(event, "ts") or time.time()), attachments=files, route=route,
+                        # Message events rarely carry the user's locale (users.info has it, but no
+                        # API call may delay the ack): when one does, it is the hint; else the text.
+                        language=_locale(event),
                         raw={"team_id": team, "event_type": event.get("type"), "ts": event.get("ts")})
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
@@ -141,3 +144,7 @@ def _ts(event: dict[str, Any], key: str) -> str | None:
         raise MalformedPayload(f"event {key} {str(value)[:20]!r} is not a Slack timestamp")
     return value
 
+
+def _locale(event: dict[str, Any]) -> str | None:
+    locale = event.get("user_locale") or event.get("locale")
+    return locale[:35] if isinstance(locale, str) and locale.strip() else None

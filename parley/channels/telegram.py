@@ -104,8 +104,9 @@ class TelegramAdapter(BaseAdapter):
                         sender=str(user.id if user else chat_id),
                         text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
                         timestamp=message.date.timestamp(), attachments=media, route=route,
-                        raw={"message_id": message.message_id, "chat_type": message.chat.type,
-                             "language_code": user.language_code if user else None})
+                        # The language of the customer's Telegram app (an IETF tag), when shared.
+                        language=_language(user.language_code if user else None),
+                        raw={"message_id": message.message_id, "chat_type": message.chat.type})
 
     def _pressed(self, update_id: int, query: CallbackQuery) -> list[Envelope]:
         """A button under an answer: a quick reply is the customer's next message; a thumb is feedback."""
@@ -128,8 +129,8 @@ class TelegramAdapter(BaseAdapter):
         return [Envelope(channel=self.name, conversation_id=conversation_id, message_id=f"callback:{query.id}",
                          sender=str(query.from_user.id),
                          text=clean_text(press.label, max_chars=self.max_text_chars, clip=True),
-                         route=route, raw={"event_type": "callback_query",
-                                           "language_code": query.from_user.language_code})]
+                         route=route, language=_language(query.from_user.language_code),
+                         raw={"event_type": "callback_query"})]
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         for envelope in envelopes:
@@ -217,3 +218,7 @@ def telegram_failure(exc: TelegramError) -> UpstreamError:
 def _log_failure(future: Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
         logger.warning("telegram_call_failed", error=type(future.exception()).__name__)
+
+
+def _language(code: object) -> str | None:
+    return code[:35] if isinstance(code, str) and code.strip() else None

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
@@ -26,6 +27,7 @@ from parley.core.ratelimit import RateLimiter
 from parley.errors import MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")  # BCP 47, loosely
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +91,8 @@ class WidgetAdapter(BaseAdapter):
             self.authenticate(request, conversation_id)
             message_id = f"{conversation_id}:{client_message_id}"
         return [Envelope(channel=self.name, conversation_id=conversation_id,
-                         message_id=message_id, sender=conversation_id, text=text)]
+                         message_id=message_id, sender=conversation_id, text=text,
+                         language=browser_language(request, body))]
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         envelope = envelopes[0]
@@ -221,3 +224,13 @@ def _optional_id(body: dict[str, object], key: str) -> str | None:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def browser_language(request: Request, body: dict[str, Any] | None = None) -> str | None:
+    """The page's language as the widget sends it (``language``, from ``<html lang>`` or the
+    browser's ``navigator.language``), else the browser's Accept-Language; None when neither says."""
+    stated = (body or {}).get("language")
+    if isinstance(stated, str) and LANGUAGE_TAG.match(stated):
+        return stated
+    best = request.accept_languages.best
+    return best if best and best != "*" and LANGUAGE_TAG.match(best) else None

@@ -21,7 +21,7 @@ def chat(config: str | None) -> None:
     terminal = TerminalChannel(write=click.echo, sender=os.environ.get("USER", "you"),
                                max_text_chars=settings.limits.max_text_chars)
     services = build_services(settings, direct=(terminal,))
-    click.echo(f"{settings.bot.greeting}\n(type 'quit' or press Ctrl+D to leave)")
+    click.echo(f"{settings.catalog.get('greeting')}\n(type 'quit' or press Ctrl+D to leave)")
     try:
         while (text := _typed()) is not None:
             try:

@@ -50,7 +50,11 @@ def check_config(config: str | None) -> None:
         embeddings = _embeddings(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"configuration OK: bot {settings.bot.name!r}, {len(index)} knowledge articles "
+    for gap in settings.texts.gaps():  # a half-translated file still runs: say what falls back
+        click.echo(f"warning: {gap}", err=True)
+    languages = ", ".join(settings.texts.all_languages)
+    click.echo(f"configuration OK: bot {settings.bot.name!r}, texts in {languages}, "
+               f"{len(index)} knowledge articles "
                f"(version {index.version}), embeddings {embeddings}, "
                f"log at {settings.database_url.split('@')[-1]}")
 

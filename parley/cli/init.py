@@ -14,10 +14,17 @@ CONFIG = """\
 bot:
   name: %(name)s
   title: %(title)s
-  greeting: "Hi! Ask me a question, or ask for a person."
   persona: >-
     You are a friendly, concise customer-support assistant. Answer only from the knowledge-base
     passages you are given, and offer a person when they do not cover the question.
+
+texts:
+  # What the customer reads, per language; add a language to `languages` and a variant to each
+  # text (`parley check-config` lists the ones still missing). Every key: config/parley.yaml.
+  default_language: en
+  languages: [en]
+  greeting:
+    en: "Hi! Ask me a question, or ask for a person."
 
 knowledge:
   path: ${PARLEY_KNOWLEDGE:-knowledge}          # Markdown articles; relative: to this file

@@ -21,6 +21,7 @@ from parley.core.handoff import HandoffEvents
 from parley.core.policy import FLOOD_NOTICE, TALK_TO_PERSON, THROTTLED, Policy  # noqa: F401 - re-exported
 from parley.core.relay import Outcome
 from parley.core.sessions import Session, SessionStore, Turn
+from parley.core.texts import LanguageDetector, back_at
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Draft:
@@ -53,8 +54,10 @@ class Dialogue:
     def __init__(self, *, engine: AnswerEngine, sessions: SessionStore, policy: Policy,
                  clock: Callable[[], float] = time.time, stream: StreamSink | None = None,
                  events: HandoffEvents | None = None,
-                 on_engine_error: Callable[[Envelope, Exception], None] | None = None) -> None:
+                 on_engine_error: Callable[[Envelope, Exception], None] | None = None,
+                 detect: LanguageDetector | None = None) -> None:
         self.engine = engine
+        self._detect = detect
         self.events = events
         self._on_engine_error = on_engine_error
         self.sessions = sessions
@@ -109,15 +112,16 @@ class Dialogue:
         started = self._clock()
         if loaded is None and envelope.role != "customer":
             return Decision(replies=self._expired(envelope))
-        session = loaded or self._start(envelope)
-        outcome = self._while_handed_off(session, envelope)
+        session = self._speaking(loaded or self._start(envelope), envelope)
+        policy = self.policy.in_language(session.language)
+        outcome = self._while_handed_off(policy, session, envelope)
         if outcome is not None:
             return self._finish(envelope, session, outcome)
         if envelope.action == THROTTLED:  # a flood's one notice: no engine, no change to the state
-            return Decision(replies=(self._flood_notice(envelope),))
+            return Decision(replies=(self._flood_notice(policy, envelope),))
         before = session = replace(session, rating_prompt=None)
         envelope = options.chosen(session.offered, envelope)
-        draft, session = self._decide(session, envelope)
+        draft, session = self._decide(policy, session, envelope)
         session = replace(session, offered=draft.quick_replies)
         latency_ms = round((self._clock() - started) * 1000, 3)
         reply = Reply(
@@ -144,9 +148,18 @@ class Dialogue:
         return Session(conversation_id=envelope.conversation_id, channel=envelope.channel,
                        route=envelope.route, customer=envelope.sender, created_at=now, updated_at=now)
 
-    def _while_handed_off(self, session: Session, envelope: Envelope) -> Outcome | None:
+    def _speaking(self, session: Session, envelope: Envelope) -> Session:
+        """The session with the language its customer's message shows (reps' words change nothing)."""
+        texts = self.policy.texts
+        if texts is None or envelope.role != "customer":
+            return session
+        language = texts.choose(current=session.language, hint=envelope.language, text=envelope.text,
+                                detect=self._detect)
+        return session if language == session.language else replace(session, language=language)
+
+    def _while_handed_off(self, policy: Policy, session: Session, envelope: Envelope) -> Outcome | None:
         """Rep actions, re-checks, relayed customer messages and ratings; None: the bot answers."""
-        rules, texts, now = self.policy.handoff, self.policy.handoff_texts, self._clock()
+        rules, texts, now = policy.handoff, policy.handoff_texts, self._clock()
         if envelope.role == "agent":
             return relay.on_agent(rules, texts, session, envelope, now)
         if envelope.role == "system":  # a re-check, judged as of when it was scheduled
@@ -182,10 +195,10 @@ class Dialogue:
             rated = (before.rating_prompt, int(rating.reason or 0))
         return Decision(replies=replies, session=session, events=outcome.events, rated=rated)
 
-    def _flood_notice(self, envelope: Envelope) -> Reply:
+    def _flood_notice(self, policy: Policy, envelope: Envelope) -> Reply:
         # Its id is fixed per message, so a retried flood message is told once.
         return Reply(conversation_id=envelope.conversation_id, channel=envelope.channel,
-                     route=envelope.route, in_reply_to=envelope.message_id, text=self.policy.flood_notice,
+                     route=envelope.route, in_reply_to=envelope.message_id, text=policy.flood_notice,
                      reply_id=reply_id(envelope, 0), meta=AnswerMeta(engine="throttle", intent=THROTTLED))
 
     def _opened(self, before: Session, after: Session,
@@ -207,25 +220,26 @@ class Dialogue:
                               hours_note=hours_note)
         return (relay.to_desk(after, text, kind="open"),), events
 
-    def _decide(self, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
+    def _decide(self, policy: Policy, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
         text = envelope.text
         if envelope.is_media_only:
-            return _Draft(text=self.policy.media_only, meta=AnswerMeta(intent="media_only")), session
+            return _Draft(text=policy.media_only, meta=AnswerMeta(intent="media_only")), session
         if not text.strip():  # "@Parley" and nothing else: invite the question
-            return _Draft(text=self.policy.greeting, meta=AnswerMeta(intent="empty"),
-                          quick_replies=self.policy.quick_replies), session
-        reason = handoff.asked_for_person(self.policy.handoff, text, button=TALK_TO_PERSON)
+            return _Draft(text=policy.greeting, meta=AnswerMeta(intent="empty"),
+                          quick_replies=policy.quick_replies), session
+        pressed = text.strip() if text.strip() in policy.talk_buttons() else None
+        reason = handoff.asked_for_person(policy.handoff, text, button=pressed)
         if reason is not None:
-            return self._request_person(session, reason=reason)
+            return self._request_person(policy, session, reason=reason)
         if phrases.is_greeting(text):
-            return _Draft(text=self.policy.greeting, meta=AnswerMeta(intent="greeting"),
-                          quick_replies=self.policy.quick_replies), session
+            return _Draft(text=policy.greeting, meta=AnswerMeta(intent="greeting"),
+                          quick_replies=policy.quick_replies), session
         if phrases.is_thanks(text):
-            return _Draft(text=self.policy.thanks, meta=AnswerMeta(intent="thanks")), session
-        return self._answer(session, envelope)
+            return _Draft(text=policy.thanks, meta=AnswerMeta(intent="thanks")), session
+        return self._answer(policy, session, envelope)
 
-    def _answer(self, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
-        rules = self.policy.handoff
+    def _answer(self, policy: Policy, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
+        rules = policy.handoff
         try:
             answer = self.engine.answer(envelope.text, session.history, on_token=self._sink(envelope))
         except Exception as exc:
@@ -239,29 +253,30 @@ class Dialogue:
             session = replace(session, engine_failures=failures)
             reason = handoff.after_engine_failures(rules, failures) if rules.desk else None
             if reason is not None:
-                return self._request_person(session, reason=reason)
-            return _Draft(text=self.policy.handoff_texts.engine_failed,
+                return self._request_person(policy, session, reason=reason)
+            return _Draft(text=policy.handoff_texts.engine_failed,
                           meta=AnswerMeta(engine=self.engine.name, intent="engine_error")), session
         session = replace(session, engine_failures=0)
         meta = answer.meta()
         if engine_reason := handoff.after_engine_request(rules, answer.handoff_reason):
-            draft, session = self._request_person(session, reason=engine_reason)
+            draft, session = self._request_person(policy, session, reason=engine_reason)
             return replace(draft, meta=replace(meta, intent="handoff_request", sources=())), session
-        if answer.confidence < self.policy.min_confidence or not answer.text:
+        if answer.confidence < policy.min_confidence or not answer.text:
             streak = session.low_confidence_streak + 1
             low = handoff.after_low_confidence(rules, streak) if rules.desk else None
             if low is not None:
-                return self._request_person(replace(session, low_confidence_streak=streak), reason=low)
-            fallback = _Draft(text=self.policy.not_sure, quick_replies=(TALK_TO_PERSON,),
+                streaky = replace(session, low_confidence_streak=streak)
+                return self._request_person(policy, streaky, reason=low)
+            fallback = _Draft(text=policy.not_sure, quick_replies=(policy.talk_to_person,),
                               meta=replace(meta, intent="fallback", sources=()))
             if not rules.desk:
-                fallback = replace(fallback, text=self.policy.not_sure_without_people, quick_replies=())
+                fallback = replace(fallback, text=policy.not_sure_without_people, quick_replies=())
             return fallback, replace(session, low_confidence_streak=streak)
         return _Draft(text=answer.text, meta=meta), replace(session, low_confidence_streak=0)
 
-    def _request_person(self, session: Session, *, reason: str) -> tuple[_Draft, Session]:
+    def _request_person(self, policy: Policy, session: Session, *, reason: str) -> tuple[_Draft, Session]:
         """Hand the conversation to a person: from now on the bot is silent until handed back."""
-        rules, now = self.policy.handoff, self._clock()
+        rules, now = policy.handoff, self._clock()
         meta = AnswerMeta(intent="handoff_request")
         if not rules.desk:
             # No reps' channel: the request is recorded (once) and the customer told the truth,
@@ -269,16 +284,16 @@ class Dialogue:
             if session.handoff_requested_at is None:
                 session = replace(session, handoff_reason=reason, handoff_requested_at=now,
                                   handoffs=session.handoffs + 1)
-            return _Draft(text=self.policy.handoff_unavailable, meta=meta), session
+            return _Draft(text=policy.handoff_unavailable, meta=meta), session
         if session.is_handed_off:  # one open request at a time: never a second thread
-            return _Draft(text=self.policy.handoff_texts.already_requested, meta=meta), session
+            return _Draft(text=policy.handoff_texts.already_requested, meta=meta), session
         session = replace(session, handoff=handoff.transition(session.handoff, "request"),
                           handoff_reason=reason, handoff_requested_at=now, handoffs=session.handoffs + 1,
                           claimed_by=None, first_rep_reply_at=None, reminders_sent=0,
                           low_confidence_streak=0, engine_failures=0)
-        text = self.policy.handoff_requested
+        text = policy.handoff_requested
         if rules.hours is not None and not rules.hours.is_open(now):
-            text = self.policy.handoff_texts.outside_hours.format(when=_when(rules.hours.next_opening(now)))
+            text = back_at(policy.handoff_texts.outside_hours, rules.hours.next_opening(now), policy.language)
         return _Draft(text=text, meta=meta), session
 
     def _sink(self, envelope: Envelope) -> TokenSink | None:
@@ -287,4 +302,6 @@ class Dialogue:
 
 
 def _when(moment: datetime) -> str:
+    """When people are back, for the reps (in English, like the rest of their channel)."""
     return f"on {moment:%A} at {moment:%H:%M} ({moment.tzname()})"
+

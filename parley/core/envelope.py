@@ -23,8 +23,9 @@ class Envelope:
     ``role`` says who speaks: the customer, a support rep (``agent``: a thread reply or a button in
     the reps' channel, for the customer's conversation) or Parley itself (``system``: a scheduled
     re-check). ``action`` names what a rep or the system did (see ``parley.core.handoff``);
-    ``sender_name`` is the rep's display name. Rep actions travel through the same inbox as the
-    customer's messages, so one worker handles a conversation's both sides in order.
+    ``sender_name`` is the rep's display name; ``language`` the channel's hint of the customer's.
+    Rep actions travel through the same inbox as the customer's messages, so one worker handles a
+    conversation's both sides in order.
     """
 
     channel: str
@@ -39,6 +40,9 @@ class Envelope:
     role: Literal["customer", "agent", "system"] = "customer"
     action: str | None = None
     sender_name: str | None = None
+    # The customer's language as their channel states it (a BCP 47 tag such as "es" or "pt-BR":
+    # Telegram's language_code, Slack's user locale, the browser's), or None when it does not say.
+    language: str | None = None
 
     @property
     def dedupe_key(self) -> str:

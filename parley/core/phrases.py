@@ -27,13 +27,15 @@ _PERSON = re.compile(
 )
 
 _GREETING = re.compile(
-    r"^(hi|hello|hey|hiya|good\ (morning|afternoon|evening)|hola|buenos\ dias|bonjour|salut|hallo|guten\ tag)"
+    r"^(hi|hello|hey|hiya|good\ (morning|afternoon|evening)|hola|buenos\ dias|buenas|bonjour|bonsoir"
+    r"|salut|hallo|guten\ (tag|morgen|abend)|moin|servus)"
     r"(\ there)?[\s!.,]*$",
     re.VERBOSE,
 )
 
 _THANKS = re.compile(
-    r"^(thanks?(\ you)?(\ so\ much)?|thx|ty|cheers|great,?\ thanks|gracias|merci|danke)[\s!.,]*$"
+    r"^(thanks?(\ you)?(\ so\ much)?|thx|ty|cheers|great,?\ thanks|gracias|muchas\ gracias"
+    r"|merci(\ beaucoup)?|danke(\ schon|\ sehr)?)[\s!.,]*$"
 )
 
 
@@ -54,3 +56,18 @@ def is_greeting(text: str) -> bool:
 
 def is_thanks(text: str) -> bool:
     return _THANKS.match(fold(text)) is not None
+
+
+# Greetings and thanks give their language away even in one word, where a detector cannot.
+_LANGUAGE_WORDS = (
+    ("es", re.compile(r"^(hola|buenos\ dias|buenas(\ tardes|\ noches)?|gracias|muchas\ gracias)[\s!.,]*$")),
+    ("fr", re.compile(r"^(bonjour|bonsoir|salut|merci(\ beaucoup)?)[\s!.,]*$")),
+    ("de", re.compile(r"^(hallo|guten\ (tag|morgen|abend)|servus|moin|danke(\ schon|\ sehr)?)[\s!.,]*$")),
+    ("en", re.compile(r"^(hi|hello|hey|good\ (morning|afternoon|evening)|thanks?(\ you)?|thx)[\s!.,]*$")),
+)
+
+
+def language_of(text: str) -> str | None:
+    """The language of a greeting or thanks ("hola": es), else None."""
+    folded = fold(text)
+    return next((language for language, words in _LANGUAGE_WORDS if words.match(folded)), None)

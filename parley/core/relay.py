@@ -15,31 +15,27 @@ from parley.core.envelope import AnswerMeta, Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules, InvalidTransition
 from parley.core.markdown import quoted
 from parley.core.sessions import Session, Turn
+from parley.core.texts import ENGLISH
 
 RATINGS = ("1", "2", "3", "4", "5")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HandoffTexts:
-    """What the customer and the reps are told at each step."""
+    """What the customer is told at each step, in one language (``parley.core.texts``)."""
 
-    already_requested: str = "Your request is already with our support team; a person will reply here."
-    outside_hours: str = ("Our support team is away right now and back {when}. Your request stays open, "
-                          "and a person will reply here then.")
-    reminder: str = ("Thanks for waiting. Our support team usually replies within about {minutes} minutes; "
-                     "your request is still open.")
-    joined: str = "{name} from our support team has joined the conversation."
-    joined_anonymous: str = "A member of our support team has joined the conversation."
-    handed_back: str = ("You're back with the assistant. Ask me anything, "
-                        "or ask for a person again at any time.")
-    rate: str = ("Our support team marked your request as solved. How would you rate the help you got, "
-                 "from 1 (poor) to 5 (excellent)?")
-    rated: str = "Thank you for your rating!"
-    engine_failed: str = "Sorry, I'm having trouble answering right now. Please try again in a moment."
+    already_requested: str = ENGLISH["handoff_already_requested"]
+    outside_hours: str = ENGLISH["outside_hours"]  # {day}, {time}, {zone}: when people are back
+    reminder: str = ENGLISH["reminder"]
+    joined: str = ENGLISH["joined"]
+    joined_anonymous: str = ENGLISH["joined_anonymous"]
+    handed_back: str = ENGLISH["handed_back"]
+    rate: str = ENGLISH["rating_prompt"]
+    rated: str = ENGLISH["rated"]
+    engine_failed: str = ENGLISH["engine_failed"]
     # A message that failed every attempt (set aside as a dead letter): said at once, not left unanswered.
-    message_failed: str = ("Sorry, something went wrong on our side with your last message. "
-                           "Please send it again, or ask for a person.")
-    team: str = "Support team"
+    message_failed: str = ENGLISH["message_failed"]
+    team: str = ENGLISH["team"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,7 @@ class Session:
     engine_failures: int = 0
     rating_prompt: str | None = None  # the reply id that asked for a 1-5 rating, until answered
     offered: tuple[str, ...] = ()  # the quick replies of the bot's last answer ("2" picks one)
+    language: str | None = None  # the language the bot speaks in it (``parley.core.texts.Texts.choose``)
     created_at: float = 0.0
     updated_at: float = 0.0
     # The message (its dedupe key) whose effects this state holds, and the state before it. The

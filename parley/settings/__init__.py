@@ -35,6 +35,7 @@ from parley.settings.sections import (
     Weekday,
     WidgetSettings,
 )
+from parley.settings.texts import TextsSettings
 
 __all__ = [
     "AdminSettings",
@@ -54,6 +55,7 @@ __all__ = [
     "SlackSettings",
     "StorageSettings",
     "TelegramSettings",
+    "TextsSettings",
     "Theme",
     "TwilioSettings",
     "Weekday",

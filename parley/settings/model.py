@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
+from parley.core.texts import Texts
+
 from parley.settings.sections import (
     AdminSettings,
     BotSettings,
@@ -21,6 +23,7 @@ from parley.settings.sections import (
     ServerSettings,
     StorageSettings,
 )
+from parley.settings.texts import TextsSettings
 
 
 class Settings(Model):
@@ -35,6 +38,12 @@ class Settings(Model):
     logging: LogSettings = LogSettings()
     data: DataSettings = DataSettings()
     handoff: HandoffSettings = HandoffSettings()
+    texts: TextsSettings = TextsSettings()
+
+    @property
+    def catalog(self) -> Texts:
+        """Every customer-facing text per language (``bot.greeting``/``quick_replies`` still count)."""
+        return self.texts.catalog(greeting=self.bot.greeting, quick_replies=self.bot.quick_replies)
 
     @property
     def models_dir(self) -> Path:

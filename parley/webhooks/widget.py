@@ -17,10 +17,12 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask.blueprints import BlueprintSetupState
 from flask_cors import CORS
 
-from parley.channels.web import ID_PATTERN, WidgetAdapter, history_message, origin_pattern, to_sse
+from parley.channels.web import (ID_PATTERN, WidgetAdapter, browser_language, history_message, origin_pattern,
+                                 to_sse)
 from parley.channels.web_secrets import (REFUSED, SECRET_HEADER, STREAM_TOKEN_SECONDS, legacy_claim,
                                          new_conversation_id)
 from parley.core.mailbox import Mailbox
+from parley.core.texts import UI_KEYS
 from parley.errors import InvalidSignature, MalformedPayload, NotFound, RateLimited
 from parley.webhooks.intake import receive
 from parley.wiring import Services
@@ -73,9 +75,14 @@ def script() -> Response:
 
 @bp.get("/api/config")
 def config() -> Response:
+    """The widget's look and words, in the customer's language (the page's or the browser's)."""
     settings = _services().settings
-    bot = settings.bot
-    return jsonify(title=bot.title, greeting=bot.greeting, quick_replies=list(bot.quick_replies),
+    bot, texts = settings.bot, settings.catalog
+    hint = request.args.get("language", "")
+    language = texts.supported(browser_language(request, {"language": hint[:35]})) or texts.default
+    return jsonify(title=bot.title, greeting=texts.get("greeting", language), language=language,
+                   quick_replies=list(texts.replies(language)),
+                   texts={key: texts.get(key, language) for key in UI_KEYS},
                    theme={"primary": bot.theme.primary}, max_length=settings.limits.max_text_chars)
 
 

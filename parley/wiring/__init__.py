@@ -30,6 +30,7 @@ from parley.worker.pipeline import Outbox, Pipeline
 from parley.worker.pool import WorkerPool
 from parley.settings import Settings, secret_values
 from parley.stores.knowledge import load_index
+from parley.stores.language import LangidDetector
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
 from parley.data.retention import RetentionSweep
@@ -88,7 +89,8 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     if desk is not None:
         adapters[DESK] = desk
     dialogue = Dialogue(engine=engine, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
-                        events=log, on_engine_error=_log_engine_error, stream=widget_stream(widget))
+                        events=log, on_engine_error=_log_engine_error, stream=widget_stream(widget),
+                        detect=detector_of(settings))
     metrics = Metrics.create()
     outbox = Outbox({**adapters, **{channel.name: channel for channel in direct}}, ledger)
     pipeline = Pipeline(dialogue=dialogue, log=log, outbox=outbox, metrics=metrics)
@@ -275,8 +277,17 @@ def handoff_rules_of(settings: Settings, *, desk: bool) -> HandoffRules:
 
 
 def policy_of(settings: Settings, *, desk: bool = False) -> Policy:
-    return Policy(greeting=settings.bot.greeting, min_confidence=settings.knowledge.min_confidence,
-                  history_turns=settings.storage.history_turns,
-                  history_chars=settings.storage.history_chars,
-                  quick_replies=settings.bot.quick_replies,
-                  handoff=handoff_rules_of(settings, desk=desk))
+    return Policy.speaking(settings.catalog, min_confidence=settings.knowledge.min_confidence,
+                           history_turns=settings.storage.history_turns,
+                           history_chars=settings.storage.history_chars,
+                           handoff=handoff_rules_of(settings, desk=desk))
+
+
+def detector_of(settings: Settings) -> LangidDetector | None:
+    """The language guesser, when there is more than one language to guess between."""
+    texts = settings.texts
+    if not texts.detect_language or len(texts.all_languages) < 2:
+        return None
+    # Read at start (about 1 s of CPU, bench/language.py): the first customer's answer must not wait
+    # for it, and a process is only ready when it can answer promptly.
+    return LangidDetector(texts.all_languages).load()

@@ -111,7 +111,7 @@ def running_site(work: Path, **environ: str) -> Iterator[Site]:
     log = (work / "server.log").open("wb")  # read it when a test fails
     process = subprocess.Popen([str(PARLEY), "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_ready(server_url, process)
+        wait_until_ready(server_url, process, timeout=90)  # a start on a busy CI machine may be slow
         yield Site(server_url=server_url, public_url=public_url, host_url=f"http://127.0.0.1:{host_port}/shop",
                    database=work / "var" / "parley.db", cable=cable, log=work / "server.log")
     finally:

@@ -85,7 +85,8 @@ def test_an_edit_is_not_answered_again(app: Flask, client: FlaskClient, telegram
 def test_a_photo_gets_the_text_only_reply(client: FlaskClient, telegram: StubServer) -> None:
     assert post(client, payload("photo.json")).status_code == 200
     [call] = telegram.wait_for("sendMessage")
-    assert "I can only read text for now" in call.params["text"]
+    # In Spanish: the sender's Telegram app is (language_code "es"), and a photo has no words to say otherwise.
+    assert "por ahora solo puedo leer texto" in call.params["text"]
 
 
 def test_a_dice_or_a_shared_location_gets_the_text_only_reply(client: FlaskClient, telegram: StubServer) -> None:
@@ -98,7 +99,7 @@ def test_a_dice_or_a_shared_location_gets_the_text_only_reply(client: FlaskClien
         update["message"].update(message_id=500 + n, **extra)
         assert post(client, json.dumps(update).encode()).status_code == 200
         sent = telegram.wait_for("sendMessage", count=n + 1)
-    assert len(sent) == 2 and all("I can only read text for now" in call.params["text"] for call in sent)
+    assert len(sent) == 2 and all("solo puedo leer texto" in call.params["text"] for call in sent)
 
 
 def test_the_same_update_twice_is_answered_once(client: FlaskClient, telegram: StubServer) -> None:

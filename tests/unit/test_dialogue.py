@@ -40,11 +40,14 @@ def test_a_good_answer_resets_the_low_confidence_streak(bot: Bot) -> None:
 
 
 def test_asking_for_a_person_in_four_languages_is_recorded(tmp_path: Path) -> None:
-    for text in ["Can I talk to a human?", "quiero hablar con una persona",
-                 "je voudrais parler à un conseiller", "Ich möchte mit einem Mitarbeiter sprechen"]:
+    # Each is told in its own language that no person answers here (no reps' channel configured).
+    for text, told in [("Can I talk to a human?", "support team"),
+                       ("quiero hablar con una persona", "equipo de soporte"),
+                       ("je voudrais parler à un conseiller", "équipe d'assistance"),
+                       ("Ich möchte mit einem Mitarbeiter sprechen", "Support-Team")]:
         bot = Bot(make_settings(tmp_path))
         reply = bot.ask(text)
-        assert "support team" in reply.text, text
+        assert told in reply.text, text
         session = bot.services.sessions.load(bot.conversation_id)
         assert session.handoff_requested_at is not None, text
 

@@ -9,12 +9,25 @@
   const DEFAULTS = { title: 'Chat', greeting: '', quick_replies: [], max_length: 2000 };
   const SEND_RETRIES = 3;
   const RETRY_STATUS = [502, 503, 504];
-  const TOO_FAST = "You're sending messages too fast, please wait a moment";
+  // The interface's own words, in English until /config sends the customer's language's (texts: ui_*).
+  const T = {
+    ui_open: 'Open chat', ui_close: 'Close chat', ui_input: 'Type your message', ui_send: 'Send',
+    ui_typing: 'Assistant is typing', ui_you: 'You:', ui_assistant: 'Assistant:', ui_support: '{name} (support)',
+    ui_source: 'Source:', ui_helpful: 'Helpful', ui_not_helpful: 'Not helpful',
+    ui_feedback_thanks: 'Thanks for your feedback', ui_feedback_failed: "Couldn't send feedback",
+    ui_too_fast: "You're sending messages too fast, please wait a moment",
+    ui_reconnecting: 'Connection lost, retrying…',
+    ui_offline: 'Connection lost. Please check your connection and try again.',
+    ui_error: 'Something went wrong. Please try again.', ui_not_sent: 'Not sent',
+  };
   const SECRET_HEADER = 'X-Parley-Secret';
   const LOST = [401, 404]; // the server no longer knows the conversation, or its key changed
 
   const base = apiBase(script.src);
   const bot = script.dataset.bot || 'default';
+  // The customer's language: the embedding site's choice for this page (data-language), else the
+  // browser's (the customer's own setting), else the page's <html lang>.
+  const language = script.dataset.language || navigator.language || document.documentElement.lang || '';
   const storageKey = `parley:${bot}:conversation`;
 
   const state = {
@@ -207,25 +220,25 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const dot = () => h('span', { class: 'dot' });
     const u = { shadow };
     u.launcher = h('button', {
-      class: 'launcher', type: 'button', 'aria-label': 'Open chat', 'aria-expanded': 'false',
+      class: 'launcher', type: 'button', 'aria-label': T.ui_open, 'aria-expanded': 'false',
       'aria-controls': 'parley-panel', onclick: () => (u.panel.hidden ? open() : close()),
     }, icon(CHAT));
     u.title = h('h2', {}, DEFAULTS.title);
-    u.typing = h('div', { class: 'typing', hidden: '' }, dot(), dot(), dot(), h('span', { class: 'sr' }, 'Assistant is typing'));
+    u.typing = h('div', { class: 'typing', hidden: '' }, dot(), dot(), dot(), h('span', { class: 'sr' }, T.ui_typing));
     u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite' }, u.typing);
     u.quick = h('div', { class: 'quick' });
     u.notice = h('div', { class: 'notice', id: 'parley-notice', role: 'alert' });
     u.input = h('textarea', {
-      rows: 1, 'aria-label': 'Type your message', maxlength: DEFAULTS.max_length, 'aria-describedby': 'parley-notice',
+      rows: 1, 'aria-label': T.ui_input, maxlength: DEFAULTS.max_length, 'aria-describedby': 'parley-notice',
       oninput: () => { u.input.removeAttribute('aria-invalid'); autoGrow(); },
       onkeydown: (e) => {
         // isComposing: Enter picking an IME candidate
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
       },
     });
-    u.send = h('button', { class: 'send' }, 'Send');
+    u.send = h('button', { class: 'send' }, T.ui_send);
     u.panel = h('div', { class: 'panel', id: 'parley-panel', role: 'dialog', 'aria-label': DEFAULTS.title, hidden: '' },
-      h('header', {}, u.title, h('button', { class: 'close', type: 'button', 'aria-label': 'Close chat', onclick: close }, '×')),
+      h('header', {}, u.title, h('button', { class: 'close', type: 'button', 'aria-label': T.ui_close, onclick: close }, '×')),
       u.log, u.quick, u.notice,
       h('form', { onsubmit: (e) => { e.preventDefault(); submitInput(); } }, u.input, u.send));
     u.root = h('div', {
@@ -293,7 +306,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   function userNode(text) {
-    return h('div', { class: 'msg user' }, h('span', { class: 'sr' }, 'You:'), h('div', { class: 'bubble' }, text));
+    return h('div', { class: 'msg user' }, h('span', { class: 'sr' }, T.ui_you), h('div', { class: 'bubble' }, text));
   }
 
   function botNode(msg) {
@@ -302,9 +315,9 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     // Numbered like the answer's own "[1]" markers when it has them; linked when the article has a URL.
     const numbered = /\[\d{1,2}\](?!\()/.test(str(msg.text));
     return h('div', { class: author ? 'msg agent' : 'msg bot' },
-      h('div', { class: author ? 'meta' : 'sr' }, author ? `${author} (support)` : 'Assistant:'),
+      h('div', { class: author ? 'meta' : 'sr' }, author ? T.ui_support.replace('{name}', author) : T.ui_assistant),
       h('div', { class: 'bubble' }, renderMarkdown(str(msg.text))),
-      ...sources.map((s, i) => h('div', { class: 'src' }, numbered ? `[${i + 1}] ` : 'Source: ',
+      ...sources.map((s, i) => h('div', { class: 'src' }, numbered ? `[${i + 1}] ` : `${T.ui_source} `,
         /^https?:\/\//i.test(str(s.url))
           ? h('a', { href: s.url, target: '_blank', rel: 'noopener noreferrer' }, s.title) : s.title)),
       msg.id && !author ? feedbackBar(msg.id) : null);
@@ -355,15 +368,15 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
         const res = await request('/feedback', { conversation_id: state.conversationId, message_id: messageId, score }, state.secret);
         if (!res.ok) throw new Error(res.status);
         buttons[score > 0 ? 0 : 1].setAttribute('aria-pressed', 'true');
-        note.textContent = 'Thanks for your feedback';
+        note.textContent = T.ui_feedback_thanks;
       } catch {
         buttons.forEach((b) => { b.disabled = false; });
-        note.textContent = "Couldn't send feedback";
+        note.textContent = T.ui_feedback_failed;
       }
     };
     const buttons = [
-      h('button', { type: 'button', 'aria-label': 'Helpful', 'aria-pressed': 'false', onclick: () => vote(1) }, icon(THUMB)),
-      h('button', { type: 'button', 'aria-label': 'Not helpful', 'aria-pressed': 'false', onclick: () => vote(-1) }, icon(THUMB, true)),
+      h('button', { type: 'button', 'aria-label': T.ui_helpful, 'aria-pressed': 'false', onclick: () => vote(1) }, icon(THUMB)),
+      h('button', { type: 'button', 'aria-label': T.ui_not_helpful, 'aria-pressed': 'false', onclick: () => vote(-1) }, icon(THUMB, true)),
     ];
     return h('div', { class: 'fb' }, ...buttons, note);
   }
@@ -399,7 +412,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       } catch (err) {
         if (attempt >= SEND_RETRIES) throw err;
       }
-      showNotice('Connection lost, retrying…');
+      showNotice(T.ui_reconnecting);
       await sleep(1000 * 2 ** attempt);
     }
   }
@@ -411,7 +424,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   }
 
   function rateLimited(res) {
-    showNotice(TOO_FAST);
+    showNotice(T.ui_too_fast);
     const wait = retryAfterMs(res.headers.get('Retry-After'));
     if (!wait) return;
     state.blockedUntil = Date.now() + wait;
@@ -419,7 +432,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     setTimeout(() => {
       if (Date.now() < state.blockedUntil) return;
       ui.send.disabled = false;
-      if (ui.notice.textContent === TOO_FAST) showNotice('');
+      if (ui.notice.textContent === T.ui_too_fast) showNotice('');
     }, wait);
   }
 
@@ -434,7 +447,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const text = raw.normalize('NFC').trim(); // as the server stores it
     if (!text) return false;
     if (Date.now() < state.blockedUntil) {
-      showNotice(TOO_FAST);
+      showNotice(T.ui_too_fast);
       return false;
     }
     const max = state.config.max_length;
@@ -455,7 +468,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const local = { text, node: userNode(text) };
     appendMessage(local.node);
     state.unmatched.push(local);
-    const body = { text, conversation_id: null, client_message_id: uuid() };
+    const body = { text, conversation_id: null, client_message_id: uuid(), language };
     // Serial, so a new conversation id is known before the next send.
     state.queue = state.queue.then(() => deliver(body, local));
   }
@@ -486,10 +499,10 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       }
       markFailed(local);
       if (res.status === 429) rateLimited(res);
-      else showNotice(str(data && data.error) || 'Something went wrong. Please try again.');
+      else showNotice(str(data && data.error) || T.ui_error);
     } catch {
       markFailed(local);
-      showNotice('Connection lost. Please check your connection and try again.');
+      showNotice(T.ui_offline);
     } finally {
       state.pending--;
       updateTyping();
@@ -533,7 +546,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   function markFailed(local) {
     state.unmatched = state.unmatched.filter((u) => u !== local);
-    local.node.append(h('div', { class: 'failed' }, 'Not sent'));
+    local.node.append(h('div', { class: 'failed' }, T.ui_not_sent));
     if (!ui.input.value) {
       ui.input.value = local.text;
       autoGrow();
@@ -692,7 +705,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
 
   async function loadConfig() {
     try {
-      const res = await request(`/config?bot=${encodeURIComponent(bot)}`);
+      const res = await request(`/config?bot=${encodeURIComponent(bot)}&language=${encodeURIComponent(language)}`);
       if (res.ok) return (await readJson(res)) || {};
     } catch { /* defaults */ }
     return {};
@@ -704,10 +717,23 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     state.config = { title, greeting: str(c.greeting), quick_replies: c.quick_replies, max_length: max };
     ui.title.textContent = title;
     ui.panel.setAttribute('aria-label', title);
+    applyTexts(c.texts, c.language);
     ui.input.maxLength = max;
     setTheme(c.theme && c.theme.primary);
     // Greeting first even if the user sent before config arrived.
     if (state.config.greeting) ui.log.prepend(botNode({ text: state.config.greeting }));
+  }
+
+  function applyTexts(texts, lang) {
+    if (texts && typeof texts === 'object') {
+      for (const key of Object.keys(T)) if (typeof texts[key] === 'string' && texts[key]) T[key] = texts[key];
+    }
+    if (typeof lang === 'string' && lang) ui.root.setAttribute('lang', lang); // screen readers' voice
+    ui.launcher.setAttribute('aria-label', T.ui_open);
+    ui.shadow.querySelector('.close').setAttribute('aria-label', T.ui_close);
+    ui.input.setAttribute('aria-label', T.ui_input);
+    ui.send.textContent = T.ui_send;
+    ui.typing.querySelector('.sr').textContent = T.ui_typing;
   }
 
   function setTheme(color) {
