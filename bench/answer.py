@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--questions", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cache-dir", type=Path, help="keep the passage-vector cache here between runs "
+                        "(the first start embeds ~50,000 passages, ~20 min on a loaded 2-core machine; "
+                        "its figure is then the cached one twice)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     sample = load_articles(ROOT / "config" / "knowledge")
@@ -107,7 +110,7 @@ def main() -> None:
     questions = [(reword(rng.choice(a.questions), rng), a.id) for a in picked]
     embedder = load_embedder(None)
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as scratch:
-        index = start(Path(scratch), articles, embedder)
+        index = start(Path(scratch), articles, embedder, args.cache_dir or Path(scratch) / "cache")
         measure(f"hybrid retrieval, {len(index):,} articles", index, questions, RetrievalEngine(index))
     lexical = KnowledgeIndex(articles)
     measure(f"TF-IDF retrieval, {len(lexical):,} articles", lexical, questions, RetrievalEngine(lexical))
@@ -129,7 +132,7 @@ def main() -> None:
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
-def start(scratch: Path, articles: list[Article], embedder) -> KnowledgeIndex:
+def start(scratch: Path, articles: list[Article], embedder, cache: Path) -> KnowledgeIndex:
     """The index a start builds from Markdown files: with no vector cache, then with it."""
     directory = scratch / "knowledge"
     directory.mkdir()
@@ -140,7 +143,7 @@ def start(scratch: Path, articles: list[Article], embedder) -> KnowledgeIndex:
     for label in ("no cache (first start)", "cached (every later start)"):
         forget_vectors()  # as a new process
         started = time.perf_counter()
-        index = load_index(directory, embedder=embedder, cache_dir=scratch / "cache")
+        index = load_index(directory, embedder=embedder, cache_dir=cache)
         print(f"start, {label}: indexed {len(index):,} articles in {time.perf_counter() - started:.1f} s")
     shutil.rmtree(directory)
     return index

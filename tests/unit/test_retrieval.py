@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from parley.core.dense import DenseIndex
 from parley.core.knowledge import Article, KnowledgeIndex
 from parley.stores.knowledge import load_articles, load_index
 from parley.errors import ConfigError
@@ -133,3 +135,20 @@ def test_passage_vectors_are_cached_on_disk_by_content(tmp_path: Path, embedder:
     assert again.dense is not None and again.dense.embedded == 1  # only the changed paragraph
     assert again.search("how much is parking")[0].article.id == "parking"
     assert again.version != first.version
+
+
+def test_reduced_scan_ranks_as_the_exact_one_and_shows_exact_confidences(
+        hybrid_index: KnowledgeIndex, embedder: object) -> None:
+    # A large knowledge base is scanned on 128 principal axes, then its head re-scored exactly;
+    # forced here on the sample knowledge base (it is small enough to be exact by default).
+    exact = hybrid_index.dense
+    assert exact is not None
+    reduced = DenseIndex(hybrid_index.articles, embedder, exact.vectors, reduce_above=0, exact_head=5)  # type: ignore[arg-type]
+    questions = [row["text"] for row in rows("paraphrases.csv")]
+    same = 0
+    for question in questions:
+        want, got = exact.scores(question), reduced.scores(question)
+        best = int(np.argmax(got))
+        assert got[best] == pytest.approx(want[best], abs=1e-5)  # the confidence shown is exact
+        same += best == int(np.argmax(want))
+    assert same / len(questions) >= 0.95
