@@ -233,6 +233,7 @@ NOT_IN_THE_POD = {
     "PARLEY_KNOWLEDGE": "the image sets it to its /app/config/knowledge (override with a volume)",
     "PARLEY_MODELS_DIR": "trained models need a shared volume first (deployments/README.md)",
     "SLACK_API_URL": "public API", "TWILIO_API_URL": "public API", "TELEGRAM_API_URL": "public API",
+    "PARLEY_RETENTION_DAYS": "conversations are kept until an admin chooses a retention (data.retention_days)",
 }
 
 

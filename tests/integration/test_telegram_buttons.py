@@ -37,6 +37,7 @@ def press(client: FlaskClient, keyboard: list[list[dict[str, str]]], data: str, 
 def greeting(client: FlaskClient, telegram: StubServer) -> Any:  # noqa: F811 - the fixture
     hello = json.loads(payload("text.json"))
     hello["message"]["text"] = "hello"
+    hello["message"]["from"]["language_code"] = "en"  # the payload's customer writes in Spanish
     assert post(client, json.dumps(hello).encode()).status_code == 200
     [call] = telegram.wait_for("sendMessage")
     return call
