@@ -137,7 +137,7 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     from parley.channels.direct import CollectingChannel
     from parley.core.engine import RetrievalEngine
     from parley.data import evaluation, models
-    from parley.data.training import knowledge_model
+    from parley.data.knowledge_model import knowledge_model_of
     from parley.wiring import knowledge_index_of
 
     settings = settings_of(config)
@@ -153,11 +153,11 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
         except (NotFound, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
     index = knowledge_index_of(settings)
-    if classifier is None and not no_model and index.dense is not None:
+    if classifier is None and not no_model:
         # What a running Parley answers with when no model is active.
         embedding_dir = settings.knowledge.embedding_dir
-        classifier = knowledge_model(index.articles, index.version,
-                                     embedding_model=str(embedding_dir) if embedding_dir else None)
+        classifier = knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
+                                        embedding_model=str(embedding_dir) if embedding_dir else None)
     offline = RetrievalEngine(index, classifier, min_model_confidence=settings.data.model_min_confidence)
     channel = CollectingChannel(evaluation.CHANNEL)
     with _scratch_pipeline(settings, offline, channel) as pipeline:

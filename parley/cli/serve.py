@@ -113,9 +113,10 @@ def _close_services(_server: Any, worker: Any) -> None:
 
 
 def _embed_knowledge(settings: Settings) -> None:
-    """Embed the knowledge base's new passages once, before the worker processes start: each then
-    reads every vector from the cache (a first start at 10,000 articles embeds for minutes, past
-    gunicorn's worker timeout). In a child process, so that gunicorn's own process stays small."""
+    """Embed the knowledge base's new passages and fit its own model once, before the worker
+    processes start: each then reads both from the cache (a first start at 10,000 articles embeds
+    for minutes, past gunicorn's worker timeout, and every worker would fit the same model). In a
+    child process, so that gunicorn's own process stays small."""
     if settings.knowledge.embedding_model == "off":
         return
     child = multiprocessing.get_context("fork").Process(target=_embed_into_cache, args=(settings,))
@@ -127,12 +128,16 @@ def _embed_knowledge(settings: Settings) -> None:
 
 def _embed_into_cache(settings: Settings) -> None:
     # Not parley.wiring: the platform SDKs it imports must load after gevent patches a worker.
+    from parley.data.knowledge_model import knowledge_model_of
     from parley.errors import ConfigError
     from parley.stores import embeddings, knowledge
 
+    embedding_dir = settings.knowledge.embedding_dir
     try:
-        knowledge.load_index(settings.knowledge.path, cache_dir=settings.knowledge_cache_dir,
-                             embedder=embeddings.load_embedder(settings.knowledge.embedding_dir))
+        index = knowledge.load_index(settings.knowledge.path, cache_dir=settings.knowledge_cache_dir,
+                                     embedder=embeddings.load_embedder(embedding_dir))
+        knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
+                           embedding_model=str(embedding_dir) if embedding_dir else None)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None

@@ -69,6 +69,9 @@ class _Stem:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__()
 
+    def __repr__(self) -> str:  # the same in every process (not an address): cache keys compare it
+        return "Stem('english')"
+
 
 # The public name; artefacts pickled before name the class itself.
 Stem = _Stem

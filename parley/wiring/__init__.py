@@ -191,13 +191,12 @@ def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
 def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
     """Retrieval, led by the active trained model when there is one (``parley models activate``),
     else, with embeddings on, by a model of the knowledge base's own questions fitted now."""
+    from parley.data.knowledge_model import knowledge_model_of
     from parley.data.live import LiveModel
-    from parley.data.training import knowledge_model
 
     embedding_dir = settings.knowledge.embedding_dir
-    fallback = (knowledge_model(index.articles, index.version,
-                                embedding_model=str(embedding_dir) if embedding_dir else None)
-                if index.dense is not None else None)
+    fallback = knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
+                                  embedding_model=str(embedding_dir) if embedding_dir else None)
     model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds,
                       fallback=fallback)
     return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)

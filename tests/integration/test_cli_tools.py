@@ -36,9 +36,12 @@ def run(*args: str, env: dict[str, str], stderr: int | None = None) -> subproces
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment, as a cron job has: the sample YAML, a data dir of the test's own."""
+    """A clean environment, as a cron job has: the sample YAML, a data dir of the test's own, and
+    the run's cache of the sample's passage vectors (a job beside the bot shares the bot's cache;
+    without it every command would embed the knowledge base again)."""
     return {"PATH": str(PARLEY.parent), "HOME": str(tmp_path), "PARLEY_CONFIG": str(CONFIG),
-            "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")}
+            "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
+            "PARLEY_CACHE_DIR": os.environ["PARLEY_CACHE_DIR"]}
 
 
 def test_version_is_the_installed_distributions() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,7 +232,8 @@ def test_eval_json_prints_the_document_alone_with_a_model_active(tmp_path: Path)
     import sys
 
     env = {"PATH": str(Path(sys.executable).parent), "PARLEY_CONFIG": str(CONFIG), "HOME": str(tmp_path),
-           "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge")}
+           "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
+           "PARLEY_CACHE_DIR": os.environ["PARLEY_CACHE_DIR"]}
     parley = str(Path(sys.executable).with_name("parley"))
     trained = subprocess.run([parley, "train", "--activate"], env=env, capture_output=True, text=True, timeout=120)
     assert trained.returncode == 0, trained.stderr
