@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,12 +49,21 @@ def _restore_environ() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shared_vector_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every `parley serve` a test starts reads the sample knowledge base's passage vectors from
-    one cache (each has a fresh data dir of its own): the sample is embedded once per run, here,
-    as a first start would (and this process's own indexes reuse the vectors)."""
-    cache = tmp_path_factory.mktemp("vectors")
-    load_index(ROOT / "config" / "knowledge", embedder=load_embedder(None), cache_dir=cache)
+def _shared_vector_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """Every `parley serve` a test starts reads the sample knowledge base's passage vectors (and
+    its own model) from one cache (each has a fresh data dir of its own): the sample is embedded
+    once per run, here, as a first start would, and this process's own indexes reuse the vectors.
+
+    Under pytest-xdist the workers share the run's directory (their own temp dirs' parent): the
+    first to take the lock embeds, the others wait and read its cache."""
+    if worker_id == "master":
+        cache = tmp_path_factory.mktemp("vectors")
+    else:
+        cache = tmp_path_factory.getbasetemp().parent / "vectors"
+        cache.mkdir(exist_ok=True)
+    with (cache.parent / "vectors.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        load_index(ROOT / "config" / "knowledge", embedder=load_embedder(None), cache_dir=cache)
     os.environ["PARLEY_CACHE_DIR"] = str(cache)
 
 
