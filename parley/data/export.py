@@ -63,6 +63,16 @@ class ExportQuery:
     channel: str | None = None
     batch_size: int = 5000
 
+    def narrow(self, statement: Select[Any], created_at: Any, channel: Any) -> Select[Any]:
+        """``statement`` within this window (``created_at`` in [since, until)) and channel."""
+        if self.since is not None:
+            statement = statement.where(created_at >= naive_utc(self.since))
+        if self.until is not None:
+            statement = statement.where(created_at < naive_utc(self.until))
+        if self.channel is not None:
+            statement = statement.where(channel == self.channel)
+        return statement
+
 
 _SELECTED = (
     Message.public_id.label("message_id"), Message.conversation_id, Message.channel,
@@ -84,12 +94,7 @@ def rows(database: Engine, query: ExportQuery, redactor: Redactor | None) -> Ite
         .where(Message.channel != DESK)  # posts to the reps' thread: logged for retries only
         .order_by(Message.id)
     )
-    if query.since is not None:
-        statement = statement.where(Message.created_at >= naive_utc(query.since))
-    if query.until is not None:
-        statement = statement.where(Message.created_at < naive_utc(query.until))
-    if query.channel is not None:
-        statement = statement.where(Message.channel == query.channel)
+    statement = query.narrow(statement, Message.created_at, Message.channel)
     yield from (_row(record, redactor) for record in stream(database, statement, query))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Engine, select
 
-from parley.data.export import ExportQuery, naive_utc, stream
+from parley.data.export import ExportQuery, stream
 from parley.data.redaction import Redactor
 from parley.stores.sql import Conversation, HandoffEvent
 
@@ -35,12 +35,7 @@ def handoff_rows(database: Engine, query: ExportQuery, redactor: Redactor | None
         .join(Conversation, Conversation.id == HandoffEvent.conversation_id)
         .order_by(HandoffEvent.id)
     )
-    if query.since is not None:
-        statement = statement.where(HandoffEvent.created_at >= naive_utc(query.since))
-    if query.until is not None:
-        statement = statement.where(HandoffEvent.created_at < naive_utc(query.until))
-    if query.channel is not None:
-        statement = statement.where(Conversation.channel == query.channel)
+    statement = query.narrow(statement, HandoffEvent.created_at, Conversation.channel)
     for row in stream(database, statement, query):
         created = row["created_at"]
         row["created_at"] = created if created.tzinfo else created.replace(tzinfo=UTC)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.orm import aliased
 
 from parley.core.handoff import DESK
-from parley.data.export import ExportQuery, naive_utc
+from parley.data.export import ExportQuery
 from parley.data.redaction import Redactor
 from parley.stores.sql import Conversation, Feedback, HandoffEvent, Message
 
@@ -141,13 +141,7 @@ def _window(statement: Select[Any], table: Any, query: ExportQuery) -> Select[An
     """``statement`` over ``table`` (which has a conversation_id and a created_at), within the
     window and the channel (the customer's: the conversation's)."""
     statement = statement.join(Conversation, Conversation.id == table.conversation_id)
-    if query.since is not None:
-        statement = statement.where(table.created_at >= naive_utc(query.since))
-    if query.until is not None:
-        statement = statement.where(table.created_at < naive_utc(query.until))
-    if query.channel is not None:
-        statement = statement.where(Conversation.channel == query.channel)
-    return statement
+    return query.narrow(statement, table.created_at, Conversation.channel)
 
 
 def _key(table: Any, by: str | None) -> tuple[Any, ...]:
