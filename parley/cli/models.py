@@ -138,7 +138,7 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     from parley.core.engine import RetrievalEngine
     from parley.data import evaluation, models
     from parley.data.knowledge_model import knowledge_model_of
-    from parley.wiring import knowledge_index_of
+    from parley.wiring.knowledge import knowledge_index_of
 
     settings = settings_of(config)
     try:

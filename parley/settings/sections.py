@@ -44,6 +44,9 @@ class KnowledgeSettings(Model):
     # Where passage vectors are cached by content hash (default <server.data_dir>/cache): a
     # volume that outlives pods, or one baked into the image, spares every start the embedding.
     cache_dir: Path | None = None
+    # How often each process looks for edited, new or removed articles (a stat per file) and, when
+    # it finds some, loads them in the background without a restart; 0: only at start.
+    reload_seconds: float = Field(default=10.0, ge=0.0)
 
     @field_validator("embedding_model")
     @classmethod

@@ -6,6 +6,7 @@ it lives here with the other stores, and ``load_index`` is the one place an inde
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -85,6 +86,16 @@ def _write_cache(path: Path, vectors: dict[str, np.ndarray]) -> None:
     partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(partial, keys=np.array(keys), vectors=np.vstack([vectors[key] for key in keys]))
     partial.replace(path)  # atomic: a reader sees the old file or the new one, never half
+
+
+def knowledge_fingerprint(directory: Path) -> str:
+    """The articles' paths, sizes and modification times: changes when an article is saved, added,
+    removed or renamed, for the price of a stat per file (``engines.live`` compares it)."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*.md")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(directory)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
 
 
 def load_articles(directory: Path) -> list[Article]:

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from parley.channels.base import NOT_UNICODE, clean_text, encodable
 from parley.core.envelope import AnswerMeta, Envelope, Reply
-from parley.errors import ChannelDisabled, InvalidSignature, MalformedPayload, NotFound
+from parley.errors import ChannelDisabled, ConfigError, InvalidSignature, MalformedPayload, NotFound
 from parley.wiring import Services
 
 logger = structlog.get_logger("parley.admin")
@@ -135,3 +135,15 @@ def _moment(name: str) -> datetime | None:
     except ValueError:
         raise MalformedPayload(f"bad {name} {value!r}", public=f"{name} must be an ISO date or time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@bp.post("/knowledge/reload")
+def reload_knowledge() -> tuple[Response, int]:
+    """Load the knowledge base now, in this process, and say what it holds (every process also
+    finds changed articles by itself within ``knowledge.reload_seconds``)."""
+    try:
+        loaded = _services().knowledge.reload()
+    except (ConfigError, OSError) as exc:  # logged by the reload, with what keeps answering
+        return jsonify(error="the knowledge base did not load: the last one that did still answers",
+                       reason=str(exc)), 422
+    return jsonify(articles=len(loaded.index), version=loaded.index.version), 200

@@ -17,7 +17,8 @@ from parley.channels.twilio_sms import TwilioAdapter
 from parley.channels.web import RateLimits, WidgetAdapter
 from parley.channels.web_secrets import ConversationKeys
 from parley.core.dialogue import Dialogue, Policy, StreamSink
-from parley.core.engine import AnswerEngine, RetrievalEngine, TokenSink
+from parley.core.engine import AnswerEngine, TokenSink
+from parley.engines.live import LiveKnowledge
 from parley.core.handoff import DESK, BusinessHours, HandoffRules
 from parley.core.envelope import Envelope
 from parley.core.inbox import Inbox
@@ -28,16 +29,15 @@ from parley.core.sessions import SessionStore
 from parley.metrics import Metrics
 from parley.worker.pipeline import Outbox, Pipeline
 from parley.worker.pool import WorkerPool
-from parley.settings import Settings, secret_values
-from parley.stores.knowledge import load_index
+from parley.settings import Settings
 from parley.stores.language import LangidDetector
 from parley.webhooks.throttle import SenderLimits
 from parley.worker.reminders import HandoffReminders
 from parley.data.retention import RetentionSweep
 from parley.stores.desk import SqlDeskDirectory
 from parley.stores.redis_inbox import RedisInbox
-from parley.stores.redis_topology import connect
 from parley.stores.sql import SqlConversationLog, open_database
+from parley.wiring.knowledge import live_knowledge_of
 from parley.wiring.stores import (  # noqa: F401 - also imported from here
     embedded_journal_path, rate_limiter_of, redis_inbox_of, shared_state_of, widget_key_of,
 )
@@ -48,8 +48,8 @@ class Services:
     """Every part a process runs, built once from ``Settings`` (see ``build_services``)."""
 
     settings: Settings
-    index: KnowledgeIndex
-    engine: AnswerEngine
+    # The knowledge base as it is on disk now, and the engine answering from it (``engines.live``).
+    knowledge: LiveKnowledge
     sessions: SessionStore
     inbox: Inbox
     log: SqlConversationLog
@@ -66,6 +66,14 @@ class Services:
     # Called by /readyz; each raises (Unavailable) when a store it checks is unreachable.
     health: tuple[Callable[[], None], ...] = field(default=())
 
+    @property
+    def index(self) -> KnowledgeIndex:
+        return self.knowledge.current.index
+
+    @property
+    def engine(self) -> AnswerEngine:
+        return self.knowledge.current.engine
+
     def close(self) -> None:
         self.workers.stop()
         for adapter in self.pipeline.outbox.adapters.values():
@@ -76,11 +84,10 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     """Every part, wired from ``settings``. ``direct`` channels take their messages by a call, not a
     webhook (the terminal's ``parley chat``, a test's collecting channel); their replies go out
     through the same outbox as every channel's."""
-    index = knowledge_index_of(settings)
     sessions, inbox, mailbox, ledger = shared_state_of(settings)
     log = SqlConversationLog(open_database(settings.database_url))
     log.create_schema()
-    engine = answer_engine_of(settings, index, log)
+    knowledge = live_knowledge_of(settings, log)
     desk = desk_of(settings, log)
     limiter = rate_limiter_of(settings)  # one connection pool for the widget's limits and the floods'
     widget = widget_of(settings, mailbox, log, limiter, with_person=with_person_of(sessions, desk))
@@ -88,13 +95,13 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
                                            **text_channels_of(settings, desk=desk, log=log)}
     if desk is not None:
         adapters[DESK] = desk
-    dialogue = Dialogue(engine=engine, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
+    dialogue = Dialogue(engine=knowledge, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
                         events=log, on_engine_error=_log_engine_error, stream=widget_stream(widget),
                         detect=detector_of(settings))
     metrics = Metrics.create()
     outbox = Outbox({**adapters, **{channel.name: channel for channel in direct}}, ledger)
     pipeline = Pipeline(dialogue=dialogue, log=log, outbox=outbox, metrics=metrics)
-    return Services(settings=settings, index=index, engine=engine, sessions=sessions, inbox=inbox, log=log,
+    return Services(settings=settings, knowledge=knowledge, sessions=sessions, inbox=inbox, log=log,
                     widget=widget, desk=desk, adapters=adapters, limits=sender_limits_of(settings, limiter),
                     metrics=metrics, dialogue=dialogue, pipeline=pipeline,
                     workers=WorkerPool(inbox, pipeline,
@@ -152,54 +159,6 @@ def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
             api_url=channels.telegram.api_url, max_text_chars=limit,
             feedback=log.record_feedback if log is not None else None)
     return adapters
-
-
-def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> AnswerEngine:
-    """The LLM engine when OPENAI_API_KEY is set (offline answers stay its fallback), else offline."""
-    offline = offline_engine_of(settings, index, log)
-    llm = settings.llm
-    if llm.api_key is None:
-        return offline
-    # Imported only when switched on: the offline mode should not pay for the openai client's import.
-    from parley.engines.budget import TokenBudget
-    from parley.engines.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
-    from parley.engines.clients import ClientPool
-    from parley.engines.openai_engine import OpenAIEngine
-
-    cache: AnswerCache = MemoryAnswerCache(max_entries=llm.cache_max_entries, ttl=llm.cache_ttl_seconds)
-    if settings.storage.redis_url is not None:
-        cache = RedisAnswerCache(connect(settings.storage.redis_url.get_secret_value()),
-                                 ttl=llm.cache_ttl_seconds, prefix=settings.storage.key_prefix)
-    return OpenAIEngine(clients=ClientPool(llm), settings=llm, index=index, persona=settings.bot.persona,
-                        fallback=offline, cache=cache,
-                        budget=TokenBudget(llm.monthly_token_budget, used_since=log.tokens_used_since),
-                        min_relevance=settings.knowledge.min_confidence, secrets=secret_values(settings))
-
-
-def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
-    """The hybrid index (TF-IDF and sentence embeddings, vectors cached under data_dir/cache),
-    or TF-IDF alone when ``knowledge.embedding_model`` is "off"."""
-    knowledge = settings.knowledge
-    if knowledge.embedding_model == "off":
-        return load_index(knowledge.path)
-    from parley.stores.embeddings import load_embedder
-
-    return load_index(knowledge.path, embedder=load_embedder(knowledge.embedding_dir),
-                      cache_dir=settings.knowledge_cache_dir)
-
-
-def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
-    """Retrieval, led by the active trained model when there is one (``parley models activate``),
-    else, with embeddings on, by a model of the knowledge base's own questions fitted now."""
-    from parley.data.knowledge_model import knowledge_model_of
-    from parley.data.live import LiveModel
-
-    embedding_dir = settings.knowledge.embedding_dir
-    fallback = knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
-                                  embedding_model=str(embedding_dir) if embedding_dir else None)
-    model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds,
-                      fallback=fallback)
-    return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
 
 
 def widget_stream(widget: WidgetAdapter) -> StreamSink:

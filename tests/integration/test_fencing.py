@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from tests.integration.redis_processes import (
     REDIS_URL, delete_prefix, parley_env, post_slack, postgres_database, serve, slack_event, write_config,
@@ -42,6 +43,11 @@ def test_a_resumed_worker_whose_claim_was_taken_over_changes_nothing(tmp_path: P
     try:
         with serving(slack_api) as slack, postgres_database() as database_url:
             config = write_config(tmp_path, key_prefix=prefix, visibility_timeout_seconds=2)
+            # The pause lasts as long as the second process takes to start: on a loaded machine
+            # past the 20 s API timeout, and the resumed client would ask the model again.
+            settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+            settings["llm"]["timeout_seconds"] = 110
+            config.write_text(yaml.safe_dump(settings), encoding="utf-8")
             env = parley_env(config, tmp_path / "var", REDIS_URL=REDIS_URL, DATABASE_URL=database_url,
                              SLACK_API_URL=slack.url, OPENAI_API_KEY="sk-test-fencing",
                              OPENAI_BASE_URL=llm.base_url)

@@ -1,0 +1,87 @@
+"""Building the knowledge side from ``Settings``: the index, the answer engine (offline or LLM),
+and the live knowledge that follows the articles on disk."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from parley.core.engine import AnswerEngine, RetrievalEngine
+from parley.core.knowledge import KnowledgeIndex
+from parley.engines.live import Knowledge, LiveKnowledge
+from parley.settings import Settings, secret_values
+from parley.stores.knowledge import knowledge_fingerprint, load_index
+from parley.stores.native import NativeThreads
+from parley.stores.redis_topology import connect
+from parley.stores.sql import SqlConversationLog
+
+
+def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> AnswerEngine:
+    """The LLM engine when OPENAI_API_KEY is set (offline answers stay its fallback), else offline."""
+    offline = offline_engine_of(settings, index, log)
+    llm = settings.llm
+    if llm.api_key is None:
+        return offline
+    # Imported only when switched on: the offline mode should not pay for the openai client's import.
+    from parley.engines.budget import TokenBudget
+    from parley.engines.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
+    from parley.engines.clients import ClientPool
+    from parley.engines.openai_engine import OpenAIEngine
+
+    cache: AnswerCache = MemoryAnswerCache(max_entries=llm.cache_max_entries, ttl=llm.cache_ttl_seconds)
+    if settings.storage.redis_url is not None:
+        cache = RedisAnswerCache(connect(settings.storage.redis_url.get_secret_value()),
+                                 ttl=llm.cache_ttl_seconds, prefix=settings.storage.key_prefix)
+    return OpenAIEngine(clients=ClientPool(llm), settings=llm, index=index, persona=settings.bot.persona,
+                        fallback=offline, cache=cache,
+                        budget=TokenBudget(llm.monthly_token_budget, used_since=log.tokens_used_since),
+                        min_relevance=settings.knowledge.min_confidence, secrets=secret_values(settings))
+
+
+def live_knowledge_of(settings: Settings, log: SqlConversationLog) -> LiveKnowledge:
+    """The knowledge base followed on disk. Each load's heavy part (embedding new passages, fitting
+    the knowledge base's model into the cache) runs on a real thread: under gevent a reload must
+    not stall the process's acks and streams; the engine then reads the fitted model back."""
+    threads = NativeThreads(1)
+
+    def load() -> Knowledge:
+        index = threads.run(_prepared_index, settings)
+        return Knowledge(index, answer_engine_of(settings, index, log))
+
+    return LiveKnowledge(load, fingerprint=partial(knowledge_fingerprint, settings.knowledge.path),
+                         refresh_seconds=settings.knowledge.reload_seconds)
+
+
+def _prepared_index(settings: Settings) -> KnowledgeIndex:
+    from parley.data.knowledge_model import knowledge_model_of
+
+    index = knowledge_index_of(settings)
+    embedding_dir = settings.knowledge.embedding_dir
+    knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
+                       embedding_model=str(embedding_dir) if embedding_dir else None)
+    return index
+
+
+def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
+    """The hybrid index (TF-IDF and sentence embeddings, vectors cached under data_dir/cache),
+    or TF-IDF alone when ``knowledge.embedding_model`` is "off"."""
+    knowledge = settings.knowledge
+    if knowledge.embedding_model == "off":
+        return load_index(knowledge.path)
+    from parley.stores.embeddings import load_embedder
+
+    return load_index(knowledge.path, embedder=load_embedder(knowledge.embedding_dir),
+                      cache_dir=settings.knowledge_cache_dir)
+
+
+def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
+    """Retrieval, led by the active trained model when there is one (``parley models activate``),
+    else, with embeddings on, by a model of the knowledge base's own questions fitted now."""
+    from parley.data.knowledge_model import knowledge_model_of
+    from parley.data.live import LiveModel
+
+    embedding_dir = settings.knowledge.embedding_dir
+    fallback = knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
+                                  embedding_model=str(embedding_dir) if embedding_dir else None)
+    model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds,
+                      fallback=fallback)
+    return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
