@@ -88,7 +88,8 @@ def serve(env: Mapping[str, str], log: Path, *args: str) -> tuple[str, Parley]:
             raise AssertionError(f"parley serve exited:\n{server.output()[-3000:]}")
         return _ready(url)
 
-    wait_until(up, timeout=40, what=f"parley serve on {url}")
+    # A start loads the embedding model: seconds alone, past 40 s on a loaded machine (as test_server's wait).
+    wait_until(up, timeout=90, what=f"parley serve on {url}")
     return url, server
 
 
