@@ -106,11 +106,19 @@ class LocalRedisCluster:
                 return int(node["port"])
         raise AssertionError(f"no live master serves slot {slot}")
 
-    def replica_of(self, port: int) -> int:
-        """The port of a replica of the master on ``port``."""
-        nodes = _nodes(redis.Redis(port=port))
-        [master_id] = [node["id"] for node in nodes if node["port"] == str(port)]
-        return next(int(node["port"]) for node in nodes if node["master"] == master_id)  # type: ignore[call-overload]
+    def replica_of(self, port: int, timeout: float = 30) -> int:
+        """The port of a replica of the master on ``port``: after a failover an earlier test caused,
+        the old master may take a while to rejoin as this one's replica (longer on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = _nodes(redis.Redis(port=port))
+            [master_id] = [node["id"] for node in nodes if node["port"] == str(port)]
+            replicas = [int(node["port"]) for node in nodes if node["master"] == master_id]  # type: ignore[call-overload]
+            if replicas:
+                return replicas[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the master on port {port} has no replica")
+            time.sleep(0.2)
 
     def pause(self, port: int) -> None:
         """SIGSTOP: the node is alive but does nothing (a replica falling behind)."""
