@@ -22,7 +22,7 @@ from parley.channels.slack_common import from_a_bot, verify_signature, web_clien
 from parley.channels.slack_desk import SlackDesk, slack_failure
 from parley.channels.slack_blocks import SlackMessage, to_slack_messages
 from parley.channels.slack_buttons import SlackButtons
-from parley.channels.text import ENGLISH
+from parley.channels.text import ENGLISH_TEXTS
 from parley.core.envelope import Envelope, Reply
 from parley.core.texts import Texts
 from parley.errors import MalformedPayload, UnsupportedMediaType
@@ -38,7 +38,7 @@ class SlackAdapter(BaseAdapter):
 
     def __init__(self, *, bot_token: str, signing_secret: str, api_url: str, max_text_chars: int,
                  timeout: float = 10.0, desk: SlackDesk | None = None,
-                 feedback: RecordFeedback | None = None, texts: Texts = ENGLISH) -> None:
+                 feedback: RecordFeedback | None = None, texts: Texts = ENGLISH_TEXTS) -> None:
         self.verifier = SignatureVerifier(signing_secret)
         self.texts = texts  # the ``texts:`` catalogue: source labels and thumbs per language
         # The reps' handoff channel: what happens there is a rep acting, never a customer writing.

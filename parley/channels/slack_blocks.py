@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (ActionsBlock, Block, ButtonElement, Context
                                      PlainTextObject, SectionBlock)
 
 from parley.channels.formats import SLACK
-from parley.channels.text import ENGLISH, numbered_sources, render_chunks, source_lines
+from parley.channels.text import ENGLISH_TEXTS, numbered_sources, render_chunks, source_lines
 from parley.core.envelope import Reply
 from parley.core.markdown import escape
 from parley.core.texts import Texts
@@ -40,7 +40,7 @@ class SlackMessage:
     blocks: list[dict[str, Any]]
 
 
-def to_slack_messages(reply: Reply, texts: Texts = ENGLISH) -> list[SlackMessage]:
+def to_slack_messages(reply: Reply, texts: Texts = ENGLISH_TEXTS) -> list[SlackMessage]:
     """The reply as one or more ``chat.postMessage`` bodies (text and blocks); its labels and
     buttons in the reply's language (``texts``: the ``texts:`` catalogue)."""
     markdown = f"**{escape(reply.author)}:** {reply.text}" if reply.author else reply.text
@@ -71,12 +71,10 @@ def _tail(reply: Reply, texts: Texts) -> list[Block]:
                           action_id=f"{QUICK_REPLY}_{index}", value=label[:VALUE_CHARS])
             for index, label in enumerate(reply.quick_replies[:MAX_BUTTONS])]))
     if reply.meta.sources and reply.author is None:
-        up, down = FEEDBACK
         tail.append(ActionsBlock(block_id="parley_feedback", elements=[
-            ButtonElement(text=PlainTextObject(text=_clip(texts.get("helpful", reply.language), BUTTON_CHARS),
-                                               emoji=True), action_id=up, value=reply.reply_id),
-            ButtonElement(text=PlainTextObject(text=_clip(texts.get("not_helpful", reply.language), BUTTON_CHARS),
-                                               emoji=True), action_id=down, value=reply.reply_id)]))
+            ButtonElement(text=PlainTextObject(text=_clip(texts.get(key, reply.language), BUTTON_CHARS),
+                                               emoji=True), action_id=action, value=reply.reply_id)
+            for action, key in zip(FEEDBACK, ("helpful", "not_helpful"), strict=True)]))
     return tail
 
 

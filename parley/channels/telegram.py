@@ -29,7 +29,7 @@ from telegram.warnings import PTBDeprecationWarning
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
 from parley.channels.formats import TELEGRAM
 from parley.channels.telegram_buttons import keyboard, pressed
-from parley.channels.text import ENGLISH, as_sent, render_chunks
+from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.core.texts import Texts
 from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
@@ -50,7 +50,7 @@ class TelegramAdapter(BaseAdapter):
 
     def __init__(self, *, bot_token: str, secret_token: str, api_url: str, max_text_chars: int,
                  timeout: float = 10.0, feedback: RecordFeedback | None = None,
-                 texts: Texts = ENGLISH) -> None:
+                 texts: Texts = ENGLISH_TEXTS) -> None:
         self.secret_token = secret_token.encode("utf-8")
         self.texts = texts  # the ``texts:`` catalogue: "Source:" and the thumbs per language
         self.max_text_chars = max_text_chars

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 
-from parley.channels.text import ENGLISH
+from parley.channels.text import ENGLISH_TEXTS
 from parley.core.envelope import Reply
 from parley.core.texts import Texts
 
@@ -36,7 +36,7 @@ class Press:
     reply_id: str | None = None
 
 
-def keyboard(reply: Reply, texts: Texts = ENGLISH) -> InlineKeyboardMarkup | None:
+def keyboard(reply: Reply, texts: Texts = ENGLISH_TEXTS) -> InlineKeyboardMarkup | None:
     """One row per quick reply, then the thumbs (grounded bot answers only, labelled in the reply's
     language); None without buttons."""
     rows = [[InlineKeyboardButton(_clip(label), callback_data=f"{QUICK_REPLY}:{index}")]

@@ -18,7 +18,7 @@ from parley.core.envelope import Reply, Source
 from parley.core.markdown import escape
 from parley.core.texts import Texts, english
 
-ENGLISH = english()  # the labels when a channel is given no catalogue (tests, the terminal)
+ENGLISH_TEXTS = english()  # the labels when a channel is given no catalogue (tests, the terminal)
 
 SLACK_LIMIT = SLACK.limit
 SMS_LIMIT = PLAIN.limit
@@ -28,7 +28,7 @@ _MARKER = re.compile(r"\[(\d{1,2})\](?!\()")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def with_sources(text: str, sources: Sequence[Source], *, texts: Texts = ENGLISH,
+def with_sources(text: str, sources: Sequence[Source], *, texts: Texts = ENGLISH_TEXTS,
                  language: str | None = None) -> str:
     """The answer plus the articles it came from, linked where they have a URL (text channels
     show no cards). Numbered "[1] ..." as the answer's own markers when it cites by number. The
@@ -46,7 +46,7 @@ def numbered_sources(text: str, sources: Sequence[Source]) -> bool:
     return any(1 <= int(number) <= len(sources) for number in _MARKER.findall(text))
 
 
-def source_lines(sources: Sequence[Source], *, numbered: bool, texts: Texts = ENGLISH,
+def source_lines(sources: Sequence[Source], *, numbered: bool, texts: Texts = ENGLISH_TEXTS,
                  language: str | None = None) -> list[str]:
     """One Markdown line per source: "[1] Title" or "Source: Title", linked when it has a URL."""
     label = escape(texts.get("source", language))
@@ -59,7 +59,7 @@ def _source(source: Source) -> str:
     return f"[{escape(source.title)}](<{source.url}>)" if source.url else escape(source.title)
 
 
-def as_sent(reply: Reply, texts: Texts = ENGLISH) -> str:
+def as_sent(reply: Reply, texts: Texts = ENGLISH_TEXTS) -> str:
     """A reply's text as a text channel sends it: a rep's name first (the widget shows it apart),
     then the answer, then its sources, labelled in the reply's language."""
     text = f"**{escape(reply.author)}:** {reply.text}" if reply.author else reply.text

@@ -25,7 +25,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
 from parley.channels.formats import PLAIN
-from parley.channels.text import ENGLISH, as_sent, render_chunks
+from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.core.markdown import escape
 from parley.core.texts import Texts
@@ -45,7 +45,7 @@ class TwilioAdapter(BaseAdapter):
     name = "twilio"
 
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, public_url: str | None,
-                 max_text_chars: int, timeout: float = 10.0, texts: Texts = ENGLISH) -> None:
+                 max_text_chars: int, timeout: float = 10.0, texts: Texts = ENGLISH_TEXTS) -> None:
         self.validator = RequestValidator(auth_token)
         # max_retries stays None: a retried create after a lost response would send the SMS twice.
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
@@ -105,8 +105,8 @@ class TwilioAdapter(BaseAdapter):
         post_chunks(replies, self.chunks, self._create, once)
 
     def chunks(self, reply: Reply) -> list[str]:
-        prompt = self.texts.get("reply_with_number", reply.language)
-        return render_chunks(as_sent(reply, self.texts) + numbered_options(reply.quick_replies, prompt), PLAIN)
+        options = numbered_options(reply.quick_replies, self.texts.get("reply_with_number", reply.language))
+        return render_chunks(as_sent(reply, self.texts) + options, PLAIN)
 
     def _create(self, reply: Reply, chunk: str) -> None:
         try:
@@ -130,7 +130,7 @@ def twilio_failure(exc: TwilioException | RequestException) -> UpstreamError:
     return UpstreamError(f"Twilio messages.create failed (HTTP {status}): {exc}", transient=transient)
 
 
-def numbered_options(labels: Sequence[str], prompt: str = ENGLISH.get("reply_with_number")) -> str:
+def numbered_options(labels: Sequence[str], prompt: str = ENGLISH_TEXTS.get("reply_with_number")) -> str:
     """Markdown under the answer: ``prompt`` ("Reply with a number:"), then the options as an
     ordered list, to be answered by number."""
     if not labels:

@@ -158,8 +158,8 @@ class WidgetAdapter(BaseAdapter):
         """A widget text in the language the page or browser states (a refusal comes before the
         conversation's own language is known)."""
         body = request.get_json(silent=True)
-        return self.texts.get(key, self.texts.supported(browser_language(request, body if isinstance(body, dict)
-                                                                         else None)))
+        stated = browser_language(request, body if isinstance(body, dict) else None)
+        return self.texts.get(key, self.texts.supported(stated))
 
     def origin_allowed(self, origin: str, host_url: str) -> bool:
         """Same origin, or one matching an allowed pattern (``*`` in a subdomain or the port)."""

@@ -126,7 +126,8 @@ class KnowledgeIndex:
         self._numbers = {article.id: number for number, article in enumerate(self.articles)}
         self.language = snowball_language(language)
         # Another stemmer ranks differently: answer caches keyed on the version must not mix them.
-        self.version = _content_hash(self.articles) + ("" if self.language == ENGLISH else f"-{self.language}")
+        suffix = "" if self.language == ENGLISH else f"-{self.language}"
+        self.version = _content_hash(self.articles) + suffix
         self.dense = DenseIndex(self.articles, embedder, vectors) if embedder is not None else None
         if embedder is not None:
             self.version = f"{self.version}-{embedder.version[:6]}"

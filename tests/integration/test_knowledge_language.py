@@ -25,9 +25,11 @@ from tests.conftest import CONFIG
 SAMPLE = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
 ARTICLES = {
     "contrasena": ("Restablecer la contraseña", "olvidé mi contraseña",
-                   "Abre Iniciar sesión y elige Olvidaste tu contraseña. Te enviaremos un enlace por correo."),
+                   "Abre Iniciar sesión y elige Olvidaste tu contraseña. "
+                   "Te enviaremos un enlace por correo."),
     "cancelar": ("Cancelar la suscripción Acme Plus", "dar de baja Acme Plus",
-                 "Entra en Mi cuenta, abre Acme Plus y pulsa Cancelar. Sigue activa hasta el final del periodo."),
+                 "Entra en Mi cuenta, abre Acme Plus y pulsa Cancelar. "
+                 "Sigue activa hasta el final del periodo."),
     "envios": ("Plazos de envío", "cuándo llega mi pedido",
                "Los pedidos salen del almacén en 24 horas y llegan en 3 a 5 días laborables."),
     "facturas": ("Descargar una factura", "necesito una factura",
@@ -40,10 +42,11 @@ def config_file(tmp_path: Path, **knowledge: object) -> Path:
     articles = tmp_path / "kb"
     articles.mkdir(exist_ok=True)
     for article_id, (title, question, body) in ARTICLES.items():
-        (articles / f"{article_id}.md").write_text(
-            f"---\nid: {article_id}\ntitle: {title}\nquestions:\n  - {question}\n---\n{body}\n", encoding="utf-8")
+        front = f"---\nid: {article_id}\ntitle: {title}\nquestions:\n  - {question}\n---\n"
+        (articles / f"{article_id}.md").write_text(front + body + "\n", encoding="utf-8")
     config = copy.deepcopy(SAMPLE)
-    config["knowledge"] = {"path": str(articles), "min_confidence": 0.14, "embedding_model": "off", **knowledge}
+    config["knowledge"] = {"path": str(articles), "min_confidence": 0.14, "embedding_model": "off",
+                           **knowledge}
     file = tmp_path / "parley.yaml"
     file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return file
@@ -84,7 +87,8 @@ def test_a_language_without_a_stemmer_fails_at_start_naming_file_key_and_reason(
 
 
 # The bytes ``pickle.dumps(Stem())`` wrote before stemmers had a language: trained artefacts hold them.
-PICKLED_BEFORE = b"\x80\x04\x95)\x00\x00\x00\x00\x00\x00\x00\x8c\x15parley.core.knowledge\x94\x8c\x05_Stem\x94\x93\x94)\x81\x94}\x94b."
+PICKLED_BEFORE = (b"\x80\x04\x95)\x00\x00\x00\x00\x00\x00\x00\x8c\x15parley.core.knowledge\x94"
+                  b"\x8c\x05_Stem\x94\x93\x94)\x81\x94}\x94b.")
 
 
 def test_a_stemmer_names_its_language_and_english_stays_as_pickled_before() -> None:
