@@ -22,7 +22,9 @@ from parley.channels.slack_common import from_a_bot, verify_signature, web_clien
 from parley.channels.slack_desk import SlackDesk, slack_failure
 from parley.channels.slack_blocks import SlackMessage, to_slack_messages
 from parley.channels.slack_buttons import SlackButtons
+from parley.channels.text import ENGLISH_TEXTS
 from parley.core.envelope import Envelope, Reply
+from parley.core.texts import Texts
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
@@ -36,8 +38,9 @@ class SlackAdapter(BaseAdapter):
 
     def __init__(self, *, bot_token: str, signing_secret: str, api_url: str, max_text_chars: int,
                  timeout: float = 10.0, desk: SlackDesk | None = None,
-                 feedback: RecordFeedback | None = None) -> None:
+                 feedback: RecordFeedback | None = None, texts: Texts = ENGLISH_TEXTS) -> None:
         self.verifier = SignatureVerifier(signing_secret)
+        self.texts = texts  # the ``texts:`` catalogue: source labels and thumbs per language
         # The reps' handoff channel: what happens there is a rep acting, never a customer writing.
         self.desk = desk
         self.client = web_client(bot_token, api_url, timeout=timeout)
@@ -96,7 +99,7 @@ class SlackAdapter(BaseAdapter):
         return Response(status=200)
 
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
-        post_chunks(replies, to_slack_messages, self._post, once)
+        post_chunks(replies, lambda reply: to_slack_messages(reply, self.texts), self._post, once)
 
     def _post(self, reply: Reply, message: SlackMessage) -> None:
         try:

@@ -19,9 +19,10 @@ from slack_sdk.models.blocks import (ActionsBlock, Block, ButtonElement, Context
                                      PlainTextObject, SectionBlock)
 
 from parley.channels.formats import SLACK
-from parley.channels.text import numbered_sources, render_chunks, source_lines
+from parley.channels.text import ENGLISH_TEXTS, numbered_sources, render_chunks, source_lines
 from parley.core.envelope import Reply
 from parley.core.markdown import escape
+from parley.core.texts import Texts
 
 SECTION_CHARS = 3000
 SECTIONS_PER_MESSAGE = 13  # 13 x 3,000 characters of text stay under Slack's 40,000
@@ -39,27 +40,28 @@ class SlackMessage:
     blocks: list[dict[str, Any]]
 
 
-def to_slack_messages(reply: Reply) -> list[SlackMessage]:
-    """The reply as one or more ``chat.postMessage`` bodies (text and blocks)."""
+def to_slack_messages(reply: Reply, texts: Texts = ENGLISH_TEXTS) -> list[SlackMessage]:
+    """The reply as one or more ``chat.postMessage`` bodies (text and blocks); its labels and
+    buttons in the reply's language (``texts``: the ``texts:`` catalogue)."""
     markdown = f"**{escape(reply.author)}:** {reply.text}" if reply.author else reply.text
     sections = render_chunks(markdown, SLACK, SECTION_CHARS) or ["…"]
-    tail = _tail(reply)
+    tail = _tail(reply, texts)
     messages = []
     for start in range(0, len(sections), SECTIONS_PER_MESSAGE):
         part = sections[start:start + SECTIONS_PER_MESSAGE]
         blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=section)) for section in part]
-        texts = list(part)
+        shown = list(part)
         if start + SECTIONS_PER_MESSAGE >= len(sections):
             blocks += tail
-            texts += _source_texts(reply)
-        messages.append(SlackMessage(text="\n\n".join(texts), blocks=[block.to_dict() for block in blocks]))
+            shown += _source_texts(reply, texts)
+        messages.append(SlackMessage(text="\n\n".join(shown), blocks=[block.to_dict() for block in blocks]))
     return messages
 
 
-def _tail(reply: Reply) -> list[Block]:
+def _tail(reply: Reply, texts: Texts) -> list[Block]:
     """Under the answer: its sources, its quick replies, and thumbs for a grounded answer."""
     tail: list[Block] = []
-    sources = _source_texts(reply)
+    sources = _source_texts(reply, texts)
     if sources:
         tail.append(ContextBlock(block_id="parley_sources",
                                  elements=[MarkdownTextObject(text=line) for line in sources]))
@@ -69,18 +71,17 @@ def _tail(reply: Reply) -> list[Block]:
                           action_id=f"{QUICK_REPLY}_{index}", value=label[:VALUE_CHARS])
             for index, label in enumerate(reply.quick_replies[:MAX_BUTTONS])]))
     if reply.meta.sources and reply.author is None:
-        up, down = FEEDBACK
         tail.append(ActionsBlock(block_id="parley_feedback", elements=[
-            ButtonElement(text=PlainTextObject(text="👍 Helpful", emoji=True), action_id=up,
-                          value=reply.reply_id),
-            ButtonElement(text=PlainTextObject(text="👎 Not helpful", emoji=True), action_id=down,
-                          value=reply.reply_id)]))
+            ButtonElement(text=PlainTextObject(text=_clip(texts.get(key, reply.language), BUTTON_CHARS),
+                                               emoji=True), action_id=action, value=reply.reply_id)
+            for action, key in zip(FEEDBACK, ("helpful", "not_helpful"), strict=True)]))
     return tail
 
 
-def _source_texts(reply: Reply) -> list[str]:
+def _source_texts(reply: Reply, texts: Texts) -> list[str]:
     sources = reply.meta.sources[:MAX_CONTEXT_ELEMENTS]
-    lines = source_lines(sources, numbered=numbered_sources(reply.text, sources))
+    lines = source_lines(sources, numbered=numbered_sources(reply.text, sources), texts=texts,
+                         language=reply.language)
     return [render_chunks(line, SLACK, SECTION_CHARS)[0] for line in lines]
 
 

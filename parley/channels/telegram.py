@@ -29,8 +29,9 @@ from telegram.warnings import PTBDeprecationWarning
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
 from parley.channels.formats import TELEGRAM
 from parley.channels.telegram_buttons import keyboard, pressed
-from parley.channels.text import as_sent, render_chunks
+from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
+from parley.core.texts import Texts
 from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
                            UpstreamError)
 
@@ -48,8 +49,10 @@ class TelegramAdapter(BaseAdapter):
     name = "telegram"
 
     def __init__(self, *, bot_token: str, secret_token: str, api_url: str, max_text_chars: int,
-                 timeout: float = 10.0, feedback: RecordFeedback | None = None) -> None:
+                 timeout: float = 10.0, feedback: RecordFeedback | None = None,
+                 texts: Texts = ENGLISH_TEXTS) -> None:
         self.secret_token = secret_token.encode("utf-8")
+        self.texts = texts  # the ``texts:`` catalogue: "Source:" and the thumbs per language
         self.max_text_chars = max_text_chars
         self.feedback = feedback
         request = HTTPXRequest(connection_pool_size=16, read_timeout=timeout, connect_timeout=timeout,
@@ -145,14 +148,13 @@ class TelegramAdapter(BaseAdapter):
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
         post_chunks(replies, self._posts, self._send, once)
 
-    @staticmethod
-    def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply), TELEGRAM)
+    def chunks(self, reply: Reply) -> list[str]:
+        return render_chunks(as_sent(reply, self.texts), TELEGRAM)
 
     def _posts(self, reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
         """The reply's messages; the keyboard goes under the last one."""
         chunks = self.chunks(reply)
-        markup = keyboard(reply)
+        markup = keyboard(reply, self.texts)
         return [(chunk, markup if index == len(chunks) - 1 else None) for index, chunk in enumerate(chunks)]
 
     def _send(self, reply: Reply, post: tuple[str, InlineKeyboardMarkup | None]) -> None:

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 
+from parley.channels.text import ENGLISH_TEXTS
 from parley.core.envelope import Reply
+from parley.core.texts import Texts
 
 CALLBACK_DATA_BYTES = 64
 BUTTON_CHARS = 64  # longer labels are cut off by the apps anyway
 MAX_QUICK_REPLIES = 10
 QUICK_REPLY, FEEDBACK = "q", "f"
 SCORES = {"1": 1, "-1": -1}
-THUMBS = (("👍 Helpful", "1"), ("👎 Not helpful", "-1"))
+THUMBS = (("helpful", "1"), ("not_helpful", "-1"))  # the ``texts:`` key of each label, and its score
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +36,15 @@ class Press:
     reply_id: str | None = None
 
 
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """One row per quick reply, then the thumbs (grounded bot answers only); None without buttons."""
+def keyboard(reply: Reply, texts: Texts = ENGLISH_TEXTS) -> InlineKeyboardMarkup | None:
+    """One row per quick reply, then the thumbs (grounded bot answers only, labelled in the reply's
+    language); None without buttons."""
     rows = [[InlineKeyboardButton(_clip(label), callback_data=f"{QUICK_REPLY}:{index}")]
             for index, label in enumerate(reply.quick_replies[:MAX_QUICK_REPLIES])]
     thumbs = [f"{FEEDBACK}:{score}:{reply.reply_id}" for _, score in THUMBS]
     if reply.meta.sources and reply.author is None and all(_fits(data) for data in thumbs):
-        rows.append([InlineKeyboardButton(text, callback_data=data)
-                     for (text, _), data in zip(THUMBS, thumbs, strict=True)])
+        rows.append([InlineKeyboardButton(_clip(texts.get(key, reply.language)), callback_data=data)
+                     for (key, _), data in zip(THUMBS, thumbs, strict=True)])
     return InlineKeyboardMarkup(rows) if rows else None
 
 

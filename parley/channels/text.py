@@ -16,6 +16,9 @@ from parley.channels.formats import PLAIN, SLACK, TELEGRAM, TERMINAL, Format
 from parley.channels.markup import Block, Line, Span, merged, parse
 from parley.core.envelope import Reply, Source
 from parley.core.markdown import escape
+from parley.core.texts import Texts, english
+
+ENGLISH_TEXTS = english()  # the labels when a channel is given no catalogue (tests, the terminal)
 
 SLACK_LIMIT = SLACK.limit
 SMS_LIMIT = PLAIN.limit
@@ -25,15 +28,17 @@ _MARKER = re.compile(r"\[(\d{1,2})\](?!\()")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def with_sources(text: str, sources: Sequence[Source]) -> str:
+def with_sources(text: str, sources: Sequence[Source], *, texts: Texts = ENGLISH_TEXTS,
+                 language: str | None = None) -> str:
     """The answer plus the articles it came from, linked where they have a URL (text channels
-    show no cards). Numbered "[1] ..." as the answer's own markers when it cites by number."""
+    show no cards). Numbered "[1] ..." as the answer's own markers when it cites by number. The
+    label ("Source:", "Fuentes:") is the ``texts:`` catalogue's ``source``/``sources`` in ``language``."""
     if not sources:
         return text
-    label = "Source" if len(sources) == 1 else "Sources"
+    label = texts.get("source" if len(sources) == 1 else "sources", language)
     if numbered_sources(text, sources):
-        return f"{text}\n\n{label}:\n" + "\n".join(source_lines(sources, numbered=True))
-    return f"{text}\n\n{label}: {'; '.join(_source(source) for source in sources)}"
+        return f"{text}\n\n{escape(label)}\n" + "\n".join(source_lines(sources, numbered=True))
+    return f"{text}\n\n{escape(label)} {'; '.join(_source(source) for source in sources)}"
 
 
 def numbered_sources(text: str, sources: Sequence[Source]) -> bool:
@@ -41,9 +46,11 @@ def numbered_sources(text: str, sources: Sequence[Source]) -> bool:
     return any(1 <= int(number) <= len(sources) for number in _MARKER.findall(text))
 
 
-def source_lines(sources: Sequence[Source], *, numbered: bool) -> list[str]:
+def source_lines(sources: Sequence[Source], *, numbered: bool, texts: Texts = ENGLISH_TEXTS,
+                 language: str | None = None) -> list[str]:
     """One Markdown line per source: "[1] Title" or "Source: Title", linked when it has a URL."""
-    return [f"\\[{n}\\] {_source(source)}" if numbered else f"Source: {_source(source)}"
+    label = escape(texts.get("source", language))
+    return [f"\\[{n}\\] {_source(source)}" if numbered else f"{label} {_source(source)}"
             for n, source in enumerate(sources, 1)]
 
 
@@ -52,11 +59,11 @@ def _source(source: Source) -> str:
     return f"[{escape(source.title)}](<{source.url}>)" if source.url else escape(source.title)
 
 
-def as_sent(reply: Reply) -> str:
+def as_sent(reply: Reply, texts: Texts = ENGLISH_TEXTS) -> str:
     """A reply's text as a text channel sends it: a rep's name first (the widget shows it apart),
-    then the answer, then its sources."""
+    then the answer, then its sources, labelled in the reply's language."""
     text = f"**{escape(reply.author)}:** {reply.text}" if reply.author else reply.text
-    return with_sources(text, reply.meta.sources)
+    return with_sources(text, reply.meta.sources, texts=texts, language=reply.language)
 
 
 def render(markdown: str, fmt: Format) -> str:

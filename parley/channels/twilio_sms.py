@@ -25,14 +25,14 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
 from parley.channels.formats import PLAIN
-from parley.channels.text import as_sent, render_chunks
+from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Envelope, Reply
 from parley.core.markdown import escape
+from parley.core.texts import Texts
 from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
                            UpstreamError)
 
 FORM = "application/x-www-form-urlencoded"
-REPLY_WITH_A_NUMBER = "Reply with a number:"
 # Twilio error codes that say this customer cannot be written to now, in words for the reps.
 UNDELIVERABLE = {
     63016: ("WhatsApp lets a business reply only within 24 hours of the customer's last message, and "
@@ -45,7 +45,7 @@ class TwilioAdapter(BaseAdapter):
     name = "twilio"
 
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, public_url: str | None,
-                 max_text_chars: int, timeout: float = 10.0) -> None:
+                 max_text_chars: int, timeout: float = 10.0, texts: Texts = ENGLISH_TEXTS) -> None:
         self.validator = RequestValidator(auth_token)
         # max_retries stays None: a retried create after a lost response would send the SMS twice.
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
@@ -53,6 +53,7 @@ class TwilioAdapter(BaseAdapter):
         self.client.api.base_url = api_url.rstrip("/")
         self.public_url = public_url.rstrip("/") if public_url else None
         self.max_text_chars = max_text_chars
+        self.texts = texts  # the ``texts:`` catalogue: "Source:" and "Reply with a number:" per language
 
     def verify(self, request: Request) -> None:
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -103,9 +104,9 @@ class TwilioAdapter(BaseAdapter):
     def send(self, replies: Sequence[Reply], *, once: Once = always) -> None:
         post_chunks(replies, self.chunks, self._create, once)
 
-    @staticmethod
-    def chunks(reply: Reply) -> list[str]:
-        return render_chunks(as_sent(reply) + numbered_options(reply.quick_replies), PLAIN)
+    def chunks(self, reply: Reply) -> list[str]:
+        options = numbered_options(reply.quick_replies, self.texts.get("reply_with_number", reply.language))
+        return render_chunks(as_sent(reply, self.texts) + options, PLAIN)
 
     def _create(self, reply: Reply, chunk: str) -> None:
         try:
@@ -129,12 +130,13 @@ def twilio_failure(exc: TwilioException | RequestException) -> UpstreamError:
     return UpstreamError(f"Twilio messages.create failed (HTTP {status}): {exc}", transient=transient)
 
 
-def numbered_options(labels: Sequence[str]) -> str:
-    """Markdown under the answer: the options as an ordered list, to be answered by number."""
+def numbered_options(labels: Sequence[str], prompt: str = ENGLISH_TEXTS.get("reply_with_number")) -> str:
+    """Markdown under the answer: ``prompt`` ("Reply with a number:"), then the options as an
+    ordered list, to be answered by number."""
     if not labels:
         return ""
     items = "\n".join(f"{number}. {escape(label)}" for number, label in enumerate(labels, start=1))
-    return f"\n\n{REPLY_WITH_A_NUMBER}\n\n{items}"
+    return f"\n\n{escape(prompt)}\n\n{items}"
 
 
 def _count(value: str) -> int:

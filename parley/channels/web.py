@@ -24,6 +24,7 @@ from parley.core.envelope import Envelope, Reply
 from parley.core.log import ConversationLog, LoggedMessage
 from parley.core.mailbox import Mailbox, MailboxEvent
 from parley.core.ratelimit import RateLimiter
+from parley.core.texts import Texts, english
 from parley.errors import MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -45,9 +46,10 @@ class WidgetAdapter(BaseAdapter):
     def __init__(self, *, mailbox: Mailbox, log: ConversationLog, max_text_chars: int,
                  reply_timeout: float, allowed_origins: Sequence[str] = (),
                  rate_limiter: RateLimiter, limits: RateLimits = RateLimits(), keys: ConversationKeys,
-                 legacy_claim_seconds: float = 0.0,
+                 legacy_claim_seconds: float = 0.0, texts: Texts | None = None,
                  with_person: Callable[[str, float], bool] = lambda conversation_id, at: False) -> None:
         self.mailbox = mailbox
+        self.texts = texts or english()  # the ``texts:`` catalogue, for the refusals a browser shows
         self.keys = keys
         self.legacy_claim_seconds = legacy_claim_seconds  # see web_secrets.legacy_claim
         # True when a support rep already had the conversation at a given time: its messages then
@@ -150,7 +152,14 @@ class WidgetAdapter(BaseAdapter):
                              window=limits.window))
         if max(waits):
             raise RateLimited(f"widget rate limit for {conversation_id or address}", retry_after=max(waits),
-                              public="You're sending messages too fast. Please wait a moment.")
+                              public=self.notice("ui_too_fast", request))
+
+    def notice(self, key: str, request: Request) -> str:
+        """A widget text in the language the page or browser states (a refusal comes before the
+        conversation's own language is known)."""
+        body = request.get_json(silent=True)
+        stated = browser_language(request, body if isinstance(body, dict) else None)
+        return self.texts.get(key, self.texts.supported(stated))
 
     def origin_allowed(self, origin: str, host_url: str) -> bool:
         """Same origin, or one matching an allowed pattern (``*`` in a subdomain or the port)."""

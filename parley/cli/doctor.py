@@ -46,7 +46,7 @@ def check_config(config: str | None) -> None:
 
     settings = settings_of(config)
     try:
-        index = load_index(settings.knowledge.path)
+        index = load_index(settings.knowledge.path, language=settings.knowledge.language)
         embeddings = _embeddings(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
@@ -93,7 +93,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 def _knowledge(settings: Settings) -> Check:
     from parley.stores.knowledge import load_index
 
-    index = load_index(settings.knowledge.path)
+    index = load_index(settings.knowledge.path, language=settings.knowledge.language)
     return Check("knowledge", "ok", f"{len(index)} articles in {settings.knowledge.path} (version {index.version}); "
                                     f"embeddings {_embeddings(settings)}")
 

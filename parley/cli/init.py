@@ -102,7 +102,7 @@ def init(directory: Path, name: str, title: str) -> None:
     article.write_text(ARTICLE, encoding="utf-8")
     try:  # what was written is what `parley serve` will read
         settings = load_settings(config, environ={})
-        load_index(settings.knowledge.path)
+        load_index(settings.knowledge.path, language=settings.knowledge.language)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {config} and {article}\nnext:\n"

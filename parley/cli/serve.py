@@ -135,7 +135,8 @@ def _embed_into_cache(settings: Settings) -> None:
     embedding_dir = settings.knowledge.embedding_dir
     try:
         index = knowledge.load_index(settings.knowledge.path, cache_dir=settings.knowledge_cache_dir,
-                                     embedder=embeddings.load_embedder(embedding_dir))
+                                     embedder=embeddings.load_embedder(embedding_dir),
+                                     language=settings.knowledge.language)
         knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
                            embedding_model=str(embedding_dir) if embedding_dir else None)
     except ConfigError as exc:

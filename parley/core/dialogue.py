@@ -17,7 +17,7 @@ from datetime import datetime
 from parley.core import handoff, options, phrases, relay
 from parley.core.engine import AnswerEngine, TokenSink
 from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
-from parley.core.handoff import HandoffEvents
+from parley.core.handoff import DESK, HandoffEvents
 from parley.core.policy import FLOOD_NOTICE, TALK_TO_PERSON, THROTTLED, Policy  # noqa: F401 - re-exported
 from parley.core.relay import Outcome
 from parley.core.sessions import Session, SessionStore, Turn
@@ -133,6 +133,7 @@ class Dialogue:
             quick_replies=draft.quick_replies,
             meta=replace(draft.meta, latency_ms=latency_ms),
             reply_id=reply_id(envelope, 0),
+            language=session.language,
         )
         now = self._clock()
         turns = (Turn(role="customer", text=envelope.text, at=now), Turn(role="bot", text=reply.text, at=now))
@@ -142,6 +143,17 @@ class Dialogue:
         replies = (reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
                             for i, r in enumerate(desk)))
         return Decision(replies=replies, session=session, events=events)
+
+    def failure_text(self, envelope: Envelope) -> tuple[str, str | None]:
+        """What to tell a customer whose message failed every attempt, and in which language: the
+        conversation's if its state can still be read (the store may be what failed), else the one
+        the message itself shows."""
+        try:
+            loaded = self.sessions.load(envelope.conversation_id)
+        except Exception:  # noqa: BLE001 - any failure here only costs the language
+            loaded = None
+        language = self._speaking(loaded or self._start(envelope), envelope).language
+        return self.policy.in_language(language).handoff_texts.message_failed, language
 
     def _start(self, envelope: Envelope) -> Session:
         now = self._clock()
@@ -180,9 +192,10 @@ class Dialogue:
         return (replace(note, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, 0)),)
 
     def _finish(self, envelope: Envelope, before: Session, outcome: Outcome) -> Decision:
-        replies = tuple(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i))
-                        for i, r in enumerate(outcome.replies))
         session = outcome.session
+        replies = tuple(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i),
+                                language=r.language if r.channel == DESK else session.language)
+                        for i, r in enumerate(outcome.replies))
         prompt = next((r.reply_id for r in replies if r.meta.intent == "handoff_rating_prompt"), None)
         if prompt is not None:
             session = replace(session, rating_prompt=prompt)
@@ -199,7 +212,8 @@ class Dialogue:
         # Its id is fixed per message, so a retried flood message is told once.
         return Reply(conversation_id=envelope.conversation_id, channel=envelope.channel,
                      route=envelope.route, in_reply_to=envelope.message_id, text=policy.flood_notice,
-                     reply_id=reply_id(envelope, 0), meta=AnswerMeta(engine="throttle", intent=THROTTLED))
+                     reply_id=reply_id(envelope, 0), meta=AnswerMeta(engine="throttle", intent=THROTTLED),
+                     language=policy.language)
 
     def _opened(self, before: Session, after: Session,
                 envelope: Envelope) -> tuple[tuple[Reply, ...], tuple[relay.Event, ...]]:

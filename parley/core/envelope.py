@@ -89,7 +89,9 @@ class Reply:
     """One outbound message: neutral Markdown text plus what produced it.
 
     ``route`` is where the customer's channel delivers it (as the envelope's route said); a reply
-    to the reps' desk has none and says in ``desk`` what it is instead.
+    to the reps' desk has none and says in ``desk`` what it is instead. ``language`` is the
+    conversation's (``texts:``), so the channel words its own fixed texts ("Source:", buttons) in
+    it; None: the default language.
     """
 
     conversation_id: str
@@ -102,6 +104,7 @@ class Reply:
     meta: AnswerMeta = AnswerMeta()
     author: str | None = None
     reply_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    language: str | None = None
 
 
 def reply_id(envelope: Envelope, index: int) -> str:

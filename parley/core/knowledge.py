@@ -31,6 +31,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from parley.core.dense import DenseIndex, Embedder
+from parley.core.stemming import ENGLISH, snowball_language
 
 RRF_K = 60  # the constant of Cormack et al. (2009): ranks past the first few count little
 
@@ -55,35 +56,40 @@ class Hit:
 
 
 class _Stem:
-    """Lower-case and stem every word; picklable, so a trained model can reuse it."""
+    """Lower-case and stem every word in one language (English by default); picklable, so a
+    trained model can reuse it."""
 
-    def __init__(self) -> None:
-        self._stemmer = Stemmer.Stemmer("english")
+    def __init__(self, language: str = ENGLISH) -> None:
+        self.language = snowball_language(language)
+        self._stemmer = Stemmer.Stemmer(self.language)
 
     def __call__(self, text: str) -> str:
         return " ".join(self._stemmer.stemWords(_WORD.findall(text.lower())))
 
     def __getstate__(self) -> dict[str, object]:
-        return {}
+        # English keeps the empty state artefacts pickled before languages were stored with.
+        return {} if self.language == ENGLISH else {"language": self.language}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__()
+        self.__init__(str(state.get("language", ENGLISH)))
 
     def __repr__(self) -> str:  # the same in every process (not an address): cache keys compare it
-        return "Stem('english')"
+        return f"Stem({self.language!r})"
 
 
 # The public name; artefacts pickled before name the class itself.
 Stem = _Stem
 
 
-def make_vectorizer() -> FeatureUnion:
-    """The text features shared by retrieval and the trained classifier."""
-    stem = _Stem()
+def make_vectorizer(language: str = ENGLISH) -> FeatureUnion:
+    """The text features shared by retrieval and the trained classifier, stemmed in ``language``."""
+    stem = _Stem(language)
     # Stop words are compared after stemming, so they are stemmed too (and stemmed twice, because
     # scikit-learn checks the list by preprocessing it again and Snowball is not idempotent).
-    once = {stem(word) for word in ENGLISH_STOP_WORDS}
-    stop_words = sorted(once | {stem(word) for word in once})
+    # Only English has a list here: another language keeps every word (its TF-IDF weights still
+    # discount the common ones), rather than losing English words that mean something in it.
+    once = {stem(word) for word in ENGLISH_STOP_WORDS} if stem.language == ENGLISH else set()
+    stop_words = sorted(once | {stem(word) for word in once}) or None
     return FeatureUnion([
         ("words", TfidfVectorizer(preprocessor=stem, ngram_range=(1, 2), sublinear_tf=True,
                                   stop_words=stop_words, token_pattern=r"(?u)\b\w+\b")),
@@ -100,8 +106,10 @@ class KnowledgeIndex:
     """Top-k articles for a question, each with a confidence in [0, 1]."""
 
     def __init__(self, articles: Iterable[Article], *, embedder: Embedder | None = None,
-                 vectors: dict[str, np.ndarray] | None = None) -> None:
-        """``vectors``: passage vectors computed before by the same ``embedder`` (a cache)."""
+                 vectors: dict[str, np.ndarray] | None = None, language: str = ENGLISH) -> None:
+        """``vectors``: passage vectors computed before by the same ``embedder`` (a cache);
+        ``language``: the articles' (``knowledge.language``), whose stemmer the index and its
+        questions use."""
         self.articles: tuple[Article, ...] = tuple(articles)
         if not self.articles:
             raise ValueError("the knowledge base has no articles")
@@ -113,10 +121,13 @@ class KnowledgeIndex:
         # quarter of a 10,000-article start).
         texts = [article_text(a) for a in self.articles]
         self._views = tuple((view, view.fit_transform(texts).T.tocsr())
-                            for _, view in make_vectorizer().transformer_list)
+                            for _, view in make_vectorizer(language).transformer_list)
         self._by_id = {article.id: article for article in self.articles}
         self._numbers = {article.id: number for number, article in enumerate(self.articles)}
-        self.version = _content_hash(self.articles)
+        self.language = snowball_language(language)
+        # Another stemmer ranks differently: answer caches keyed on the version must not mix them.
+        suffix = "" if self.language == ENGLISH else f"-{self.language}"
+        self.version = _content_hash(self.articles) + suffix
         self.dense = DenseIndex(self.articles, embedder, vectors) if embedder is not None else None
         if embedder is not None:
             self.version = f"{self.version}-{embedder.version[:6]}"

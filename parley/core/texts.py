@@ -45,6 +45,13 @@ KEYS: Mapping[str, frozenset[str]] = {
     "engine_failed": frozenset(),
     "message_failed": frozenset(),
     "team": frozenset(),  # the author shown on reps' replies when their names are hidden
+    # Text channels (Slack, Telegram, SMS, WhatsApp): the label before an answer's sources, the
+    # line before numbered options on SMS, and the feedback buttons under a grounded answer.
+    "source": frozenset(),
+    "sources": frozenset(),
+    "reply_with_number": frozenset(),
+    "helpful": frozenset(),
+    "not_helpful": frozenset(),
     # The web widget's own interface.
     "ui_open": frozenset(),
     "ui_close": frozenset(),
@@ -60,6 +67,7 @@ KEYS: Mapping[str, frozenset[str]] = {
     "ui_feedback_thanks": frozenset(),
     "ui_feedback_failed": frozenset(),
     "ui_too_fast": frozenset(),
+    "ui_too_long": frozenset({"max"}),  # {max}: limits.max_text_chars
     "ui_reconnecting": frozenset(),
     "ui_offline": frozenset(),
     "ui_error": frozenset(),
@@ -166,6 +174,11 @@ ENGLISH: Mapping[str, str] = {
     "message_failed": ("Sorry, something went wrong on our side with your last message. "
                        "Please send it again, or ask for a person."),
     "team": "Support team",
+    "source": "Source:",
+    "sources": "Sources:",
+    "reply_with_number": "Reply with a number:",
+    "helpful": "👍 Helpful",
+    "not_helpful": "👎 Not helpful",
     "ui_open": "Open chat",
     "ui_close": "Close chat",
     "ui_input": "Type your message",
@@ -180,6 +193,7 @@ ENGLISH: Mapping[str, str] = {
     "ui_feedback_thanks": "Thanks for your feedback",
     "ui_feedback_failed": "Couldn't send feedback",
     "ui_too_fast": "You're sending messages too fast, please wait a moment",
+    "ui_too_long": "Your message is too long (max {max} characters)",
     "ui_reconnecting": "Connection lost, retrying…",
     "ui_offline": "Connection lost. Please check your connection and try again.",
     "ui_error": "Something went wrong. Please try again.",

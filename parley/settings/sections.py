@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from parley.core.stemming import snowball_language
+
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -47,6 +49,15 @@ class KnowledgeSettings(Model):
     # How often each process looks for edited, new or removed articles (a stat per file) and, when
     # it finds some, loads them in the background without a restart; 0: only at start.
     reload_seconds: float = Field(default=10.0, ge=0.0)
+    # The articles' language: its Snowball stemmer reads them and the questions ("es" or
+    # "spanish"; English stop words are dropped for English only). One language per knowledge base.
+    language: str = "en"
+
+    @field_validator("language")
+    @classmethod
+    def _stemmer(cls, value: str) -> str:
+        snowball_language(value)  # ValueError: the languages there are
+        return value
 
     @field_validator("embedding_model")
     @classmethod

@@ -27,23 +27,24 @@ logger = structlog.get_logger("parley.knowledge")
 
 
 def load_index(directory: Path, *, embedder: Embedder | None = None,
-               cache_dir: Path | None = None) -> KnowledgeIndex:
+               cache_dir: Path | None = None, language: str = "en") -> KnowledgeIndex:
     """The index over every article under ``directory``; ``ConfigError`` naming what is wrong.
 
     With an ``embedder``, passage vectors are reused from ``cache_dir`` (and from this process's
     earlier loads) by content hash, so only new or changed passages are embedded, and the cache
-    is rewritten with exactly the passages the index holds.
+    is rewritten with exactly the passages the index holds. ``language``: the articles'
+    (``knowledge.language``), whose stemmer the index uses.
     """
     articles = load_articles(directory)
     if embedder is None:
-        return KnowledgeIndex(articles)
+        return KnowledgeIndex(articles, language=language)
     known = _seen.setdefault(embedder.version, {})
     cache = cache_dir / f"passages-{embedder.version}.npz" if cache_dir is not None else None
     if cache is not None and cache not in _caches_read:
         known.update(_read_cache(cache))
         _caches_read.add(cache)
     started = time.perf_counter()
-    index = KnowledgeIndex(articles, embedder=embedder, vectors=known)
+    index = KnowledgeIndex(articles, embedder=embedder, vectors=known, language=language)
     dense = index.dense
     if dense is not None:
         known.update(dense.vectors)

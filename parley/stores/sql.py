@@ -164,7 +164,7 @@ def _row_reply(row: Message, envelope: Envelope) -> Reply:
     return Reply(conversation_id=row.conversation_id, channel=row.channel, text=row.text,
                  route=route, desk=desk, in_reply_to=envelope.message_id,
                  quick_replies=tuple(json.loads(row.quick_replies)), meta=meta, author=row.author,
-                 reply_id=row.public_id)
+                 reply_id=row.public_id, language=row.language)
 
 
 def _logged(row: Message) -> LoggedMessage:

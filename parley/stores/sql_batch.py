@@ -238,7 +238,7 @@ def _message(**values: Any) -> dict[str, Any]:
     return {"in_reply_to": None, "author": None, "engine": None, "intent": None, "confidence": None,
             "sources": "[]", "quick_replies": "[]", "latency_ms": None, "cached": False,
             "model_version": None, "model": None, "prompt_tokens": None, "completion_tokens": None,
-            "route": None, "desk": None, **values}
+            "route": None, "desk": None, "language": None, **values}
 
 
 def _reply(reply: Reply, *, in_reply_to: str) -> dict[str, Any]:
@@ -253,4 +253,5 @@ def _reply(reply: Reply, *, in_reply_to: str) -> dict[str, Any]:
         prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
         route=json.dumps(dict(reply.route)),
         desk=json.dumps(asdict(reply.desk)) if reply.desk is not None else None,
+        language=reply.language,
     )

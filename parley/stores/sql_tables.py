@@ -50,6 +50,8 @@ class Message(SQLModel, table=True):
     route: str | None = None
     # What a post to the reps' thread is (``core.desk.DeskPost`` as JSON); null on every other message.
     desk: str | None = None
+    # The conversation's language on a customer's reply (``Reply.language``); null: the default.
+    language: str | None = Field(default=None, max_length=16)
 
     # Export filters by channel and time; the suggest query walks inbound messages by time.
     __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)

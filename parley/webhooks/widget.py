@@ -106,7 +106,7 @@ def start() -> tuple[Response, int]:
                                     window=limits.window)
     if wait:
         raise RateLimited(f"widget start rate limit for {address}", retry_after=wait,
-                          public="You're starting conversations too fast. Please wait a moment.")
+                          public=adapter.notice("ui_too_fast", request))
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise MalformedPayload("start body is not a JSON object", public="body must be a JSON object")

@@ -118,7 +118,7 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
                          reply_timeout=settings.server.reply_timeout_seconds,
                          allowed_origins=widget.allowed_origins, rate_limiter=limiter,
                          keys=ConversationKeys(lambda: widget_key_of(settings)),
-                         legacy_claim_seconds=widget.legacy_claim_hours * 3600,
+                         legacy_claim_seconds=widget.legacy_claim_hours * 3600, texts=settings.catalog,
                          limits=RateLimits(per_browser=widget.messages_per_minute,
                                            per_address=widget.messages_per_minute_per_ip),
                          with_person=with_person)
@@ -139,25 +139,26 @@ def _poll_seconds(inbox: Inbox) -> float:
 def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
                      log: SqlConversationLog | None = None) -> dict[str, WebhookAdapter]:
     """Slack, Twilio and Telegram adapters, each only when its secrets are configured."""
-    channels, limit = settings.channels, settings.limits.max_text_chars
+    channels, limit, texts = settings.channels, settings.limits.max_text_chars, settings.catalog
     adapters: dict[str, WebhookAdapter] = {}
     if channels.slack.enabled:
         adapters["slack"] = SlackAdapter(
             bot_token=_secret(channels.slack.bot_token),
             signing_secret=_secret(channels.slack.signing_secret),
             api_url=channels.slack.api_url, max_text_chars=limit, desk=desk,
-            feedback=log.record_feedback if log is not None else None)
+            feedback=log.record_feedback if log is not None else None, texts=texts)
     if channels.twilio.enabled:
         adapters["twilio"] = TwilioAdapter(
             account_sid=_secret(channels.twilio.account_sid),
             auth_token=_secret(channels.twilio.auth_token),
-            api_url=channels.twilio.api_url, public_url=settings.server.public_url, max_text_chars=limit)
+            api_url=channels.twilio.api_url, public_url=settings.server.public_url, max_text_chars=limit,
+            texts=texts)
     if channels.telegram.enabled:
         adapters["telegram"] = TelegramAdapter(
             bot_token=_secret(channels.telegram.bot_token),
             secret_token=_secret(channels.telegram.secret_token),
             api_url=channels.telegram.api_url, max_text_chars=limit,
-            feedback=log.record_feedback if log is not None else None)
+            feedback=log.record_feedback if log is not None else None, texts=texts)
     return adapters
 
 

@@ -66,11 +66,11 @@ def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
     or TF-IDF alone when ``knowledge.embedding_model`` is "off"."""
     knowledge = settings.knowledge
     if knowledge.embedding_model == "off":
-        return load_index(knowledge.path)
+        return load_index(knowledge.path, language=knowledge.language)
     from parley.stores.embeddings import load_embedder
 
     return load_index(knowledge.path, embedder=load_embedder(knowledge.embedding_dir),
-                      cache_dir=settings.knowledge_cache_dir)
+                      cache_dir=settings.knowledge_cache_dir, language=knowledge.language)
 
 
 def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:

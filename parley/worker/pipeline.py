@@ -135,8 +135,9 @@ class Pipeline:
         if envelope.role != "customer":
             return
         envelope = prepared(envelope, self.outbox.adapters)
+        text, language = self.dialogue.failure_text(envelope)
         notice = Reply(conversation_id=envelope.conversation_id, channel=envelope.channel, route=envelope.route,
-                       text=self.dialogue.policy.handoff_texts.message_failed, in_reply_to=envelope.message_id,
+                       text=text, in_reply_to=envelope.message_id, language=language,
                        reply_id=f"{reply_id(envelope, 0)}-failed", meta=AnswerMeta(engine="parley", intent="failed"))
         try:
             self.outbox.deliver([notice])

@@ -37,4 +37,7 @@ def test_a_french_browser_gets_the_widget_in_french(french_page: Page, output_di
     box.press("Enter")
     expect(page.locator(".msg.bot").nth(1)).to_contain_text("Avec plaisir ! Puis-je vous aider pour autre chose ?")
     expect(page.locator(".msg.user .sr").first).to_have_text("Vous :")
+    box.evaluate("(el, text) => { el.value = text; }", "x" * 2001)  # set by a script, past maxlength
+    box.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text("Votre message est trop long (2000 caractères maximum)")
     page.screenshot(path=output_dir / "widget-french.png")

@@ -212,7 +212,7 @@ def test_twilio_a_failure_at_the_third_chunk_does_not_repeat_the_first_two(ledge
                                 public_url=None, max_text_chars=2000)
         replies = _replies("twilio", {"to": "+15550001", "from": "+15550002"}, [sentences])
         _deliver_through_one_failure(Outbox({"twilio": adapter}, ledger), replies)
-        chunks = TwilioAdapter.chunks(replies[0])
+        chunks = adapter.chunks(replies[0])
     assert len(chunks) == 4 and refused[0]
     assert script.delivered == chunks  # each chunk once, in order
 
@@ -237,7 +237,7 @@ def test_telegram_a_failure_at_the_second_chunk_does_not_repeat_the_first(ledger
             _deliver_through_one_failure(Outbox({"telegram": adapter}, ledger), replies)
         finally:
             adapter.close()
-    expected = TelegramAdapter.chunks(replies[0]) + TelegramAdapter.chunks(replies[1])
+    expected = adapter.chunks(replies[0]) + adapter.chunks(replies[1])
     assert len(expected) == 4 and refused[0]
     assert script.delivered == expected
 

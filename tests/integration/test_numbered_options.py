@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
+
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -46,3 +48,15 @@ def test_a_number_picks_only_from_the_last_answers_options(client: FlaskClient, 
     _, picked, answer, after_answer = (call.params["Body"] for call in twilio.to("Messages.json"))
     assert "Reply with a number" not in answer  # a grounded answer offers no options
     assert after_answer != picked  # so "2" is no longer "Start a return"
+
+
+@pytest.mark.parametrize(("hello", "prompt", "first"), [
+    ("hola", "Responde con un número:", "Seguir mi pedido"),
+    ("bonjour", "Répondez par un numéro :", "Suivre ma commande"),
+])
+def test_the_options_are_introduced_in_the_customers_language(client: FlaskClient, twilio: StubServer,  # noqa: F811
+                                                               hello: str, prompt: str, first: str) -> None:
+    assert sms(client, hello, "SM00000000000000000000000000000031") == 200
+    [greeting] = twilio.wait_for("Messages.json")
+    assert f"\n\n{prompt}\n\n1. {first}\n2. " in greeting.params["Body"]
+    assert "Reply with a number" not in greeting.params["Body"]

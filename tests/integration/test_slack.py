@@ -215,6 +215,17 @@ def test_an_answer_is_block_kit_with_its_source_linked_and_thumbs(app: Flask, cl
         assert [row.score for row in session.scalars(select(Feedback)).all()] == [-1]  # changed, not added
 
 
+def test_a_customer_whose_slack_speaks_french_reads_the_source_and_thumbs_in_french(
+        client: FlaskClient, slack: StubServer) -> None:
+    event = json.loads(payload("message_im.json"))
+    event["event"].update(text="reset password", user_locale="fr-FR")  # two words: the locale decides
+    assert post(client, json.dumps(event).encode()).status_code == 200
+    [call] = slack.wait_for("chat.postMessage")
+    _, sources, thumbs = call.params["blocks"]
+    assert sources["elements"][0]["text"].startswith("Source : <https://help.acme.example/account/reset-password|")
+    assert [b["text"]["text"] for b in thumbs["elements"]] == ["👍 Utile", "👎 Pas utile"]
+
+
 def test_quick_replies_are_buttons_and_a_press_is_the_next_message(app: Flask, client: FlaskClient,
                                                                      slack: StubServer) -> None:
     hello = json.loads(payload("message_im.json"))

@@ -91,3 +91,15 @@ def test_a_button_that_is_not_ours_is_answered_and_ignored(app: Flask, client: F
     assert press(client, foreign, "poll:7", query_id="2383924875019323004") == 200
     telegram.wait_for("answerCallbackQuery")
     assert app.extensions["parley"].inbox.depth() == 0
+
+
+def test_a_spanish_conversation_reads_its_source_label_and_thumbs_in_spanish(
+        client: FlaskClient, telegram: StubServer) -> None:  # noqa: F811 - the fixture
+    # Two words: too few to outvote the Spanish app, and enough to find the article.
+    update = json.loads(payload("text.json"))
+    update["message"]["text"] = "reset password"
+    assert post(client, json.dumps(update).encode()).status_code == 200
+    [answer] = telegram.wait_for("sendMessage")
+    assert "\n\nFuente: " in answer.params["text"] and "Source:" not in answer.params["text"]
+    [thumbs] = keyboard_of(answer)
+    assert [button["text"] for button in thumbs] == ["👍 Útil", "👎 No útil"]

@@ -137,6 +137,15 @@ def poison_the_log(client: FlaskClient, text: str) -> None:
                                        "EXECUTE FUNCTION poison()")
 
 
+def test_the_apology_for_a_failed_message_is_in_the_conversations_language(client: FlaskClient) -> None:
+    poison_the_log(client, "veneno por favor")
+    first = ask(client, "hola", language="es").get_json()
+    assert first["replies"][0]["text"].startswith("¡Hola!")
+    failed = ask(client, "veneno por favor", first["secret"], conversation_id=first["conversation_id"])
+    [reply] = failed.get_json()["replies"]
+    assert reply["text"].startswith("Lo siento, algo falló por nuestra parte con tu último mensaje.")
+
+
 def test_a_message_that_fails_every_attempt_is_answered_with_an_apology_at_once(client: FlaskClient) -> None:
     poison_the_log(client, "poison please")
     first = ask(client, "How do I reset my password?").get_json()

@@ -100,8 +100,12 @@ def test_a_browser_over_its_limit_gets_429_with_retry_after_and_nothing_is_store
     refused = client.post("/widget/api/messages", json={"text": "one too many", "conversation_id": conversation_id},
                           headers=headers)
     assert refused.status_code == 429
-    assert refused.get_json() == {"error": "You're sending messages too fast. Please wait a moment."}
+    assert refused.get_json() == {"error": "You're sending messages too fast, please wait a moment"}
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    in_spanish = client.post("/widget/api/messages", headers=headers,
+                             json={"text": "otra vez", "conversation_id": conversation_id, "language": "es-ES"})
+    assert in_spanish.status_code == 429
+    assert in_spanish.get_json() == {"error": "Estás enviando mensajes demasiado rápido; espera un momento"}
     assert refused.headers["Access-Control-Allow-Origin"] == SHOP  # so the widget can read Retry-After
     history = client.get(f"/widget/api/conversations/{conversation_id}", headers=headers).get_json()["messages"]
     assert "one too many" not in [m["text"] for m in history]

@@ -16,6 +16,7 @@
     ui_source: 'Source:', ui_helpful: 'Helpful', ui_not_helpful: 'Not helpful',
     ui_feedback_thanks: 'Thanks for your feedback', ui_feedback_failed: "Couldn't send feedback",
     ui_too_fast: "You're sending messages too fast, please wait a moment",
+    ui_too_long: 'Your message is too long (max {max} characters)',
     ui_reconnecting: 'Connection lost, retrying…',
     ui_offline: 'Connection lost. Please check your connection and try again.',
     ui_error: 'Something went wrong. Please try again.', ui_not_sent: 'Not sent',
@@ -436,6 +437,10 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     }, wait);
   }
 
+  function tooLong() {
+    return T.ui_too_long.replace('{max}', String(state.config.max_length));
+  }
+
   function submitInput() {
     if (!trySend(ui.input.value)) return;
     ui.input.value = '';
@@ -453,7 +458,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const max = state.config.max_length;
     // Code points, as the server counts.
     if ([...text].length > max) {
-      showNotice(`Your message is too long (max ${max} characters)`);
+      showNotice(tooLong());
       ui.input.setAttribute('aria-invalid', 'true');
       return false;
     }
@@ -499,6 +504,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       }
       markFailed(local);
       if (res.status === 429) rateLimited(res);
+      else if (res.status === 413) showNotice(tooLong()); // the server's limit, in the customer's words
       else showNotice(str(data && data.error) || T.ui_error);
     } catch {
       markFailed(local);
