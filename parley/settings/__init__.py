@@ -14,11 +14,17 @@ from __future__ import annotations
 
 from parley.settings.loader import DEFAULT_CONFIG, expand, load_settings
 from parley.settings.model import Settings, secret_values
+from parley.settings.channels import (
+    ChannelSettings,
+    SlackSettings,
+    TelegramSettings,
+    TwilioSettings,
+    WidgetSettings,
+)
 from parley.settings.sections import (
     AdminSettings,
     BotSettings,
     BusinessHoursSettings,
-    ChannelSettings,
     DataSettings,
     HandoffSettings,
     KnowledgeSettings,
@@ -27,13 +33,9 @@ from parley.settings.sections import (
     LogSettings,
     Model,
     ServerSettings,
-    SlackSettings,
     StorageSettings,
-    TelegramSettings,
     Theme,
-    TwilioSettings,
     Weekday,
-    WidgetSettings,
 )
 from parley.settings.texts import TextsSettings
 

@@ -9,10 +9,10 @@ from pydantic import BaseModel, SecretStr
 
 from parley.core.texts import Texts
 
+from parley.settings.channels import ChannelSettings
 from parley.settings.sections import (
     AdminSettings,
     BotSettings,
-    ChannelSettings,
     DataSettings,
     HandoffSettings,
     KnowledgeSettings,
