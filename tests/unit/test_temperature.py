@@ -29,19 +29,22 @@ def test_probabilities_keep_the_svms_ranking_and_sum_to_one() -> None:
     questions = words.transform(["is the car park free", "refund please", "open on monday?", "hello"])
     probabilities = model.predict_proba(questions)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
-    assert np.array_equal(probabilities.argmax(axis=1), model.svm_.decision_function(questions).argmax(axis=1))
+    scores = model.svm_.decision_function(questions)
+    assert np.array_equal(probabilities.argmax(axis=1), scores.argmax(axis=1))
     assert list(model.predict(questions[:3])) == ["parking", "refunds", "hours"]
 
 
 def test_a_clear_question_is_more_confident_than_an_unrelated_one() -> None:
     words, model = fitted()
-    clear, unrelated = model.predict_proba(words.transform(["when are you open", "xylophone quartz"])).max(axis=1)
+    questions = words.transform(["when are you open", "xylophone quartz"])
+    clear, unrelated = model.predict_proba(questions).max(axis=1)
     assert clear > unrelated and 0 < model.temperature_
 
 
 def test_two_intents_get_two_probabilities() -> None:
     texts = TEXTS["hours"] + TEXTS["parking"]
     words = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4))
-    model = TemperatureScaledSVM(random_state=0).fit(words.fit_transform(texts), ["hours"] * 6 + ["parking"] * 6)
-    probabilities = model.predict_proba(words.transform(["where do i park my car"]))
-    assert probabilities.shape == (1, 2) and model.predict(words.transform(["where do i park my car"]))[0] == "parking"
+    labels = ["hours"] * 6 + ["parking"] * 6
+    model = TemperatureScaledSVM(random_state=0).fit(words.fit_transform(texts), labels)
+    question = words.transform(["where do i park my car"])
+    assert model.predict_proba(question).shape == (1, 2) and model.predict(question)[0] == "parking"
