@@ -16,21 +16,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
 
 from parley.core.classifier import Prediction
 from parley.core.knowledge import Article, Stem, make_vectorizer
+from parley.data.temperature import TemperatureScaledSVM
 
 # kind -> inverse regularisation. "-body" also learns from each article's body, sentence by
 # sentence: as a classifier it scores higher on held-out questions and on unseen paraphrases, but
 # answers more often, so compare both with `parley eval` before activating one (README figures).
 # "hybrid-svm" adds sentence embeddings to the TF-IDF views, into one linear SVM whose scores are
-# calibrated to probabilities (sigmoid, 3-fold): the best measured (bench/intents.py, README).
+# calibrated to probabilities by one temperature (3-fold): the best measured (bench/intents.py,
+# README; the variants tried on validation data are in bench/RESULTS.md).
 KINDS = {"tfidf-logreg": 10.0, "tfidf-logreg-body": 30.0, "hybrid-svm": 1.0, "hybrid-svm-body": 1.0}
 DEFAULT_KIND = "hybrid-svm"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -94,12 +94,9 @@ def fingerprint(model: TrainedModel) -> str:
 
 
 def _learned_arrays(classifier: object) -> list[np.ndarray]:
-    if isinstance(classifier, CalibratedClassifierCV):
-        arrays = []
-        for calibrated in classifier.calibrated_classifiers_:
-            arrays += [calibrated.estimator.coef_, calibrated.estimator.intercept_]
-            arrays += [np.array([c.a_, c.b_]) for c in calibrated.calibrators]
-        return arrays
+    if isinstance(classifier, TemperatureScaledSVM):
+        svm = classifier.svm_
+        return [svm.coef_, svm.intercept_, np.array([classifier.temperature_])]
     return [classifier.coef_, classifier.intercept_]
 
 
@@ -131,10 +128,8 @@ def make_pipeline(kind: str, seed: int, *, embedding_model: str | None = None) -
         from parley.data.features import EmbeddingFeatures
 
         features = FeatureUnion([*intent_views(), ("embedding", EmbeddingFeatures(embedding_model))])
-        svm = LinearSVC(C=KINDS[kind], random_state=seed)
-        return Pipeline([("features", features),
-                         ("classifier", CalibratedClassifierCV(svm, method="sigmoid", cv=_CALIBRATION_FOLDS,
-                                                               ensemble=False))])
+        svm = TemperatureScaledSVM(C=KINDS[kind], folds=_CALIBRATION_FOLDS, random_state=seed)
+        return Pipeline([("features", features), ("classifier", svm)])
     # Strong regularisation hurts here: a few short examples per class, many classes.
     classifier = LogisticRegression(C=KINDS[kind], solver="newton-cg", max_iter=1000, random_state=seed)
     return Pipeline([("features", make_vectorizer()), ("classifier", classifier)])
@@ -222,7 +217,7 @@ def _fit(examples: Sequence[Example], kind: str, seed: int, embedding_model: str
 
 
 def _repeat_rare(examples: Sequence[Example], folds: int) -> list[Example]:
-    """Each intent at least ``folds`` times: calibration fits one fold at a time and needs every
+    """Each intent at least ``folds`` times: calibration scores one fold at a time and needs every
     intent in each (an article with only a title still gets a calibrated score)."""
     counts = Counter(example.intent for example in examples)
     extra = []
