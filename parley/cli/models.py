@@ -18,10 +18,12 @@ from parley.errors import ConfigError, NotFound
 
 
 @click.command()
-@click.option("--kind", type=click.Choice(["hybrid-svm", "hybrid-svm-body", "tfidf-logreg", "tfidf-logreg-body"]),
+@click.option("--kind", type=click.Choice(["hybrid-svm", "hybrid-svm-body", "hybrid-svm-temperature", "tfidf-logreg",
+                                          "tfidf-logreg-body"]),
               default="hybrid-svm", show_default=True,
-              help="hybrid: TF-IDF and sentence embeddings into a temperature-calibrated linear SVM (the "
-                   "best measured; needs knowledge.embedding_model on); tfidf: TF-IDF alone. -body also "
+              help="hybrid: TF-IDF and sentence embeddings into a calibrated linear SVM (the best measured; "
+                   "needs knowledge.embedding_model on); -temperature calibrates it with one softmax "
+                   "temperature (better on many intents, see README); tfidf: TF-IDF alone. -body also "
                    "learns from the articles' text (compare with eval).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same data and seed, same model.")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.2, show_default=True,
