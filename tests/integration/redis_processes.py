@@ -89,7 +89,11 @@ def serve(env: Mapping[str, str], log: Path, *args: str) -> tuple[str, Parley]:
         return _ready(url)
 
     # A start loads the embedding model: seconds alone, past 40 s on a loaded machine (as test_server's wait).
-    wait_until(up, timeout=90, what=f"parley serve on {url}")
+    try:
+        wait_until(up, timeout=90, what=f"parley serve on {url}")
+    except AssertionError:
+        server.stop()  # the caller never gets it to stop: a server left running outlives the test run
+        raise
     return url, server
 
 
