@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,14 @@ from parley.core.knowledge import KnowledgeIndex
 from parley.data.knowledge_model import knowledge_model_of
 from parley.stores.embeddings import OnnxEmbedder
 from parley.stores.knowledge import load_index
-from tests.conftest import ROOT
+from tests.integration.knowledge_support import PARROT, sample_copy
 
 QUESTIONS = ["I can't log in, it says my account is blocked", "where is my parcel", "when will my refund show up on my card"]
-PARROT = """---
-id: parrot-care
-title: Can I bring my parrot to the store?
-questions:
-  - are birds allowed in your shops
-  - may my parrot come along
----
-Parrots are welcome on a shoulder or in a cage.
-"""
 
 
 @pytest.fixture
 def knowledge(tmp_path: Path) -> Path:
-    copy = tmp_path / "knowledge"
-    shutil.copytree(ROOT / "config" / "knowledge", copy)
-    return copy
+    return sample_copy(tmp_path)
 
 
 def models_in(cache: Path) -> list[Path]:

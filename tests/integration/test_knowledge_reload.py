@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -18,27 +17,17 @@ from structlog.testing import capture_logs
 
 from parley.webhooks.app import create_app
 from tests.conftest import CONFIG, ROOT, make_settings
+from tests.integration.knowledge_support import PARROT, sample_copy
 from tests.integration.test_server import PARLEY, free_port, wait_until_ready
 
 TOKEN = "admin-token-for-tests"
 QUESTION = "can I come to the shop with my parrot"
-PARROT = """---
-id: parrot-care
-title: Can I bring my parrot to the store?
-questions:
-  - are birds allowed in your shops
-  - may my parrot come along
----
-Parrots are welcome in every store, on a shoulder or in a cage.
-"""
 BROKEN = "---\nid: [unclosed\ntitle: Broken\n---\nA body.\n"
 
 
 @pytest.fixture
 def knowledge(tmp_path: Path) -> Path:
-    copy = tmp_path / "knowledge"
-    shutil.copytree(ROOT / "config" / "knowledge", copy)
-    return copy
+    return sample_copy(tmp_path)
 
 
 @pytest.fixture
