@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import os
 import sqlite3
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -40,8 +41,13 @@ def pins(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy: setuptools writes build/ into the tree it builds, and a build/ left from an
+    # earlier run would put modules deleted since into this wheel.
+    source = tmp_path_factory.mktemp("source") / "parley"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "var", "*.egg-info",
+                                                                "__pycache__", "node_modules"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", str(ROOT), "-w", str(out)], check=True, capture_output=True, timeout=300)
+                    "--no-index", str(source), "-w", str(out)], check=True, capture_output=True, timeout=300)
     [built] = out.glob("parley-*.whl")
     return built
 
