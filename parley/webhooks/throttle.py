@@ -12,25 +12,22 @@ keeps its own limits, answered with 429 (a browser can be told to wait).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
 
 from parley.core.dialogue import THROTTLED
 from parley.core.envelope import Envelope
-from parley.core.ratelimit import RateLimiter
+from parley.core.ratelimit import FloodGate, Verdict, Window
 
 WINDOW_SECONDS = 60
 # How long a message's id is remembered as judged: Slack retries over five minutes, Twilio within
 # seconds, Telegram for a few minutes. A retry later than this is merely counted again.
 RETRY_SECONDS = 15 * 60
 
-Verdict = Literal["allow", "notify", "drop"]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SenderLimits:
     """Messages a sender, and a conversation (a Slack thread may have many people), may send a minute."""
 
-    limiter: RateLimiter
+    gate: FloodGate
     per_sender: int
     per_conversation: int
     exempt_channels: frozenset[str] = frozenset({"widget"})
@@ -45,16 +42,11 @@ class SenderLimits:
         """
         if envelope.role != "customer" or envelope.channel in self.exempt_channels:
             return "allow"
-        if not self.limiter.first(f"message:{envelope.dedupe_key}", window=RETRY_SECONDS):
-            return "allow"
         sender = f"{envelope.channel}:{envelope.sender}"
-        waits = (self.limiter.hit(f"sender:{sender}", limit=self.per_sender, window=WINDOW_SECONDS),
-                 self.limiter.hit(f"conversation:{envelope.conversation_id}", limit=self.per_conversation,
-                                  window=WINDOW_SECONDS))
-        if not max(waits):
-            return "allow"
-        first = self.limiter.hit(f"notice:{sender}", limit=1, window=WINDOW_SECONDS) == 0
-        return "notify" if first else "drop"
+        windows = (Window(f"sender:{sender}", self.per_sender, WINDOW_SECONDS),
+                   Window(f"conversation:{envelope.conversation_id}", self.per_conversation, WINDOW_SECONDS))
+        return self.gate.count(f"message:{envelope.dedupe_key}", windows, notice_key=f"notice:{sender}",
+                               retry_seconds=RETRY_SECONDS)
 
 
 def throttled(envelope: Envelope) -> Envelope:

@@ -39,7 +39,7 @@ from parley.stores.redis_inbox import RedisInbox
 from parley.stores.sql import SqlConversationLog, open_database
 from parley.wiring.knowledge import live_knowledge_of
 from parley.wiring.stores import (  # noqa: F401 - also imported from here
-    embedded_journal_path, rate_limiter_of, redis_inbox_of, shared_state_of, widget_key_of,
+    embedded_journal_path, flood_gate_of, rate_limiter_of, redis_inbox_of, shared_state_of, widget_key_of,
 )
 
 
@@ -126,7 +126,7 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
 
 def sender_limits_of(settings: Settings, limiter: RateLimiter) -> SenderLimits:
     limits = settings.limits
-    return SenderLimits(limiter=limiter, per_sender=limits.messages_per_minute_per_sender,
+    return SenderLimits(gate=flood_gate_of(settings, limiter), per_sender=limits.messages_per_minute_per_sender,
                         per_conversation=limits.messages_per_minute_per_conversation)
 
 

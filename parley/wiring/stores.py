@@ -9,16 +9,16 @@ from pathlib import Path
 
 from parley.core.inbox import Inbox
 from parley.core.mailbox import Mailbox
-from parley.core.ratelimit import RateLimiter
+from parley.core.ratelimit import FloodGate, LimiterFloodGate, RateLimiter
 from parley.core.sessions import SessionStore
 from parley.errors import ConfigError
 from parley.settings import Settings
 from parley.stores.memory import MemoryMailbox, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
-from parley.stores.ratelimit import LimitsRateLimiter
+from parley.stores.ratelimit import LimitsRateLimiter, RedisFloodGate
 from parley.stores.redis import RedisMailbox, RedisSendLedger, RedisSessionStore
 from parley.stores.redis_inbox import RedisInbox
-from parley.stores.redis_topology import Client, connect, is_cluster, unavailable
+from parley.stores.redis_topology import CLUSTER_SCHEMES, Client, connect, is_cluster, unavailable
 from parley.stores.sqlite_journal import InboxJournal, SqliteSendLedger, open_journal_database
 from parley.worker.pipeline import SendLedger
 
@@ -102,3 +102,14 @@ def rate_limiter_of(settings: Settings) -> RateLimiter:
     if url is None:
         return LimitsRateLimiter("memory://")
     return LimitsRateLimiter(url.get_secret_value(), key_prefix=f"{settings.storage.key_prefix}ratelimit")
+
+
+def flood_gate_of(settings: Settings, limiter: RateLimiter) -> FloodGate:
+    """The webhooks' flood control: one script per message on one Redis; on a cluster (whose scripts
+    reach one slot) and in process, the rate limiter's steps."""
+    url = settings.storage.redis_url
+    if url is None:
+        return LimiterFloodGate(limiter)
+    if url.get_secret_value().partition("://")[0] in CLUSTER_SCHEMES:
+        return LimiterFloodGate(limiter)
+    return RedisFloodGate(connect(url.get_secret_value()), prefix=f"{settings.storage.key_prefix}flood:")

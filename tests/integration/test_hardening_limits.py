@@ -7,6 +7,7 @@ the window passes; another customer writing during the flood is answered as usua
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +21,12 @@ from twilio.request_validator import RequestValidator
 
 from parley.core.dialogue import FLOOD_NOTICE
 from parley.core.envelope import Envelope
-from parley.stores.ratelimit import LimitsRateLimiter
+from parley.core.ratelimit import FloodGate, Window
+from parley.stores.ratelimit import LimitsRateLimiter, RedisFloodGate
 from parley.webhooks.throttle import SenderLimits
 from parley.webhooks.app import create_app
 from parley.stores.redis import connect
+from parley.wiring import flood_gate_of
 from tests.conftest import make_settings
 from tests.integration.conftest import url_of
 from tests.integration.redis_processes import delete_prefix
@@ -104,8 +107,24 @@ def test_a_platforms_retries_do_not_count_against_the_customer(app: Flask, twili
         "where is my order?", *(f"and question {n}?" for n in range(PER_SENDER - 1))]
 
 
-def test_a_conversation_is_limited_whoever_writes_in_it() -> None:
-    limits = SenderLimits(limiter=LimitsRateLimiter("memory://"), per_sender=100, per_conversation=4)
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def gate(request: pytest.FixtureRequest) -> Iterator[FloodGate]:
+    """The flood gate each deployment gets (flood_gate_of): the limiter's steps in process and on a
+    cluster, one script on one Redis."""
+    if request.param == "memory":
+        yield flood_gate_of(make_settings(Path("/nonexistent")), LimitsRateLimiter("memory://"))
+        return
+    url, prefix = url_of(request, request.param), f"parley-test-{uuid.uuid4().hex[:8]}:"
+    base = make_settings(Path("/nonexistent"), REDIS_URL=url)
+    settings = base.model_copy(update={"storage": base.storage.model_copy(update={"key_prefix": prefix})})
+    made = flood_gate_of(settings, LimitsRateLimiter(url, key_prefix=f"{prefix}ratelimit"))
+    assert isinstance(made, RedisFloodGate) == (request.param == "redis")
+    yield made
+    delete_prefix(connect(url), prefix)
+
+
+def test_a_conversation_is_limited_whoever_writes_in_it(gate: FloodGate) -> None:
+    limits = SenderLimits(gate=gate, per_sender=100, per_conversation=4)
 
     def message(sender: str) -> Envelope:
         return Envelope(channel="slack", conversation_id="slack:T1:C1:1700000000.1", message_id=uuid.uuid4().hex,
@@ -116,9 +135,22 @@ def test_a_conversation_is_limited_whoever_writes_in_it() -> None:
     assert verdicts[4:] == ["notify", "notify", "notify", "drop"]  # once per sender (three people)
 
 
-def test_reps_and_the_widget_are_not_counted() -> None:
-    limits = SenderLimits(limiter=LimitsRateLimiter("memory://"), per_sender=1, per_conversation=1)
+def test_reps_and_the_widget_are_not_counted(gate: FloodGate) -> None:
+    limits = SenderLimits(gate=gate, per_sender=1, per_conversation=1)
     rep = Envelope(channel="desk", conversation_id="c", message_id="m", sender="U0REP", text="", role="agent")
     browser = Envelope(channel="widget", conversation_id="w12345678", message_id="m", sender="w12345678", text="x")
     assert {limits.judge(rep) for _ in range(5)} == {"allow"}
     assert {limits.judge(browser) for _ in range(5)} == {"allow"}  # the widget answers 429 itself
+
+
+def test_a_window_counts_each_message_once_and_frees_up_as_it_moves(gate: FloodGate) -> None:
+    run = uuid.uuid4().hex[:8]
+    windows = (Window(f"sender:{run}", 2, 1), Window(f"conversation:{run}", 10, 1))
+
+    def count(message: str) -> str:
+        return gate.count(f"message:{run}:{message}", windows, notice_key=f"notice:{run}", retry_seconds=60)
+
+    assert [count("a"), count("a"), count("b")] == ["allow", "allow", "allow"]  # "a" twice: a retry
+    assert [count("c"), count("d"), count("c")] == ["notify", "drop", "allow"]  # "c" again: judged already
+    time.sleep(1.2)  # the one-second windows have moved past every message
+    assert [count("e"), count("f"), count("g")] == ["allow", "allow", "notify"]
