@@ -25,12 +25,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import sklearn
 import Stemmer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from parley.core.dense import DenseIndex, Embedder
+from parley.core.lexical import QueryVectors
 from parley.core.stemming import ENGLISH, snowball_language
 
 RRF_K = 60  # the constant of Cormack et al. (2009): ranks past the first few count little
@@ -120,8 +120,8 @@ class KnowledgeIndex:
         # fit_transform analyses each text once (fit, then transform, analysed it twice: a
         # quarter of a 10,000-article start).
         texts = [article_text(a) for a in self.articles]
-        self._views = tuple((view, view.fit_transform(texts).T.tocsr())
-                            for _, view in make_vectorizer(language).transformer_list)
+        self._views = tuple((QueryVectors(view), matrix.T.tocsr()) for view, matrix in
+                            ((view, view.fit_transform(texts)) for _, view in make_vectorizer(language).transformer_list))
         self._by_id = {article.id: article for article in self.articles}
         self._numbers = {article.id: number for number, article in enumerate(self.articles)}
         self.language = snowball_language(language)
@@ -155,9 +155,7 @@ class KnowledgeIndex:
 
     def lexical_scores(self, question: str) -> np.ndarray:
         """The mean of the two TF-IDF cosines, per article."""
-        # The vectorizers were validated when fitted; re-validating every question costs a third.
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            hits = [view.transform([question]) @ postings for view, postings in self._views]
+        hits = [vector(question) @ postings for vector, postings in self._views]
         return sum(hit.toarray().ravel() for hit in hits) / len(self._views)
 
 
