@@ -51,7 +51,8 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         raise click.ClickException(f"--kind {kind} needs sentence embeddings, and knowledge.embedding_model "
                                    "is off: turn them on or choose --kind tfidf-logreg")
     database = database_of(settings)
-    labelled, first, last, export_sha256 = _labelled(database, export_file, since=utc(since), until=utc(until))
+    labelled, first, last, export_sha256 = _labelled(database, export_file, since=utc(since),
+                                                     until=utc(until))
     articles = load_articles(settings.knowledge.path)
     examples = knowledge_examples(articles, body=kind.endswith("-body")) + labelled
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
@@ -65,10 +66,7 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
                f"macro-F1 {metrics.macro_f1:.3f}")
     for expected, predicted, count in metrics.confused:
         click.echo(f"  confused {expected} -> {predicted}  x{count}")
-    click.echo(f"saved model {row.version} ({settings.models_dir / row.artefact})")
-    if record is not None:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(models.describe(row), indent=2) + "\n", encoding="utf-8")
+    _saved(row, settings.models_dir, export_sha256, record)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         run_id = tracking.log_run(row, settings.models_dir / row.artefact)
         click.echo(f"logged to MLflow run {run_id}")
@@ -76,6 +74,20 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         models.activate(database, row.version)
         click.echo(f"activated {row.version}: running Parley answers with it within "
                    f"{settings.data.model_refresh_seconds:g} s")
+
+
+def _saved(row: Any, models_dir: Path, export_sha256: str | None, record: Path | None) -> None:
+    from parley.data import models
+
+    click.echo(f"saved model {row.version} ({models_dir / row.artefact})")
+    registered_from = models.export_sha256_of(row)
+    if export_sha256 and registered_from != export_sha256:  # the same model, registered before
+        click.echo(f"  it learned the same from an earlier export (sha256 {registered_from}), which its "
+                   "record keeps" if registered_from else
+                   "  it learned the same from the database's labels before, which its record keeps")
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(models.describe(row), indent=2) + "\n", encoding="utf-8")
 
 
 def _labelled(database: Any, export_file: Path | None, *, since: datetime | None,

@@ -4,9 +4,7 @@ conversation log holds labelled conversations."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -17,27 +15,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
-from parley.cli import main
-from parley.webhooks.app import create_app
-from tests.conftest import CONFIG, ROOT, make_settings
+from tests.conftest import CONFIG, ROOT
 from tests.integration.data_support import environ_for, fresh_database
+from tests.integration.labelled_support import ASKED, labelled_log
 
 BIN = Path(sys.executable).parent
 PIPELINE = ROOT / "pipelines" / "dvc"
-# What customers asked, and the article each needed (as a labeller would import it).
-ASKED = {
-    "I can't remember my password, send me a new one to ana@example.com": "reset-password",
-    "my password doesn't work anymore": "reset-password",
-    "you took the money twice for one order": "double-charge",
-    "there are two identical charges on my statement": "double-charge",
-    "can I pay with apple pay": "payment-methods",
-    "which cards do you take": "payment-methods",
-    "where do I get the invoice for my order": "download-invoice",
-    "I need a receipt for my company": "download-invoice",
-    "I want to talk to a human please": "handoff",
-}
 
 
 @pytest.fixture
@@ -46,36 +30,16 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     makes an unchanged log export the same bytes; DVC sends no usage analytics (no network)."""
     with fresh_database("sqlite", tmp_path) as url:
         yield {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), "PARLEY_CONFIG": str(CONFIG),
-                "PARLEY_DATA_DIR": str(tmp_path / "var"), "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
-                "PARLEY_CACHE_DIR": os.environ["PARLEY_CACHE_DIR"], "PARLEY_PSEUDONYM_KEY": "test-pseudonyms",
-                "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "Data Scientist", "GIT_AUTHOR_EMAIL": "ds@example.com",
-                "GIT_COMMITTER_NAME": "Data Scientist", "GIT_COMMITTER_EMAIL": "ds@example.com",
-                **environ_for(url)}
-
-
-def _labelled_log(tmp_path: Path, env: dict[str, str]) -> None:
-    """Customers ask through the widget; their messages are labelled with `parley label import`."""
-    app = create_app(make_settings(tmp_path, **env))
-    try:
-        client = app.test_client()
-        for text in ASKED:
-            assert client.post("/widget/api/messages", json={"text": text}).status_code == 200
-    finally:
-        app.extensions["parley"].close()
-    runner = CliRunner(mix_stderr=False)
-    suggested = runner.invoke(main, ["label", "suggest", "--limit", "50"], env=env)
-    labels = tmp_path / "labels.csv"
-    with labels.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["message_id", "intent"])
-        writer.writerows([row["message_id"], ASKED[row["text"]]]
-                         for row in csv.DictReader(io.StringIO(suggested.output)))
-    imported = runner.invoke(main, ["label", "import", str(labels)], env=env)
-    assert f"stored {len(ASKED)} labels" in imported.output, imported.stderr
+               "PARLEY_DATA_DIR": str(tmp_path / "var"),
+               "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
+               "PARLEY_CACHE_DIR": os.environ["PARLEY_CACHE_DIR"], "PARLEY_PSEUDONYM_KEY": "test-pseudonyms",
+               "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "Data Scientist",
+               "GIT_AUTHOR_EMAIL": "ds@example.com", "GIT_COMMITTER_NAME": "Data Scientist",
+               "GIT_COMMITTER_EMAIL": "ds@example.com", **environ_for(url)}
 
 
 def _run(*args: str, cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done.stdout
 
@@ -92,7 +56,7 @@ def _repo(tmp_path: Path, env: dict[str, str]) -> Path:
 
 def test_dvc_repro_trains_a_model_that_names_its_export_and_metrics_diff_compares_runs(
         tmp_path: Path, env: dict[str, str]) -> None:
-    _labelled_log(tmp_path, env)
+    labelled_log(tmp_path, env)
     repo = _repo(tmp_path, env)
 
     _run("dvc", "repro", cwd=repo, env=env)  # params.yaml as shipped: the default kind, hybrid-svm
