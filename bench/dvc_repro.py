@@ -35,7 +35,8 @@ def main() -> None:
         env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp / "home"),
                "PARLEY_CONFIG": str(ROOT / "config" / "parley.yaml"), "PARLEY_DATA_DIR": str(tmp / "var"),
                "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"), "PARLEY_PSEUDONYM_KEY": "bench",
-               "DVC_NO_ANALYTICS": "1", **{k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")}}
+               "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp / "dvc-site"),
+               **{k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")}}
         labelled_log(tmp, env)  # also embeds the sample's passages once, into the data dir's cache
         repo = tmp / "data-repo"
         shutil.copytree(ROOT / "pipelines" / "dvc", repo)

@@ -63,8 +63,9 @@ def read_snapshot(path: Path, *, since: datetime | None = None, until: datetime 
 def _records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
     if fmt == "parquet":
         parquet = pq.ParquetFile(path)
-        _require_columns(path, parquet.schema_arrow.names)
-        columns = [*_NEEDED, "direction"]
+        names = parquet.schema_arrow.names
+        _require_columns(path, names)
+        columns = [*_NEEDED, *(["direction"] if "direction" in names else [])]
         for batch in parquet.iter_batches(columns=columns):
             yield from batch.to_pylist()
         return
@@ -74,15 +75,19 @@ def _records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
             _require_columns(path, reader.fieldnames or ())
             yield from reader
             return
+        checked = False
         for number, line in enumerate(file, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
-                raise ValueError(f"{path}: line {number} is not JSON") from None
-            if number == 1:
+                record = None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: line {number} is not a JSON object (one message per line)")
+            if not checked:
                 _require_columns(path, record)
+                checked = True
             yield record
 
 

@@ -27,13 +27,15 @@ PIPELINE = ROOT / "pipelines" / "dvc"
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A shell's environment as a data scientist has it beside a (SQLite) Parley: the pseudonym key
-    makes an unchanged log export the same bytes; DVC sends no usage analytics (no network)."""
+    makes an unchanged log export the same bytes; DVC sends no usage analytics (no network) and
+    keeps its per-repository index in the test's directory, not in /var/tmp/dvc."""
     with fresh_database("sqlite", tmp_path) as url:
         yield {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), "PARLEY_CONFIG": str(CONFIG),
                "PARLEY_DATA_DIR": str(tmp_path / "var"),
                "PARLEY_KNOWLEDGE": str(ROOT / "config" / "knowledge"),
                "PARLEY_CACHE_DIR": os.environ["PARLEY_CACHE_DIR"], "PARLEY_PSEUDONYM_KEY": "test-pseudonyms",
-               "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "Data Scientist",
+               "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site"),
+               "GIT_AUTHOR_NAME": "Data Scientist",
                "GIT_AUTHOR_EMAIL": "ds@example.com", "GIT_COMMITTER_NAME": "Data Scientist",
                "GIT_COMMITTER_EMAIL": "ds@example.com", **environ_for(url)}
 

@@ -101,6 +101,9 @@ def test_train_refuses_what_is_not_an_export_of_messages(shell: Shell, tmp_path:
     notes.write_text("my labels\n")
     refused = shell.run("train", "--from", str(notes), "--kind", "tfidf-logreg")
     assert refused.exit_code == 1 and "not an export file (.jsonl, .csv or .parquet" in refused.stderr
+    notes = notes.rename(tmp_path / "notes.jsonl")
+    refused = shell.run("train", "--from", str(notes), "--kind", "tfidf-logreg")
+    assert refused.exit_code == 1 and f"{notes}: line 1 is not a JSON object" in refused.stderr
     assert "no trained models yet" in shell.ok("models", "list")
 
 
