@@ -94,6 +94,8 @@ def export(config: str | None, since: datetime | None, until: datetime | None, c
     produce, schema = (rows, SCHEMA) if what == "messages" else (export_events.handoff_rows, export_events.SCHEMA)
     counted = _count(produce(database, query, None if no_redact else redactor_of(settings)))
     unit = "messages" if what == "messages" else "handoff steps"
+    if output is not None:  # `-o data/january.parquet` in a fresh checkout (DVC removes its outputs)
+        output.parent.mkdir(parents=True, exist_ok=True)
     with (output.open("wb") if output else _stdout()) as out:
         for chunk in encode(progress(counted, unit=unit), fmt, schema=schema):  # type: ignore[arg-type]
             out.write(chunk)

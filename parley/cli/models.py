@@ -31,12 +31,17 @@ from parley.errors import ConfigError, NotFound
 @click.option("--since", type=WHEN, help=f"Only labels on messages from this moment on: {WHEN_HELP}.")
 @click.option("--until", type=WHEN, help=f"Only labels on messages before this moment: {WHEN_HELP}.")
 @click.option("--activate", is_flag=True, help="Make the new model the active one.")
+@click.option("--from", "export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Learn from the labelled messages of this export (a `parley export` file: .jsonl, .csv "
+                   "or .parquet) instead of the database's labels; the model records the file's SHA-256.")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the registered model's record (as `parley models list --json` prints it) "
+                   "to this file: what `parley eval --model-record` reads.")
 @click.pass_obj
 def train(config: str | None, kind: str, seed: int, holdout: float, since: datetime | None,
-          until: datetime | None, activate: bool) -> None:
+          until: datetime | None, activate: bool, export_file: Path | None, record: Path | None) -> None:
     """Fit an intent classifier on labelled messages plus the knowledge base's own questions."""
     from parley.data import models, tracking
-    from parley.data.labels import labelled_examples
     from parley.data.training import knowledge_examples
     from parley.data.training import train as fit
     from parley.stores.knowledge import load_articles
@@ -46,7 +51,8 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         raise click.ClickException(f"--kind {kind} needs sentence embeddings, and knowledge.embedding_model "
                                    "is off: turn them on or choose --kind tfidf-logreg")
     database = database_of(settings)
-    labelled, first, last = labelled_examples(database, since=utc(since), until=utc(until))
+    labelled, first, last, export_sha256 = _labelled(database, export_file, since=utc(since),
+                                                     until=utc(until))
     articles = load_articles(settings.knowledge.path)
     examples = knowledge_examples(articles, body=kind.endswith("-body")) + labelled
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
@@ -55,12 +61,12 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
                          embedding_model=str(embedding_dir) if embedding_dir else None)
     params = {"holdout": holdout, "examples": len(examples), "labelled": len(labelled)}
     row = models.save(database, settings.models_dir, model, metrics, seed=seed, data_from=first,
-                      data_until=last, params=params)
+                      data_until=last, params=params, export_sha256=export_sha256)
     click.echo(f"held out {metrics.test_size}: accuracy {metrics.accuracy:.1%}, "
                f"macro-F1 {metrics.macro_f1:.3f}")
     for expected, predicted, count in metrics.confused:
         click.echo(f"  confused {expected} -> {predicted}  x{count}")
-    click.echo(f"saved model {row.version} ({settings.models_dir / row.artefact})")
+    _saved(row, settings.models_dir, export_sha256, record)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         run_id = tracking.log_run(row, settings.models_dir / row.artefact)
         click.echo(f"logged to MLflow run {run_id}")
@@ -68,6 +74,38 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
         models.activate(database, row.version)
         click.echo(f"activated {row.version}: running Parley answers with it within "
                    f"{settings.data.model_refresh_seconds:g} s")
+
+
+def _saved(row: Any, models_dir: Path, export_sha256: str | None, record: Path | None) -> None:
+    from parley.data import models
+
+    click.echo(f"saved model {row.version} ({models_dir / row.artefact})")
+    registered_from = models.export_sha256_of(row)
+    if export_sha256 and registered_from != export_sha256:  # the same model, registered before
+        click.echo(f"  it learned the same from an earlier export (sha256 {registered_from}), which its "
+                   "record keeps" if registered_from else
+                   "  it learned the same from the database's labels before, which its record keeps")
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(models.describe(row), indent=2) + "\n", encoding="utf-8")
+
+
+def _labelled(database: Any, export_file: Path | None, *, since: datetime | None,
+              until: datetime | None) -> tuple[list[Any], datetime | None, datetime | None, str | None]:
+    """The labelled messages to learn from: the database's, or those of an export file (with its hash)."""
+    from parley.data.export import naive_utc
+    from parley.data.labels import labelled_examples
+    from parley.data.snapshot import read_snapshot
+
+    if export_file is None:
+        return (*labelled_examples(database, since=since, until=until), None)
+    try:
+        snapshot = read_snapshot(export_file, since=since, until=until)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"learning from {export_file} (sha256 {snapshot.sha256})")
+    first, last = (naive_utc(moment) if moment else None for moment in (snapshot.first, snapshot.last))
+    return list(snapshot.examples), first, last, snapshot.sha256
 
 
 @click.group("models")
@@ -90,11 +128,14 @@ def models_list(config: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no trained models yet: run `parley train`")
         return
-    click.echo(f"{'':2}{'VERSION':28}{'ACCURACY':>10}{'MACRO-F1':>10}  CREATED")
+    click.echo(f"{'':2}{'VERSION':28}{'ACCURACY':>10}{'MACRO-F1':>10}  {'CREATED':18}LEARNED FROM")
     for row in rows:
         metrics = json.loads(row.metrics)
+        # The start of the export's SHA-256 (as `sha256sum` prints it; `--json` has it whole).
+        export_sha256 = models.export_sha256_of(row)
+        learned_from = f"export sha256:{export_sha256[:12]}" if export_sha256 else "the database's labels"
         click.echo(f"{'*' if row.active else ' '} {row.version:28}{metrics.get('accuracy', 0):>10.1%}"
-                   f"{metrics.get('macro_f1', 0):>10.3f}  {row.created_at:%Y-%m-%d %H:%M}")
+                   f"{metrics.get('macro_f1', 0):>10.3f}  {row.created_at:%Y-%m-%d %H:%M}  {learned_from}")
 
 
 @models_group.command("activate")
@@ -131,10 +172,13 @@ def models_rollback(config: str | None) -> None:
 @click.command("eval")
 @click.argument("questions", type=click.File("r", encoding="utf-8"))
 @click.option("--model", "version", help="Evaluate this registered model (default: the active one).")
+@click.option("--model-record", type=click.File("r", encoding="utf-8"),
+              help="Evaluate the registered model this record names (`parley train --record` wrote it).")
 @click.option("--no-model", is_flag=True, help="Retrieval alone, as with no model active.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_obj
-def evaluate(config: str | None, questions: Any, version: str | None, no_model: bool, as_json: bool) -> None:
+def evaluate(config: str | None, questions: Any, version: str | None, model_record: Any, no_model: bool,
+             as_json: bool) -> None:
     """Answer each question (columns text,expected) as a customer's message and score the answers."""
     from parley.channels.direct import CollectingChannel
     from parley.core.engine import RetrievalEngine
@@ -142,6 +186,10 @@ def evaluate(config: str | None, questions: Any, version: str | None, no_model: 
     from parley.data.knowledge_model import knowledge_model_of
     from parley.wiring.knowledge import knowledge_index_of
 
+    if sum((version is not None, model_record is not None, no_model)) > 1:
+        raise click.UsageError("choose one of --model, --model-record and --no-model")
+    if model_record is not None:
+        version = _recorded_version(model_record)
     settings = settings_of(config)
     try:
         items = evaluation.read_questions(questions)
@@ -188,6 +236,16 @@ def _scratch_pipeline(settings: Any, engine: Any, channel: Any) -> Iterator[Any]
             yield Pipeline(dialogue=dialogue, log=log, outbox=Outbox({channel.name: channel}, MemorySendLedger()))
         finally:
             log.database.dispose()
+
+
+def _recorded_version(record: Any) -> str:
+    try:
+        version = json.load(record).get("version")
+    except (ValueError, AttributeError):
+        version = None
+    if not isinstance(version, str):
+        raise click.ClickException(f"{record.name}: not a model record (`parley train --record` writes one)")
+    return version
 
 
 def _pick_model(database: Any, settings: Any, version: str | None, models: Any) -> Any:

@@ -3,7 +3,9 @@
 An artefact is the fitted pipeline dumped with joblib. Its version is a hash of what the model
 learned (the same data and seed give the same version); the file's own SHA-256 is registered and
 checked again at load, so a replaced or truncated file never answers customers.
-A JSON file beside it repeats the registry row, so the artefact describes itself. Only the
+A JSON file beside it repeats the registry row, so the artefact describes itself. A model trained
+on an export file (``parley train --from``) records that file's SHA-256 among its parameters
+(``export_sha256``; older rows and models trained on the live labels have none). Only the
 models directory is trusted to hold artefacts: joblib files execute code when loaded. So a row's
 artefact is only ever a file directly in that directory, and its content must have the hash both
 the row and that record beside it hold: write access to the SQL table alone runs no code.
@@ -42,8 +44,9 @@ def library_versions() -> dict[str, str]:
 
 def save(database: Engine, models_dir: Path, model: TrainedModel, metrics: Metrics, *,
          seed: int, data_from: datetime | None = None, data_until: datetime | None = None,
-         params: dict[str, object] | None = None) -> ModelVersion:
-    """Write the artefact and register it (inactive); a model learned before keeps its version."""
+         params: dict[str, object] | None = None, export_sha256: str | None = None) -> ModelVersion:
+    """Write the artefact and register it (inactive); a model learned before keeps its version
+    (and the export it was first registered with: the same model, learned from the same labels)."""
     version = f"{model.kind}-{fingerprint(model)[:10]}"
     with Session(database, expire_on_commit=False) as session:
         existing = session.get(ModelVersion, version)
@@ -58,6 +61,7 @@ def save(database: Engine, models_dir: Path, model: TrainedModel, metrics: Metri
                            content_hash=hashlib.sha256(buffer.getvalue()).hexdigest(),
                            metrics=json.dumps(metrics.as_dict()),
                            params=json.dumps({"seed": seed, **(params or {}),
+                                              **({"export_sha256": export_sha256} if export_sha256 else {}),
                                               "libraries": library_versions()}),
                            data_from=data_from, data_until=data_until)
         session.add(row)
@@ -68,10 +72,21 @@ def save(database: Engine, models_dir: Path, model: TrainedModel, metrics: Metri
 
 def describe(row: ModelVersion) -> dict[str, object]:
     return {"version": row.version, "kind": row.kind, "artefact": row.artefact,
-            "content_hash": row.content_hash, "metrics": json.loads(row.metrics),
-            "params": json.loads(row.params), "active": row.active,
+            "content_hash": row.content_hash, "export_sha256": export_sha256_of(row),
+            "metrics": json.loads(row.metrics), "params": json.loads(row.params), "active": row.active,
             "data_from": _iso(row.data_from), "data_until": _iso(row.data_until),
             "created_at": _iso(row.created_at), "activated_at": _iso(row.activated_at)}
+
+
+def export_sha256_of(row: ModelVersion) -> str | None:
+    """The SHA-256 of the export file the model learned from; None when it learned from the live
+    labels, or was registered before models recorded it."""
+    try:
+        params = json.loads(row.params)
+    except ValueError:
+        return None
+    digest = params.get("export_sha256") if isinstance(params, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def versions(database: Engine) -> list[ModelVersion]:

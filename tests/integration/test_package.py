@@ -79,7 +79,7 @@ def test_the_package_declares_requirements_txts_pins(wheel: Path) -> None:
     for name, requirement in declared.items():
         assert Requirement(requirement).specifier.contains(version(name)), requirement
     # The other files add to the list, never pin a run-time package differently.
-    for extra in ("requirements-dev.txt", "requirements-mlflow.txt"):
+    for extra in ("requirements-dev.txt", "requirements-mlflow.txt", "requirements-dvc.txt"):
         clashes = {name for name, pin in pins(ROOT / extra).items() if name in declared and declared[name] != pin}
         assert not clashes, (extra, clashes)
 
