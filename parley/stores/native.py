@@ -82,14 +82,13 @@ class Batched:
     """``function(items) -> rows``, one row per item, called on native threads for many greenlets at
     once: the items of every call waiting when a thread frees up go in one call.
 
-    Handing a call to a native thread and its result back costs the hub twice: the thread must take
-    the GIL from a busy hub to start and to finish (a forced switch, up to the switch interval each).
-    One question's embedding per hand-off made the embedding cost the hub more than running it in
-    place (bench/throughput.py at 150 msg/s offered: 54 answered/s on threads, 76 in place). Joined,
-    the hand-offs are per batch, and onnxruntime's cost per question falls with the batch (4.3 ms
-    alone, 2.7 ms in 16s). Nobody waits for a batch to fill: a call starts at once when a lane is
-    free, and only calls that arrive while every lane is busy are joined. Without gevent it is a
-    plain call.
+    Each hand-off to a native thread costs the hub: the thread takes the GIL from a busy hub to start
+    and to finish, and the result comes back through the hub. Joined, the hand-offs are per batch,
+    and onnxruntime's cost per question falls with the batch (4.3 ms alone, 2.7 ms in 16s). Nobody
+    waits for a batch to fill: a call starts at once when a lane is free, and only calls that arrive
+    while every lane is busy are joined (bench/throughput.py, 1 process, 150 msg/s offered on a
+    loaded machine: 112 answered/s joined, 43-66 one call per question). Without gevent, or off the
+    event loop, it is a plain call.
     """
 
     def __init__(self, function: Callable[[list[Any]], Any], *, threads: NativeThreads,
@@ -102,8 +101,8 @@ class Batched:
         self._lanes_busy = 0
 
     def __call__(self, items: Sequence[Any]) -> Any:
-        if not gevent_patched():
-            return self._function(list(items))
+        if not gevent_patched() or not _on_the_event_loop():
+            return self._function(list(items))  # nothing to share a call with off the event loop
         request = _Request(items)
         with self._lock:
             self._pending.append(request)
