@@ -4,6 +4,7 @@ and the live knowledge that follows the articles on disk."""
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from parley.core.engine import AnswerEngine, RetrievalEngine
 from parley.core.knowledge import KnowledgeIndex
@@ -14,10 +15,14 @@ from parley.stores.native import NativeThreads
 from parley.stores.redis_topology import connect
 from parley.stores.sql import SqlConversationLog
 
+if TYPE_CHECKING:
+    from parley.data.training import TrainedModel
 
-def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> AnswerEngine:
+
+def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog, *,
+                     knowledge_model: TrainedModel | None) -> AnswerEngine:
     """The LLM engine when OPENAI_API_KEY is set (offline answers stay its fallback), else offline."""
-    offline = offline_engine_of(settings, index, log)
+    offline = offline_engine_of(settings, index, log, knowledge_model=knowledge_model)
     llm = settings.llm
     if llm.api_key is None:
         return offline
@@ -40,25 +45,25 @@ def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversa
 def live_knowledge_of(settings: Settings, log: SqlConversationLog) -> LiveKnowledge:
     """The knowledge base followed on disk. Each load's heavy part (embedding new passages, fitting
     the knowledge base's model into the cache) runs on a real thread: under gevent a reload must
-    not stall the process's acks and streams; the engine then reads the fitted model back."""
+    not stall the process's acks and streams; the engine is then built around what it made."""
     threads = NativeThreads(1)
 
     def load() -> Knowledge:
-        index = threads.run(_prepared_index, settings)
-        return Knowledge(index, answer_engine_of(settings, index, log))
+        index, model = threads.run(_prepared_index, settings)
+        return Knowledge(index, answer_engine_of(settings, index, log, knowledge_model=model))
 
     return LiveKnowledge(load, fingerprint=partial(knowledge_fingerprint, settings.knowledge.path),
                          refresh_seconds=settings.knowledge.reload_seconds)
 
 
-def _prepared_index(settings: Settings) -> KnowledgeIndex:
+def _prepared_index(settings: Settings) -> tuple[KnowledgeIndex, TrainedModel | None]:
+    """The index and the knowledge base's own model (fitted, or read from the cache)."""
     from parley.data.knowledge_model import knowledge_model_of
 
     index = knowledge_index_of(settings)
     embedding_dir = settings.knowledge.embedding_dir
-    knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
-                       embedding_model=str(embedding_dir) if embedding_dir else None)
-    return index
+    return index, knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
+                                     embedding_model=str(embedding_dir) if embedding_dir else None)
 
 
 def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
@@ -73,15 +78,13 @@ def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
                       cache_dir=settings.knowledge_cache_dir, language=knowledge.language)
 
 
-def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog) -> RetrievalEngine:
+def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog, *,
+                      knowledge_model: TrainedModel | None) -> RetrievalEngine:
     """Retrieval, led by the active trained model when there is one (``parley models activate``),
-    else, with embeddings on, by a model of the knowledge base's own questions fitted now."""
-    from parley.data.knowledge_model import knowledge_model_of
+    else, with embeddings on, by ``knowledge_model``, fitted on the knowledge base's own questions
+    (None without embeddings)."""
     from parley.data.live import LiveModel
 
-    embedding_dir = settings.knowledge.embedding_dir
-    fallback = knowledge_model_of(index, cache_dir=settings.knowledge_cache_dir,
-                                  embedding_model=str(embedding_dir) if embedding_dir else None)
     model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds,
-                      fallback=fallback)
+                      fallback=knowledge_model)
     return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)
