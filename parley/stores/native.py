@@ -130,10 +130,14 @@ class Batched:
             threading.Thread(target=self._drive_all, daemon=True, name="parley-batch").start()
 
     def _drive_all(self) -> None:
-        while batch := self._take():
-            self._run(batch)
-        with self._lock:
-            self._lanes_busy -= 1
+        while True:
+            if batch := self._take():
+                self._run(batch)
+                continue
+            with self._lock:  # the lane is let go only while nobody waits: a late caller saw it busy
+                if not self._pending:
+                    self._lanes_busy -= 1
+                    return
 
     def _take(self) -> list[_Request]:
         with self._lock:
