@@ -89,7 +89,7 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     log.create_schema()
     knowledge = live_knowledge_of(settings, log)
     desk = desk_of(settings, log)
-    limiter = rate_limiter_of(settings)  # one connection pool for the widget's limits and the floods'
+    limiter = rate_limiter_of(settings)  # the widget's limits, and the floods' in process and on a cluster
     widget = widget_of(settings, mailbox, log, limiter, with_person=with_person_of(sessions, desk))
     adapters: dict[str, WebhookAdapter] = {widget.name: widget,
                                            **text_channels_of(settings, desk=desk, log=log)}
