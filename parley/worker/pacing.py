@@ -5,7 +5,8 @@ engine, building prompts, parsing answers) delay every request queued behind the
 included, and a platform that waits too long for its ack retries. ``LoopLag`` measures that
 delay the way a request feels it: how late a short timer fires. While it is over the limit the
 fetcher claims nothing new; the messages stay safe in the inbox, and the workers already running
-finish theirs. One worker is always allowed, so a process flooded with acks still answers.
+finish theirs. One worker is always allowed, so a process flooded with acks still answers; one, not
+a batch: CPU-bound answers claimed together would hog the loop in turn.
 Without gevent (threads) the same timer measures how long a thread waits for the interpreter.
 """
 
@@ -38,9 +39,13 @@ class LoopLag:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def late(self) -> bool:
+        return self._lag > self.limit
+
     def wait_until_prompt(self, stopping: threading.Event, *, busy: Callable[[], int]) -> None:
         """Return once the loop is prompt again, or no worker is ``busy``, or on stopping."""
-        while self._lag > self.limit and busy() and not stopping.wait(self._interval):
+        while self.late and busy() and not stopping.wait(self._interval):
             pass
 
     def _measure(self) -> None:

@@ -125,7 +125,8 @@ class WorkerPool:
         if not self._slots.acquire(timeout=0.5):
             return 0
         free = 1
-        while free < MAX_BATCH and self._slots.acquire(blocking=False):
+        # Late, the loop gets one more worker (the one always allowed), not a batch of them.
+        while free < MAX_BATCH and not self._lag.late and self._slots.acquire(blocking=False):
             free += 1
         return free
 

@@ -49,3 +49,26 @@ def test_the_fetcher_waits_while_the_loop_is_late_and_only_then() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.splitlines() == ["idle True", "late True", "no worker busy: goes on True",
                                         "busy and late: waits True", "prompt again: goes on True"]
+
+
+CLAIMS = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import time, gevent
+    from parley.worker.pool import WorkerPool
+
+    pool = WorkerPool(inbox=None, pipeline=None, workers=8)  # slots and pacing only: nothing is claimed
+    pool._lag.start()
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # answers hogging the loop for 300 ms
+        pass
+    gevent.sleep(0.001)
+    print("late", pool._acquire_slots())
+    pool._release_slots(1)
+    gevent.sleep(0.1)
+    print("prompt", pool._acquire_slots())
+""")
+
+
+def test_a_late_loop_gets_one_more_worker_not_a_batch() -> None:
+    done = subprocess.run([sys.executable, "-c", CLAIMS], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines() == ["late 1", "prompt 8"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
 
 from parley.stores.ratelimit import SWEEP_SECONDS, LimitsRateLimiter, SweptMemoryStorage
@@ -48,3 +51,29 @@ def test_first_is_true_once_per_window_per_key() -> None:
     assert not limiter.first("message:slack:1", window=1)
     time.sleep(1.05)
     assert limiter.first("message:slack:1", window=1)
+
+
+SWEEP_UNDER_GEVENT = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import gevent
+    from parley.stores.ratelimit import SWEEP_CHUNK, LimitsRateLimiter
+
+    limiter = LimitsRateLimiter("memory://")
+    storage = limiter._limiter.storage
+    for n in range(20 * SWEEP_CHUNK):
+        limiter.hit(f"sender:{n}", limit=5, window=60)
+    ticks = []
+    ticker = gevent.spawn(lambda: [ticks.append(1) or gevent.sleep(0) for _ in range(1000)])
+    sweep = gevent.spawn(storage._MemoryStorage__expire_events)  # what the timer runs
+    sweep.join()
+    print("ticks during the sweep", len(ticks) >= 10, "keys kept", len(storage.events) == 20 * SWEEP_CHUNK)
+    ticker.kill()
+""")
+
+
+def test_a_sweep_of_many_keys_lets_the_event_loop_serve_in_between() -> None:
+    # Under gevent the sweep shares the one thread of the webhook acks: one stretch over every key
+    # of the last minute would hold them all until it ends.
+    done = subprocess.run([sys.executable, "-c", SWEEP_UNDER_GEVENT], capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.split() == ["ticks", "during", "the", "sweep", "True", "keys", "kept", "True"]
