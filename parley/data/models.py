@@ -90,8 +90,10 @@ def export_sha256_of(row: ModelVersion) -> str | None:
 
 
 def versions(database: Engine) -> list[ModelVersion]:
+    """Every registered model, newest first (as ``parley models list`` promises)."""
     with Session(database) as session:
-        return list(session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)))
+        newest_first = (ModelVersion.created_at.desc(), ModelVersion.version.desc())
+        return list(session.scalars(select(ModelVersion).order_by(*newest_first)))
 
 
 def active(database: Engine) -> ModelVersion | None:

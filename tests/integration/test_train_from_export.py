@@ -82,7 +82,9 @@ def test_models_list_tells_what_each_model_learned_from(shell: Shell, tmp_path: 
     # Trained on the database's labels, as every model of a registry before export hashes was.
     from_database = shell.ok("train", "--kind", "tfidf-logreg-body").split("saved model ")[1].split()[0]
 
-    lines = {line[2:].split()[0]: line for line in shell.ok("models", "list").splitlines()[1:]}
+    listing = shell.ok("models", "list").splitlines()[1:]
+    assert [line[2:].split()[0] for line in listing] == [from_database, from_export]  # newest first
+    lines = {line[2:].split()[0]: line for line in listing}
     assert lines[from_export].endswith(f"export sha256:{_sha256(export)[:12]}")
     assert lines[from_database].endswith("the database's labels")
     listed = {row["version"]: row
