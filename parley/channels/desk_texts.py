@@ -49,7 +49,7 @@ class DeskTexts:
     home_empty: str = "Nobody is waiting for a person right now. :tada:"
     home_request: str = "**{channel}** customer {customer}, waiting **{wait}**: {reason}"
     home_more: str = "…and {count} more, oldest first above."
-    home_updated: str = "Updated {at} UTC. Open this tab again to refresh."
+    home_updated: str = "Updated {at} UTC, and again whenever a request comes or goes."
 
 
 DESK_TEXTS = DeskTexts()

@@ -33,6 +33,7 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.slack_common import from_a_bot, verify_signature
 from parley.channels.formats import SLACK
+from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
 from parley.core.desk import DeskDirectory, DeskPost
@@ -62,6 +63,7 @@ class SlackDesk(BaseAdapter):
         self.verifier = SignatureVerifier(signing_secret)
         self.channel = channel
         self.directory = directory
+        self.home = DeskHome(client=client, directory=directory, clock=clock)
         self.max_text_chars = max_text_chars
         self._clock = clock
         # Reps' display names, so users.info is asked once an hour per rep, not per message.
@@ -172,6 +174,7 @@ class SlackDesk(BaseAdapter):
         self.directory.remember(conversation_id=reply.conversation_id, handoff=post.handoff,
                                 desk_channel=self.channel, thread_ts=thread)
         logger.info("desk_thread_opened", conversation_id=reply.conversation_id, thread=thread)
+        self.home.refresh()  # one more request waiting
         return thread
 
     def _post(self, reply: Reply, post: DeskPost, once: Once) -> None:
@@ -189,6 +192,7 @@ class SlackDesk(BaseAdapter):
                  functools.partial(self._call, channel=self.channel, thread_ts=thread, text=chunk))
         if post.kind in ("status", "header"):  # a step: the header shows it and the buttons it leaves
             self._refresh(reply.conversation_id, post.handoff, thread, once, key=f"{reply.reply_id}#header")
+            self.home.refresh()  # a request taken, handed back or resolved
 
     def _header(self, conversation_id: str, section: str) -> list[dict[str, Any]]:
         """The header's blocks as the log says the handoff stands now."""

@@ -123,3 +123,11 @@ class DeskDirectory(Protocol):
     def waiting(self, limit: int) -> list[DeskRequest]:
         """Open requests nobody has taken, oldest first."""
         ...
+
+    def home_opened(self, rep_user: str) -> None:
+        """Note that the rep opened the App Home tab, now (it is kept current for them a while)."""
+        ...
+
+    def home_viewers(self, since: float, limit: int) -> list[str]:
+        """The reps who opened the App Home tab after ``since``, latest first."""
+        ...

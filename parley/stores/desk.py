@@ -46,6 +46,13 @@ class DeskThread(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("conversation_id", "handoff", name="uq_deskthread_handoff"),)
 
 
+class DeskHomeViewer(SQLModel, table=True):
+    """A rep who opened the App Home tab, and when last: the tab is republished for them on changes."""
+
+    rep_user: str = Field(primary_key=True, max_length=32)
+    opened_at: datetime = Field(default_factory=_now, index=True)
+
+
 class SqlDeskDirectory:
     """``core.desk.DeskDirectory`` in the conversation log's database."""
 
@@ -187,6 +194,18 @@ class SqlDeskDirectory:
                             customer=getattr(conversations.get(item.conversation_id), "customer", ""),
                             reason=reasons.get(item.conversation_id) or "requested")
                 for item in opened]
+
+    def home_opened(self, rep_user: str) -> None:
+        with Session(self.database) as session:
+            session.merge(DeskHomeViewer(rep_user=rep_user, opened_at=_now()))
+            session.commit()
+
+    def home_viewers(self, since: float, limit: int) -> list[str]:
+        query = (select(DeskHomeViewer.rep_user)
+                 .where(DeskHomeViewer.opened_at >= datetime.fromtimestamp(since, UTC))
+                 .order_by(DeskHomeViewer.opened_at.desc()).limit(limit))
+        with Session(self.database) as session:
+            return list(session.scalars(query))
 
 
 def _answers_of(conversation_id: str) -> tuple:  # noqa: ANN401 - SQL expressions

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from typing import Any
 
 import structlog
@@ -29,7 +28,7 @@ from parley.channels.base import clean_text
 from parley.channels.desk_texts import DESK_TEXTS
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.slack_views import (ANSWERS_SHOWN, ARTICLE, LABEL_VIEW, NO_ARTICLE, OPTIONS, SEND_ARTICLE,
-                                         WRONG_ANSWER, article_options, chosen_article, home_view, label_modal,
+                                         WRONG_ANSWER, article_options, chosen_article, label_modal,
                                          metadata_of, note_modal, send_modal)
 from parley.core.envelope import Envelope
 from parley.core.handoff import DESK
@@ -39,7 +38,6 @@ from parley.webhooks.intake import enqueue
 from parley.wiring import Services
 
 logger = structlog.get_logger("parley.desk")
-HOME_REQUESTS = 60
 
 
 def desk_app(services: Services, desk: SlackDesk, *, bot_token: str, signing_secret: str) -> App:
@@ -60,7 +58,7 @@ def desk_app(services: Services, desk: SlackDesk, *, bot_token: str, signing_sec
     _articles(app, services, desk)
     app.command(re.compile(r"^/"))(lambda ack, command: ack(
         response_type="ephemeral", text=command_reply(services, desk, command)))
-    app.event("app_home_opened")(lambda event, client: _publish_home(desk, client, event))
+    app.event("app_home_opened")(lambda event: _publish_home(desk, event))
     return app
 
 
@@ -176,14 +174,9 @@ def _open(client: WebClient, body: dict[str, Any], view: dict[str, Any]) -> None
         logger.warning("desk_modal_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
-def _publish_home(desk: SlackDesk, client: WebClient, event: dict[str, Any]) -> None:
-    if event.get("tab") != "home" or not isinstance(event.get("user"), str):
-        return
-    view = home_view(desk.directory.waiting(HOME_REQUESTS), now=time.time())
-    try:
-        client.views_publish(user_id=event["user"], view=view)
-    except (SlackClientError, OSError) as exc:
-        logger.warning("desk_home_failed", error=type(exc).__name__, detail=str(exc)[:200])
+def _publish_home(desk: SlackDesk, event: dict[str, Any]) -> None:
+    if event.get("tab") == "home" and isinstance(event.get("user"), str):
+        desk.home.opened(event["user"])
 
 
 def _on_error(error: Exception) -> BoltResponse:
