@@ -58,7 +58,8 @@ def train(config: str | None, kind: str, seed: int, holdout: float, since: datet
     click.echo(f"training {kind} on {len(examples)} examples ({len(labelled)} labelled messages)")
     embedding_dir = settings.knowledge.embedding_dir
     model, metrics = fit(examples, kind=kind, seed=seed, holdout=holdout,
-                         embedding_model=str(embedding_dir) if embedding_dir else None)
+                         embedding_model=str(embedding_dir) if embedding_dir else None,
+                         language=settings.knowledge.language)
     params = {"holdout": holdout, "examples": len(examples), "labelled": len(labelled)}
     row = models.save(database, settings.models_dir, model, metrics, seed=seed, data_from=first,
                       data_until=last, params=params, export_sha256=export_sha256)

@@ -42,14 +42,17 @@ def knowledge_model_of(index: KnowledgeIndex, *, cache_dir: Path | None,
             return TrainedModel(stored["pipeline"], stored["kind"], version=f"knowledge-{index.version}")
         except Exception as exc:  # noqa: BLE001 - a torn or foreign file: fit again and replace it
             logger.warning("knowledge_model_unreadable", path=str(path), error=type(exc).__name__)
-    model = knowledge_model(index.articles, index.version, embedding_model=embedding_model)
+    model = knowledge_model(index.articles, index.version, embedding_model=embedding_model,
+                            language=index.language)
     if model is not None and path is not None:
         _write(path, model)
     return model
 
 
 def _key(index: KnowledgeIndex, embedding_model: str | None) -> str:
-    params = make_pipeline(DEFAULT_KIND, 0, embedding_model=embedding_model).get_params(deep=True)
+    # The stemmer's language is a parameter (Stem('german')): a model of another language is another file.
+    params = make_pipeline(DEFAULT_KIND, 0, embedding_model=embedding_model,
+                           language=index.language).get_params(deep=True)
     described = {"index": index.version, "kind": DEFAULT_KIND, "libraries": library_versions(),
                  "params": {name: repr(value) for name, value in sorted(params.items())
                             if not hasattr(value, "get_params")}}  # leaves only: estimators repeat them

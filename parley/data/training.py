@@ -25,6 +25,7 @@ from sklearn.svm import LinearSVC
 
 from parley.core.classifier import Prediction
 from parley.core.knowledge import Article, Stem, make_vectorizer
+from parley.core.stemming import ENGLISH
 from parley.data.temperature import TemperatureScaledSVM
 
 # kind -> inverse regularisation. "-body" also learns from each article's body, sentence by
@@ -125,22 +126,24 @@ def knowledge_examples(articles: Iterable[Article], *, body: bool = False) -> li
     return examples
 
 
-def intent_views() -> list[tuple[str, TfidfVectorizer]]:
-    """The hybrid kind's TF-IDF views. Unlike retrieval's, they keep stop words and take word
-    triples: "what is" and "how do I" tell intents apart (on CLINC150's validation split, 96.8%
-    against 96.6% with retrieval's views, bench/intents.py's kind)."""
-    return [("words", TfidfVectorizer(preprocessor=Stem(), ngram_range=(1, 3), sublinear_tf=True,
+def intent_views(language: str = ENGLISH) -> list[tuple[str, TfidfVectorizer]]:
+    """The hybrid kind's TF-IDF views, words stemmed in ``language``. Unlike retrieval's, they keep
+    stop words and take word triples: "what is" and "how do I" tell intents apart (on CLINC150's
+    validation split, 96.8% against 96.6% with retrieval's views, bench/intents.py's kind)."""
+    return [("words", TfidfVectorizer(preprocessor=Stem(language), ngram_range=(1, 3), sublinear_tf=True,
                                       token_pattern=r"(?u)\b\w+\b")),
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=True))]
 
 
-def make_pipeline(kind: str, seed: int, *, embedding_model: str | None = None) -> Pipeline:
+def make_pipeline(kind: str, seed: int, *, embedding_model: str | None = None,
+                  language: str = ENGLISH) -> Pipeline:
+    """An unfitted pipeline of ``kind``; its words are stemmed in ``language`` (``knowledge.language``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r} (choose from {', '.join(KINDS)})")
     if kind.startswith("hybrid"):
         from parley.data.features import EmbeddingFeatures
 
-        features = FeatureUnion([*intent_views(), ("embedding", EmbeddingFeatures(embedding_model))])
+        features = FeatureUnion([*intent_views(language), ("embedding", EmbeddingFeatures(embedding_model))])
         if kind == "hybrid-svm-temperature":
             scaled = TemperatureScaledSVM(C=KINDS[kind], folds=_CALIBRATION_FOLDS, random_state=seed)
             return Pipeline([("features", features), ("classifier", scaled)])
@@ -150,7 +153,7 @@ def make_pipeline(kind: str, seed: int, *, embedding_model: str | None = None) -
                                                                ensemble=False))])
     # Strong regularisation hurts here: a few short examples per class, many classes.
     classifier = LogisticRegression(C=KINDS[kind], solver="newton-cg", max_iter=1000, random_state=seed)
-    return Pipeline([("features", make_vectorizer()), ("classifier", classifier)])
+    return Pipeline([("features", make_vectorizer(language)), ("classifier", classifier)])
 
 
 def split(examples: Sequence[Example], *, holdout: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -188,17 +191,18 @@ def evaluate(expected: Sequence[str], predicted: Sequence[str], *, train_size: i
 
 
 def train(examples: Sequence[Example], *, kind: str = DEFAULT_KIND, seed: int = 0,
-          holdout: float = 0.2, embedding_model: str | None = None) -> tuple[TrainedModel, Metrics]:
+          holdout: float = 0.2, embedding_model: str | None = None,
+          language: str = ENGLISH) -> tuple[TrainedModel, Metrics]:
     """Fit on a split to measure, then on every example for the model that ships."""
     if len({example.intent for example in examples}) < 2:
         raise ValueError("training needs examples of at least two intents")
     train_set, test_set = split(examples, holdout=holdout, seed=seed)
     metrics = Metrics(accuracy=0.0, macro_f1=0.0, train_size=len(train_set), test_size=0)
     if test_set:
-        measured = _fit(train_set, kind, seed, embedding_model)
+        measured = _fit(train_set, kind, seed, embedding_model, language)
         predicted = measured.predict_many([example.text for example in test_set])
         metrics = evaluate([example.intent for example in test_set], predicted, train_size=len(train_set))
-    return _fit(examples, kind, seed, embedding_model), metrics
+    return _fit(examples, kind, seed, embedding_model, language), metrics
 
 
 # Above this many articles the start fits no model of the knowledge base (a classifier over
@@ -207,27 +211,28 @@ KNOWLEDGE_MODEL_MAX_ARTICLES = 500
 
 
 def knowledge_model(articles: Sequence[Article], version: str, *, seed: int = 0,
-                    embedding_model: str | None = None) -> TrainedModel | None:
+                    embedding_model: str | None = None, language: str = ENGLISH) -> TrainedModel | None:
     """The default kind fitted on the knowledge base's own titles, questions and tags: what the
     offline engine answers with until a model trained on labelled messages is active."""
-    key = (version, seed, embedding_model)
+    key = (version, seed, embedding_model, language)
     if key in _knowledge_models:  # the same knowledge base again in this process (tests, eval)
         return _knowledge_models[key]
     examples = knowledge_examples(articles)
     model = None
     if len(articles) <= KNOWLEDGE_MODEL_MAX_ARTICLES and len({e.intent for e in examples}) >= 2:
-        fitted = _fit(examples, DEFAULT_KIND, seed, embedding_model)
+        fitted = _fit(examples, DEFAULT_KIND, seed, embedding_model, language)
         model = TrainedModel(fitted.pipeline, fitted.kind, version=f"knowledge-{version}")
     _knowledge_models[key] = model
     return model
 
 
-_knowledge_models: dict[tuple[str, int, str | None], TrainedModel | None] = {}
+_knowledge_models: dict[tuple[str, int, str | None, str], TrainedModel | None] = {}
 _CALIBRATION_FOLDS = 3
 
 
-def _fit(examples: Sequence[Example], kind: str, seed: int, embedding_model: str | None = None) -> TrainedModel:
-    pipeline = make_pipeline(kind, seed, embedding_model=embedding_model)
+def _fit(examples: Sequence[Example], kind: str, seed: int, embedding_model: str | None = None,
+         language: str = ENGLISH) -> TrainedModel:
+    pipeline = make_pipeline(kind, seed, embedding_model=embedding_model, language=language)
     if kind.startswith("hybrid"):
         examples = _repeat_rare(examples, _CALIBRATION_FOLDS)
     pipeline.fit([example.text for example in examples], [example.intent for example in examples])

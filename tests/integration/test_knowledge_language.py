@@ -98,3 +98,30 @@ def test_a_stemmer_names_its_language_and_english_stays_as_pickled_before() -> N
     assert pickle.loads(PICKLED_BEFORE)("Forgotten passwords") == "forgotten password"
     again = pickle.loads(pickle.dumps(spanish))
     assert repr(again) == "Stem('spanish')" and again("olvidándola olvidé") == "olvid olvid"
+
+
+def test_models_of_the_knowledge_base_stem_in_its_language(tmp_path: Path) -> None:
+    # What `parley train` and the start's knowledge model learn from: the same articles, the same stems.
+    from parley.data.training import knowledge_examples, train
+    from parley.stores.knowledge import load_articles
+
+    config_file(tmp_path)
+    examples = knowledge_examples(load_articles(tmp_path / "kb"))
+    words = {}
+    for language in ("es", "en"):
+        model, _ = train(examples, kind="tfidf-logreg", holdout=0.0, language=language)
+        view = dict(model.pipeline.named_steps["features"].transformer_list)["words"]
+        words[language] = set(view.vocabulary_)
+        assert pickle.loads(pickle.dumps(model.pipeline)).predict([PARAPHRASE]) == model.pipeline.predict([PARAPHRASE])
+    assert {"olvid", "contraseñ", "factur"} <= words["es"]  # olvidé, contraseña, facturas: Spanish stems
+    assert "olvid" not in words["en"] and "olvidé" in words["en"]
+    # The start's model of the knowledge base (the default kind, with embeddings), as the index reads it.
+    from parley.data.knowledge_model import knowledge_model_of
+    from parley.stores.embeddings import load_embedder
+    from parley.stores.knowledge import load_index
+
+    index = load_index(tmp_path / "kb", embedder=load_embedder(None), language="es")
+    fitted = knowledge_model_of(index, cache_dir=tmp_path, embedding_model=None)
+    assert fitted is not None
+    view = dict(fitted.pipeline.named_steps["features"].transformer_list)["words"]
+    assert "olvid" in view.vocabulary_
