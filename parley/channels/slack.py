@@ -18,8 +18,8 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
-from parley.channels.slack_common import from_a_bot, verify_signature, web_client
-from parley.channels.slack_desk import SlackDesk, slack_failure
+from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature, web_client
+from parley.channels.slack_desk import SlackDesk
 from parley.channels.slack_blocks import SlackMessage, to_slack_messages
 from parley.channels.slack_buttons import SlackButtons
 from parley.channels.text import ENGLISH_TEXTS

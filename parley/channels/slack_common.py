@@ -1,16 +1,18 @@
 """What the customers' Slack adapter and the reps' desk share: the signature check, the Web API
-client, and telling a bot's post (our own echo included) from a person's."""
+client, our error for its failures, and telling a bot's post (our own echo included) from a person's."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from flask import Request
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.errors import InvalidSignature
+from parley.errors import InvalidSignature, UpstreamError
 
 MAX_AGE_SECONDS = 5 * 60  # Slack's documented replay window
 
@@ -48,3 +50,30 @@ def from_a_bot(event: dict[str, Any], body: dict[str, Any]) -> bool:
     bot_users = {a.get("user_id") for a in authorizations if isinstance(a, dict)} \
         if isinstance(authorizations, list) else set()
     return event.get("user") in bot_users
+
+
+def slack_failure(exc: SlackClientError | OSError, call: str) -> UpstreamError:
+    """Our error for a failed Web API call: transient on 429 (with its Retry-After), 5xx, network.
+
+    Anything else (``invalid_auth``, ``channel_not_found``, a bad argument) fails the same way
+    every time, so it is permanent.
+    """
+    if isinstance(exc, SlackApiError):
+        status = int(getattr(exc.response, "status_code", 0) or 0)
+        retry_after = _retry_after(getattr(exc.response, "headers", None)) if status == 429 else None
+        data = getattr(exc.response, "data", None)
+        error = data.get("error") if isinstance(data, dict) else None
+        return UpstreamError(f"{call} failed: HTTP {status} {error or exc}",
+                             transient=status == 429 or status >= 500, retry_after=retry_after)
+    return UpstreamError(f"{call} failed: {exc}", transient=isinstance(exc, OSError))
+
+
+def _retry_after(headers: object) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None) \
+        if isinstance(headers, dict) else None
+    value = value[0] if isinstance(value, list) and value else value
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -27,11 +27,11 @@ import structlog
 from cachetools import TTLCache
 from flask import Request, Response
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
-from parley.channels.slack_common import from_a_bot, verify_signature
+from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature
 from parley.channels.formats import SLACK
 from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
@@ -39,7 +39,7 @@ from parley.channels.text import render_chunks
 from parley.core.desk import DeskDirectory, DeskPost
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
-from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
+from parley.errors import MalformedPayload, UnsupportedMediaType
 
 logger = structlog.get_logger("parley.desk")
 
@@ -237,33 +237,6 @@ class SlackDesk(BaseAdapter):
         with self._names_lock:
             self._names[user] = name
         return name
-
-
-def slack_failure(exc: SlackClientError | OSError, call: str) -> UpstreamError:
-    """Our error for a failed Web API call: transient on 429 (with its Retry-After), 5xx, network.
-
-    Anything else (``invalid_auth``, ``channel_not_found``, a bad argument) fails the same way
-    every time, so it is permanent.
-    """
-    if isinstance(exc, SlackApiError):
-        status = int(getattr(exc.response, "status_code", 0) or 0)
-        retry_after = _retry_after(getattr(exc.response, "headers", None)) if status == 429 else None
-        data = getattr(exc.response, "data", None)
-        error = data.get("error") if isinstance(data, dict) else None
-        return UpstreamError(f"{call} failed: HTTP {status} {error or exc}",
-                             transient=status == 429 or status >= 500, retry_after=retry_after)
-    return UpstreamError(f"{call} failed: {exc}", transient=isinstance(exc, OSError))
-
-
-def _retry_after(headers: object) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None) \
-        if isinstance(headers, dict) else None
-    value = value[0] if isinstance(value, list) and value else value
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def from_mrkdwn(text: str) -> str:
