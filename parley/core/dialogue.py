@@ -12,16 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 
-from parley.core import handoff, options, phrases, relay
+from parley.core import handoff, options, person, phrases, relay
 from parley.core.engine import AnswerEngine, TokenSink
 from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
 from parley.core.handoff import DESK, HandoffEvents
 from parley.core.policy import FLOOD_NOTICE, TALK_TO_PERSON, THROTTLED, Policy  # noqa: F401 - re-exported
 from parley.core.relay import Outcome
 from parley.core.sessions import Session, SessionStore, Turn
-from parley.core.texts import LanguageDetector, back_at
+from parley.core.texts import LanguageDetector
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Draft:
@@ -139,7 +138,7 @@ class Dialogue:
         turns = (Turn(role="customer", text=envelope.text, at=now), Turn(role="bot", text=reply.text, at=now))
         session = session.with_turns(turns, max_turns=self.policy.history_turns,
                                      max_chars=self.policy.history_chars)
-        desk, events = self._opened(before, session, envelope)
+        desk, events = person.opened(self.policy.handoff, before, session, envelope, now=now)
         replies = (reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
                             for i, r in enumerate(desk)))
         return Decision(replies=replies, session=session, events=events)
@@ -215,25 +214,6 @@ class Dialogue:
                      reply_id=reply_id(envelope, 0), meta=AnswerMeta(engine="throttle", intent=THROTTLED),
                      language=policy.language)
 
-    def _opened(self, before: Session, after: Session,
-                envelope: Envelope) -> tuple[tuple[Reply, ...], tuple[relay.Event, ...]]:
-        """A new handoff request: log it, and open its thread in the reps' channel."""
-        if after.handoffs <= before.handoffs:
-            return (), ()
-        rules = self.policy.handoff
-        events = (relay.Event(kind="requested", reason=after.handoff_reason, actor=envelope.sender),)
-        if not rules.desk:
-            return (), events
-        hours, now, hours_note = rules.hours, self._clock(), None
-        if hours is not None and not hours.is_open(now):
-            back = _when(hours.next_opening(now))
-            hours_note = f"Outside business hours: the customer was told people are back {back}."
-        text = handoff.header(channel=after.channel, customer=after.customer or envelope.sender,
-                              reason=after.handoff_reason or "requested", history=after.history,
-                              turns=rules.transcript_turns, note_prefix=rules.note_prefix,
-                              hours_note=hours_note)
-        return (relay.to_desk(after, text, kind="open"),), events
-
     def _decide(self, policy: Policy, session: Session, envelope: Envelope) -> tuple[_Draft, Session]:
         text = envelope.text
         if envelope.is_media_only:
@@ -289,33 +269,10 @@ class Dialogue:
         return _Draft(text=answer.text, meta=meta), replace(session, low_confidence_streak=0)
 
     def _request_person(self, policy: Policy, session: Session, *, reason: str) -> tuple[_Draft, Session]:
-        """Hand the conversation to a person: from now on the bot is silent until handed back."""
-        rules, now = policy.handoff, self._clock()
-        meta = AnswerMeta(intent="handoff_request")
-        if not rules.desk:
-            # No reps' channel: the request is recorded (once) and the customer told the truth,
-            # that no person will answer here; the bot goes on.
-            if session.handoff_requested_at is None:
-                session = replace(session, handoff_reason=reason, handoff_requested_at=now,
-                                  handoffs=session.handoffs + 1)
-            return _Draft(text=policy.handoff_unavailable, meta=meta), session
-        if session.is_handed_off:  # one open request at a time: never a second thread
-            return _Draft(text=policy.handoff_texts.already_requested, meta=meta), session
-        session = replace(session, handoff=handoff.transition(session.handoff, "request"),
-                          handoff_reason=reason, handoff_requested_at=now, handoffs=session.handoffs + 1,
-                          claimed_by=None, first_rep_reply_at=None, reminders_sent=0,
-                          low_confidence_streak=0, engine_failures=0)
-        text = policy.handoff_requested
-        if rules.hours is not None and not rules.hours.is_open(now):
-            text = back_at(policy.handoff_texts.outside_hours, rules.hours.next_opening(now), policy.language)
-        return _Draft(text=text, meta=meta), session
+        text, session = person.request(policy, session, reason=reason, now=self._clock())
+        return _Draft(text=text, meta=AnswerMeta(intent="handoff_request")), session
 
     def _sink(self, envelope: Envelope) -> TokenSink | None:
         # The streamed pieces carry the id the finished reply will have, so a client can replace them.
         return None if self._stream is None else self._stream(envelope, reply_id(envelope, 0))
-
-
-def _when(moment: datetime) -> str:
-    """When people are back, for the reps (in English, like the rest of their channel)."""
-    return f"on {moment:%A} at {moment:%H:%M} ({moment.tzname()})"
 
