@@ -36,7 +36,7 @@ from parley.channels.formats import SLACK
 from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
-from parley.core.desk import DeskDirectory, DeskPost
+from parley.core.desk import QUEUE_STEPS, DeskDirectory, DeskPost
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.errors import MalformedPayload, UnsupportedMediaType
@@ -192,7 +192,8 @@ class SlackDesk(BaseAdapter):
                  functools.partial(self._call, channel=self.channel, thread_ts=thread, text=chunk))
         if post.kind in ("status", "header"):  # a step: the header shows it and the buttons it leaves
             self._refresh(reply.conversation_id, post.handoff, thread, once, key=f"{reply.reply_id}#header")
-            self.home.refresh()  # a request taken, handed back or resolved
+            if reply.meta.intent in QUEUE_STEPS:  # a request taken, handed back or resolved
+                self.home.refresh()
 
     def _header(self, conversation_id: str, section: str) -> list[dict[str, Any]]:
         """The header's blocks as the log says the handoff stands now."""

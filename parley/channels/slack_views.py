@@ -17,7 +17,7 @@ from typing import Any
 from parley.channels.desk_texts import DESK_TEXTS, DeskTexts
 from parley.channels.formats import SLACK
 from parley.channels.text import render_chunks
-from parley.core.desk import DeskAnswer, DeskRequest, ThreadState
+from parley.core.desk import DeskAnswer, ThreadState, Waiting
 from parley.core.handoff import mask
 from parley.core.knowledge import Article
 from parley.core.markdown import quoted
@@ -115,12 +115,13 @@ def article_options(articles: Sequence[Article], *, with_none: bool, texts: Desk
     return options
 
 
-def home_view(requests: Sequence[DeskRequest], *, now: float, texts: DeskTexts = DESK_TEXTS) -> Block:
+def home_view(waiting: Waiting, *, now: float, texts: DeskTexts = DESK_TEXTS) -> Block:
     """The App Home tab: open requests, oldest first, each with its wait and a Claim button."""
+    requests = waiting.first[:HOME_REQUESTS]
     blocks: list[Block] = [{"type": "header", "text": _plain(texts.home_title, 150)}]
     if not requests:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(texts.home_empty)}})
-    for number, request in enumerate(requests[:HOME_REQUESTS]):
+    for number, request in enumerate(requests):
         line = texts.home_request.format(channel=quoted(request.channel), customer=mask(request.customer),
                                          wait=wait(now - request.requested_at),
                                          reason=quoted(_clip(request.reason, 300)))
@@ -129,9 +130,9 @@ def home_view(requests: Sequence[DeskRequest], *, now: float, texts: DeskTexts =
                     # Action ids are unique in a view: "parley_claim_0", "_1"...
                     "accessory": _button(f"{CLAIM}_{number}", texts.claim, request.conversation_id,
                                          style="primary")}]
-    if len(requests) > HOME_REQUESTS:
+    if waiting.total > len(requests):
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": mrkdwn(texts.home_more.format(count=len(requests) - HOME_REQUESTS))}]})
+            {"type": "mrkdwn", "text": mrkdwn(texts.home_more.format(count=waiting.total - len(requests)))}]})
     stamp = _clock(now)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(texts.home_updated.format(at=stamp))}]})
     return {"type": "home", "blocks": blocks}

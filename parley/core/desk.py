@@ -17,6 +17,8 @@ from typing import Literal, Protocol, get_args
 # header must show a new state (a rep's first reply claimed the conversation).
 DeskKind = Literal["open", "customer", "status", "error", "header"]
 _KINDS: dict[str, DeskKind] = {kind: kind for kind in get_args(DeskKind)}
+# The desk replies' intents (``relay.to_desk``) after which another request waits or one waits no more.
+QUEUE_STEPS = frozenset({"desk_open", "desk_claimed", "desk_handed_back", "desk_resolved"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +78,14 @@ class DeskRequest:
     requested_at: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Waiting:
+    """The first open requests nobody has taken, oldest first, and how many there are in all."""
+
+    first: tuple[DeskRequest, ...]
+    total: int
+
+
 class DeskDirectory(Protocol):
     """Which reps' thread belongs to which conversation, shared by every process."""
 
@@ -120,12 +130,14 @@ class DeskDirectory(Protocol):
         """Where the conversation's latest handoff stands."""
         ...
 
-    def waiting(self, limit: int) -> list[DeskRequest]:
-        """Open requests nobody has taken, oldest first."""
+    def waiting(self, limit: int) -> Waiting:
+        """The ``limit`` oldest open requests nobody has taken, and the count of all of them."""
         ...
 
     def home_opened(self, rep_user: str) -> None:
-        """Note that the rep opened the App Home tab, now (it is kept current for them a while)."""
+        """Note that the rep opened the App Home tab, now (it is kept current for them a while).
+
+        Two pods may note the same rep at once (Slack retries an event): both succeed."""
         ...
 
     def home_viewers(self, since: float, limit: int) -> list[str]:

@@ -53,11 +53,13 @@ class Outcome:
     turns: tuple[Turn, ...] = ()
 
 
-def to_desk(session: Session, text: str, *, kind: DeskKind, author: str | None = None) -> Reply:
-    """A message for the conversation's thread in the reps' channel."""
+def to_desk(session: Session, text: str, *, kind: DeskKind, author: str | None = None,
+            step: str | None = None) -> Reply:
+    """A message for the conversation's thread in the reps' channel; ``step`` names a status's step
+    (``core.desk.QUEUE_STEPS`` are those that change who is waiting)."""
     return Reply(conversation_id=session.conversation_id, channel=DESK, text=text, author=author,
                  desk=DeskPost(kind=kind, handoff=session.handoffs, customer_channel=session.channel),
-                 meta=AnswerMeta(engine="handoff", intent=f"desk_{kind}"))
+                 meta=AnswerMeta(engine="handoff", intent=f"desk_{step or kind}"))
 
 
 def to_customer(session: Session, text: str, *, intent: str, author: str | None = None,
@@ -108,7 +110,8 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
         if action == "article":  # "Send article": a reply the thread would not show otherwise
             sent = _reply(rules, texts, session, envelope, now)
             title = envelope.text.split("\n", 1)[0]
-            note = to_desk(sent.session, f"{actor} sent an article to the customer: {title}", kind="status")
+            note = to_desk(sent.session, f"{actor} sent an article to the customer: {title}", kind="status",
+                           step="article")
             return replace(sent, replies=(*sent.replies, note))
         if action == "claim":
             return _claim(rules, texts, session, actor)
@@ -134,7 +137,7 @@ def remind(rules: HandoffRules, texts: HandoffTexts, session: Session, now: floa
     told = texts.reminder.format(minutes=rules.expected_wait_minutes)
     replies = (to_customer(session, told, intent="handoff_reminder"),
                to_desk(session, f"Still unclaimed after {minutes} min; the customer was told again.",
-                       kind="status"))
+                       kind="status", step="reminded"))
     return Outcome(session=replace(session, reminders_sent=due), replies=replies,
                    events=(Event(kind="reminded", reason=f"after {minutes} min"),))
 
@@ -142,7 +145,7 @@ def remind(rules: HandoffRules, texts: HandoffTexts, session: Session, now: floa
 def rate(texts: HandoffTexts, session: Session, score: int, now: float, text: str) -> Outcome:
     """The customer's 1-5 rating after a resolve: recorded, thanked, shown to the reps."""
     replies = (to_customer(session, texts.rated, intent="handoff_rated"),
-               to_desk(session, f"The customer rated the help {score}/5.", kind="status"))
+               to_desk(session, f"The customer rated the help {score}/5.", kind="status", step="rating"))
     return Outcome(session=replace(session, rating_prompt=None), replies=replies,
                    events=(Event(kind="rating", reason=str(score)),),
                    turns=(Turn(role="customer", text=text, at=now),
@@ -154,7 +157,7 @@ def _claim(rules: HandoffRules, texts: HandoffTexts, session: Session, actor: st
     claimed = replace(session, handoff=state, claimed_by=actor)
     joined = texts.joined.format(name=actor) if rules.show_rep_names else texts.joined_anonymous
     replies = (to_customer(claimed, joined, intent="handoff_claimed"),
-               to_desk(claimed, f"Claimed by {actor}.", kind="status"))
+               to_desk(claimed, f"Claimed by {actor}.", kind="status", step="claimed"))
     return Outcome(session=claimed, replies=replies, events=(Event(kind="claimed", actor=actor),))
 
 
@@ -171,7 +174,8 @@ def _reply(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope:
     author = actor if rules.show_rep_names else texts.team
     reply = to_customer(session, envelope.text, intent="agent_reply", author=author)
     # Claimed by this reply: the thread's header must say so (the desk posts nothing in the thread).
-    header = (to_desk(session, "", kind="header"),) if any(e.kind == "claimed" for e in events) else ()
+    header = ((to_desk(session, "", kind="header", step="claimed"),) if any(e.kind == "claimed" for e in events)
+              else ())
     return Outcome(session=session, replies=(reply, *header), events=events,
                    turns=(Turn(role="agent", text=envelope.text, at=now),))
 
@@ -180,7 +184,7 @@ def _hand_back(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
     back = replace(session, handoff=handoff.transition(session.handoff, "hand_back"), claimed_by=None,
                    low_confidence_streak=0, engine_failures=0)
     replies = (to_customer(back, texts.handed_back, intent="handoff_handed_back"),
-               to_desk(session, f"Handed back to the bot by {actor}.", kind="status"))
+               to_desk(session, f"Handed back to the bot by {actor}.", kind="status", step="handed_back"))
     return Outcome(session=back, replies=replies, events=(Event(kind="handed_back", actor=actor),))
 
 
@@ -189,5 +193,5 @@ def _resolve(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
                    low_confidence_streak=0, engine_failures=0)
     prompt = to_customer(done, texts.rate, intent="handoff_rating_prompt", quick_replies=RATINGS)
     replies = (prompt, to_desk(session, f"Resolved by {actor}. The customer was asked for a rating.",
-                               kind="status"))
+                               kind="status", step="resolved"))
     return Outcome(session=done, replies=replies, events=(Event(kind="resolved", actor=actor),))

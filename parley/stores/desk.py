@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, UniqueConstraint, func, select
+from sqlalchemy import Engine, UniqueConstraint, func, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel
 
-from parley.core.desk import DeskAnswer, DeskRequest, OpenRequest, ThreadState
+from parley.core.desk import DeskAnswer, DeskRequest, OpenRequest, ThreadState, Waiting
 from parley.core.handoff import DESK
 from parley.stores.sql import Conversation, HandoffEvent, Label, Message, commit_unless_duplicate
 
@@ -177,10 +177,11 @@ class SqlDeskDirectory:
                                     requested_at=state.requested_at)
         return state
 
-    def waiting(self, limit: int) -> list[DeskRequest]:
+    def waiting(self, limit: int) -> Waiting:
         """Requests nobody has taken (of the last 30 days), oldest first, with who and why."""
         since = datetime.now(UTC).timestamp() - 30 * 24 * 3600
-        opened = sorted(self.open_requests(since), key=lambda item: item.requested_at)[:limit]
+        every = self.open_requests(since)
+        opened = sorted(every, key=lambda item: item.requested_at)[:limit]
         ids = [item.conversation_id for item in opened]
         with Session(self.database) as session:
             conversations = {row.id: row for row in session.scalars(
@@ -189,16 +190,24 @@ class SqlDeskDirectory:
                 select(HandoffEvent.conversation_id, HandoffEvent.reason)
                 .where(HandoffEvent.conversation_id.in_(ids), HandoffEvent.kind == "requested")
                 .order_by(HandoffEvent.id)).all())
-        return [DeskRequest(conversation_id=item.conversation_id, requested_at=item.requested_at,
-                            channel=getattr(conversations.get(item.conversation_id), "channel", "?"),
-                            customer=getattr(conversations.get(item.conversation_id), "customer", ""),
-                            reason=reasons.get(item.conversation_id) or "requested")
-                for item in opened]
+        first = tuple(DeskRequest(conversation_id=item.conversation_id, requested_at=item.requested_at,
+                                  channel=getattr(conversations.get(item.conversation_id), "channel", "?"),
+                                  customer=getattr(conversations.get(item.conversation_id), "customer", ""),
+                                  reason=reasons.get(item.conversation_id) or "requested")
+                      for item in opened)
+        return Waiting(first=first, total=len(every))
 
     def home_opened(self, rep_user: str) -> None:
+        rep_user, now = rep_user[:32], _now()
+        seen = update(DeskHomeViewer).where(DeskHomeViewer.rep_user == rep_user).values(opened_at=now)
         with Session(self.database) as session:
-            session.merge(DeskHomeViewer(rep_user=rep_user, opened_at=_now()))
-            session.commit()
+            if session.execute(seen).rowcount:
+                session.commit()
+                return
+            session.add(DeskHomeViewer(rep_user=rep_user, opened_at=now))
+            if not commit_unless_duplicate(session):  # another pod noted them first: ours is as good
+                session.execute(seen)
+                session.commit()
 
     def home_viewers(self, since: float, limit: int) -> list[str]:
         query = (select(DeskHomeViewer.rep_user)

@@ -17,16 +17,17 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
+from parley.stores.desk import DeskHomeViewer
 from parley.stores.sql import Label, Message
 from parley.webhooks.app import create_app
 from tests.integration.handoff_support import (PAYLOADS, Desk, SlackApi, handoff_settings, header_answers, header_buttons,
                                                signed, wait_until)
 from tests.integration.test_handoff import Customer
 from tests.stubs import slack_rules
-from tests.stubs.server import serving
+from tests.stubs.server import Call, serving
 
 
 @pytest.fixture
@@ -190,3 +191,69 @@ def view_of(published: dict[str, Any]) -> dict[str, Any]:
     """The view of a recorded views.publish (the SDK sends it as JSON text in a form, or as an object)."""
     view = published["view"]
     return json.loads(view) if isinstance(view, str) else view
+
+
+class HomeLimitedApi(SlackApi):
+    """Slack whose views.publish answers 429 (Retry-After 30) once ``limited`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limited = False
+        self.publishes = 0  # views.publish calls, refused or not
+
+    def __call__(self, call: Call) -> tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]:
+        if call.endpoint == "views.publish":
+            self.publishes += 1
+            if self.limited:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"}
+        return super().__call__(call)
+
+
+def test_the_app_home_failing_never_holds_up_the_desk(tmp_path: Path) -> None:
+    api = HomeLimitedApi()
+    with serving(api) as slack:
+        app = create_app(handoff_settings(tmp_path, slack))
+        try:
+            client, database = app.test_client(), app.extensions["parley"].log.database
+            desk = Desk(client, api)
+
+            def reps_open_the_tab() -> None:
+                for rep in ("U0REPANA", "U0REPBO", "U0REPCY"):
+                    event = payload("app_home_opened.json")
+                    event["event"]["user"] = rep
+                    home = json.dumps(event).encode()
+                    assert client.post("/slack/events", data=home, content_type="application/json",
+                                       headers=signed(home)).status_code == 200
+
+            reps_open_the_tab()
+            assert api.publishes == 3
+
+            # The database loses the tab's table: the handoff, the claim and the reply still go through.
+            with database.begin() as connection:
+                connection.execute(text("DROP TABLE deskhomeviewer"))
+            first = Customer(client, app)
+            first.says("talk to a person")
+            thread = desk.wait_for_thread()
+            assert desk.click(thread, "claim") == 200
+            first.sees("has joined the conversation")
+            desk.reply(thread, "Found your parcel, it ships today.")
+            first.sees("Found your parcel")
+            assert [ts for ts, _ in desk.headers()].count(thread) == 1  # nothing posted twice
+            assert api.publishes == 3
+            inbox = app.extensions["parley"].inbox
+            assert inbox.depth() == 0 and inbox.dead_letters == []  # nothing failed, nothing set aside
+
+            # Slack rate-limits the tab: the refresh a new request brings stops at the first 429,
+            # and the next request's refresh waits out the Retry-After instead of asking again.
+            DeskHomeViewer.__table__.create(database)
+            reps_open_the_tab()
+            assert api.publishes == 6
+            api.limited = True
+            Customer(client, app).says("talk to a person")
+            desk.wait_for_thread(2)
+            assert wait_until(lambda: api.publishes == 7)
+            Customer(client, app).says("talk to a person")
+            desk.wait_for_thread(3)
+            assert api.publishes == 7
+        finally:
+            app.extensions["parley"].close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from parley.channels.slack_views import (article_options, header_blocks, home_view, label_modal, note_modal,
                                          send_modal, state_line, wait)
-from parley.core.desk import DeskAnswer, DeskRequest, ThreadState
+from parley.core.desk import DeskAnswer, DeskRequest, ThreadState, Waiting
 from parley.core.knowledge import Article
 from tests.stubs import slack_rules
 
@@ -31,10 +31,10 @@ def test_modals_options_and_home_fit_slack() -> None:
         slack_rules.check_view(view)
     articles = [Article(id=f"article-{i}", title=LONG[:200], body="b") for i in range(150)]
     slack_rules.check_options(article_options(articles, with_none=True))
-    requests = [DeskRequest(conversation_id=f"c{i}", channel="sms", customer="+15551234567", reason=LONG,
-                            requested_at=float(i)) for i in range(100)]
-    home = home_view(requests, now=90_000.0)
+    requests = tuple(DeskRequest(conversation_id=f"c{i}", channel="sms", customer="+15551234567", reason=LONG,
+                                 requested_at=float(i)) for i in range(100))
+    home = home_view(Waiting(first=requests, total=250), now=90_000.0)
     slack_rules.check_view(home)
     assert "••••4567" in home["blocks"][2]["text"]["text"] and "1 d 1 h" in home["blocks"][2]["text"]["text"]
-    assert "60 more" in str(home["blocks"][-2])
+    assert "210 more" in str(home["blocks"][-2])
     assert [wait(s) for s in (5, 600, 7260, 200_000)] == ["under a minute", "10 min", "2 h 01 min", "2 d 7 h"]
