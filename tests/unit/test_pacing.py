@@ -64,7 +64,9 @@ CLAIMS = textwrap.dedent("""
     gevent.sleep(0.001)
     print("late", pool._acquire_slots())
     pool._release_slots(1)
-    gevent.sleep(0.1)
+    deadline = time.monotonic() + 10  # prompt again once the timer fires on time (a loaded CI: later)
+    while pool._lag.late and time.monotonic() < deadline:
+        gevent.sleep(0.01)
     print("prompt", pool._acquire_slots())
 """)
 
