@@ -74,9 +74,15 @@ class TrainedModel:
     version: str = field(default="unregistered")
 
     def predict(self, text: str) -> Prediction:
-        probabilities = self.pipeline.predict_proba([text])[0]
-        best = int(np.argmax(probabilities))
-        return Prediction(str(self.pipeline.classes_[best]), round(float(probabilities[best]), 4))
+        return self.predictions([text])[0]
+
+    def predictions(self, texts: Sequence[str]) -> list[Prediction]:
+        """One per text, from one ``predict_proba``: its fixed cost (a check per class, ~4 ms for 46
+        classes) is paid once for the lot, not once per question."""
+        probabilities = self.pipeline.predict_proba(list(texts))
+        best = np.argmax(probabilities, axis=1)
+        return [Prediction(str(self.pipeline.classes_[column]), round(float(row[column]), 4))
+                for row, column in zip(probabilities, best, strict=True)]
 
     def predict_many(self, texts: Sequence[str]) -> list[str]:
         return [str(intent) for intent in self.pipeline.predict(list(texts))]
