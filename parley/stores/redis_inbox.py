@@ -13,6 +13,10 @@ Guarantees, and how:
   timeout. A worker that died stops renewing; once its tokens are idle past the timeout another
   process takes them over (``XAUTOCLAIM``) and retries the message at the head, once: the
   conversation log and the send ledger make a re-run send nothing twice.
+* **One round trip per message.** ``done`` pops the answered message and takes the next one in
+  the same script (counting its attempt); ``next`` hands that one out without asking Redis again.
+  A crash in between costs the next message one extra attempt, not the message; ``release`` of a
+  claim with a message taken ahead un-counts it.
 * **Fencing.** Every script acting for a claim checks that the token is still pending for the
   caller; one that lapsed is refused (``LostClaim``).
 * **Redis Cluster.** Conversations hash to ``shards``; all of a shard's keys share one hash tag, so
@@ -30,7 +34,6 @@ import socket
 import threading
 import uuid
 import zlib
-from collections import deque
 
 import redis
 import structlog
@@ -39,6 +42,7 @@ from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
 from parley.core.inbox import Claim, Delivery
 from parley.errors import LostClaim
 from parley.stores import redis_inbox_scripts as scripts
+from parley.stores.redis_inbox_claims import HeldClaims, Taken, text_of
 from parley.stores.redis_topology import REDIS_ERRORS, Client, read_new, run_replicated, unavailable
 
 logger = structlog.get_logger("parley.inbox")
@@ -64,9 +68,7 @@ class RedisInbox:
         self._wait = (wait_replicas, wait_timeout_ms)
         self.scripts = {name: client.register_script(getattr(scripts, name))
                          for name in ("PUT", "REPLAY", "NEXT", "DONE", "DEAD_LETTER", "RELEASE", "RENEW")}
-        # What the keeper renews. Keyed by the claim itself: stream ids repeat across shards.
-        self._held: set[Claim] = set()
-        self._spare: deque[Claim] = deque()  # claimed beyond what the caller asked for
+        self._claims = HeldClaims()  # what the keeper renews
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._keeper: threading.Thread | None = None
@@ -103,7 +105,7 @@ class RedisInbox:
         with unavailable("read the inbox"):
             self.ensure_groups()
             self._start_keeper()
-            claims = self._take_spare(limit)
+            claims = self._claims.spare(limit)
             if claims:
                 return claims
             # COUNT is per stream: asking each shard for its share keeps the surplus small.
@@ -118,33 +120,40 @@ class RedisInbox:
                 self._groups_ready = False  # Redis lost its data: recreate the groups next time
                 return []
         for _stream, entries in answer:
-            self._hold(entries)
-        return self._take_spare(limit)
+            self._claims.hold(entries)
+        return self._claims.spare(limit)
 
     def next(self, claim: Claim) -> Delivery | None:
+        taken = self._claims.pop_taken(claim)
+        if taken is not None:  # ``done`` took it already, in the same round trip
+            return self._delivery(claim, taken)
         shard, queue, sched = self.conversation_keys(claim.conversation_id)
         with unavailable("take the next message"):
             answer = self.scripts["NEXT"](keys=[queue, sched, self.key(shard, "ready"), self.key(shard, "tries")],
                                            args=[GROUP, self.consumer, claim.token])
-        if answer[0] == -1:
-            self._forget(claim)
-            raise LostClaim(f"conversation {claim.conversation_id}: the claim lapsed")
-        if answer[0] == 0:
-            self._forget(claim)
-            return None
-        entry_id, _, data = text_of(answer[1]).partition("|")
-        return Delivery(envelope=envelope_from_json(data), claim=claim, entry_id=entry_id,
-                        attempt=int(answer[2]))
+        return self._delivery(claim, answer)
 
     def done(self, delivery: Delivery) -> None:
+        """Finish the message and take the conversation's next one, which ``next`` then returns."""
         claim = delivery.claim
         shard, queue, sched = self.conversation_keys(claim.conversation_id)
         keys = [queue, sched, self.key(shard, "ready"), self.key(shard, "tries"), self.key(shard, "depth")]
         with unavailable("finish the message"):
-            verdict = self.scripts["DONE"](keys=keys, args=[GROUP, self.consumer, claim.token, delivery.entry_id])
-        if verdict == -1:
-            self._forget(claim)
+            answer = self.scripts["DONE"](keys=keys, args=[GROUP, self.consumer, claim.token, delivery.entry_id])
+        if answer[0] == -1:
+            self._delivery(claim, answer)  # raises LostClaim
+        self._claims.keep_taken(claim, answer)
+
+    def _delivery(self, claim: Claim, answer: Taken) -> Delivery | None:
+        if answer[0] == -1:
+            self._claims.forget(claim)
             raise LostClaim(f"conversation {claim.conversation_id}: the claim lapsed")
+        if answer[0] == 0:
+            self._claims.forget(claim)
+            return None
+        entry_id, _, data = text_of(answer[1]).partition("|")
+        return Delivery(envelope=envelope_from_json(data), claim=claim, entry_id=entry_id,
+                        attempt=int(answer[2]))
 
     def fail(self, delivery: Delivery, reason: str) -> bool:
         if delivery.attempt < self._max_attempts:
@@ -158,7 +167,7 @@ class RedisInbox:
                 GROUP, self.consumer, claim.token, delivery.entry_id, claim.conversation_id,
                 delivery.attempt, reason[:2000]])
         if verdict == -1:
-            self._forget(claim)
+            self._claims.forget(claim)
             raise LostClaim(f"conversation {claim.conversation_id}: the claim lapsed")
         logger.error("message_dead_lettered", conversation_id=envelope.conversation_id,
                      message_id=envelope.message_id, attempts=delivery.attempt, reason=reason)
@@ -166,10 +175,12 @@ class RedisInbox:
 
     def release(self, claim: Claim) -> None:
         shard, queue, sched = self.conversation_keys(claim.conversation_id)
-        self._forget(claim)
+        taken = self._claims.pop_taken(claim)
+        self._claims.forget(claim)
+        untaken = [text_of(taken[1]).partition("|")[0]] if taken and taken[0] == 1 else []
         try:
-            self.scripts["RELEASE"](keys=[queue, sched, self.key(shard, "ready")],
-                                     args=[GROUP, self.consumer, claim.token, claim.conversation_id])
+            self.scripts["RELEASE"](keys=[queue, sched, self.key(shard, "ready"), self.key(shard, "tries")],
+                                     args=[GROUP, self.consumer, claim.token, claim.conversation_id, *untaken])
         except REDIS_ERRORS as exc:  # unreachable: the claim lapses by itself
             logger.warning("claim_release_failed", conversation_id=claim.conversation_id,
                            error=type(exc).__name__)
@@ -177,10 +188,7 @@ class RedisInbox:
     def close(self) -> None:
         """Stop claiming; hand back the claims no worker started on (those in flight finish first)."""
         self._closed.set()
-        with self._lock:
-            spare = list(self._spare)
-            self._spare.clear()
-        for claim in spare:
+        for claim in self._claims.all_spare():
             self.release(claim)
 
     def status(self) -> dict[str, object]:
@@ -207,28 +215,7 @@ class RedisInbox:
         with unavailable("reach Redis"):
             self.client.ping()
 
-    # -- claims: held, spare, renewed, recovered -----------------------------------------------
-
-    def _hold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        with self._lock:
-            for token, fields in entries:
-                # Deleted after it was read: nothing to serve. Held already: a worker here is on
-                # it (a late renewal let our own recovery take it back), and must stay the only one.
-                if not fields:
-                    continue
-                claim = Claim(conversation_id=text_of(fields[b"c"]), token=text_of(token))
-                if claim in self._held:
-                    continue
-                self._held.add(claim)
-                self._spare.append(claim)
-
-    def _take_spare(self, limit: int) -> list[Claim]:
-        with self._lock:
-            return [self._spare.popleft() for _ in range(min(limit, len(self._spare)))]
-
-    def _forget(self, claim: Claim) -> None:
-        with self._lock:
-            self._held.discard(claim)
+    # -- claims: renewed, recovered ------------------------------------------------------------
 
     def _start_keeper(self) -> None:
         with self._lock:
@@ -250,8 +237,7 @@ class RedisInbox:
                 logger.warning("inbox_keeper_failed", error=type(exc).__name__, detail=str(exc))
 
     def _renew(self) -> None:
-        with self._lock:
-            held = list(self._held)
+        held = self._claims.held()
         by_shard: dict[int, list[Claim]] = {}
         for claim in held:
             by_shard.setdefault(shard_of(claim.conversation_id, self.shards), []).append(claim)
@@ -260,7 +246,7 @@ class RedisInbox:
                                              args=[GROUP, self.consumer, *(c.token for c in claims)])
             for claim, ok in zip(claims, renewed, strict=True):
                 if not ok:
-                    self._forget(claim)
+                    self._claims.forget(claim)
                     logger.warning("claim_lost", conversation_id=claim.conversation_id)
 
     def _recover(self) -> None:
@@ -273,7 +259,7 @@ class RedisInbox:
                 start_id="0-0", count=10)
             if entries:
                 logger.info("claims_recovered", shard=shard, count=len(entries))
-                self._hold(entries)
+                self._claims.hold(entries)
 
     def prune_consumers(self, idle_ms: int) -> int:
         """Forget the group's consumers of processes gone long ago (every process start adds one)."""
@@ -302,6 +288,3 @@ class RedisInbox:
                     raise
         self._groups_ready = True
 
-
-def text_of(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -8,8 +8,9 @@ import redis
 
 from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
 from parley.errors import NotFound
+from parley.stores.redis_inbox import RedisInbox
+from parley.stores.redis_inbox_claims import text_of
 from parley.stores.redis_topology import unavailable
-from parley.stores.redis_inbox import GROUP, RedisInbox, text_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -49,19 +49,27 @@ enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
 
+# KEYS: queue, sched, ready, tries. ARGV[1]: group, ARGV[3]: token. The claimed conversation's
+# next message, taken (its takes counted): {1, head, takes}; or, none left, the claim ends: {0}.
+_TAKE = """
+local function take()
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if head == false then
+    redis.call('DEL', KEYS[2])
+    redis.call('XACK', KEYS[3], ARGV[1], ARGV[3])
+    redis.call('XDEL', KEYS[3], ARGV[3])
+    return {0}
+  end
+  local id = string.match(head, '^(%d+)|')
+  return {1, head, redis.call('HINCRBY', KEYS[4], id, 1)}
+end
+"""
+
 # KEYS: queue, sched, ready, tries. ARGV: group, consumer, token.
 # {1, head, takes}: the next message; {0}: none left, the claim ended; {-1}: not ours (any more).
-NEXT = _OWNED + """
+NEXT = _OWNED + _TAKE + """
 if not owned() then return {-1} end
-local head = redis.call('LINDEX', KEYS[1], 0)
-if head == false then
-  redis.call('DEL', KEYS[2])
-  redis.call('XACK', KEYS[3], ARGV[1], ARGV[3])
-  redis.call('XDEL', KEYS[3], ARGV[3])
-  return {0}
-end
-local id = string.match(head, '^(%d+)|')
-return {1, head, redis.call('HINCRBY', KEYS[4], id, 1)}
+return take()
 """
 
 # KEYS[1]: queue, KEYS[4]: tries, KEYS[5]: depth. Pop the head if it is entry ARGV[4]; its
@@ -78,15 +86,16 @@ end
 """
 
 # KEYS: queue, sched, ready, tries, depth. ARGV: group, consumer, token, entry id.
-# 1: the head was that entry and is gone; 0: it was not there; -1: not ours.
-DONE = _OWNED + _POP_HEAD + """
-if not owned() then return -1 end
-if pop_head() == false then return 0 end
-return 1
+# Pop the head if it is that entry, then take the next one as NEXT does: one round trip a message,
+# not two. {-1}: not ours.
+DONE = _OWNED + _POP_HEAD + _TAKE + """
+if not owned() then return {-1} end
+pop_head()
+return take()
 """
 
 # KEYS: queue, sched, ready, tries, depth, dead. ARGV: group, consumer, token, entry id,
-# conversation, attempts, reason. Move the head to the dead-letter stream; as DONE otherwise.
+# conversation, attempts, reason. Move the head to the dead-letter stream; 1, 0 or -1 as DONE's pop.
 DEAD_LETTER = _OWNED + _POP_HEAD + """
 if not owned() then return -1 end
 local envelope = pop_head()
@@ -96,10 +105,12 @@ redis.call('XADD', KEYS[6], '*', 'envelope', envelope, 'conversation', ARGV[5],
 return 1
 """
 
-# KEYS: queue, sched, ready. ARGV: group, consumer, token, conversation. Hand a claim back: its
-# token goes, and a fresh one at the end of the stream if messages are still queued.
+# KEYS: queue, sched, ready, tries. ARGV: group, consumer, token, conversation[, entry id]. Hand a
+# claim back: its token goes, and a fresh one at the end of the stream if messages are still
+# queued. The entry id names a message DONE took but no worker started: its take is not counted.
 RELEASE = _OWNED + """
 if not owned() then return 0 end
+if ARGV[5] then redis.call('HINCRBY', KEYS[4], ARGV[5], -1) end
 redis.call('XACK', KEYS[3], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[3], ARGV[3])
 if redis.call('LLEN', KEYS[1]) > 0 then
