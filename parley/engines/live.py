@@ -38,14 +38,14 @@ class Knowledge:
 class LiveKnowledge:
     """An ``AnswerEngine`` answering from the latest knowledge base that loaded."""
 
-    def __init__(self, load: Callable[[], Knowledge], *, fingerprint: Callable[[], str],
+    def __init__(self, load: Callable[[Knowledge | None], Knowledge], *, fingerprint: Callable[[], str],
                  refresh_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._load = load
         self._fingerprint = fingerprint
         self._refresh = refresh_seconds
         self._clock = clock
         self._seen = fingerprint()
-        self.current = load()  # at start a knowledge base that does not load stops the process
+        self.current = load(None)  # at start a knowledge base that does not load stops the process
         self._checked = clock()
         self._reloading = False
         self._lock = threading.Lock()
@@ -93,7 +93,7 @@ class LiveKnowledge:
     def _reload(self, seen: str) -> Knowledge:
         started = time.perf_counter()
         try:
-            loaded = self._load()
+            loaded = self._load(self.current)  # what it may keep of the running one
         except (ParleyError, OSError) as exc:  # OSError: a file removed while it was read
             self._seen = seen  # not again until the files change again
             logger.error("knowledge_reload_refused", error=str(exc), keeping=self.current.index.version)

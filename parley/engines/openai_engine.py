@@ -9,6 +9,7 @@ circuit, a spent monthly budget, an API error after the client's own retries, or
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -73,6 +74,14 @@ class OpenAIEngine:
             fail_max=settings.breaker_failures, reset_timeout=settings.breaker_reset_seconds,
             name="llm", exclude=[_not_the_apis_fault], throw_new_error_on_trip=False)
         self._in_flight = InFlight(wait_seconds=settings.timeout_seconds * (settings.max_retries + 1))
+
+    def over(self, index: KnowledgeIndex, *, fallback: AnswerEngine) -> OpenAIEngine:
+        """This engine answering from a newly loaded knowledge base: the clients (and their open
+        connections), the cache, the budget and the circuit breaker are the process's, not the
+        load's, so a reload neither leaks connection pools nor closes an open circuit."""
+        engine = copy.copy(self)
+        engine.index, engine.fallback = index, fallback
+        return engine
 
     def answer(self, question: str, history: Sequence[Turn], *,
                on_token: TokenSink | None = None) -> Answer:

@@ -19,18 +19,25 @@ if TYPE_CHECKING:
     from parley.data.training import TrainedModel
 
 
-def answer_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog, *,
-                     knowledge_model: TrainedModel | None) -> AnswerEngine:
-    """The LLM engine when OPENAI_API_KEY is set (offline answers stay its fallback), else offline."""
-    offline = offline_engine_of(settings, index, log, knowledge_model=knowledge_model)
+def llm_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog, *,
+                  offline: AnswerEngine, previous: AnswerEngine | None = None) -> AnswerEngine:
+    """The LLM engine when OPENAI_API_KEY is set (``offline`` stays its fallback), else ``offline``.
+
+    Its clients, cache, budget and breaker are made once, with the first knowledge base: a reload
+    gets the running engine over the new index (a new client pool per reload kept the old one's
+    connections open for good, and reset an open circuit).
+    """
     llm = settings.llm
     if llm.api_key is None:
         return offline
     # Imported only when switched on: the offline mode should not pay for the openai client's import.
+    from parley.engines.openai_engine import OpenAIEngine
+
+    if isinstance(previous, OpenAIEngine):
+        return previous.over(index, fallback=offline)
     from parley.engines.budget import TokenBudget
     from parley.engines.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
     from parley.engines.clients import ClientPool
-    from parley.engines.openai_engine import OpenAIEngine
 
     cache: AnswerCache = MemoryAnswerCache(max_entries=llm.cache_max_entries, ttl=llm.cache_ttl_seconds)
     if settings.storage.redis_url is not None:
@@ -47,10 +54,13 @@ def live_knowledge_of(settings: Settings, log: SqlConversationLog) -> LiveKnowle
     the knowledge base's model into the cache) runs on a real thread: under gevent a reload must
     not stall the process's acks and streams; the engine is then built around what it made."""
     threads = NativeThreads(1)
+    predictions = NativeThreads(1)  # every load's model predicts on this one (a pool each leaked a thread)
 
-    def load() -> Knowledge:
+    def load(previous: Knowledge | None) -> Knowledge:
         index, model = threads.run(_prepared_index, settings)
-        return Knowledge(index, answer_engine_of(settings, index, log, knowledge_model=model))
+        offline = offline_engine_of(settings, index, log, knowledge_model=model, threads=predictions)
+        return Knowledge(index, llm_engine_of(settings, index, log, offline=offline,
+                                              previous=previous.engine if previous else None))
 
     return LiveKnowledge(load, fingerprint=partial(knowledge_fingerprint, settings.knowledge.path),
                          refresh_seconds=settings.knowledge.reload_seconds)
@@ -79,12 +89,13 @@ def knowledge_index_of(settings: Settings) -> KnowledgeIndex:
 
 
 def offline_engine_of(settings: Settings, index: KnowledgeIndex, log: SqlConversationLog, *,
-                      knowledge_model: TrainedModel | None) -> RetrievalEngine:
+                      knowledge_model: TrainedModel | None,
+                      threads: NativeThreads | None = None) -> RetrievalEngine:
     """Retrieval, led by the active trained model when there is one (``parley models activate``),
     else, with embeddings on, by ``knowledge_model``, fitted on the knowledge base's own questions
     (None without embeddings)."""
     from parley.data.live import LiveModel
 
     model = LiveModel(log.database, settings.models_dir, refresh_seconds=settings.data.model_refresh_seconds,
-                      fallback=knowledge_model)
+                      fallback=knowledge_model, threads=threads)
     return RetrievalEngine(index, model, min_model_confidence=settings.data.model_min_confidence)

@@ -18,7 +18,9 @@ from structlog.testing import capture_logs
 from parley.webhooks.app import create_app
 from tests.conftest import CONFIG, ROOT, make_settings
 from tests.integration.knowledge_support import PARROT, sample_copy
+from tests.integration.llm_support import llm_settings, system_contents
 from tests.integration.test_server import PARLEY, free_port, wait_until_ready
+from tests.stubs.openai_stub import OpenAIStub
 
 TOKEN = "admin-token-for-tests"
 QUESTION = "can I come to the shop with my parrot"
@@ -129,3 +131,25 @@ def test_parley_serve_picks_up_a_new_article_while_it_serves(tmp_path: Path, kno
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_with_an_llm_a_reload_answers_from_the_new_articles_over_the_same_connection(
+        tmp_path: Path, knowledge: Path) -> None:
+    stub = OpenAIStub().start()
+    settings = llm_settings(tmp_path, stub, environ={"PARLEY_KNOWLEDGE": str(knowledge), "PARLEY_ADMIN_TOKEN": TOKEN})
+    settings = settings.model_copy(update={"knowledge": settings.knowledge.model_copy(update={"reload_seconds": 0})})
+    app = create_app(settings)
+    client, bearer = app.test_client(), {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        for number in range(3):
+            (knowledge / f"parrot-care-{number}.md").write_text(
+                PARROT.replace("id: parrot-care", f"id: parrot-care-{number}"), encoding="utf-8")
+            assert client.post("/admin/knowledge/reload", headers=bearer).get_json()["articles"] == 47 + number
+            ask(client, f"{QUESTION} ({number})")
+            assert "Parrots are welcome" in system_contents(stub.requests[-1])  # the new article grounds it
+        # Every load answered through the process's one client: its kept-alive connection, not a
+        # new pool per reload left open behind the old engine.
+        assert len(stub.peer_ports) == 1
+    finally:
+        app.extensions["parley"].close()
+        stub.stop()
