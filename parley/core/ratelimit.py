@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from parley.core.envelope import Envelope
+
 Verdict = Literal["allow", "notify", "drop"]
 
 
@@ -35,6 +37,25 @@ class Window:
     key: str
     limit: int
     seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class FloodCount:
+    """What counting one message takes: ``FloodGate.count``'s arguments."""
+
+    message_key: str
+    windows: tuple[Window, ...]
+    notice_key: str
+    retry_seconds: int
+
+
+class CountedPut(Protocol):
+    """Count a message and store what the verdict makes of it in one step, where one store holds
+    both the windows and the inbox (one Redis): ``envelope`` when allowed, ``throttled`` when
+    notified, nothing when dropped. The verdict, and whether it was stored (not a duplicate)."""
+
+    def __call__(self, envelope: Envelope, throttled: Envelope, count: FloodCount) -> tuple[Verdict, bool]:
+        ...
 
 
 class FloodGate(Protocol):

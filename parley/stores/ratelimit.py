@@ -114,29 +114,33 @@ class LimitsRateLimiter:
             return True
 
 
-# KEYS: the message's "judged" mark, its windows' lists, the notice mark. ARGV: the retry seconds,
-# the notice seconds, then each window's limit and seconds. A window is a moving window as the
-# ``limits`` library keeps one (the newest ``limit`` timestamps, newest first); the time is the
-# server's, so pods with skewed clocks count alike.
-_COUNT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 'allow' end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-local over = false
-for i = 2, #KEYS - 1 do
-  local limit, seconds = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local oldest = redis.call('LINDEX', KEYS[i], limit - 1)
-  if oldest and tonumber(oldest) > now - seconds then
-    over = true
-  else
-    redis.call('LPUSH', KEYS[i], string.format('%.6f', now))
-    redis.call('LTRIM', KEYS[i], 0, limit - 1)
-    redis.call('EXPIRE', KEYS[i], seconds)
+# A Lua function: KEYS[k] is the message's "judged" mark, KEYS[k+1 .. #KEYS-1] its windows' lists,
+# KEYS[#KEYS] the notice mark; ARGV[a] the retry seconds, ARGV[a+1] the notice seconds, then each
+# window's limit and seconds. A window is a moving window as the ``limits`` library keeps one (the
+# newest ``limit`` timestamps, newest first); the time is the server's, so pods with skewed clocks
+# count alike. Shared with the inbox's put (``redis_admission``), which runs it first.
+FLOOD = """
+local function flood(k, a)
+  if not redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[a]) then return 'allow' end
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+  local over = false
+  for i = k + 1, #KEYS - 1 do
+    local at = a + 2 + 2 * (i - k - 1)
+    local limit, seconds = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+    local oldest = redis.call('LINDEX', KEYS[i], limit - 1)
+    if oldest and tonumber(oldest) > now - seconds then
+      over = true
+    else
+      redis.call('LPUSH', KEYS[i], string.format('%.6f', now))
+      redis.call('LTRIM', KEYS[i], 0, limit - 1)
+      redis.call('EXPIRE', KEYS[i], seconds)
+    end
   end
+  if not over then return 'allow' end
+  if redis.call('SET', KEYS[#KEYS], '1', 'NX', 'EX', ARGV[a + 1]) then return 'notify' end
+  return 'drop'
 end
-if not over then return 'allow' end
-if redis.call('SET', KEYS[#KEYS], '1', 'NX', 'EX', ARGV[2]) then return 'notify' end
-return 'drop'
 """
 
 
@@ -151,13 +155,18 @@ class RedisFloodGate:
 
     def __init__(self, client: Client, *, prefix: str) -> None:
         self._prefix = prefix
-        self._script = client.register_script(_COUNT)
+        self._script = client.register_script(FLOOD + "return flood(1, 1)")
 
     def count(self, message_key: str, windows: Sequence[Window], *, notice_key: str,
               retry_seconds: int) -> Verdict:
+        keys, args = self.step(message_key, windows, notice_key=notice_key, retry_seconds=retry_seconds)
+        with unavailable("count the message against its limits"):
+            verdict = self._script(keys=keys, args=args)
+        return verdict.decode() if isinstance(verdict, bytes) else verdict
+
+    def step(self, message_key: str, windows: Sequence[Window], *, notice_key: str,
+             retry_seconds: int) -> tuple[list[str], list[int]]:
+        """``FLOOD``'s keys and arguments for this message, for a script that runs it."""
         keys = [message_key, *(w.key for w in windows), notice_key]
         limits = [value for w in windows for value in (w.limit, w.seconds)]
-        with unavailable("count the message against its limits"):
-            verdict = self._script(keys=[f"{self._prefix}{key}" for key in keys],
-                                   args=[retry_seconds, max(w.seconds for w in windows), *limits])
-        return verdict.decode() if isinstance(verdict, bytes) else verdict
+        return [f"{self._prefix}{key}" for key in keys], [retry_seconds, max(w.seconds for w in windows), *limits]

@@ -34,9 +34,11 @@ import socket
 import threading
 import uuid
 import zlib
+from typing import Any
 
 import redis
 import structlog
+from redis.commands.core import Script
 
 from parley.core.envelope import Envelope, envelope_from_json, envelope_to_json
 from parley.core.inbox import Claim, Delivery
@@ -86,18 +88,26 @@ class RedisInbox:
     # -- the Inbox protocol --------------------------------------------------------------------
 
     def put(self, envelope: Envelope) -> bool:
+        keys, args = self.put_step(envelope)
+        return self.store(self.scripts["PUT"], keys, args, conversation_id=envelope.conversation_id) == 1
+
+    def put_step(self, envelope: Envelope) -> tuple[list[str], list[Any]]:
+        """``PUT``'s keys and arguments for this envelope, for a script that stores it."""
         shard, queue, sched = self.conversation_keys(envelope.conversation_id)
         keys = [self.key(shard, f"seen:{envelope.dedupe_key}"), queue, sched, self.key(shard, "ready"),
                 self.key(shard, "seq"), self.key(shard, "depth")]
-        args = [self._dedupe_ms, envelope_to_json(envelope), envelope.conversation_id]
+        return keys, [self._dedupe_ms, envelope_to_json(envelope), envelope.conversation_id]
+
+    def store(self, script: Script, keys: list[str], args: list[Any], *, conversation_id: str) -> Any:
+        """Run a script that stores a message; with replicas to wait for, acked once one has it."""
         with unavailable("store the envelope"):
             if not self._wait[0]:
-                return self.scripts["PUT"](keys=keys, args=args) == 1
-            stored, replicas = run_replicated(self.client, self.scripts["PUT"], keys, args, wait=self._wait)
+                return script(keys=keys, args=args)
+            answer, replicas = run_replicated(self.client, script, keys, args, wait=self._wait)
         if replicas < self._wait[0]:  # acked from the master alone: a failover now could lose it
-            logger.warning("inbox_put_not_replicated", conversation_id=envelope.conversation_id,
+            logger.warning("inbox_put_not_replicated", conversation_id=conversation_id,
                            replicas=replicas, wanted=self._wait[0])
-        return stored == 1
+        return answer
 
     def claim(self, limit: int, timeout: float) -> list[Claim]:
         if self._closed.is_set() or limit <= 0:

@@ -24,7 +24,7 @@ end
 """
 
 # Queue the message; make the conversation ready unless a token for it exists already.
-_ENQUEUE = """
+ENQUEUE = """
 local function enqueue(queue, sched, ready, seq, depth, envelope, conversation)
   local id = redis.call('INCR', seq)
   redis.call('RPUSH', queue, id .. '|' .. envelope)
@@ -37,14 +37,14 @@ end
 
 # KEYS: seen, queue, sched, ready, seq, depth. ARGV: dedupe ttl ms, envelope JSON, conversation.
 # 1: stored; 0: seen before (a platform's retry). The mark is set in the same step as the store.
-PUT = _ENQUEUE + """
+PUT = ENQUEUE + """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) == false then return 0 end
 enqueue(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[2], ARGV[3])
 return 1
 """
 
 # KEYS: queue, sched, ready, seq, depth. ARGV: envelope JSON, conversation. Past the dedupe mark.
-REPLAY = _ENQUEUE + """
+REPLAY = ENQUEUE + """
 enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])
 return 1
 """

@@ -10,7 +10,6 @@ from flask import Response, request
 
 from parley.channels.base import WebhookIntake, storable
 from parley.core.envelope import Envelope
-from parley.webhooks.throttle import throttled
 from parley.wiring import Services
 
 logger = structlog.get_logger("parley.webhook")
@@ -37,21 +36,19 @@ def enqueue(parsed: Sequence[Envelope], services: Services) -> list[Envelope]:
     envelopes = [storable(envelope) for envelope in parsed]
     kept: list[Envelope] = []
     for envelope in envelopes:
-        verdict = limits.judge(envelope)
-        if verdict == "drop":
+        admitted = limits.admit(envelope, inbox)
+        if admitted.verdict == "drop":
             # Acknowledged all the same: a refused webhook would only come back as a retry.
             metrics.failed("Throttled")
             logger.warning("envelope_dropped_over_limit", channel=envelope.channel,
                            conversation_id=envelope.conversation_id, message_id=envelope.message_id)
             continue
-        if verdict == "notify":
+        if admitted.verdict == "notify":
             logger.warning("sender_over_limit", channel=envelope.channel,
                            conversation_id=envelope.conversation_id, message_id=envelope.message_id)
-            envelope = throttled(envelope)
-        kept.append(envelope)
-        stored = inbox.put(envelope)
-        metrics.received(envelope.channel, stored=stored)
-        logger.info("envelope_stored" if stored else "envelope_duplicate", channel=envelope.channel,
+        kept.append(admitted.envelope)
+        metrics.received(envelope.channel, stored=admitted.stored)
+        logger.info("envelope_stored" if admitted.stored else "envelope_duplicate", channel=envelope.channel,
                     conversation_id=envelope.conversation_id, message_id=envelope.message_id)
         logger.debug("envelope_text", conversation_id=envelope.conversation_id, text=envelope.text)
     return kept

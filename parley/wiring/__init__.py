@@ -18,29 +18,36 @@ from parley.channels.web import RateLimits, WidgetAdapter
 from parley.channels.web_secrets import ConversationKeys
 from parley.core.dialogue import Dialogue, Policy, StreamSink
 from parley.core.engine import AnswerEngine, TokenSink
-from parley.engines.live import LiveKnowledge
-from parley.core.handoff import DESK, BusinessHours, HandoffRules
 from parley.core.envelope import Envelope
+from parley.core.handoff import DESK, BusinessHours, HandoffRules
 from parley.core.inbox import Inbox
 from parley.core.knowledge import KnowledgeIndex
 from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import RateLimiter
 from parley.core.sessions import SessionStore
-from parley.metrics import Metrics
-from parley.worker.pipeline import Outbox, Pipeline
-from parley.worker.pool import WorkerPool
-from parley.settings import Settings
-from parley.stores.language import LangidDetector
-from parley.webhooks.throttle import SenderLimits
-from parley.worker.reminders import HandoffReminders
 from parley.data.retention import RetentionSweep
+from parley.engines.live import LiveKnowledge
+from parley.metrics import Metrics
+from parley.settings import Settings
 from parley.stores.desk import SqlDeskDirectory
+from parley.stores.language import LangidDetector
+from parley.stores.ratelimit import RedisFloodGate
+from parley.stores.redis_admission import RedisCountedPut
 from parley.stores.redis_inbox import RedisInbox
 from parley.stores.sql import SqlConversationLog, open_database
+from parley.webhooks.throttle import SenderLimits
 from parley.wiring.knowledge import live_knowledge_of
 from parley.wiring.stores import (  # noqa: F401 - also imported from here
-    embedded_journal_path, flood_gate_of, rate_limiter_of, redis_inbox_of, shared_state_of, widget_key_of,
+    embedded_journal_path,
+    flood_gate_of,
+    rate_limiter_of,
+    redis_inbox_of,
+    shared_state_of,
+    widget_key_of,
 )
+from parley.worker.pipeline import Outbox, Pipeline
+from parley.worker.pool import WorkerPool
+from parley.worker.reminders import HandoffReminders
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +109,7 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     outbox = Outbox({**adapters, **{channel.name: channel for channel in direct}}, ledger)
     pipeline = Pipeline(dialogue=dialogue, log=log, outbox=outbox, metrics=metrics)
     return Services(settings=settings, knowledge=knowledge, sessions=sessions, inbox=inbox, log=log,
-                    widget=widget, desk=desk, adapters=adapters, limits=sender_limits_of(settings, limiter),
+                    widget=widget, desk=desk, adapters=adapters, limits=sender_limits_of(settings, limiter, inbox),
                     metrics=metrics, dialogue=dialogue, pipeline=pipeline,
                     workers=WorkerPool(inbox, pipeline,
                                        workers=settings.server.workers_for(llm=settings.llm.api_key is not None),
@@ -124,10 +131,14 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
                          with_person=with_person)
 
 
-def sender_limits_of(settings: Settings, limiter: RateLimiter) -> SenderLimits:
+def sender_limits_of(settings: Settings, limiter: RateLimiter, inbox: Inbox) -> SenderLimits:
     limits = settings.limits
-    return SenderLimits(gate=flood_gate_of(settings, limiter), per_sender=limits.messages_per_minute_per_sender,
-                        per_conversation=limits.messages_per_minute_per_conversation)
+    gate = flood_gate_of(settings, limiter, client=inbox.client if isinstance(inbox, RedisInbox) else None)
+    # One Redis holds the windows and the inbox: counted and stored in one script.
+    counted_put = RedisCountedPut(gate, inbox) if isinstance(gate, RedisFloodGate) and isinstance(inbox, RedisInbox) \
+        else None
+    return SenderLimits(gate=gate, per_sender=limits.messages_per_minute_per_sender,
+                        per_conversation=limits.messages_per_minute_per_conversation, counted_put=counted_put)
 
 
 def _poll_seconds(inbox: Inbox) -> float:

@@ -104,12 +104,12 @@ def rate_limiter_of(settings: Settings) -> RateLimiter:
     return LimitsRateLimiter(url.get_secret_value(), key_prefix=f"{settings.storage.key_prefix}ratelimit")
 
 
-def flood_gate_of(settings: Settings, limiter: RateLimiter) -> FloodGate:
-    """The webhooks' flood control: one script per message on one Redis; on a cluster (whose scripts
-    reach one slot) and in process, the rate limiter's steps."""
+def flood_gate_of(settings: Settings, limiter: RateLimiter, *, client: Client | None = None) -> FloodGate:
+    """The webhooks' flood control: one script per message on one Redis (``client``, the inbox's,
+    when given); on a cluster (whose scripts reach one slot) and in process, the rate limiter's steps."""
     url = settings.storage.redis_url
     if url is None:
         return LimiterFloodGate(limiter)
     if url.get_secret_value().partition("://")[0] in CLUSTER_SCHEMES:
         return LimiterFloodGate(limiter)
-    return RedisFloodGate(connect(url.get_secret_value()), prefix=f"{settings.storage.key_prefix}flood:")
+    return RedisFloodGate(client or connect(url.get_secret_value()), prefix=f"{settings.storage.key_prefix}flood:")
