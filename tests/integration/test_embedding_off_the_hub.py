@@ -12,12 +12,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from parley.stores.embeddings import OnnxEmbedder
 
+ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = [f"where is my order number {n}, it has not arrived" for n in range(48)]
 
 CHILD = textwrap.dedent("""
@@ -28,20 +30,14 @@ CHILD = textwrap.dedent("""
     import gevent
     from parley.stores.embeddings import load_embedder
     from parley.stores.native import NativeThreads
+    from tests.integration.hub_counter import counting
 
     questions = json.loads(sys.argv[1])
     if sys.argv[2] == "native":  # as the knowledge base loads: on a real thread, off the event loop
         embedder = NativeThreads(1).run(load_embedder, None)
     else:
         embedder = load_embedder(None)
-    counted = [0]
-
-    def count():
-        while True:
-            counted[0] += 1
-            gevent.sleep(0)
-
-    counter = gevent.spawn(count)
+    counter, counted = counting()
     gevent.sleep(0)
     before = counted[0]
     vectors = embedder.embed(questions)
@@ -53,7 +49,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("loaded_on", ["hub", "native"])
 def test_other_greenlets_run_while_a_question_is_embedded(embedder: OnnxEmbedder, loaded_on: str) -> None:
     child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(QUESTIONS), loaded_on],
-                           capture_output=True, text=True, timeout=120, check=True)
+                           capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
     report = json.loads(child.stdout.splitlines()[-1])
 
     assert report["counted_meanwhile"] > 0

@@ -34,6 +34,7 @@ CHILD = textwrap.dedent("""
     from parley.stores.embeddings import load_embedder
     from parley.stores.knowledge import load_index
     from parley.stores.sql import SqlConversationLog, open_database
+    from tests.integration.hub_counter import counting
 
     questions, knowledge, workdir = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     index = load_index(knowledge, embedder=load_embedder(None))
@@ -43,14 +44,7 @@ CHILD = textwrap.dedent("""
     log = SqlConversationLog(open_database(f"sqlite:///{workdir / 'parley.db'}"))
     log.create_schema()
     live = LiveModel(log.database, workdir / "models", refresh_seconds=3600, fallback=model)
-    counted = [0]
-
-    def count():
-        while True:
-            counted[0] += 1
-            gevent.sleep(0)
-
-    counter = gevent.spawn(count)
+    counter, counted = counting()
     jobs = [gevent.spawn(live.predict, question) for question in questions]
     gevent.joinall(jobs, raise_error=True)
     counter.kill()
@@ -65,7 +59,7 @@ def test_questions_asked_at_once_share_a_prediction_call_off_the_event_loop(
         questions = [row["text"] for row in csv.DictReader(file)][:24]
     knowledge = ROOT / "config" / "knowledge"
     child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(questions), str(knowledge), str(tmp_path)],
-                           capture_output=True, text=True, timeout=300, check=True, env=os.environ)
+                           capture_output=True, text=True, timeout=300, check=True, env=os.environ, cwd=ROOT)
     report = json.loads(child.stdout.splitlines()[-1])
 
     model = knowledge_model_of(hybrid_index, cache_dir=Path(os.environ["PARLEY_CACHE_DIR"]), embedding_model=None)
