@@ -26,7 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.inbox import BIN, SECRET, TOKEN, drive, free_port, running, slack_stub  # noqa: E402
+from bench.harness import BIN, SECRET, TOKEN, free_port, running, slack_stub  # noqa: E402
+from bench.inbox import drive  # noqa: E402
 
 
 def main() -> None:

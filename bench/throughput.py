@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.processes import cpu_seconds, pids_listening_on  # noqa: E402
-from bench.inbox import BIN, SECRET, TOKEN, SlackStats, free_port, running, signed, slack_stub  # noqa: E402
+from bench.harness import BIN, SECRET, TOKEN, SlackStats, free_port, running, signed, slack_stub  # noqa: E402
 from tests.integration.redis_processes import postgres_database  # noqa: E402
 
 SLOW_WORD = "glacier"  # the stub makes any question containing it take --slow-seconds
