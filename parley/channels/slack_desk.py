@@ -37,6 +37,7 @@ from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
 from parley.core.desk import QUEUE_STEPS, DeskDirectory, DeskPost
+from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.errors import MalformedPayload, UnsupportedMediaType
@@ -58,12 +59,14 @@ class SlackDesk(BaseAdapter):
     name = DESK
 
     def __init__(self, *, client: WebClient, signing_secret: str, channel: str, directory: DeskDirectory,
-                 max_text_chars: int, clock: Callable[[], float] = time.time) -> None:
+                 max_text_chars: int, texts: DeskTexts = DESK_TEXTS,
+                 clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        self.texts = texts
         self.verifier = SignatureVerifier(signing_secret)
         self.channel = channel
         self.directory = directory
-        self.home = DeskHome(client=client, directory=directory, clock=clock)
+        self.home = DeskHome(client=client, directory=directory, texts=texts, clock=clock)
         self.max_text_chars = max_text_chars
         self._clock = clock
         # Reps' display names, so users.info is asked once an hour per rep, not per message.
@@ -198,7 +201,8 @@ class SlackDesk(BaseAdapter):
     def _header(self, conversation_id: str, section: str) -> list[dict[str, Any]]:
         """The header's blocks as the log says the handoff stands now."""
         return header_blocks(section, conversation_id, self.directory.thread_state(conversation_id),
-                             self.directory.answers(conversation_id, ANSWERS_SHOWN), now=self._clock())
+                             self.directory.answers(conversation_id, ANSWERS_SHOWN), now=self._clock(),
+                             texts=self.texts)
 
     def _refresh(self, conversation_id: str, handoff: int, thread: str, once: Once, *, key: str) -> None:
         """``chat.update`` the header of the conversation's latest thread (an older one stays as it was)."""

@@ -26,6 +26,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from parley.channels.slack_common import slack_failure
 from parley.channels.slack_views import HOME_REQUESTS, home_view
 from parley.core.desk import DeskDirectory
+from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 
 logger = structlog.get_logger("parley.desk")
 
@@ -38,9 +39,10 @@ QUIET_SECONDS = 30.0
 
 
 class DeskHome:
-    def __init__(self, *, client: WebClient, directory: DeskDirectory,
+    def __init__(self, *, client: WebClient, directory: DeskDirectory, texts: DeskTexts = DESK_TEXTS,
                  clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        self.texts = texts
         self.directory = directory
         self._clock = clock
         self._lock = threading.Lock()
@@ -86,7 +88,7 @@ class DeskHome:
             logger.warning("desk_home_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
     def _publish(self, rep_users: list[str]) -> None:
-        view = home_view(self.directory.waiting(HOME_REQUESTS), now=self._clock())
+        view = home_view(self.directory.waiting(HOME_REQUESTS), now=self._clock(), texts=self.texts)
         for rep_user in rep_users:
             try:
                 self.client.views_publish(user_id=rep_user, view=view)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from parley.channels.desk_texts import DESK_TEXTS, DeskTexts
+from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 from parley.channels.formats import SLACK
 from parley.channels.text import render_chunks
 from parley.core.desk import DeskAnswer, ThreadState, Waiting
@@ -62,7 +62,7 @@ def header_blocks(section: str, conversation_id: str, state: ThreadState, answer
 
 
 def state_line(state: ThreadState, *, now: float, texts: DeskTexts = DESK_TEXTS) -> str:
-    actor = quoted(state.actor or "a rep")
+    actor = quoted(state.actor or texts.a_rep)
     if state.state == "claimed":
         line = texts.claimed.format(actor=actor)
     elif state.state == "bot":
@@ -71,7 +71,7 @@ def state_line(state: ThreadState, *, now: float, texts: DeskTexts = DESK_TEXTS)
         line = texts.resolved.format(actor=actor)
     else:
         since = state.requested_at if state.requested_at is not None else now
-        line = texts.waiting.format(ago=f"{wait(now - since)} ago")
+        line = texts.waiting.format(wait=wait(now - since, texts))
     return line + (texts.rated.format(rating=state.rating) if state.rating is not None else "")
 
 
@@ -123,7 +123,7 @@ def home_view(waiting: Waiting, *, now: float, texts: DeskTexts = DESK_TEXTS) ->
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(texts.home_empty)}})
     for number, request in enumerate(requests):
         line = texts.home_request.format(channel=quoted(request.channel), customer=mask(request.customer),
-                                         wait=wait(now - request.requested_at),
+                                         wait=wait(now - request.requested_at, texts),
                                          reason=quoted(_clip(request.reason, 300)))
         blocks += [{"type": "divider"},
                    {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(line)},
@@ -138,11 +138,11 @@ def home_view(waiting: Waiting, *, now: float, texts: DeskTexts = DESK_TEXTS) ->
     return {"type": "home", "blocks": blocks}
 
 
-def wait(seconds: float) -> str:
+def wait(seconds: float, texts: DeskTexts = DESK_TEXTS) -> str:
     """A wait as a rep reads it: "under a minute", "12 min", "3 h 05 min", "2 d 4 h"."""
     minutes = max(0, int(seconds // 60))
     if minutes < 1:
-        return "under a minute"
+        return texts.under_a_minute
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)

@@ -138,7 +138,8 @@ class Dialogue:
         turns = (Turn(role="customer", text=envelope.text, at=now), Turn(role="bot", text=reply.text, at=now))
         session = session.with_turns(turns, max_turns=self.policy.history_turns,
                                      max_chars=self.policy.history_chars)
-        desk, events = person.opened(self.policy.handoff, before, session, envelope, now=now)
+        desk, events = person.opened(self.policy.handoff, before, session, envelope, now=now,
+                                     desk=self.policy.handoff_texts.desk)
         replies = (reply, *(replace(r, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, i + 1))
                             for i, r in enumerate(desk)))
         return Decision(replies=replies, session=session, events=events)

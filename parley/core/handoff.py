@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from parley.core import phrases
+from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 from parley.core.markdown import escape, quoted, spelled_links
 from parley.core.sessions import HandoffState, Turn
 
@@ -195,26 +196,25 @@ def mask(customer: str) -> str:
 
 
 def header(*, channel: str, customer: str, reason: str, history: Sequence[Turn], turns: int,
-           note_prefix: str, hours_note: str | None = None) -> str:
+           note_prefix: str, hours_note: str | None = None, texts: DeskTexts = DESK_TEXTS) -> str:
     """The first message of a conversation's thread in the reps' channel (neutral Markdown)."""
     # Every quoted text is someone else's (the customer's, an LLM's): links spelled out, the rest literal.
-    lines = [f"**Customer on {channel}** ({mask(customer)}) needs a person: {quoted(reason)}."]
+    lines = [texts.needs_person.format(channel=channel, customer=mask(customer), reason=quoted(reason))]
     if hours_note:
         lines.append(hours_note)
     recent = history[-turns:] if turns > 0 else ()
     if recent:
         lines.append("")
-        lines.append("**Last messages:**")
+        lines.append(texts.last_messages)
         for turn in recent:
-            lines.append(f"> **{_speaker(turn.role)}:** {escape(_one_line(spelled_links(turn.text)))}")
+            lines.append(f"> **{_speaker(turn.role, texts)}:** {escape(_one_line(spelled_links(turn.text)))}")
     lines.append("")
-    lines.append("Reply in this thread to write to the customer; the first reply claims the conversation. "
-                 f"Messages starting with `{note_prefix}` are internal notes and are not sent.")
+    lines.append(texts.reply_hint.format(prefix=note_prefix))
     return "\n".join(lines)
 
 
-def _speaker(role: str) -> str:
-    return {"customer": "Customer", "bot": "Bot", "agent": "Support"}.get(role, role)
+def _speaker(role: str, texts: DeskTexts) -> str:
+    return {"customer": texts.speaker_customer, "bot": texts.speaker_bot, "agent": texts.speaker_agent}.get(role, role)
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -7,9 +7,9 @@ the engine fails, or it stays unsure); channel-blind and sans-IO like it.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 
 from parley.core import handoff, relay
+from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import HandoffRules
 from parley.core.policy import Policy
@@ -42,8 +42,8 @@ def request(policy: Policy, session: Session, *, reason: str, now: float) -> tup
     return text, session
 
 
-def opened(rules: HandoffRules, before: Session, after: Session, envelope: Envelope, *,
-           now: float) -> tuple[tuple[Reply, ...], tuple[relay.Event, ...]]:
+def opened(rules: HandoffRules, before: Session, after: Session, envelope: Envelope, *, now: float,
+           desk: DeskTexts = DESK_TEXTS) -> tuple[tuple[Reply, ...], tuple[relay.Event, ...]]:
     """A new handoff request (``after`` counts one more than ``before``): log it, and open its
     thread in the reps' channel."""
     if after.handoffs <= before.handoffs:
@@ -53,15 +53,9 @@ def opened(rules: HandoffRules, before: Session, after: Session, envelope: Envel
         return (), events
     hours, hours_note = rules.hours, None
     if hours is not None and not hours.is_open(now):
-        back = _when(hours.next_opening(now))
-        hours_note = f"Outside business hours: the customer was told people are back {back}."
+        hours_note = back_at(desk.outside_hours_note, hours.next_opening(now), desk.language)
     text = handoff.header(channel=after.channel, customer=after.customer or envelope.sender,
                           reason=after.handoff_reason or "requested", history=after.history,
                           turns=rules.transcript_turns, note_prefix=rules.note_prefix,
-                          hours_note=hours_note)
+                          hours_note=hours_note, texts=desk)
     return (relay.to_desk(after, text, kind="open"),), events
-
-
-def _when(moment: datetime) -> str:
-    """When people are back, for the reps (in English, like the rest of their channel)."""
-    return f"on {moment:%A} at {moment:%H:%M} ({moment.tzname()})"

@@ -61,8 +61,8 @@ class Policy:
         if self.texts is None or language is None or language == self.language:
             return self
         texts = self.texts
-        handoff_texts = HandoffTexts(**{name: texts.get(key, language)
-                                        for name, key in _HANDOFF_KEYS.items()})
+        handoff_texts = HandoffTexts(desk=self.handoff_texts.desk, **{name: texts.get(key, language)
+                                                                     for name, key in _HANDOFF_KEYS.items()})
         return replace(self, language=language, quick_replies=texts.replies(language),
                        handoff_texts=handoff_texts,
                        **{key: texts.get(key, language) for key in _POLICY_KEYS})

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from parley.core import handoff
 from parley.core.desk import DeskKind, DeskPost
+from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 from parley.core.envelope import AnswerMeta, Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules, InvalidTransition
 from parley.core.markdown import quoted
@@ -36,6 +37,7 @@ class HandoffTexts:
     # A message that failed every attempt (set aside as a dead letter): said at once, not left unanswered.
     message_failed: str = ENGLISH["message_failed"]
     team: str = ENGLISH["team"]
+    desk: DeskTexts = DESK_TEXTS  # what the reps read, in their language whatever the customer's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,8 +75,8 @@ def to_customer(session: Session, text: str, *, intent: str, author: str | None 
 def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope: Envelope,
                    now: float) -> Outcome:
     """A customer message while handed off goes to the thread; the bot stays silent."""
-    text = envelope.text or (f"[sent {len(envelope.attachments)} attachment(s)]" if envelope.attachments
-                             else "[an empty message]")
+    text = envelope.text or (texts.desk.customer_attachments.format(count=len(envelope.attachments))
+                             if envelope.attachments else texts.desk.customer_empty)
     replies: tuple[Reply, ...] = (to_desk(session, quoted(text), kind="customer"),)
     if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text, button="") is not None:
         # Asking again while waiting: reassure, never open a second thread.
@@ -90,16 +92,14 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
     if action == "note" or (action == "reply" and handoff.is_note(rules, envelope.text)):
         return Outcome(session=session)
     if action not in ("reply", "article", "claim", "hand_back", "resolve"):
-        unknown = to_desk(session, f"Unknown action {action!r}.", kind="error")
+        unknown = to_desk(session, texts.desk.unknown_action.format(action=repr(action)), kind="error")
         return Outcome(session=session, replies=(unknown,))
     if not session.is_handed_off:
-        note = (f"Not sent: this conversation is back with the bot ({session.handoff}). "
-                "The customer can ask for a person again.")
+        note = texts.desk.back_with_bot.format(state=session.handoff)
         return Outcome(session=session, replies=(to_desk(session, note, kind="error"),))
     if action == "reply" and envelope.attachments:
         # Files stay in Slack (they may be internal); the rep is told, and any text still goes.
-        warning = to_desk(session, "Files are not sent to the customer; paste the text or a link instead.",
-                          kind="error")
+        warning = to_desk(session, texts.desk.files_not_sent, kind="error")
         if not envelope.text.strip():
             return Outcome(session=session, replies=(warning,))
         sent = _reply(rules, texts, session, envelope, now)
@@ -110,8 +110,8 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
         if action == "article":  # "Send article": a reply the thread would not show otherwise
             sent = _reply(rules, texts, session, envelope, now)
             title = envelope.text.split("\n", 1)[0]
-            note = to_desk(sent.session, f"{actor} sent an article to the customer: {title}", kind="status",
-                           step="article")
+            note = to_desk(sent.session, texts.desk.article_note.format(actor=actor, title=title),
+                           kind="status", step="article")
             return replace(sent, replies=(*sent.replies, note))
         if action == "claim":
             return _claim(rules, texts, session, actor)
@@ -119,8 +119,8 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
             return _hand_back(texts, session, actor)
         return _resolve(texts, session, actor)
     except InvalidTransition as exc:
-        detail = f" by {session.claimed_by}" if session.claimed_by else ""
-        done = to_desk(session, f"Already done{detail}: {exc}.", kind="error")
+        done = to_desk(session, texts.desk.already_done_by.format(actor=session.claimed_by, reason=exc)
+                       if session.claimed_by else texts.desk.already_done.format(reason=exc), kind="error")
         return Outcome(session=session, replies=(done,))
 
 
@@ -136,8 +136,8 @@ def remind(rules: HandoffRules, texts: HandoffTexts, session: Session, now: floa
     minutes = round((now - session.handoff_requested_at) / 60)
     told = texts.reminder.format(minutes=rules.expected_wait_minutes)
     replies = (to_customer(session, told, intent="handoff_reminder"),
-               to_desk(session, f"Still unclaimed after {minutes} min; the customer was told again.",
-                       kind="status", step="reminded"))
+               to_desk(session, texts.desk.reminded_note.format(minutes=minutes), kind="status",
+                       step="reminded"))
     return Outcome(session=replace(session, reminders_sent=due), replies=replies,
                    events=(Event(kind="reminded", reason=f"after {minutes} min"),))
 
@@ -145,7 +145,7 @@ def remind(rules: HandoffRules, texts: HandoffTexts, session: Session, now: floa
 def rate(texts: HandoffTexts, session: Session, score: int, now: float, text: str) -> Outcome:
     """The customer's 1-5 rating after a resolve: recorded, thanked, shown to the reps."""
     replies = (to_customer(session, texts.rated, intent="handoff_rated"),
-               to_desk(session, f"The customer rated the help {score}/5.", kind="status", step="rating"))
+               to_desk(session, texts.desk.rated_note.format(score=score), kind="status", step="rating"))
     return Outcome(session=replace(session, rating_prompt=None), replies=replies,
                    events=(Event(kind="rating", reason=str(score)),),
                    turns=(Turn(role="customer", text=text, at=now),
@@ -157,7 +157,7 @@ def _claim(rules: HandoffRules, texts: HandoffTexts, session: Session, actor: st
     claimed = replace(session, handoff=state, claimed_by=actor)
     joined = texts.joined.format(name=actor) if rules.show_rep_names else texts.joined_anonymous
     replies = (to_customer(claimed, joined, intent="handoff_claimed"),
-               to_desk(claimed, f"Claimed by {actor}.", kind="status", step="claimed"))
+               to_desk(claimed, texts.desk.claimed_note.format(actor=actor), kind="status", step="claimed"))
     return Outcome(session=claimed, replies=replies, events=(Event(kind="claimed", actor=actor),))
 
 
@@ -184,7 +184,8 @@ def _hand_back(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
     back = replace(session, handoff=handoff.transition(session.handoff, "hand_back"), claimed_by=None,
                    low_confidence_streak=0, engine_failures=0)
     replies = (to_customer(back, texts.handed_back, intent="handoff_handed_back"),
-               to_desk(session, f"Handed back to the bot by {actor}.", kind="status", step="handed_back"))
+               to_desk(session, texts.desk.handed_back_note.format(actor=actor), kind="status",
+                       step="handed_back"))
     return Outcome(session=back, replies=replies, events=(Event(kind="handed_back", actor=actor),))
 
 
@@ -192,6 +193,6 @@ def _resolve(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
     done = replace(session, handoff=handoff.transition(session.handoff, "resolve"), claimed_by=None,
                    low_confidence_streak=0, engine_failures=0)
     prompt = to_customer(done, texts.rate, intent="handoff_rating_prompt", quick_replies=RATINGS)
-    replies = (prompt, to_desk(session, f"Resolved by {actor}. The customer was asked for a rating.",
-                               kind="status", step="resolved"))
+    replies = (prompt, to_desk(session, texts.desk.resolved_note.format(actor=actor), kind="status",
+                               step="resolved"))
     return Outcome(session=done, replies=replies, events=(Event(kind="resolved", actor=actor),))

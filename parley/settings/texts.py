@@ -19,33 +19,32 @@ English when that is the default, and is an error otherwise (its customers would
 from __future__ import annotations
 
 import re
-from string import Formatter
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from pydantic import Field, create_model, field_validator, model_validator
 
+from parley.core import desk_texts
 from parley.core.texts import ENGLISH, KEYS, Texts
 from parley.settings.sections import Model
 
 _CODE = re.compile(r"^[a-z]{2,3}$")
 
 
-def _placeholders(key: str, language: str, text: str) -> None:
-    allowed = KEYS[key]
+def _check_placeholders(where: str, text: str, allowed: set[str] | frozenset[str]) -> None:
     try:
-        used = {name for _, name, _, _ in Formatter().parse(text) if name is not None}
+        used = desk_texts.placeholders(text)
     except ValueError as exc:  # a lone { or }
-        raise ValueError(f"{language}: {exc} (write {{{{ and }}}} for literal braces)") from None
+        raise ValueError(f"{where}: {exc} (write {{{{ and }}}} for literal braces)") from None
     unknown = sorted(used - allowed)
     if unknown:
         may = ", ".join(f"{{{name}}}" for name in sorted(allowed)) or "none"
-        raise ValueError(f"{language}: unknown placeholder {{{unknown[0]}}} (this text may use: {may})")
+        raise ValueError(f"{where}: unknown placeholder {{{unknown[0]}}} (this text may use: {may})")
 
 
 def _check_variants(cls: type, value: Any, info: Any) -> Any:
     for language, text in (value or {}).items():
-        _placeholders(info.field_name, language, text)
+        _check_placeholders(language, text, KEYS[info.field_name])
     return value
 
 
@@ -63,6 +62,25 @@ class TextsSettings(_Variants):  # type: ignore[misc, valid-type]
     # restricted to ``languages``); off: the channel's hint, else the default language.
     detect_language: bool = True
     quick_replies: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # What the reps read in the desk (``parley.core.desk_texts``: key -> text), in one language, the
+    # reps' own: ``desk_language``, else the default language (it names the weekdays in {day}).
+    desk: dict[str, str] = Field(default_factory=dict)
+    desk_language: str | None = None
+
+    @field_validator("desk")
+    @classmethod
+    def _desk_texts(cls, texts: dict[str, str]) -> dict[str, str]:
+        for key, text in texts.items():
+            if key not in desk_texts.ALLOWED:
+                raise ValueError(f"{key}: not a desk text (the keys are DeskTexts' fields, "
+                                 "parley/core/desk_texts.py, listed in the README)")
+            _check_placeholders(key, text, desk_texts.ALLOWED[key])
+        return texts
+
+    @field_validator("desk_language")
+    @classmethod
+    def _known_desk_language(cls, code: str | None) -> str | None:
+        return None if code is None else cls._known_code(code)
 
     @field_validator("default_language")
     @classmethod
@@ -103,6 +121,10 @@ class TextsSettings(_Variants):  # type: ignore[misc, valid-type]
                 for language in self.all_languages if language != default
                 for key in (*KEYS, "quick_replies") if language not in getattr(self, key)
                 and (key != "quick_replies" or default in self.quick_replies)]
+
+    def desk_texts(self) -> desk_texts.DeskTexts:
+        """The reps' texts: English, with this section's ``desk`` texts in their place."""
+        return desk_texts.DeskTexts(language=self.desk_language or self.default_language, **self.desk)
 
     def catalog(self, *, greeting: str | None = None, quick_replies: tuple[str, ...] = ()) -> Texts:
         """The core's ``Texts``; ``bot.greeting`` and ``bot.quick_replies`` (the older place for

@@ -25,7 +25,6 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
 from parley.channels.base import clean_text
-from parley.channels.desk_texts import DESK_TEXTS
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.slack_views import (ANSWERS_SHOWN, ARTICLE, LABEL_VIEW, NO_ARTICLE, OPTIONS, SEND_ARTICLE,
                                          WRONG_ANSWER, article_options, chosen_article, label_modal,
@@ -82,14 +81,15 @@ def _rep_buttons(app: App, services: Services, desk: SlackDesk) -> None:
         answer_id = str(action.get("value") or "")
         answer = next((a for a in desk.directory.answers(conversation_id, ANSWERS_SHOWN * 4)
                        if a.answer_id == answer_id), None) if conversation_id else None
-        view = (note_modal(DESK_TEXTS.label_title, DESK_TEXTS.label_gone) if answer is None
-                else label_modal(answer, {"c": conversation_id, "a": answer_id}))
+        texts = desk.texts
+        view = (note_modal(texts.label_title, texts.label_gone, texts) if answer is None
+                else label_modal(answer, {"c": conversation_id, "a": answer_id}, texts))
         _open(client, body, view)
 
     @app.action(SEND_ARTICLE)
     def send_article_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        _open_send(client, body, *_thread_of(desk, body))
+        _open_send(client, body, desk, *_thread_of(desk, body))
 
     @app.shortcut(SEND_ARTICLE)
     def send_article_shortcut(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -98,7 +98,7 @@ def _rep_buttons(app: App, services: Services, desk: SlackDesk) -> None:
         channel = str((body.get("channel") or {}).get("id") or "") if isinstance(body.get("channel"), dict) else ""
         thread = str(message.get("thread_ts") or message.get("ts") or "")
         conversation_id = desk.directory.conversation_of(channel, thread) if channel and thread else None
-        _open_send(client, body, conversation_id or "", thread)
+        _open_send(client, body, desk, conversation_id or "", thread)
 
 
 def _articles(app: App, services: Services, desk: SlackDesk) -> None:
@@ -113,28 +113,29 @@ def _articles(app: App, services: Services, desk: SlackDesk) -> None:
         else:
             found = sorted(index.articles, key=lambda a: a.title)
         view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
-        ack(options=article_options(found, with_none=view.get("callback_id") == LABEL_VIEW))
+        ack(options=article_options(found, with_none=view.get("callback_id") == LABEL_VIEW, texts=desk.texts))
 
     @app.view(LABEL_VIEW)
     def label(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         meta, article = metadata_of(view), chosen_article(view)
         known = article == NO_ARTICLE or (article is not None and services.index.get(article) is not None)
+        texts = desk.texts
         if not known or article is None:
-            ack(response_action="errors", errors={ARTICLE: DESK_TEXTS.unknown_article})
+            ack(response_action="errors", errors={ARTICLE: texts.unknown_article})
             return
         message_id = desk.directory.label_answer(meta.get("c", ""), meta.get("a", ""), article)
         logger.info("desk_label" if message_id else "desk_label_unknown_answer",
                     conversation_id=meta.get("c", "")[:200], article=article, message_id=message_id)
-        title = services.index.get(article).title if article != NO_ARTICLE else DESK_TEXTS.no_article
-        text = DESK_TEXTS.labelled.format(article=title) if message_id else DESK_TEXTS.label_gone
-        ack(response_action="update", view=note_modal(DESK_TEXTS.label_title, text))
+        title = services.index.get(article).title if article != NO_ARTICLE else texts.no_article
+        text = texts.labelled.format(article=title) if message_id else texts.label_gone
+        ack(response_action="update", view=note_modal(texts.label_title, text, texts))
 
     @app.view(SEND_ARTICLE)
     def send(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         meta, chosen = metadata_of(view), chosen_article(view)
         article = services.index.get(chosen) if chosen else None
         if article is None:
-            ack(response_action="errors", errors={ARTICLE: DESK_TEXTS.unknown_article})
+            ack(response_action="errors", errors={ARTICLE: desk.texts.unknown_article})
             return
         user = body.get("user") if isinstance(body.get("user"), dict) else {}
         rep = str(user.get("id") or "")
@@ -158,9 +159,10 @@ def _thread_of(desk: SlackDesk, body: dict[str, Any]) -> tuple[str, str]:
     return (desk.directory.conversation_of(channel, thread) or "") if thread else "", thread
 
 
-def _open_send(client: WebClient, body: dict[str, Any], conversation_id: str, thread: str) -> None:
-    view = (send_modal({"c": conversation_id, "t": thread}) if conversation_id
-            else note_modal(DESK_TEXTS.send_title, DESK_TEXTS.send_unknown_thread))
+def _open_send(client: WebClient, body: dict[str, Any], desk: SlackDesk, conversation_id: str, thread: str) -> None:
+    texts = desk.texts
+    view = (send_modal({"c": conversation_id, "t": thread}, texts) if conversation_id
+            else note_modal(texts.send_title, texts.send_unknown_thread, texts))
     _open(client, body, view)
 
 

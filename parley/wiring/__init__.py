@@ -24,6 +24,7 @@ from parley.core.inbox import Inbox
 from parley.core.knowledge import KnowledgeIndex
 from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import RateLimiter
+from parley.core.relay import HandoffTexts
 from parley.core.sessions import SessionStore
 from parley.data.retention import RetentionSweep
 from parley.engines.live import LiveKnowledge
@@ -201,7 +202,8 @@ def desk_of(settings: Settings, log: SqlConversationLog) -> SlackDesk | None:
         return None
     return SlackDesk(client=web_client(_secret(slack.bot_token), slack.api_url), signing_secret=_secret(slack.signing_secret),
                      channel=slack.handoff_channel,
-                     directory=SqlDeskDirectory(log.database), max_text_chars=settings.limits.max_text_chars)
+                     directory=SqlDeskDirectory(log.database), max_text_chars=settings.limits.max_text_chars,
+                     texts=settings.texts.desk_texts())
 
 
 def with_person_of(sessions: SessionStore, desk: SlackDesk | None) -> Callable[[str, float], bool]:
@@ -250,7 +252,8 @@ def policy_of(settings: Settings, *, desk: bool = False) -> Policy:
     return Policy.speaking(settings.catalog, min_confidence=settings.knowledge.min_confidence,
                            history_turns=settings.storage.history_turns,
                            history_chars=settings.storage.history_chars,
-                           handoff=handoff_rules_of(settings, desk=desk))
+                           handoff=handoff_rules_of(settings, desk=desk),
+                           handoff_texts=HandoffTexts(desk=settings.texts.desk_texts()))
 
 
 def detector_of(settings: Settings) -> LangidDetector | None:

@@ -20,11 +20,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from parley.settings.texts import TextsSettings
 from parley.stores.desk import DeskHomeViewer
 from parley.stores.sql import Label, Message
 from parley.webhooks.app import create_app
 from tests.integration.handoff_support import (PAYLOADS, Desk, SlackApi, handoff_settings, header_answers, header_buttons,
-                                               signed, wait_until)
+                                               header_state, signed, wait_until)
 from tests.integration.test_handoff import Customer
 from tests.stubs import slack_rules
 from tests.stubs.server import Call, serving
@@ -255,5 +256,47 @@ def test_the_app_home_failing_never_holds_up_the_desk(tmp_path: Path) -> None:
             Customer(client, app).says("talk to a person")
             desk.wait_for_thread(3)
             assert api.publishes == 7
+        finally:
+            app.extensions["parley"].close()
+
+
+GERMAN_DESK = {
+    "needs_person": "**Kunde auf {channel}** ({customer}) möchte einen Menschen: {reason}.",
+    "reply_hint": "Antworte in diesem Thread; Nachrichten, die mit `{prefix}` beginnen, bleiben intern.",
+    "claim": "Übernehmen", "send_article": "Artikel senden", "hand_back": "Zurück an den Bot",
+    "resolve": "Erledigt", "waiting": "Wartet seit {wait}", "under_a_minute": "weniger als einer Minute",
+    "claimed": "Übernommen von {actor}", "claimed_note": "{actor} hat übernommen.",
+    "home_title": "Offene Anfragen",
+}
+
+
+def test_the_desk_speaks_the_reps_language(tmp_path: Path, api: SlackApi) -> None:
+    with serving(api) as slack:
+        settings = handoff_settings(tmp_path, slack)
+        texts = TextsSettings.model_validate({**settings.texts.model_dump(), "desk": GERMAN_DESK,
+                                              "desk_language": "de"})
+        app = create_app(settings.model_copy(update={"texts": texts}))
+        client = app.test_client()
+        customer, desk = Customer(client, app), Desk(client, api)
+        try:
+            customer.says("talk to a person")  # an English-speaking customer, a German desk
+            thread = desk.wait_for_thread()
+            [(_, first)] = desk.headers()
+            shown = json.dumps(first["blocks"], ensure_ascii=False)
+            assert first["text"].startswith("*Kunde auf widget*") and "`//` beginnen, bleiben intern" in shown
+            assert [label for _, label in header_buttons(first)] == [
+                "Übernehmen", "Artikel senden", "Zurück an den Bot", "Erledigt"]
+            assert header_state(first) == "Wartet seit weniger als einer Minute"
+
+            home = json.dumps(payload("app_home_opened.json")).encode()
+            assert client.post("/slack/events", data=home, content_type="application/json",
+                               headers=signed(home)).status_code == 200
+            [published] = wait_until(lambda: [p for e, p in api.desk_calls if e == "views.publish"] or None)
+            assert view_of(published)["blocks"][0]["text"]["text"] == "Offene Anfragen"
+
+            assert desk.click(thread, "claim") == 200
+            desk.wait_in_thread(thread, "ana.lopez hat übernommen.")
+            assert "Übernommen von" in header_state(desk.wait_for_update(thread, "Übernommen von"))
+            customer.sees("ana.lopez from our support team has joined the conversation.")  # theirs stays English
         finally:
             app.extensions["parley"].close()

@@ -39,6 +39,11 @@ def load_with(tmp_path: Path, texts: dict) -> object:
     ({"default_language": "english"}, "texts.default_language: Value error, 'english' is not a two- or"),
     ({"default_language": "es", "greeting": {"es": "Hola"}},
      "no es text, and es is the default language (every text needs one)"),
+    ({"desk": {"claimd_note": "Übernommen von {actor}."}}, "texts.desk: Value error, claimd_note: not a desk text"),
+    ({"desk": {"claimed_note": "Übernommen von {name}."}},
+     "texts.desk: Value error, claimed_note: unknown placeholder {name} (this text may use: {actor})"),
+    ({"desk": {"reply_hint": "Notizen beginnen mit {prefix"}}, "texts.desk: Value error, reply_hint: "),
+    ({"desk_language": "deutsch"}, "texts.desk_language: Value error, 'deutsch' is not a two- or"),
 ])
 def test_a_wrong_texts_section_fails_at_start_naming_file_key_and_reason(tmp_path: Path, texts: dict,
                                                                          reason: str) -> None:
