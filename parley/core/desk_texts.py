@@ -80,6 +80,20 @@ class DeskTexts:
     home_request: str = "**{channel}** customer {customer}, waiting **{wait}**: {reason}"
     home_more: str = "…and {count} more, oldest first above."
     home_updated: str = "Updated {at} UTC, and again whenever a request comes or goes."
+    # The ``/parley`` command's private answers.
+    command_usage: str = ("**/parley ask QUESTION**: search the knowledge base (only you see the answer)\n"
+                          "**/parley label ARTICLE**: the bot's last answer in the conversation you are working "
+                          "on should have been this article (its id, e.g. `reset-password`); the **Wrong answer?** "
+                          "button on a thread's header labels one answer you choose")
+    command_no_match: str = "Nothing in the knowledge base matches {question}."
+    command_also_close: str = "Also close: {articles}"
+    command_no_article: str = "There is no article `{article}`. Try `/parley ask` to find its id."
+    command_no_conversation: str = ("Claim or reply in a conversation's thread first: the label goes to the "
+                                    "conversation you work on.")
+    command_nothing_to_label: str = ("The bot has not answered anything in that conversation yet, so there is "
+                                     "nothing to label.")
+    command_labelled: str = ("Labelled: the bot's last answer should have been `{article}`. "
+                             "`parley train` will learn from it.")
 
 
 DESK_TEXTS = DeskTexts()
