@@ -4,7 +4,9 @@ Counted first and stored second, a message cost its ack two round trips to the s
 gevent each is a send, a wait and a wake-up of the hub, and with two processes on two cores
 (bench/inbox.py, Slack events at 1,000/s offered, ``--no-workers``) the count alone cost the ack
 0.2-0.3 ms of CPU and took its p99 from ~14 ms to 50-220 ms. One script does both, atomically: a
-dropped message is never stored, a notified one is stored as its ``throttled`` form.
+dropped message is never stored (and is marked seen, so that its retries are duplicates, not
+messages let through: a platform retries a slow ack, and a flood slows acks), a notified one is
+stored as its ``throttled`` form.
 
 Only on one Redis: on a Redis Cluster a sender's windows, a conversation's and the inbox's shard
 are in different slots, which one script cannot reach (``flood_gate_of`` counts stepwise there).
@@ -23,8 +25,9 @@ from parley.stores.redis_inbox_scripts import ENQUEUE
 # {verdict, 1 stored | 0 a duplicate or dropped}.
 COUNTED_PUT = FLOOD + ENQUEUE + """
 local verdict = flood(7, 5)
-if verdict == 'drop' then return {verdict, 0} end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) == false then return {verdict, 0} end
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
+-- A drop is marked seen too: the platform's retry of it is a duplicate, not a message let through.
+if verdict == 'drop' or fresh == false then return {verdict, 0} end
 local envelope = ARGV[2]
 if verdict == 'notify' then envelope = ARGV[4] end
 enqueue(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], envelope, ARGV[3])
@@ -46,5 +49,6 @@ class RedisCountedPut:
                                                  retry_seconds=count.retry_seconds)
         verdict, stored = self._inbox.store(self._script, [*put_keys, *flood_keys],
                                             [*put_args, envelope_to_json(throttled), *flood_args],
-                                            conversation_id=envelope.conversation_id)
+                                            conversation_id=envelope.conversation_id,
+                                            stored=lambda answer: answer[1] == 1)
         return verdict.decode() if isinstance(verdict, bytes) else verdict, stored == 1

@@ -13,10 +13,9 @@ Guarantees, and how:
   timeout. A worker that died stops renewing; once its tokens are idle past the timeout another
   process takes them over (``XAUTOCLAIM``) and retries the message at the head, once: the
   conversation log and the send ledger make a re-run send nothing twice.
-* **One round trip per message.** ``done`` pops the answered message and takes the next one in
-  the same script (counting its attempt); ``next`` hands that one out without asking Redis again.
-  A crash in between costs the next message one extra attempt, not the message; ``release`` of a
-  claim with a message taken ahead un-counts it.
+* **One round trip per message.** ``done`` pops the answered message and takes the next one (its
+  attempt counted), which ``next`` then hands out; a crash in between costs that one an attempt,
+  and ``release`` un-counts it. A re-sent ``done`` (a lost answer) changes nothing more.
 * **Fencing.** Every script acting for a claim checks that the token is still pending for the
   caller; one that lapsed is refused (``LostClaim``).
 * **Redis Cluster.** Conversations hash to ``shards``; all of a shard's keys share one hash tag, so
@@ -34,6 +33,7 @@ import socket
 import threading
 import uuid
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -89,7 +89,8 @@ class RedisInbox:
 
     def put(self, envelope: Envelope) -> bool:
         keys, args = self.put_step(envelope)
-        return self.store(self.scripts["PUT"], keys, args, conversation_id=envelope.conversation_id) == 1
+        return self.store(self.scripts["PUT"], keys, args, conversation_id=envelope.conversation_id,
+                          stored=lambda answer: answer == 1) == 1
 
     def put_step(self, envelope: Envelope) -> tuple[list[str], list[Any]]:
         """``PUT``'s keys and arguments for this envelope, for a script that stores it."""
@@ -98,13 +99,15 @@ class RedisInbox:
                 self.key(shard, "seq"), self.key(shard, "depth")]
         return keys, [self._dedupe_ms, envelope_to_json(envelope), envelope.conversation_id]
 
-    def store(self, script: Script, keys: list[str], args: list[Any], *, conversation_id: str) -> Any:
-        """Run a script that stores a message; with replicas to wait for, acked once one has it."""
+    def store(self, script: Script, keys: list[str], args: list[Any], *, conversation_id: str,
+              stored: Callable[[Any], bool]) -> Any:
+        """Run a script that may store a message (``stored`` reads its answer); with replicas to wait
+        for, acked once one has it."""
         with unavailable("store the envelope"):
             if not self._wait[0]:
                 return script(keys=keys, args=args)
             answer, replicas = run_replicated(self.client, script, keys, args, wait=self._wait)
-        if replicas < self._wait[0]:  # acked from the master alone: a failover now could lose it
+        if replicas < self._wait[0] and stored(answer):  # only the master has it: a failover could lose it
             logger.warning("inbox_put_not_replicated", conversation_id=conversation_id,
                            replicas=replicas, wanted=self._wait[0])
         return answer

@@ -87,10 +87,20 @@ end
 
 # KEYS: queue, sched, ready, tries, depth. ARGV: group, consumer, token, entry id.
 # Pop the head if it is that entry, then take the next one as NEXT does: one round trip a message,
-# not two. {-1}: not ours.
+# not two. {-1}: not ours, the entry still queued (the claim lapsed before it was done).
+# It may run twice: the client re-sends a command whose answer a timeout or a reset connection
+# lost. The entry is gone then, and the first run's work stands: the message it took is handed
+# out as it was counted, or, the claim ended with the queue empty, {0} again.
 DONE = _OWNED + _POP_HEAD + _TAKE + """
-if not owned() then return {-1} end
-pop_head()
+local head = redis.call('LINDEX', KEYS[1], 0)
+local ours = head and string.sub(head, 1, #ARGV[4] + 1) == ARGV[4] .. '|'
+if not owned() then
+  if ours then return {-1} end
+  return {0}
+end
+if pop_head() or head == false then return take() end
+local takes = redis.call('HGET', KEYS[4], string.match(head, '^(%d+)|'))
+if takes then return {1, head, tonumber(takes)} end
 return take()
 """
 

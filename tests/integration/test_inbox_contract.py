@@ -159,3 +159,28 @@ def test_a_slow_answer_keeps_its_claim_past_the_visibility_timeout(
     assert watching.claim(1, timeout=0.5) == []
     working.done(delivery)
     assert working.next(claim) is None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
+def test_a_re_sent_done_counts_no_attempt_twice_and_loses_no_claim(request: pytest.FixtureRequest,
+                                                                    backend: str) -> None:
+    # The Redis client re-sends a command whose answer a timeout or a reset connection lost, so a
+    # DONE may run twice: here it does, each time.
+    inbox = redis_inbox_factory(request, url_of(request, backend))()
+    for text in ("first", "second"):
+        inbox.put(make_envelope(text, conversation_id="conv-resent"))
+    [claim] = inbox.claim(10, timeout=0.5)
+    first = inbox.next(claim)
+    assert first is not None and first.attempt == 1
+    inbox.done(first)
+    inbox.done(first)
+    second = inbox.next(claim)
+    assert second is not None and (second.envelope.text, second.attempt) == ("second", 1)
+    inbox.done(second)
+    inbox.done(second)  # the claim ended in the first run: not a lost claim
+    assert inbox.next(claim) is None
+    inbox.put(make_envelope("third", conversation_id="conv-resent"))
+    [again] = inbox.claim(10, timeout=0.5)
+    third = inbox.next(again)
+    assert third is not None and (third.envelope.text, third.attempt) == ("third", 1)

@@ -140,6 +140,8 @@ def test_with_an_llm_a_reload_answers_from_the_new_articles_over_the_same_connec
     settings = settings.model_copy(update={"knowledge": settings.knowledge.model_copy(update={"reload_seconds": 0})})
     app = create_app(settings)
     client, bearer = app.test_client(), {"Authorization": f"Bearer {TOKEN}"}
+    services = app.extensions["parley"]
+    first = services.engine
     try:
         for number in range(3):
             (knowledge / f"parrot-care-{number}.md").write_text(
@@ -147,9 +149,10 @@ def test_with_an_llm_a_reload_answers_from_the_new_articles_over_the_same_connec
             assert client.post("/admin/knowledge/reload", headers=bearer).get_json()["articles"] == 47 + number
             ask(client, f"{QUESTION} ({number})")
             assert "Parrots are welcome" in system_contents(stub.requests[-1])  # the new article grounds it
-        # Every load answered through the process's one client: its kept-alive connection, not a
-        # new pool per reload left open behind the old engine.
-        assert len(stub.peer_ports) == 1
+            # Answered through the process's one client pool and circuit breaker: a new pool per
+            # reload kept the old one's connections open for good (3 reloads, 3 connections).
+            assert services.engine is not first
+            assert services.engine.clients is first.clients and services.engine.breaker is first.breaker
     finally:
         app.extensions["parley"].close()
         stub.stop()
