@@ -184,10 +184,9 @@ class SlackDesk(BaseAdapter):
         thread = self.directory.thread_of(reply.conversation_id, post.handoff) or self.directory.thread_of(
             reply.conversation_id)
         if thread is None:  # the header was never posted (Slack was down): open a plain thread now
-            header = (f"**Customer on {post.customer_channel or '?'}** needs a person "
-                      "(the first post failed).")
+            header = self.texts.first_post_failed.format(channel=post.customer_channel or "?")
             thread = self._open(replace(reply, text=header), replace(post, kind="open"))
-        text = {"customer": f"**Customer:** {reply.text}", "status": f"_{reply.text}_",
+        text = {"customer": f"**{self.texts.speaker_customer}:** {reply.text}", "status": f"_{reply.text}_",
                 "error": f":warning: {reply.text}", "header": ""}.get(post.kind, reply.text)
         # Each chunk through ``once``, even a lone one: the desk's replies come several at a time.
         for index, chunk in enumerate(render_chunks(text, SLACK)):

@@ -80,7 +80,7 @@ def header_buttons(state: ThreadState, conversation_id: str, texts: DeskTexts = 
     if state.state not in ("waiting", "claimed"):
         return []
     confirm = {"title": {"type": "plain_text", "text": texts.resolve_confirm_title},
-               "text": {"type": "mrkdwn", "text": texts.resolve_confirm_text},
+               "text": {"type": "mrkdwn", "text": mrkdwn(texts.resolve_confirm_text, 300)},
                "confirm": {"type": "plain_text", "text": texts.resolve},
                "deny": {"type": "plain_text", "text": texts.cancel}}
     buttons = [_button(CLAIM, texts.claim, conversation_id, style="primary")] if state.state == "waiting" else []

@@ -40,6 +40,13 @@ class DeskTexts:
     already_done: str = "Already done: {reason}."
     already_done_by: str = "Already done by {actor}: {reason}."
     unknown_action: str = "Unknown action {action}."
+    expired: str = "Not sent: this conversation has expired."
+    first_post_failed: str = "**Customer on {channel}** needs a person (the first post failed)."
+    # A rep's reply the customer's channel did not take (``parley.worker.pipeline``); {reason} is
+    # the platform's, in English.
+    undelivered: str = "Could not deliver this to the customer: {reason}."
+    undelivered_retrying: str = "Could not deliver this to the customer yet ({reason}); retrying."
+    undelivered_refused: str = "Could not deliver this to the customer: the platform refused it ({reason})."
     # The thread header's buttons and state line.
     claim: str = "Claim"
     hand_back: str = "Hand back to bot"
@@ -100,8 +107,17 @@ DESK_TEXTS = DeskTexts()
 
 
 def placeholders(text: str) -> set[str]:
-    """The ``{names}`` a text uses (``ValueError`` for a lone brace)."""
-    return {name for _, name, _, _ in Formatter().parse(text) if name is not None}
+    """The ``{names}`` a text uses; ``ValueError`` for a lone brace, and for a conversion or format
+    spec (``{actor!r}``, ``{score:d}``): a text's values are strings, shown as they are."""
+    names = set()
+    for _, name, spec, conversion in Formatter().parse(text):
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: "
+                             f"write {{{name}}} alone (no conversion or format spec)")
+        names.add(name)
+    return names
 
 
 # Each text's placeholders, as its English text has them: an admin's text may use these only.

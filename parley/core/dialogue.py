@@ -188,7 +188,7 @@ class Dialogue:
         if envelope.role != "agent":
             return ()
         ghost = Session(conversation_id=envelope.conversation_id, channel="unknown")
-        note = relay.to_desk(ghost, "Not sent: this conversation has expired.", kind="error")
+        note = relay.to_desk(ghost, self.policy.handoff_texts.desk.expired, kind="error")
         return (replace(note, in_reply_to=envelope.message_id, reply_id=reply_id(envelope, 0)),)
 
     def _finish(self, envelope: Envelope, before: Session, outcome: Outcome) -> Decision:

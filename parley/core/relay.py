@@ -77,7 +77,8 @@ def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, e
     """A customer message while handed off goes to the thread; the bot stays silent."""
     text = envelope.text or (texts.desk.customer_attachments.format(count=len(envelope.attachments))
                              if envelope.attachments else texts.desk.customer_empty)
-    replies: tuple[Reply, ...] = (to_desk(session, quoted(text), kind="customer"),)
+    replies: tuple[Reply, ...] = (to_desk(session, quoted(envelope.text) if envelope.text else text,
+                                          kind="customer"),)
     if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text, button="") is not None:
         # Asking again while waiting: reassure, never open a second thread.
         replies = (*replies, to_customer(session, texts.already_requested, intent="handoff_already"))
@@ -110,8 +111,8 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
         if action == "article":  # "Send article": a reply the thread would not show otherwise
             sent = _reply(rules, texts, session, envelope, now)
             title = envelope.text.split("\n", 1)[0]
-            note = to_desk(sent.session, texts.desk.article_note.format(actor=actor, title=title),
-                           kind="status", step="article")
+            sent_note = texts.desk.article_note.format(actor=quoted(actor), title=title)  # **the title**, ours
+            note = to_desk(sent.session, sent_note, kind="status", step="article")
             return replace(sent, replies=(*sent.replies, note))
         if action == "claim":
             return _claim(rules, texts, session, actor)
@@ -119,8 +120,9 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
             return _hand_back(texts, session, actor)
         return _resolve(texts, session, actor)
     except InvalidTransition as exc:
-        done = to_desk(session, texts.desk.already_done_by.format(actor=session.claimed_by, reason=exc)
-                       if session.claimed_by else texts.desk.already_done.format(reason=exc), kind="error")
+        said = (texts.desk.already_done_by.format(actor=quoted(session.claimed_by), reason=exc)
+                if session.claimed_by else texts.desk.already_done.format(reason=exc))
+        done = to_desk(session, said, kind="error")
         return Outcome(session=session, replies=(done,))
 
 
@@ -157,7 +159,8 @@ def _claim(rules: HandoffRules, texts: HandoffTexts, session: Session, actor: st
     claimed = replace(session, handoff=state, claimed_by=actor)
     joined = texts.joined.format(name=actor) if rules.show_rep_names else texts.joined_anonymous
     replies = (to_customer(claimed, joined, intent="handoff_claimed"),
-               to_desk(claimed, texts.desk.claimed_note.format(actor=actor), kind="status", step="claimed"))
+               to_desk(claimed, texts.desk.claimed_note.format(actor=quoted(actor)), kind="status",
+                       step="claimed"))
     return Outcome(session=claimed, replies=replies, events=(Event(kind="claimed", actor=actor),))
 
 
@@ -184,7 +187,7 @@ def _hand_back(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
     back = replace(session, handoff=handoff.transition(session.handoff, "hand_back"), claimed_by=None,
                    low_confidence_streak=0, engine_failures=0)
     replies = (to_customer(back, texts.handed_back, intent="handoff_handed_back"),
-               to_desk(session, texts.desk.handed_back_note.format(actor=actor), kind="status",
+               to_desk(session, texts.desk.handed_back_note.format(actor=quoted(actor)), kind="status",
                        step="handed_back"))
     return Outcome(session=back, replies=replies, events=(Event(kind="handed_back", actor=actor),))
 
@@ -193,6 +196,6 @@ def _resolve(texts: HandoffTexts, session: Session, actor: str) -> Outcome:
     done = replace(session, handoff=handoff.transition(session.handoff, "resolve"), claimed_by=None,
                    low_confidence_streak=0, engine_failures=0)
     prompt = to_customer(done, texts.rate, intent="handoff_rating_prompt", quick_replies=RATINGS)
-    replies = (prompt, to_desk(session, texts.desk.resolved_note.format(actor=actor), kind="status",
+    replies = (prompt, to_desk(session, texts.desk.resolved_note.format(actor=quoted(actor)), kind="status",
                                step="resolved"))
     return Outcome(session=done, replies=replies, events=(Event(kind="resolved", actor=actor),))

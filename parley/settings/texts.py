@@ -32,6 +32,8 @@ _CODE = re.compile(r"^[a-z]{2,3}$")
 
 
 def _check_placeholders(where: str, text: str, allowed: set[str] | frozenset[str]) -> None:
+    if not text.strip():
+        raise ValueError(f"{where}: empty (leave the key out to keep the default)")
     try:
         used = desk_texts.placeholders(text)
     except ValueError as exc:  # a lone { or }
@@ -124,7 +126,12 @@ class TextsSettings(_Variants):  # type: ignore[misc, valid-type]
 
     def desk_texts(self) -> desk_texts.DeskTexts:
         """The reps' texts: English, with this section's ``desk`` texts in their place."""
-        return desk_texts.DeskTexts(language=self.desk_language or self.default_language, **self.desk)
+        # A text without placeholders is shown as written, so its {{ and }} are read here.
+        texts = {key: text if desk_texts.ALLOWED[key] else text.format() for key, text in self.desk.items()}
+        # The desk's language: as said, else the customer's default when the desk's texts are
+        # written here (in it, presumably), else English, the built-in texts' own.
+        language = self.desk_language or (self.default_language if self.desk else "en")
+        return desk_texts.DeskTexts(language=language, **texts)
 
     def catalog(self, *, greeting: str | None = None, quick_replies: tuple[str, ...] = ()) -> Texts:
         """The core's ``Texts``; ``bot.greeting`` and ``bot.quick_replies`` (the older place for

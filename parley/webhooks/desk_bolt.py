@@ -31,6 +31,7 @@ from parley.channels.slack_views import (ANSWERS_SHOWN, ARTICLE, LABEL_VIEW, NO_
                                          metadata_of, note_modal, send_modal)
 from parley.core.envelope import Envelope
 from parley.core.handoff import DESK
+from parley.core.markdown import quoted
 from parley.errors import MalformedPayload, ParleyError
 from parley.webhooks.desk_commands import command_reply
 from parley.webhooks.intake import enqueue
@@ -126,7 +127,7 @@ def _articles(app: App, services: Services, desk: SlackDesk) -> None:
         message_id = desk.directory.label_answer(meta.get("c", ""), meta.get("a", ""), article)
         logger.info("desk_label" if message_id else "desk_label_unknown_answer",
                     conversation_id=meta.get("c", "")[:200], article=article, message_id=message_id)
-        title = services.index.get(article).title if article != NO_ARTICLE else texts.no_article
+        title = quoted(services.index.get(article).title) if article != NO_ARTICLE else texts.no_article
         text = texts.labelled.format(article=title) if message_id else texts.label_gone
         ack(response_action="update", view=note_modal(texts.label_title, text, texts))
 

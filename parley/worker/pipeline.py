@@ -148,12 +148,13 @@ class Pipeline:
     def _tell_desk(self, envelope: Envelope, exc: UpstreamError) -> None:
         # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
         # however often the message is retried, the thread hears about it once, at the first failure.
+        texts = self.dialogue.policy.handoff_texts.desk
         if isinstance(exc, Undeliverable):
-            text = f"Could not deliver this to the customer: {exc.reason}."
+            text = texts.undelivered.format(reason=exc.reason)
         elif exc.transient:
-            text = f"Could not deliver this to the customer yet ({exc.public_message}); retrying."
+            text = texts.undelivered_retrying.format(reason=exc.public_message)
         else:
-            text = f"Could not deliver this to the customer: the platform refused it ({exc.public_message})."
+            text = texts.undelivered_refused.format(reason=exc.public_message)
         notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, desk=DeskPost(kind="error"),
                        text=text,
                        in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-undelivered")

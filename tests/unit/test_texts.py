@@ -13,8 +13,10 @@ from parley.core.dialogue import Dialogue, Policy
 from parley.core.engine import RetrievalEngine
 from parley.core.envelope import Envelope
 from parley.core.handoff import BusinessHours, HandoffRules
+from parley.core.texts import KEYS
 from parley.errors import ConfigError
 from parley.settings import load_settings
+from parley.settings.texts import TextsSettings
 from parley.stores.language import LangidDetector
 from parley.stores.memory import MemorySessionStore
 from tests.conftest import CONFIG, ROOT
@@ -44,6 +46,9 @@ def load_with(tmp_path: Path, texts: dict) -> object:
      "texts.desk: Value error, claimed_note: unknown placeholder {name} (this text may use: {actor})"),
     ({"desk": {"reply_hint": "Notizen beginnen mit {prefix"}}, "texts.desk: Value error, reply_hint: "),
     ({"desk_language": "deutsch"}, "texts.desk_language: Value error, 'deutsch' is not a two- or"),
+    ({"desk": {"rated_note": "Bewertung {score:d}/5"}},
+     "rated_note: {score:d}: write {score} alone (no conversion or format spec)"),
+    ({"desk": {"claim": "  "}}, "texts.desk: Value error, claim: empty (leave the key out to keep the default)"),
 ])
 def test_a_wrong_texts_section_fails_at_start_naming_file_key_and_reason(tmp_path: Path, texts: dict,
                                                                          reason: str) -> None:
@@ -146,3 +151,12 @@ def test_check_config_warns_of_each_text_a_language_lacks(tmp_path: Path) -> Non
     assert "warning: texts.ui_send.fr: not written, en is used" in result.stderr
     assert result.stderr.count("warning:") == 2
     assert "texts in en, es, fr, de" in result.stdout
+
+
+def test_the_desk_reads_its_own_language_and_braces_as_written() -> None:
+    french = {key: {"fr": "texte"} for key in KEYS}  # every customer text in French, none for the desk
+    assert TextsSettings(default_language="fr", **french).desk_texts().language == "en"  # "Monday", not "lundi"
+    german = TextsSettings(desk={"claim": "Übernehmen", "home_empty": "Niemand {{wartet}}"}, desk_language="de")
+    texts = german.desk_texts()
+    assert (texts.language, texts.claim, texts.home_empty) == ("de", "Übernehmen", "Niemand {wartet}")
+    assert texts.claimed_note == "Claimed by {actor}."  # not written: the English one
