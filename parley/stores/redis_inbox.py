@@ -76,16 +76,12 @@ class RedisInbox:
         self._keeper: threading.Thread | None = None
         self._groups_ready = False
 
-    # -- keys ----------------------------------------------------------------------------------
-
     def key(self, shard: int, name: str) -> str:
         return f"{self._prefix}inbox:{{s{shard}}}:{name}"
 
     def conversation_keys(self, conversation_id: str) -> tuple[int, str, str]:
         shard = shard_of(conversation_id, self.shards)
         return shard, self.key(shard, f"q:{conversation_id}"), self.key(shard, f"sched:{conversation_id}")
-
-    # -- the Inbox protocol --------------------------------------------------------------------
 
     def put(self, envelope: Envelope) -> bool:
         keys, args = self.put_step(envelope)
