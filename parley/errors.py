@@ -20,8 +20,11 @@
         │                            ``transient`` (429, 5xx, network) and ``retry_after`` tell the
         │                            worker to wait and retry in place, not spend an attempt
         └── Undeliverable            the platform refuses to deliver to this customer (they blocked
-                                     the bot, WhatsApp's 24-hour window closed, they opted out);
-                                     ``reason`` says so in words a support rep acts on
+            │                        the bot, WhatsApp's 24-hour window closed, they opted out);
+            │                        ``reason`` says so in words a support rep acts on
+            └── FileRefused          a file is not passed on (over the size limit, a type not
+                                     allowed, a channel that carries no files): ``name`` and
+                                     ``reason``; the rest of the message still goes
 
 Third-party exceptions are wrapped at the boundary (``raise Unavailable(...) from exc``) so callers
 catch ours only. ``public_message`` is the short text a client may see; ``str(exc)`` is the detail
@@ -146,10 +149,26 @@ class Undeliverable(UpstreamError):
         self.reason = reason
 
 
+class FileRefused(Undeliverable):
+    """One file that will not be passed on, whatever the retry; ``files`` lists each refused, as
+    "name (reason)", when one error stands for several."""
+
+    def __init__(self, name: str, *, reason: str, files: tuple[str, ...] = ()) -> None:
+        self.name = name or "a file"
+        self.files = files or (f"{self.name} ({reason})",)
+        super().__init__(f"file not passed on: {'; '.join(self.files)}", reason=reason)
+
+    @classmethod
+    def of(cls, refused: list[FileRefused]) -> FileRefused:
+        return cls(refused[0].name, reason=refused[0].reason,
+                   files=tuple(item for error in refused for item in error.files))
+
+
 __all__ = [
     "ChannelDisabled",
     "ChannelError",
     "ConfigError",
+    "FileRefused",
     "InvalidSignature",
     "MalformedPayload",
     "NotFound",

@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from flask import Request, Response
 
-from parley.core.envelope import Envelope, Reply, envelope_fields
+from parley.core.envelope import Attachment, Envelope, Reply, envelope_fields
 from parley.errors import MalformedPayload, PayloadTooLarge
 
 # C0/C1 control characters other than tab and newline carry nothing a customer meant to say.
@@ -182,6 +182,8 @@ def _strings(value: object, name: str = "envelope") -> Iterator[tuple[str, str]]
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item, name)
+    elif isinstance(value, Attachment):
+        yield from _strings([value.content_type, value.name, value.origin, value.ref], f"{name}.attachment")
 
 
 def encodable(text: str) -> bool:

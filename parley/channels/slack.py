@@ -18,12 +18,14 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
+from parley.channels.files import FileBody
 from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature, web_client
+from parley.channels.slack_files import SlackFiles, attachments
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.slack_blocks import SlackMessage, to_slack_messages
 from parley.channels.slack_buttons import SlackButtons
 from parley.channels.text import ENGLISH_TEXTS
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.texts import Texts
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
@@ -44,6 +46,7 @@ class SlackAdapter(BaseAdapter):
         # The reps' handoff channel: what happens there is a rep acting, never a customer writing.
         self.desk = desk
         self.client = web_client(bot_token, api_url, timeout=timeout)
+        self.files = SlackFiles(self.client)
         self.max_text_chars = max_text_chars
         # The customers' presses on the answers' buttons (/slack/interactions).
         self.buttons = SlackButtons(verifier=self.verifier, feedback=feedback or _no_feedback,
@@ -73,8 +76,7 @@ class SlackAdapter(BaseAdapter):
         channel = _string(event, "channel")
         # Slack allows far longer messages than we read: answer the start rather than nothing (clip).
         text = html.unescape(_MENTION.sub("", str(event.get("text") or "")))
-        files = tuple(str(f.get("mimetype") or "file")
-                      for f in _list(event.get("files")) if isinstance(f, dict))
+        files = attachments(event.get("files"), origin=self.name)
         route = {"channel": channel}
         conversation_id = f"slack:{team}:{channel}"
         thread = _ts(event, "thread_ts") or (_ts(event, "ts") if event.get("type") == "app_mention" else None)
@@ -108,6 +110,17 @@ class SlackAdapter(BaseAdapter):
                                          unfurl_links=False, mrkdwn=True)
         except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
             raise slack_failure(exc, "Slack chat.postMessage") from exc
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        return self.files.fetch(attachment, max_bytes=max_bytes)
+
+    def send_file(self, reply: Reply, file: FileBody) -> None:
+        """A rep's file, in the customer's DM (or thread), under the rep's name."""
+        self.files.upload(file, channel=reply.route["channel"], thread_ts=reply.route.get("thread_ts"),
+                          comment=reply.author)
+
+    def close(self) -> None:
+        self.files.close()
 
 
 def _no_feedback(**_: object) -> bool:

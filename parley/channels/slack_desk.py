@@ -31,16 +31,18 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
+from parley.channels.files import FileBody
 from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature
+from parley.channels.slack_files import SlackFiles, attachments
 from parley.channels.formats import SLACK
 from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
 from parley.core.desk import QUEUE_STEPS, DeskDirectory, DeskPost
 from parley.core.desk_texts import DESK_TEXTS, DeskTexts
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.handoff import DESK
-from parley.errors import MalformedPayload, UnsupportedMediaType
+from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
 
 logger = structlog.get_logger("parley.desk")
 
@@ -62,6 +64,7 @@ class SlackDesk(BaseAdapter):
                  max_text_chars: int, texts: DeskTexts = DESK_TEXTS,
                  clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        self.files = SlackFiles(client)
         self.texts = texts
         self.verifier = SignatureVerifier(signing_secret)
         self.channel = channel
@@ -128,8 +131,7 @@ class SlackDesk(BaseAdapter):
             logger.info("desk_event_ignored", reason=ignored, subtype=event.get("subtype"),
                         thread=thread[:32])
             return []
-        files = tuple(str(f.get("mimetype") or "file")
-                      for f in event.get("files") or [] if isinstance(f, dict))
+        files = attachments(event.get("files"), origin=self.name)
         rep = str(event["user"])
         # Clipped like a customer's: refused, Slack would retry it and count the app as failing.
         text = clean_text(from_mrkdwn(str(event.get("text") or "")), max_chars=self.max_text_chars,
@@ -196,6 +198,21 @@ class SlackDesk(BaseAdapter):
             self._refresh(reply.conversation_id, post.handoff, thread, once, key=f"{reply.reply_id}#header")
             if reply.meta.intent in QUEUE_STEPS:  # a request taken, handed back or resolved
                 self.home.refresh()
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        return self.files.fetch(attachment, max_bytes=max_bytes)
+
+    def send_file(self, reply: Reply, file: FileBody) -> None:
+        """A customer's file, in their conversation's thread (after the line that says they sent it)."""
+        post = reply.desk or DeskPost.from_route(reply.route)
+        thread = self.directory.thread_of(reply.conversation_id, post.handoff) or self.directory.thread_of(
+            reply.conversation_id)
+        if thread is None:  # the thread's header failed and so did the customer's line: nowhere to go
+            raise UpstreamError("no thread in the handoff channel for this conversation", transient=True)
+        self.files.upload(file, channel=self.channel, thread_ts=thread)
+
+    def close(self) -> None:
+        self.files.close()
 
     def _header(self, conversation_id: str, section: str) -> list[dict[str, Any]]:
         """The header's blocks as the log says the handoff stands now."""

@@ -20,20 +20,22 @@ from typing import Any, TypeVar
 
 import structlog
 from flask import Request, Response
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
+from parley.channels.files import FileBody
 from parley.channels.formats import TELEGRAM
+from parley.channels.telegram_files import PHOTO_TYPES, attachments
 from parley.channels.telegram_buttons import keyboard, pressed
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.texts import Texts
-from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
-                           UpstreamError)
+from parley.errors import (FileRefused, InvalidSignature, MalformedPayload, Undeliverable,
+                           UnsupportedMediaType, UpstreamError)
 
 logger = structlog.get_logger("parley.telegram")
 T = TypeVar("T")
@@ -57,7 +59,8 @@ class TelegramAdapter(BaseAdapter):
         self.feedback = feedback
         request = HTTPXRequest(connection_pool_size=16, read_timeout=timeout, connect_timeout=timeout,
                                pool_timeout=timeout)
-        self.bot = Bot(bot_token, base_url=f"{api_url.rstrip('/')}/bot", request=request)
+        self.bot = Bot(bot_token, base_url=f"{api_url.rstrip('/')}/bot",
+                       base_file_url=f"{api_url.rstrip('/')}/file/bot", request=request)
         self._timeout = timeout * 2
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="parley-telegram")
@@ -106,7 +109,8 @@ class TelegramAdapter(BaseAdapter):
         return Envelope(channel=self.name, conversation_id=f"telegram:{chat_id}", message_id=str(update_id),
                         sender=str(user.id if user else chat_id),
                         text=clean_text(text, max_chars=self.max_text_chars, allow_empty=True, clip=True),
-                        timestamp=message.date.timestamp(), attachments=media, route=route,
+                        timestamp=message.date.timestamp(), route=route,
+                        attachments=attachments(message, media, origin=self.name),
                         # The language of the customer's Telegram app (an IETF tag), when shared.
                         language=_language(user.language_code if user else None),
                         raw={"message_id": message.message_id, "chat_type": message.chat.type})
@@ -164,6 +168,21 @@ class TelegramAdapter(BaseAdapter):
             chat_id=reply.route["chat_id"], text=chunk, parse_mode=ParseMode.HTML,
             message_thread_id=int(thread) if thread else None, reply_markup=markup,
             link_preview_options=None, disable_notification=False))
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        """A customer's file: ``getFile`` says where and how big, then its bytes (bots get <= 20 MB)."""
+        file = self._run(self.bot.get_file(attachment.ref))
+        if file.file_size is not None and file.file_size > max_bytes:
+            raise FileRefused(attachment.name, reason=f"over the {max_bytes / 1_000_000:g} MB limit")
+        return bytes(self._run(file.download_as_bytearray()))
+
+    def send_file(self, reply: Reply, file: FileBody) -> None:
+        """A rep's file, with the rep's name as its caption."""
+        thread = reply.route.get("message_thread_id")
+        upload = InputFile(file.data, filename=file.name)
+        send = self.bot.send_photo if file.content_type in PHOTO_TYPES else self.bot.send_document
+        self._run(send(reply.route["chat_id"], upload, caption=reply.author or None,
+                       message_thread_id=int(thread) if thread else None))
 
     def _fire(self, call: Coroutine[Any, Any, Any]) -> None:
         """Fire and forget on the adapter's loop: a failure is logged, the ack never waits."""

@@ -12,8 +12,10 @@ labels, so WhatsApp gets the numbered list too.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
+import requests
 from flask import Request, Response
 from requests import ConnectionError as RequestsConnectionError
 from requests import RequestException, Timeout
@@ -24,9 +26,10 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
+from parley.channels.files import download
 from parley.channels.formats import PLAIN
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.markdown import escape
 from parley.core.texts import Texts
 from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
@@ -51,6 +54,9 @@ class TwilioAdapter(BaseAdapter):
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
         # The Api domain's base URL is where every Messages call goes (a gateway, or a test stub).
         self.client.api.base_url = api_url.rstrip("/")
+        # Customers' media: fetched from Twilio's API host (or the configured one) and nowhere else.
+        self._files, self._timeout = requests.Session(), timeout * 3
+        self._media_hosts = {"api.twilio.com", urlsplit(api_url).hostname or "api.twilio.com"}
         self.public_url = public_url.rstrip("/") if public_url else None
         self.max_text_chars = max_text_chars
         self.texts = texts  # the ``texts:`` catalogue: "Source:" and "Reply with a number:" per language
@@ -83,19 +89,37 @@ class TwilioAdapter(BaseAdapter):
         if not sender or not recipient or not sid:
             raise MalformedPayload("form without From, To or MessageSid")
         media_count = _count(form.get("NumMedia", "0"))
-        media = tuple(form.get(f"MediaContentType{i}", "media") for i in range(min(media_count, 10)))
+        media = tuple(self._media(form, index) for index in range(min(media_count, 10)))
         # A WhatsApp quick-reply button sends its label; a location pin, contact or the like has no
         # text at all: still a customer writing, answered (the text-only reply), never refused.
         body = form.get("Body", "") or form.get("ButtonText", "")
         text = clean_text(body, max_chars=self.max_text_chars, allow_empty=True, clip=True)
         if not text and not media:
-            media = (form.get("MessageType", "") or "message",)
+            media = (Attachment(content_type=form.get("MessageType", "")[:100] or "message"),)
         variant = "whatsapp" if sender.startswith("whatsapp:") else "sms"
         return [Envelope(channel=self.name, conversation_id=f"twilio:{sender}:{recipient}", message_id=sid,
                          sender=sender, text=text, timestamp=time.time(), attachments=media,
                          route={"to": sender, "from": recipient, "variant": variant},
                          raw={k: form[k] for k in ("AccountSid", "MessagingServiceSid", "ProfileName",
                                                    "WaId", "FromCountry") if k in form})]
+
+    def _media(self, form: Mapping[str, str], index: int) -> Attachment:
+        """Media N of an MMS or WhatsApp message, fetched later from Twilio's media URL."""
+        content_type = form.get(f"MediaContentType{index}", "")[:100] or "media"
+        url = form.get(f"MediaUrl{index}", "")[:2000]
+        extension = content_type.rsplit("/", 1)[-1].split("+", 1)[0].replace("jpeg", "jpg")
+        return Attachment(content_type=content_type, name=f"media-{index + 1}.{extension}",
+                          origin=self.name if url else "", ref=url)
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        """Twilio's media URL answers with the account's credentials; it redirects to Twilio's CDN,
+        where ``requests`` leaves them behind."""
+        return download(attachment.ref, session=self._files, max_bytes=max_bytes, name=attachment.name,
+                        timeout=self._timeout, allowed_hosts=self._media_hosts, what="Twilio",
+                        auth=(self.client.username, self.client.password))
+
+    def close(self) -> None:
+        self._files.close()
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
         # Empty TwiML: the answer goes later by REST, once a worker has it.

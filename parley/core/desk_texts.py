@@ -34,7 +34,11 @@ class DeskTexts:
     rated_note: str = "The customer rated the help {score}/5."
     reminded_note: str = "Still unclaimed after {minutes} min; the customer was told again."
     article_note: str = "{actor} sent an article to the customer: {title}"
-    files_not_sent: str = "Files are not sent to the customer; paste the text or a link instead."
+    # A rep's attachment Slack gave no file for (a snippet, a call); files themselves are passed on.
+    files_not_sent: str = ("Not sent to the customer: only files are passed on; paste the text or a link "
+                           "instead.")
+    # Files that were not passed on (``parley.worker.files``); {files} names each, with the reason.
+    files_refused: str = "Not passed on: {files}."
     back_with_bot: str = ("Not sent: this conversation is back with the bot ({state}). "
                           "The customer can ask for a person again.")
     already_done: str = "Already done: {reason}."

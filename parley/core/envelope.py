@@ -14,6 +14,33 @@ from parley.core.desk import DeskPost
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """A file a message carried: what it says it is, and how the channel it came by fetches it.
+
+    ``origin`` names the adapter that can fetch it (the customer's channel, or ``desk`` for a rep's
+    file) and ``ref`` is that adapter's handle (Slack's download URL, Telegram's file id, Twilio's
+    media URL); empty when the platform sent something that is not a file (a sticker, a location).
+    ``size`` is the size the platform declared, when it did.
+    """
+
+    content_type: str
+    name: str = ""
+    size: int | None = None
+    origin: str = ""
+    ref: str = ""
+
+    @property
+    def fetchable(self) -> bool:
+        return bool(self.origin and self.ref)
+
+
+def attachments_of(values: Any) -> tuple[Attachment, ...]:
+    """Attachments as stored: objects (JSON), or the bare content types older entries held."""
+    return tuple(Attachment(content_type=value) if isinstance(value, str) else
+                 value if isinstance(value, Attachment) else Attachment(**value) for value in values or ())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
     """One customer message, whatever channel it came from, or one support rep's action.
 
@@ -34,7 +61,7 @@ class Envelope:
     sender: str
     text: str
     timestamp: float = field(default_factory=time.time)
-    attachments: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
     route: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
     role: Literal["customer", "agent", "system"] = "customer"
@@ -91,7 +118,8 @@ class Reply:
     ``route`` is where the customer's channel delivers it (as the envelope's route said); a reply
     to the reps' desk has none and says in ``desk`` what it is instead. ``language`` is the
     conversation's (``texts:``), so the channel words its own fixed texts ("Source:", buttons) in
-    it; None: the default language.
+    it; None: the default language. ``files`` go after the text (a rep's file to the customer, a
+    customer's file to the reps' thread), each fetched from its origin when it is sent.
     """
 
     conversation_id: str
@@ -105,6 +133,7 @@ class Reply:
     author: str | None = None
     reply_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     language: str | None = None
+    files: tuple[Attachment, ...] = ()
 
 
 def reply_id(envelope: Envelope, index: int) -> str:
@@ -126,7 +155,7 @@ def envelope_to_json(envelope: Envelope) -> str:
 
 def envelope_from_json(data: str | bytes) -> Envelope:
     fields = json.loads(data)
-    fields["attachments"] = tuple(fields.get("attachments") or ())
+    fields["attachments"] = attachments_of(fields.get("attachments"))
     return Envelope(**fields)
 
 
@@ -139,6 +168,7 @@ def reply_from_json(data: str | bytes) -> Reply:
     meta = fields.pop("meta")
     meta["sources"] = tuple(Source(**source) for source in meta.get("sources") or ())
     fields["quick_replies"] = tuple(fields.get("quick_replies") or ())
+    fields["files"] = attachments_of(fields.get("files"))
     desk = fields.pop("desk", None)  # absent from replies stored before DeskPost
     return Reply(meta=AnswerMeta(**meta), desk=DeskPost(**desk) if desk else None, **fields)
 
@@ -149,4 +179,6 @@ _ENVELOPE_FIELDS = tuple(item.name for item in fields(Envelope))
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, Attachment):
+        return {item.name: getattr(value, item.name) for item in fields(Attachment)}
     raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from parley.core import handoff
 from parley.core.desk import DeskKind, DeskPost
 from parley.core.desk_texts import DESK_TEXTS, DeskTexts
-from parley.core.envelope import AnswerMeta, Envelope, Reply
+from parley.core.envelope import AnswerMeta, Attachment, Envelope, Reply
 from parley.core.handoff import DESK, HandoffRules, InvalidTransition
 from parley.core.markdown import quoted
 from parley.core.sessions import Session, Turn
@@ -56,20 +56,25 @@ class Outcome:
 
 
 def to_desk(session: Session, text: str, *, kind: DeskKind, author: str | None = None,
-            step: str | None = None) -> Reply:
+            step: str | None = None, files: tuple[Attachment, ...] = ()) -> Reply:
     """A message for the conversation's thread in the reps' channel; ``step`` names a status's step
     (``core.desk.QUEUE_STEPS`` are those that change who is waiting)."""
     return Reply(conversation_id=session.conversation_id, channel=DESK, text=text, author=author,
                  desk=DeskPost(kind=kind, handoff=session.handoffs, customer_channel=session.channel),
-                 meta=AnswerMeta(engine="handoff", intent=f"desk_{step or kind}"))
+                 meta=AnswerMeta(engine="handoff", intent=f"desk_{step or kind}"), files=files)
 
 
 def to_customer(session: Session, text: str, *, intent: str, author: str | None = None,
-                quick_replies: tuple[str, ...] = ()) -> Reply:
+                quick_replies: tuple[str, ...] = (), files: tuple[Attachment, ...] = ()) -> Reply:
     """A message on the customer's own channel (whatever channel the envelope came from)."""
     return Reply(conversation_id=session.conversation_id, channel=session.channel, route=session.route,
-                 text=text, author=author, quick_replies=quick_replies,
+                 text=text, author=author, quick_replies=quick_replies, files=files,
                  meta=AnswerMeta(engine="person" if author else "handoff", intent=intent))
+
+
+def files_of(envelope: Envelope) -> tuple[Attachment, ...]:
+    """The message's files that can be passed on (a sticker or a location is not one)."""
+    return tuple(attachment for attachment in envelope.attachments if attachment.fetchable)
 
 
 def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope: Envelope,
@@ -79,7 +84,9 @@ def relay_customer(rules: HandoffRules, texts: HandoffTexts, session: Session, e
                              if envelope.attachments else texts.desk.customer_empty)
     replies: tuple[Reply, ...] = (to_desk(session, quoted(envelope.text) if envelope.text else text,
                                           kind="customer"),)
-    if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text, button="") is not None:
+    if files := files_of(envelope):  # a reply of their own: each file is sent (and retried) apart
+        replies = (*replies, to_desk(session, "", kind="customer", files=files))
+    if session.handoff == "waiting" and handoff.asked_for_person(rules, envelope.text) is not None:
         # Asking again while waiting: reassure, never open a second thread.
         replies = (*replies, to_customer(session, texts.already_requested, intent="handoff_already"))
     return Outcome(session=session, replies=replies, turns=(Turn(role="customer", text=text, at=now),))
@@ -98,8 +105,8 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
     if not session.is_handed_off:
         note = texts.desk.back_with_bot.format(state=session.handoff)
         return Outcome(session=session, replies=(to_desk(session, note, kind="error"),))
-    if action == "reply" and envelope.attachments:
-        # Files stay in Slack (they may be internal); the rep is told, and any text still goes.
+    if action == "reply" and envelope.attachments and not files_of(envelope):
+        # Nothing Slack keeps as a file (a snippet, a call): the rep is told, and any text still goes.
         warning = to_desk(session, texts.desk.files_not_sent, kind="error")
         if not envelope.text.strip():
             return Outcome(session=session, replies=(warning,))
@@ -175,11 +182,14 @@ def _reply(rules: HandoffRules, texts: HandoffTexts, session: Session, envelope:
         session = replace(session, first_rep_reply_at=now)
         events = (*events, Event(kind="first_reply", actor=actor))
     author = actor if rules.show_rep_names else texts.team
-    reply = to_customer(session, envelope.text, intent="agent_reply", author=author)
+    sent: tuple[Reply, ...] = (to_customer(session, envelope.text, intent="agent_reply", author=author),)
+    if files := files_of(envelope):  # the rep's files after their text, each sent (and retried) apart
+        files_reply = to_customer(session, "", intent="agent_files", author=author, files=files)
+        sent = (*sent, files_reply) if envelope.text.strip() else (files_reply,)
     # Claimed by this reply: the thread's header must say so (the desk posts nothing in the thread).
     header = ((to_desk(session, "", kind="header", step="claimed"),) if any(e.kind == "claimed" for e in events)
               else ())
-    return Outcome(session=session, replies=(reply, *header), events=events,
+    return Outcome(session=session, replies=(*sent, *header), events=events,
                    turns=(Turn(role="agent", text=envelope.text, at=now),))
 
 

@@ -215,6 +215,23 @@ class BusinessHoursSettings(Model):
         return self
 
 
+class HandoffFilesSettings(Model):
+    """Files passed on between a handed-off customer and the reps' thread, either way."""
+
+    max_mb: float = Field(default=10, gt=0, le=100)  # Slack takes up to 1 GB, Telegram bots send 50 MB
+    # What may pass, checked against the bytes themselves; "image/*" allows any image.
+    types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf",
+                              "text/plain")
+
+    @field_validator("types")
+    @classmethod
+    def _media_types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        for media_type in types:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*/(\*|[a-z0-9][a-z0-9.+-]*)", media_type):
+                raise ValueError(f"{media_type!r} is not a media type such as image/png or image/*")
+        return types
+
+
 class HandoffSettings(Model):
     """Handing conversations to support reps in Slack (``channels.slack.handoff_channel``).
 
@@ -232,6 +249,7 @@ class HandoffSettings(Model):
     note_prefix: str = Field(default="//", min_length=1, max_length=8)
     show_rep_names: bool = True
     transcript_turns: int = Field(default=10, ge=0, le=50)
+    files: HandoffFilesSettings = HandoffFilesSettings()
 
 
 class LogSettings(Model):

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
 from parley.core.desk import DeskPost
-from parley.core.envelope import AnswerMeta, Envelope, Reply, Source
+from parley.core.envelope import AnswerMeta, Envelope, Reply, Source, attachments_of
 from parley.core.handoff import DESK
 from parley.core.log import LoggedMessage
 from parley.core.relay import Event
@@ -164,7 +164,8 @@ def _row_reply(row: Message, envelope: Envelope) -> Reply:
     return Reply(conversation_id=row.conversation_id, channel=row.channel, text=row.text,
                  route=route, desk=desk, in_reply_to=envelope.message_id,
                  quick_replies=tuple(json.loads(row.quick_replies)), meta=meta, author=row.author,
-                 reply_id=row.public_id, language=row.language)
+                 reply_id=row.public_id, language=row.language,
+                 files=attachments_of(json.loads(row.files)) if row.files else ())
 
 
 def _logged(row: Message) -> LoggedMessage:

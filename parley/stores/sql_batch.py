@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.relay import Event
 from parley.errors import Unavailable
 from parley.stores.sql_tables import Conversation, Feedback, HandoffEvent, Message
@@ -168,7 +168,7 @@ class GroupCommit:
                 connection.execute(insert(Conversation), new)
         rows = {envelope.dedupe_key: _message(
             public_id=envelope.dedupe_key, conversation_id=envelope.conversation_id, direction="in",
-            channel=envelope.channel, text=envelope.text,
+            channel=envelope.channel, text=envelope.text, files=files_json(envelope.attachments, refs=False),
             created_at=datetime.fromtimestamp(envelope.timestamp, UTC))
             for envelope in reversed(envelopes) if envelope.dedupe_key not in known}
         if rows:
@@ -238,7 +238,7 @@ def _message(**values: Any) -> dict[str, Any]:
     return {"in_reply_to": None, "author": None, "engine": None, "intent": None, "confidence": None,
             "sources": "[]", "quick_replies": "[]", "latency_ms": None, "cached": False,
             "model_version": None, "model": None, "prompt_tokens": None, "completion_tokens": None,
-            "route": None, "desk": None, "language": None, **values}
+            "route": None, "desk": None, "language": None, "files": None, **values}
 
 
 def _reply(reply: Reply, *, in_reply_to: str) -> dict[str, Any]:
@@ -253,5 +253,12 @@ def _reply(reply: Reply, *, in_reply_to: str) -> dict[str, Any]:
         prompt_tokens=meta.prompt_tokens, completion_tokens=meta.completion_tokens,
         route=json.dumps(dict(reply.route)),
         desk=json.dumps(asdict(reply.desk)) if reply.desk is not None else None,
-        language=reply.language,
+        language=reply.language, files=files_json(reply.files),
     )
+
+
+def files_json(files: Sequence[Attachment], *, refs: bool = True) -> str | None:
+    """Files as the log keeps them; a customer's without their platform handles (``refs=False``)."""
+    if not files:
+        return None
+    return json.dumps([{**asdict(file), **({} if refs else {"origin": "", "ref": ""})} for file in files])

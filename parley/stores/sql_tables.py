@@ -52,6 +52,9 @@ class Message(SQLModel, table=True):
     desk: str | None = None
     # The conversation's language on a customer's reply (``Reply.language``); null: the default.
     language: str | None = Field(default=None, max_length=16)
+    # Files (JSON list of ``core.envelope.Attachment``): a customer's as they described them, a
+    # reply's with where to fetch each (a retry sends the same). Null: no files.
+    files: str | None = None
 
     # Export filters by channel and time; the suggest query walks inbound messages by time.
     __table_args__ = (Index("ix_message_channel_created_at", "channel", "created_at"),)

@@ -9,6 +9,7 @@ import structlog
 from pydantic import SecretStr
 
 from parley.channels.base import ChannelAdapter, WebhookAdapter
+from parley.channels.files import FileRules
 from parley.channels.slack import SlackAdapter
 from parley.channels.slack_common import web_client
 from parley.channels.slack_desk import SlackDesk
@@ -107,7 +108,9 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
                         events=log, on_engine_error=_log_engine_error, stream=widget_stream(widget),
                         detect=detector_of(settings))
     metrics = Metrics.create()
-    outbox = Outbox({**adapters, **{channel.name: channel for channel in direct}}, ledger)
+    outbox = Outbox({**adapters, **{channel.name: channel for channel in direct}}, ledger,
+                    files=FileRules(max_bytes=int(settings.handoff.files.max_mb * 1_000_000),
+                                    types=settings.handoff.files.types))
     pipeline = Pipeline(dialogue=dialogue, log=log, outbox=outbox, metrics=metrics)
     return Services(settings=settings, knowledge=knowledge, sessions=sessions, inbox=inbox, log=log,
                     widget=widget, desk=desk, adapters=adapters, limits=sender_limits_of(settings, limiter, inbox),

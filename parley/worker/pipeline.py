@@ -6,6 +6,7 @@ retried or died): the log keeps the first replies and the send ledger lets each 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,13 +15,14 @@ from typing import Protocol
 import structlog
 
 from parley.channels.base import ChannelAdapter, prepared
+from parley.channels.files import FileRules, FileSender, FileSource, fetch_and_check
 from parley.core.desk import DeskPost
 from parley.core.dialogue import Dialogue
-from parley.core.envelope import AnswerMeta, Envelope, Reply, reply_id
+from parley.core.envelope import AnswerMeta, Attachment, Envelope, Reply, reply_id
 from parley.core.handoff import DESK
 from parley.core.inbox import Delivery
 from parley.core.log import ConversationLog
-from parley.errors import ParleyError, Undeliverable, UpstreamError
+from parley.errors import FileRefused, ParleyError, Undeliverable, UpstreamError
 from parley.metrics import Metrics
 
 logger = structlog.get_logger("parley.worker")
@@ -45,33 +47,66 @@ class SendLedger(Protocol):
 class Outbox:
     adapters: Mapping[str, ChannelAdapter]
     ledger: SendLedger
+    files: FileRules = FileRules()
 
     def deliver(self, replies: Sequence[Reply]) -> None:
+        """Send every reply; ``FileRefused`` at the end, naming each file that was not passed on,
+        once all else went out (a refusal is for good: retrying would refuse it again)."""
+        refused: list[FileRefused] = []
         # One message's replies may go to two places (the customer, and the reps' desk during a
         # handoff): each run of replies goes to its own channel's adapter, in order.
         for channel, run in itertools.groupby(replies, key=lambda reply: reply.channel):
-            self._send(channel, list(run))
+            refused.extend(self._send(channel, list(run)))
+        if refused:
+            raise FileRefused.of(refused)
 
-    def _send(self, channel: str, replies: list[Reply]) -> None:
+    def _send(self, channel: str, replies: list[Reply]) -> list[FileRefused]:
         adapter = self.adapters.get(channel)
         if adapter is None:  # e.g. the desk when no Slack handoff channel is configured
             logger.warning("no_adapter_for_replies", channel=channel, replies=len(replies),
                            conversation_id=replies[0].conversation_id)
-            return
+            return []
         fresh: list[Reply] = []
         try:
             fresh.extend(reply for reply in replies if self.ledger.claim(reply.reply_id))
             if not fresh:
-                return
+                return []
             # The adapter runs each of its posts through ``once``: when post N fails, the posts
-            # before it stay claimed, so the retry sends N onwards and nothing twice.
-            adapter.send(fresh, once=self.once)
+            # before it stay claimed, so the retry sends N onwards and nothing twice. A reply of
+            # files alone (``core.relay``) has no text to post.
+            if texts := [reply for reply in fresh if reply.text or not reply.files]:
+                adapter.send(texts, once=self.once)
+            refused = self._send_files(adapter, fresh)
         except Exception:
             for reply in fresh:
                 self.ledger.release(reply.reply_id)
             raise
         for reply in fresh:
             self.ledger.confirm(reply.reply_id)
+        return refused
+
+    def _send_files(self, adapter: ChannelAdapter, replies: list[Reply]) -> list[FileRefused]:
+        """Each file once (keyed "<reply id>#file<n>"); the refused ones are returned, not raised."""
+        refused = []
+        for reply in replies:
+            for index, attachment in enumerate(reply.files):
+                try:
+                    self.once(f"{reply.reply_id}#file{index}",
+                              functools.partial(self._send_file, adapter, reply, attachment))
+                except FileRefused as exc:
+                    logger.info("file_refused", conversation_id=reply.conversation_id, channel=reply.channel,
+                                reason=exc.reason)
+                    refused.append(exc)
+        return refused
+
+    def _send_file(self, adapter: ChannelAdapter, reply: Reply, attachment: Attachment) -> None:
+        if not isinstance(adapter, FileSender):
+            raise FileRefused(attachment.name, reason=f"{reply.channel} messages carry text only")
+        source = self.adapters.get(attachment.origin)
+        if not isinstance(source, FileSource):
+            origin = attachment.origin or "there"
+            raise FileRefused(attachment.name, reason=f"files from {origin} cannot be fetched")
+        adapter.send_file(reply, fetch_and_check(self.files, source, attachment))
 
     def once(self, key: str, step: Callable[[], object]) -> None:
         """Run ``step`` unless ``key`` was claimed before; a failed step is released for the retry."""
@@ -123,9 +158,11 @@ class Pipeline:
         except UpstreamError as exc:
             # The platform refused or failed (a store's outage, ``Unavailable``, is waited out in
             # place by the worker, and would only worry the rep).
-            if envelope.role == "agent" and DESK in self.outbox.adapters:
+            if DESK in self.outbox.adapters and (envelope.role == "agent" or isinstance(exc, FileRefused)):
                 self._tell_desk(envelope, exc)
-            raise
+            if not isinstance(exc, FileRefused):
+                raise
+            # Only files were refused, and for good: the rest went out, and the thread knows.
         self.metrics.answered(envelope, replies)
 
     def apologise(self, envelope: Envelope) -> None:
@@ -149,15 +186,18 @@ class Pipeline:
         # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
         # however often the message is retried, the thread hears about it once, at the first failure.
         texts = self.dialogue.policy.handoff_texts.desk
-        if isinstance(exc, Undeliverable):
+        if isinstance(exc, FileRefused):
+            text = texts.files_refused.format(files="; ".join(exc.files))
+        elif isinstance(exc, Undeliverable):
             text = texts.undelivered.format(reason=exc.reason)
         elif exc.transient:
             text = texts.undelivered_retrying.format(reason=exc.public_message)
         else:
             text = texts.undelivered_refused.format(reason=exc.public_message)
+        suffix = "files" if isinstance(exc, FileRefused) else "undelivered"
         notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, desk=DeskPost(kind="error"),
-                       text=text,
-                       in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-undelivered")
+                       text=text, in_reply_to=envelope.message_id,
+                       reply_id=f"{reply_id(envelope, 0)}-{suffix}")
         try:
             self.outbox.deliver([notice])
         except ParleyError as desk_exc:

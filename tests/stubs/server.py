@@ -29,14 +29,17 @@ class Call:
     params: dict[str, Any]  # JSON body, or form fields (first value of each)
     headers: dict[str, str]
     received: float = 0.0  # time.perf_counter() on arrival, for benches
+    body: bytes = b""  # the raw body (a file's upload), but for multipart
+    files: tuple[tuple[str, str, bytes], ...] = ()  # multipart parts: (field, filename, bytes)
 
     @property
     def endpoint(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
 
-# (status, JSON body) or (status, JSON body, headers), e.g. a 429 with its Retry-After.
-Answer = Callable[[Call], tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]]
+# (status, JSON body) or (status, JSON body, headers), e.g. a 429 with its Retry-After; a body of
+# bytes goes as it is (a file's download).
+Answer = Callable[[Call], tuple[int, Any] | tuple[int, Any, dict[str, str]]]
 
 
 class _Quiet(WSGIRequestHandler):
@@ -57,14 +60,23 @@ class StubServer:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        params: dict[str, Any] = {key: request.args[key] for key in request.args}  # slack_sdk's params=
+        # Kept raw as well: urllib labels any body it POSTs (slack_sdk's file upload) as a form.
+        raw = b"" if request.mimetype == "multipart/form-data" else request.get_data(cache=True)
         if request.mimetype == "application/json":
-            params = request.get_json(silent=True) or {}
-        else:
-            params = {key: request.form[key] for key in request.form}
-        call = Call(request.method, request.path, params, dict(request.headers), time.perf_counter())
+            params.update(request.get_json(silent=True) or {})
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            params.update({key: request.form[key] for key in request.form})
+        files = tuple((field, part.filename or "", part.read())
+                      for field, part in request.files.items(multi=True))
+        call = Call(request.method, request.path, params, dict(request.headers), time.perf_counter(),
+                    body=raw, files=files)
         with self._lock:
             self.calls.append(call)
         status, body, *headers = self._answer(call)
+        if isinstance(body, bytes):
+            return Response(body, status=status, headers=headers[0] if headers else None,
+                            mimetype="application/octet-stream")(environ, start_response)
         return Response(json.dumps(body), status=status, headers=headers[0] if headers else None,
                         mimetype="application/json")(environ, start_response)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parley.core.envelope import Envelope, reply_id
+from parley.core.envelope import Attachment, Envelope, reply_id
 from parley.core.sessions import Session, Turn
 from parley.stores.memory import MemorySessionStore
 from tests.conftest import Bot, make_envelope, make_settings
@@ -53,7 +53,8 @@ def test_asking_for_a_person_in_four_languages_is_recorded(tmp_path: Path) -> No
 
 
 def test_media_only_message_gets_a_polite_text_only_reply(bot: Bot) -> None:
-    envelope = make_envelope("", attachments=("image/jpeg",), conversation_id=bot.conversation_id)
+    envelope = make_envelope("", attachments=(Attachment(content_type="image/jpeg"),),
+                             conversation_id=bot.conversation_id)
     [reply] = bot.services.dialogue.handle(envelope)
     assert "only read text" in reply.text
 

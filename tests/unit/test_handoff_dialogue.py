@@ -11,7 +11,7 @@ import pytest
 
 from parley.core.dialogue import Dialogue, Policy
 from parley.core.engine import Answer
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.handoff import DESK, BusinessHours, HandoffRules
 from parley.core.sessions import Turn
 from parley.stores.memory import MemorySessionStore
@@ -159,12 +159,36 @@ def test_rep_names_can_be_hidden_from_customers() -> None:
     assert reply.author == "Support team" and header.desk is not None and header.desk.kind == "header"
 
 
-def test_rep_files_are_not_relayed_and_the_rep_is_told(desk: Desk) -> None:
+PHOTO = Attachment(content_type="image/png", name="label.png", size=2048, origin=DESK,
+                   ref="https://files.slack.com/files-pri/T1-F1/label.png")
+
+
+def test_a_rep_attachment_slack_keeps_no_file_of_is_not_relayed_and_the_rep_is_told(desk: Desk) -> None:
     desk.customer("talk to a person")
     replies = desk.dialogue.handle(Envelope(channel=DESK, conversation_id="c1", message_id="f1",
                                             sender="U0ANA", sender_name="Ana", text="",
-                                            attachments=("image/png",), role="agent"))
-    assert seen(replies) == [(DESK, "Files are not sent to the customer; paste the text or a link instead.")]
+                                            attachments=(Attachment(content_type="image/png"),), role="agent"))
+    assert seen(replies) == [(DESK, "Not sent to the customer: only files are passed on; paste the text or "
+                                    "a link instead.")]
+
+
+def test_a_reps_file_goes_to_the_customer_after_the_text_in_a_reply_of_its_own(desk: Desk) -> None:
+    desk.customer("talk to a person")
+    replies = desk.dialogue.handle(Envelope(channel=DESK, conversation_id="c1", message_id="f2",
+                                            sender="U0ANA", sender_name="Ana", text="Here is the label",
+                                            attachments=(PHOTO,), role="agent"))
+    to_customer = [reply for reply in replies if reply.channel == "sms"]
+    assert [(reply.text, reply.files, reply.author) for reply in to_customer] == [
+        ("Here is the label", (), "Ana"), ("", (PHOTO,), "Ana")]
+    assert len({reply.reply_id for reply in replies}) == len(replies)
+
+
+def test_a_customers_file_while_handed_off_goes_to_the_thread(desk: Desk) -> None:
+    desk.customer("talk to a person")
+    photo = Attachment(content_type="image/jpeg", name="", size=48210, origin="sms", ref="https://api.twilio.com/m")
+    replies = desk.dialogue.handle(make_envelope("", channel="sms", conversation_id="c1", attachments=(photo,)))
+    assert [(reply.channel, reply.text, reply.files) for reply in replies] == [
+        (DESK, "[sent 1 attachment(s)]", ()), (DESK, "", (photo,))]
 
 
 def test_low_confidence_streak_hands_off() -> None:

@@ -1,0 +1,143 @@
+"""Files passed on during a handoff: fetched from the channel they came by, checked, sent on.
+
+A customer's photo reaches the reps' thread and a rep's file reaches the customer: the worker asks
+the file's origin adapter (``FileSource``) for its bytes and the destination adapter
+(``FileSender``) to send them. Between the two, ``FileRules`` holds each file to the admin's limits
+(``handoff.files``): its declared size and type first, so nothing too big or of the wrong kind is
+downloaded, then the bytes themselves, whose type is read from their content (``puremagic``),
+never taken on the platform's or the sender's word.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import puremagic
+import requests
+
+from parley.core.envelope import Attachment, Reply
+from parley.errors import FileRefused, UpstreamError
+
+_BLOCK = 64 * 1024
+# Types whose content carries no signature to read: accepted when the bytes are text.
+_TEXT_TYPES = ("text/plain", "text/csv")
+
+
+@dataclass(frozen=True, slots=True)
+class FileBody:
+    """A file's bytes, with the name and the type its content was found to have."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@runtime_checkable
+class FileSource(Protocol):
+    """An adapter that can fetch the files its channel brought in (``Attachment.origin``)."""
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        """The file's bytes; ``FileRefused`` past ``max_bytes``, ``UpstreamError`` on failure."""
+        ...
+
+
+@runtime_checkable
+class FileSender(Protocol):
+    """An adapter whose channel carries files to whom ``reply`` goes (its route, or the desk's thread)."""
+
+    def send_file(self, reply: Reply, file: FileBody) -> None:
+        """Send the file; ``UpstreamError`` (or ``Undeliverable``) when the platform fails or refuses."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileRules:
+    max_bytes: int = 10_000_000
+    types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf",
+                              "text/plain")
+
+    def allows(self, content_type: str) -> bool:
+        base = content_type.split(";", 1)[0].strip().lower()
+        return any(fnmatch.fnmatchcase(base, allowed) for allowed in self.types)
+
+    def precheck(self, attachment: Attachment) -> None:
+        """Refuse what the platform's own description already rules out, before any download."""
+        if attachment.size is not None and attachment.size > self.max_bytes:
+            raise FileRefused(attachment.name, reason=f"over the {_megabytes(self.max_bytes)} limit")
+        declared = attachment.content_type
+        if "/" in declared and not self.allows(declared):
+            raise FileRefused(attachment.name, reason=f"{declared} files are not passed on")
+
+    def checked(self, attachment: Attachment, data: bytes) -> FileBody:
+        """The file as it will be sent, once its bytes are within the size and of an allowed type."""
+        if len(data) > self.max_bytes:
+            raise FileRefused(attachment.name, reason=f"over the {_megabytes(self.max_bytes)} limit")
+        found = content_type_of(data)
+        if found is None or not self.allows(found):
+            raise FileRefused(attachment.name, reason=f"its content is {found or 'of no known type'}, "
+                                                      "which is not passed on")
+        return FileBody(name=attachment.name or _default_name(found), content_type=found, data=data)
+
+
+def content_type_of(data: bytes) -> str | None:
+    """The media type the bytes themselves show; plain text when they are UTF-8 text; else None."""
+    try:
+        found = puremagic.from_string(data, mime=True)
+    except (puremagic.PureError, ValueError):
+        found = ""
+    if found:
+        return str(found)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return _TEXT_TYPES[0] if text and "\x00" not in text else None
+
+
+def fetch_and_check(rules: FileRules, source: FileSource, attachment: Attachment) -> FileBody:
+    rules.precheck(attachment)
+    return rules.checked(attachment, source.fetch_file(attachment, max_bytes=rules.max_bytes))
+
+
+def download(url: str, *, session: requests.Session, max_bytes: int, name: str, timeout: float,
+             allowed_hosts: Collection[str], what: str, headers: Mapping[str, str] | None = None,
+             auth: tuple[str, str] | None = None) -> bytes:
+    """GET ``url``'s body, at most ``max_bytes`` of it, from one of ``allowed_hosts`` only.
+
+    The platform's credentials go with the request, so a URL on any other host (a forged or
+    mistaken event) is never asked; redirects leave them behind (``requests`` drops the
+    ``Authorization`` header when the host changes, as Twilio's media redirect to its CDN needs).
+    """
+    host = urlsplit(url).hostname or ""
+    if urlsplit(url).scheme not in ("http", "https") or host not in allowed_hosts:
+        raise FileRefused(name, reason=f"{what} named a file on a host Parley does not fetch from "
+                                       f"({host or url[:40]})")
+    try:
+        with session.get(url, stream=True, timeout=timeout, headers=headers, auth=auth) as response:
+            if response.status_code >= 400:
+                raise UpstreamError(f"{what} file download: HTTP {response.status_code}",
+                                    transient=response.status_code == 429 or response.status_code >= 500)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise FileRefused(name, reason=f"over the {_megabytes(max_bytes)} limit")
+            data = bytearray()
+            for block in response.iter_content(_BLOCK):
+                data += block
+                if len(data) > max_bytes:
+                    raise FileRefused(name, reason=f"over the {_megabytes(max_bytes)} limit")
+            return bytes(data)
+    except requests.RequestException as exc:
+        raise UpstreamError(f"{what} file download failed: {type(exc).__name__}", transient=True) from exc
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:g} MB"
+
+
+def _default_name(content_type: str) -> str:
+    extension = content_type.rsplit("/", 1)[-1].split("+", 1)[0]
+    return f"file.{'txt' if extension == 'plain' else 'jpg' if extension == 'jpeg' else extension}"

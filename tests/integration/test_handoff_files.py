@@ -1,0 +1,201 @@
+"""Files in a handoff: a customer's photo reaches the reps' thread, a rep's file reaches the customer.
+
+Every platform is a loopback stub speaking its documented file protocol (``tests/stubs/files.py``):
+the Slack upload is slack_sdk's ``files_upload_v2``, the Telegram download and send are
+python-telegram-bot's, the Twilio media fetch carries the account's credentials to Twilio and not
+to its CDN. The payloads are the platforms' own, signed as each signs them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
+
+from parley.webhooks.app import create_app
+from tests.integration.handoff_support import (
+    BOT_TOKEN,
+    HANDOFF_CHANNEL,
+    PAYLOADS,
+    Desk,
+    SlackApi,
+    handoff_settings,
+    signed,
+    wait_until,
+)
+from tests.stubs.files import SlackFiles, TelegramFiles, TwilioMedia
+from tests.stubs.server import StubServer, serving, telegram_api, twilio_api
+
+ACCOUNT_SID = "ACfake0000000000000000000000000001"
+AUTH_TOKEN = "12345678901234567890123456789012"
+TELEGRAM_TOKEN = "123456789:AAHparleyTestTokenXXXXXXXXXXXXXXXXX"
+TELEGRAM_SECRET = "parley-webhook-secret_0123456789"
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 4
+PROGRAM = b"MZ\x90\x00" + bytes(60)  # a Windows program's first bytes
+TELEGRAM_PHOTO = "AgACAgQAAxkBAAMrZ0R1c2FtcGxlX2xhcmdl"  # the largest size in photo.json
+LABEL = "/files-pri/T0123ACME-F0LABEL0001/download/return-label.png"
+RECEIPT = "/files-pri/T0123ACME-F0RECEIPT01/download/receipt.png"
+SEQ = itertools.count(1)
+
+
+class Platforms:
+    def __init__(self, slack: StubServer, telegram: StubServer, twilio: StubServer, *, api: SlackApi,
+                 slack_files: SlackFiles, telegram_files: TelegramFiles, media: TwilioMedia) -> None:
+        self.slack, self.telegram, self.twilio = slack, telegram, twilio
+        self.api, self.slack_files, self.telegram_files, self.media = api, slack_files, telegram_files, media
+
+
+@pytest.fixture
+def platforms() -> Iterator[Platforms]:
+    api = SlackApi()
+    slack_files = SlackFiles(BOT_TOKEN, {LABEL: PNG, RECEIPT: PNG})
+    telegram_files = TelegramFiles(TELEGRAM_TOKEN, {TELEGRAM_PHOTO: JPEG})
+    media = TwilioMedia(ACCOUNT_SID, AUTH_TOKEN, cdn_host="")
+    bot_api, sms_api = telegram_api(), twilio_api()
+    with serving(lambda call: slack_files(call) or api(call)) as slack, \
+            serving(lambda call: telegram_files(call) or bot_api(call)) as telegram, \
+            serving(lambda call: media(call) or sms_api(call)) as twilio:
+        media.cdn_host = twilio.url.removeprefix("http://").replace("127.0.0.1", "localhost")
+        yield Platforms(slack, telegram, twilio, api=api, slack_files=slack_files,
+                        telegram_files=telegram_files, media=media)
+
+
+def make_app(tmp_path: Path, platforms: Platforms, database: dict[str, str], *, max_mb: float = 10) -> Flask:
+    settings = handoff_settings(
+        tmp_path, platforms.slack, **database, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_API_URL=platforms.twilio.url, TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN,
+        TELEGRAM_SECRET_TOKEN=TELEGRAM_SECRET, TELEGRAM_API_URL=platforms.telegram.url)
+    files = settings.handoff.files.model_copy(update={"max_mb": max_mb})
+    return create_app(settings.model_copy(update={"handoff": settings.handoff.model_copy(update={"files": files})}))
+
+
+@pytest.fixture
+def app(tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> Iterator[Flask]:
+    app = make_app(tmp_path, platforms, database)
+    yield app
+    app.extensions["parley"].close()
+
+
+def telegram(client: FlaskClient, payload: str, **message: object) -> None:
+    update = json.loads((PAYLOADS / "telegram" / payload).read_text())
+    n = next(SEQ)
+    update["update_id"] += n
+    update["message"].update(message_id=100 + n, **message)
+    response = client.post("/telegram/webhook", data=json.dumps(update), content_type="application/json",
+                           headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+    assert response.status_code == 200
+
+
+def sms(client: FlaskClient, platforms: Platforms, payload: str, **fields: str) -> None:
+    form = dict(parse_qsl((PAYLOADS / "twilio" / payload).read_text().strip(), keep_blank_values=True))
+    sid = f"MM{next(SEQ):032d}"
+    form.update(MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, **fields)
+    if "MediaUrl0" in form:  # Twilio's own host, as the stub serves it
+        form["MediaUrl0"] = form["MediaUrl0"].replace("https://api.twilio.com", platforms.twilio.url)
+    signature = RequestValidator(AUTH_TOKEN).compute_signature("http://localhost/twilio/messages", form)
+    response = client.post("/twilio/messages", data=urlencode(form), content_type="application/x-www-form-urlencoded",
+                           headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+
+
+def slack_event(client: FlaskClient, platforms: Platforms, payload: str, **event: object) -> None:
+    body = json.loads((PAYLOADS / "slack" / payload).read_text().replace("https://files.slack.com", platforms.slack.url))
+    body["event_id"] = f"Ev0FILE{next(SEQ):05d}"
+    body["event"].update(event)
+    data = json.dumps(body).encode()
+    response = client.post("/slack/events", data=data, content_type="application/json", headers=signed(data))
+    assert response.status_code == 200
+
+
+def uploads(platforms: Platforms, count: int = 1) -> list[dict[str, object]]:
+    found = wait_until(lambda: len(platforms.slack_files.uploaded) >= count and platforms.slack_files.uploaded)
+    assert found, f"nothing was uploaded to the thread; Slack got {[c.endpoint for c in platforms.slack.calls]}"
+    return found
+
+
+def test_a_telegram_customers_photo_reaches_the_thread_and_the_reps_file_reaches_them(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    telegram(client, "text.json", text="I want to talk to a person")
+    thread = desk.wait_for_thread()
+
+    telegram(client, "photo.json", chat={"id": 5550001, "type": "private"})
+    [upload] = uploads(platforms)
+    assert (upload["channel_id"], upload["thread_ts"], upload["data"]) == (HANDOFF_CHANNEL, thread, JPEG)
+    assert upload["filename"] == "file.jpg"  # Telegram names no photo; its content says JPEG
+    desk.wait_in_thread(thread, "[sent 1 attachment(s)]")
+
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
+    sent = wait_until(lambda: platforms.telegram_files.sent)
+    assert sent, "the rep's file never reached the customer"
+    [(method, call)] = sent
+    assert method == "sendPhoto" and call.params["chat_id"] == "5550001" and call.params["caption"] == "Ana"
+    assert [(name, data) for name, _, data in call.files] == [("photo", PNG)]
+    texts = [c.params["text"] for c in platforms.telegram.to("sendMessage")]
+    assert any("Here is your return label" in text for text in texts)
+    # Text first, then the file, and each once.
+    assert [c.endpoint for c in platforms.telegram.calls if c.endpoint in ("sendMessage", "sendPhoto")][-2:] == [
+        "sendMessage", "sendPhoto"]
+    assert [c.headers.get("Authorization") for c in platforms.slack_files.downloads] == [f"Bearer {BOT_TOKEN}"]
+
+
+def test_an_mms_photo_is_fetched_with_twilios_credentials_and_its_cdn_gets_none(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    platforms.media.hosted["/2010-04-01/Accounts/ACfake0000000000000000000000000001/Messages/"
+                           "MM2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d/Media/ME0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d"] = JPEG
+    sms(client, platforms, "sms.txt", Body="I want to talk to a person")
+    thread = desk.wait_for_thread()
+    sms(client, platforms, "mms.txt")
+
+    [upload] = uploads(platforms)
+    assert (upload["thread_ts"], upload["data"], upload["filename"]) == (thread, JPEG, "media-1.jpg")
+    assert [c.headers.get("Authorization", "")[:6] for c in platforms.media.media_calls] == ["Basic "]
+    assert [c.headers.get("Authorization") for c in platforms.media.cdn_calls] == [None]
+
+    # A rep's file cannot go by SMS: the text does, and the thread is told at once why the file did not.
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
+    desk.wait_in_thread(thread, "Not passed on: return-label.png (twilio messages carry text only).")
+    bodies = [c.params["Body"] for c in platforms.twilio.to("Messages.json")]
+    assert any("Here is your return label" in body for body in bodies)
+    assert not platforms.slack_files.downloads  # nothing fetched that could not be sent
+
+
+def test_a_file_over_the_limit_or_not_what_it_claims_is_not_passed_on_and_the_thread_says_why(
+        tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> None:
+    app = make_app(tmp_path, platforms, database, max_mb=0.04)
+    try:
+        client = app.test_client()
+        desk = Desk(client, platforms.api)
+        slack_event(client, platforms, "message_im.json", text="I want to talk to a person")
+        thread = desk.wait_for_thread()
+        slack_event(client, platforms, "file_share.json")  # Slack says 48,213 bytes: never downloaded
+        desk.wait_in_thread(thread, "Not passed on: receipt.png (over the 0.04 MB limit).")
+        assert not platforms.slack_files.downloads
+
+        telegram(client, "text.json", text="I want to talk to a person")
+        telegram_thread = desk.wait_for_thread(2)
+        platforms.slack_files.hosted[LABEL] = PROGRAM  # "image/png", says Slack; its bytes say otherwise
+        slack_event(client, platforms, "handoff_file_share.json", thread_ts=telegram_thread)
+        desk.wait_in_thread(telegram_thread, "Not passed on: return-label.png (its content is "
+                                             "application/vnd.microsoft.portable-executable, which is not passed on).")
+        assert not platforms.telegram_files.sent
+        assert len(platforms.slack_files.downloads) == 1
+    finally:
+        app.extensions["parley"].close()
+
+
+def test_a_customers_file_outside_a_handoff_gets_the_text_only_answer_in_their_language(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    telegram(client, "photo.json")  # language_code "es"
+    sent = wait_until(lambda: platforms.telegram.to("sendMessage"))
+    assert sent and "solo puedo leer texto" in sent[0].params["text"].lower()
+    assert not platforms.telegram_files.downloads and not platforms.slack_files.uploaded
