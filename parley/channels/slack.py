@@ -20,12 +20,12 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
 from parley.channels.files import FileBody
 from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature, web_client
-from parley.channels.slack_files import SlackFiles, attachments
+from parley.channels.slack_files import SlackFiles, SlackFileSource, attachments
 from parley.channels.slack_desk import SlackDesk
 from parley.channels.slack_blocks import SlackMessage, to_slack_messages
 from parley.channels.slack_buttons import SlackButtons
 from parley.channels.text import ENGLISH_TEXTS
-from parley.core.envelope import Attachment, Envelope, Reply
+from parley.core.envelope import Envelope, Reply
 from parley.core.texts import Texts
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
@@ -35,7 +35,7 @@ _PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _SLACK_TS = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
 
 
-class SlackAdapter(BaseAdapter):
+class SlackAdapter(SlackFileSource, BaseAdapter):
     name = "slack"
 
     def __init__(self, *, bot_token: str, signing_secret: str, api_url: str, max_text_chars: int,
@@ -111,16 +111,10 @@ class SlackAdapter(BaseAdapter):
         except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
             raise slack_failure(exc, "Slack chat.postMessage") from exc
 
-    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
-        return self.files.fetch(attachment, max_bytes=max_bytes)
-
     def send_file(self, reply: Reply, file: FileBody) -> None:
         """A rep's file, in the customer's DM (or thread), under the rep's name."""
         self.files.upload(file, channel=reply.route["channel"], thread_ts=reply.route.get("thread_ts"),
                           comment=reply.author)
-
-    def close(self) -> None:
-        self.files.close()
 
 
 def _no_feedback(**_: object) -> bool:
@@ -142,10 +136,6 @@ def _string(event: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedPayload(f"event without {key}")
     return value
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _ts(event: dict[str, Any], key: str) -> str | None:

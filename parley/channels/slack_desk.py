@@ -33,14 +33,14 @@ from slack_sdk.signature import SignatureVerifier
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.files import FileBody
 from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature
-from parley.channels.slack_files import SlackFiles, attachments
+from parley.channels.slack_files import SlackFiles, SlackFileSource, attachments
 from parley.channels.formats import SLACK
 from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
 from parley.core.desk import QUEUE_STEPS, DeskDirectory, DeskPost
 from parley.core.desk_texts import DESK_TEXTS, DeskTexts
-from parley.core.envelope import Attachment, Envelope, Reply
+from parley.core.envelope import Envelope, Reply
 from parley.core.handoff import DESK
 from parley.errors import MalformedPayload, UnsupportedMediaType, UpstreamError
 
@@ -55,7 +55,7 @@ _MENTION = re.compile(r"<[@#!][^>]*>\s?")
 _NUMBERED = re.compile(r"_\d+$")
 
 
-class SlackDesk(BaseAdapter):
+class SlackDesk(SlackFileSource, BaseAdapter):
     """The ``desk`` channel: posts to the handoff channel and reads the reps' actions."""
 
     name = DESK
@@ -199,9 +199,6 @@ class SlackDesk(BaseAdapter):
             if reply.meta.intent in QUEUE_STEPS:  # a request taken, handed back or resolved
                 self.home.refresh()
 
-    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
-        return self.files.fetch(attachment, max_bytes=max_bytes)
-
     def send_file(self, reply: Reply, file: FileBody) -> None:
         """A customer's file, in their conversation's thread (after the line that says they sent it)."""
         post = reply.desk or DeskPost.from_route(reply.route)
@@ -210,9 +207,6 @@ class SlackDesk(BaseAdapter):
         if thread is None:  # the thread's header failed and so did the customer's line: nowhere to go
             raise UpstreamError("no thread in the handoff channel for this conversation", transient=True)
         self.files.upload(file, channel=self.channel, thread_ts=thread)
-
-    def close(self) -> None:
-        self.files.close()
 
     def _header(self, conversation_id: str, section: str) -> list[dict[str, Any]]:
         """The header's blocks as the log says the handoff stands now."""

@@ -60,3 +60,15 @@ class SlackFiles:
     def close(self) -> None:
         self._session.close()
 
+
+class SlackFileSource:
+    """``FileSource`` for an adapter holding ``files``: its channel's files come from Slack."""
+
+    files: SlackFiles
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        return self.files.fetch(attachment, max_bytes=max_bytes)
+
+    def close(self) -> None:
+        self.files.close()
+

@@ -79,8 +79,10 @@ class SqlConversationLog:
         return conversation is not None and conversation.channel == channel
 
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
-        # The posts to the reps' thread are logged for retries, and are not the customer's to see.
-        query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK)
+        # The posts to the reps' thread are logged for retries, and are not the customer's to see; a
+        # reply of files alone (refused on a channel that shows none) has no text to show.
+        query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK,
+                                       (Message.text != "") | (Message.direction == "in"))
                  .order_by(Message.id))
         with self._session() as session:
             conversation = session.get(Conversation, conversation_id)

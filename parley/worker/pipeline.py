@@ -73,17 +73,30 @@ class Outbox:
                 return []
             # The adapter runs each of its posts through ``once``: when post N fails, the posts
             # before it stay claimed, so the retry sends N onwards and nothing twice. A reply of
-            # files alone (``core.relay``) has no text to post.
+            # files alone (``core.relay`` makes them apart from the text) has no text to post.
             if texts := [reply for reply in fresh if reply.text or not reply.files]:
                 adapter.send(texts, once=self.once)
-            refused = self._send_files(adapter, fresh)
         except Exception:
-            for reply in fresh:
-                self.ledger.release(reply.reply_id)
+            self._release(fresh)
             raise
-        for reply in fresh:
-            self.ledger.confirm(reply.reply_id)
+        # The texts went out: confirmed now, so a file's failure next cannot send them again.
+        with_files = [reply for reply in fresh if reply.files]
+        self._confirm([reply for reply in fresh if not reply.files])
+        try:
+            refused = self._send_files(adapter, with_files)
+        except Exception:
+            self._release(with_files)
+            raise
+        self._confirm(with_files)
         return refused
+
+    def _release(self, replies: list[Reply]) -> None:
+        for reply in replies:
+            self.ledger.release(reply.reply_id)
+
+    def _confirm(self, replies: list[Reply]) -> None:
+        for reply in replies:
+            self.ledger.confirm(reply.reply_id)
 
     def _send_files(self, adapter: ChannelAdapter, replies: list[Reply]) -> list[FileRefused]:
         """Each file once (keyed "<reply id>#file<n>"); the refused ones are returned, not raised."""

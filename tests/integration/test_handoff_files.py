@@ -199,3 +199,52 @@ def test_a_customers_file_outside_a_handoff_gets_the_text_only_answer_in_their_l
     sent = wait_until(lambda: platforms.telegram.to("sendMessage"))
     assert sent and "solo puedo leer texto" in sent[0].params["text"].lower()
     assert not platforms.telegram_files.downloads and not platforms.slack_files.uploaded
+
+
+def test_a_slack_customer_gets_the_reps_file_in_their_dm(app: Flask, client: FlaskClient,
+                                                         platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    slack_event(client, platforms, "message_im.json", text="I want to talk to a person")
+    thread = desk.wait_for_thread()
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread, text="")
+
+    [upload] = uploads(platforms)
+    assert (upload["channel_id"], upload["thread_ts"], upload["comment"]) == ("D0CUSTOMER1", None, "Ana")
+    assert (upload["filename"], upload["data"]) == ("return-label.png", PNG)
+    # A file alone: no empty message before it.
+    dm = [params for _, params in platforms.api.posted if params.get("channel") == "D0CUSTOMER1"]
+    assert not any(params.get("text") in ("", "Ana:", "*Ana:*") for params in dm)
+
+
+def test_a_file_whose_send_failed_is_sent_once_on_the_retry_and_the_text_is_not_repeated(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    telegram(client, "text.json", text="I want to talk to a person")
+    thread = desk.wait_for_thread()
+    platforms.telegram_files.failures = 1
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
+
+    sent = wait_until(lambda: platforms.telegram_files.sent, timeout=20)
+    assert sent and [method for method, _ in platforms.telegram_files.sent] == ["sendPhoto"]
+    attempts = [c for c in platforms.telegram.calls if c.endpoint == "sendPhoto"]
+    assert len(attempts) == 2  # the failed one, then the one that went out
+    texts = [c.params["text"] for c in platforms.telegram.to("sendMessage")]
+    assert sum("Here is your return label" in text for text in texts) == 1
+
+
+def test_a_widget_customer_gets_the_reps_text_and_the_thread_learns_the_file_was_not_sent(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    first = client.post("/widget/api/messages", json={"text": "I want to talk to a person"}).get_json()
+    conversation, secret = first["conversation_id"], {"X-Parley-Secret": first["secret"]}
+    thread = desk.wait_for_thread()
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
+
+    desk.wait_in_thread(thread, "Not passed on: return-label.png (widget messages carry text only).")
+
+    def shown() -> list[str]:
+        return [m["text"] for m in client.get(f"/widget/api/conversations/{conversation}",
+                                              headers=secret).get_json()["messages"]]
+    assert wait_until(lambda: "Here is your return label" in shown())
+    assert "" not in shown()  # the file's own reply shows no empty bubble
+    assert not platforms.slack_files.downloads

@@ -92,6 +92,7 @@ class TelegramFiles:
         self.hosted = dict(hosted or {})
         self.downloads: list[Call] = []
         self.sent: list[tuple[str, Call]] = []  # (method, call)
+        self.failures = 0  # the next sends that fail as a Bot API outage does (502)
 
     def __call__(self, call: Call) -> tuple[int, Any] | None:
         if call.endpoint == "getFile":
@@ -109,6 +110,9 @@ class TelegramFiles:
         return None
 
     def _send(self, call: Call) -> tuple[int, Any]:
+        if self.failures > 0:
+            self.failures -= 1
+            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
         field = "photo" if call.endpoint == "sendPhoto" else "document"
         parts = [data for name, _, data in call.files if name == field]
         limit = PHOTO_LIMIT if field == "photo" else DOCUMENT_LIMIT
