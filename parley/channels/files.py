@@ -54,6 +54,18 @@ class FileSender(Protocol):
         ...
 
 
+class FileStore(Protocol):
+    """Files kept for a platform that fetches them from a URL of ours (Twilio's media)."""
+
+    def keep(self, file: FileBody, *, seconds: int) -> str:
+        """Keep the file for ``seconds``; the unguessable token it is fetched by."""
+        ...
+
+    def get(self, token: str) -> FileBody | None:
+        """The kept file; None when unknown or expired."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class FileRules:
     max_bytes: int = 10_000_000

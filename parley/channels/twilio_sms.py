@@ -26,16 +26,18 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.files import download
+from parley.channels.files import FileBody, FileStore, download
 from parley.channels.formats import PLAIN
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.markdown import escape
 from parley.core.texts import Texts
-from parley.errors import (InvalidSignature, MalformedPayload, Undeliverable, UnsupportedMediaType,
-                           UpstreamError)
+from parley.errors import (FileRefused, InvalidSignature, MalformedPayload, Undeliverable,
+                           UnsupportedMediaType, UpstreamError)
 
 FORM = "application/x-www-form-urlencoded"
+MEDIA_LIMIT = 5_000_000
+MEDIA_SECONDS = 4 * 3600  # Twilio fetches at once; a queued WhatsApp message may wait a while
 # Twilio error codes that say this customer cannot be written to now, in words for the reps.
 UNDELIVERABLE = {
     63016: ("WhatsApp lets a business reply only within 24 hours of the customer's last message, and "
@@ -48,7 +50,8 @@ class TwilioAdapter(BaseAdapter):
     name = "twilio"
 
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, public_url: str | None,
-                 max_text_chars: int, timeout: float = 10.0, texts: Texts = ENGLISH_TEXTS) -> None:
+                 max_text_chars: int, timeout: float = 10.0, texts: Texts = ENGLISH_TEXTS,
+                 media: FileStore | None = None) -> None:
         self.validator = RequestValidator(auth_token)
         # max_retries stays None: a retried create after a lost response would send the SMS twice.
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
@@ -57,6 +60,7 @@ class TwilioAdapter(BaseAdapter):
         # Customers' media: fetched from Twilio's API host (or the configured one) and nowhere else.
         self._files, self._timeout = requests.Session(), timeout * 3
         self._media_hosts = {"api.twilio.com", urlsplit(api_url).hostname or "api.twilio.com"}
+        self.media = media  # a rep's files, kept for Twilio to fetch from /twilio/media/<token>
         self.public_url = public_url.rstrip("/") if public_url else None
         self.max_text_chars = max_text_chars
         self.texts = texts  # the ``texts:`` catalogue: "Source:" and "Reply with a number:" per language
@@ -117,6 +121,24 @@ class TwilioAdapter(BaseAdapter):
         return download(attachment.ref, session=self._files, max_bytes=max_bytes, name=attachment.name,
                         timeout=self._timeout, allowed_hosts=self._media_hosts, what="Twilio",
                         auth=(self.client.username, self.client.password))
+
+    def send_file(self, reply: Reply, file: FileBody) -> None:
+        """A rep's file as MMS or WhatsApp media: Twilio fetches it from our public URL, so one
+        must be set, and takes up to 5 MB (its limit for MMS and for WhatsApp images)."""
+        if self.media is None or self.public_url is None:
+            raise FileRefused(file.name, reason="Twilio fetches media from Parley's public URL, and none is set "
+                                                "(server.public_url, PARLEY_PUBLIC_URL)")
+        if len(file.data) > MEDIA_LIMIT:
+            raise FileRefused(file.name, reason=f"over Twilio's {MEDIA_LIMIT // 1_000_000} MB media limit")
+        token = self.media.keep(file, seconds=MEDIA_SECONDS)
+        try:
+            self.client.messages.create(to=reply.route["to"], from_=reply.route["from"], body=reply.author or "",
+                                        media_url=[f"{self.public_url}/twilio/media/{token}"])
+        except (TwilioException, RequestException) as exc:
+            raise twilio_failure(exc) from exc
+
+    def kept_media(self, token: str) -> FileBody | None:
+        return self.media.get(token) if self.media is not None and token else None
 
     def close(self) -> None:
         self._files.close()

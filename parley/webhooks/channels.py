@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from parley.errors import ChannelDisabled
+from parley.errors import ChannelDisabled, NotFound
+from parley.webhooks.files import file_response
 from parley.webhooks import slack_actions
 from parley.webhooks.intake import receive
 from parley.wiring import Services
@@ -37,6 +38,16 @@ def slack_events() -> Response:
 @twilio.post("/messages")
 def twilio_messages() -> Response:
     return _receive("twilio")
+
+
+@twilio.get("/media/<token>")
+def twilio_media(token: str) -> Response:
+    """A rep's file, fetched by Twilio to send as MMS or WhatsApp media (``TwilioAdapter.send_file``)."""
+    adapter = current_app.extensions["parley"].adapters.get("twilio")
+    kept = adapter.kept_media(token[:100]) if adapter is not None else None
+    if kept is None:
+        raise NotFound("no such media (it expired, or never was)")
+    return file_response(kept)
 
 
 @telegram.post("/webhook")

@@ -41,6 +41,7 @@ from parley.webhooks.throttle import SenderLimits
 from parley.wiring.knowledge import live_knowledge_of
 from parley.wiring.stores import (  # noqa: F401 - also imported from here
     embedded_journal_path,
+    file_store_of,
     flood_gate_of,
     rate_limiter_of,
     redis_inbox_of,
@@ -167,7 +168,7 @@ def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
             account_sid=_secret(channels.twilio.account_sid),
             auth_token=_secret(channels.twilio.auth_token),
             api_url=channels.twilio.api_url, public_url=settings.server.public_url, max_text_chars=limit,
-            texts=texts)
+            texts=texts, media=file_store_of(settings))
     if channels.telegram.enabled:
         adapters["telegram"] = TelegramAdapter(
             bot_token=_secret(channels.telegram.bot_token),

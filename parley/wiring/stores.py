@@ -7,12 +7,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from parley.channels.files import FileStore
 from parley.core.inbox import Inbox
 from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import FloodGate, LimiterFloodGate, RateLimiter
 from parley.core.sessions import SessionStore
 from parley.errors import ConfigError
 from parley.settings import Settings
+from parley.stores.file_store import MemoryFileStore, RedisFileStore
 from parley.stores.memory import MemoryMailbox, MemorySessionStore
 from parley.stores.memory_inbox import MemoryInbox
 from parley.stores.ratelimit import LimitsRateLimiter, RedisFloodGate
@@ -47,6 +49,14 @@ def shared_state_of(settings: Settings) -> tuple[SessionStore, Inbox, Mailbox, S
                                  max_turns=storage.history_turns, max_chars=storage.history_chars)
     return sessions, redis_inbox_of(settings, client), RedisMailbox(client, prefix=prefix), \
         RedisSendLedger(client, prefix=prefix, ttl=storage.dedupe_ttl_seconds)
+
+
+def file_store_of(settings: Settings) -> FileStore:
+    """Files kept for a platform to fetch: in Redis when there is one (any pod serves them)."""
+    storage = settings.storage
+    if storage.redis_url is None:
+        return MemoryFileStore()
+    return RedisFileStore(connect(storage.redis_url.get_secret_value()), prefix=storage.key_prefix)
 
 
 def forgetters_of(settings: Settings) -> tuple[Callable[[str], None], ...]:

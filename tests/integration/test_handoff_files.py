@@ -68,9 +68,10 @@ def platforms() -> Iterator[Platforms]:
                         telegram_files=telegram_files, media=media)
 
 
-def make_app(tmp_path: Path, platforms: Platforms, database: dict[str, str], *, max_mb: float = 10) -> Flask:
+def make_app(tmp_path: Path, platforms: Platforms, database: dict[str, str], *, max_mb: float = 10,
+             **environ: str) -> Flask:
     settings = handoff_settings(
-        tmp_path, platforms.slack, **database, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        tmp_path, platforms.slack, **database, **environ, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         TWILIO_API_URL=platforms.twilio.url, TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN,
         TELEGRAM_SECRET_TOKEN=TELEGRAM_SECRET, TELEGRAM_API_URL=platforms.telegram.url)
     files = settings.handoff.files.model_copy(update={"max_mb": max_mb})
@@ -161,12 +162,37 @@ def test_an_mms_photo_is_fetched_with_twilios_credentials_and_its_cdn_gets_none(
     assert [c.headers.get("Authorization", "")[:6] for c in platforms.media.media_calls] == ["Basic "]
     assert [c.headers.get("Authorization") for c in platforms.media.cdn_calls] == [None]
 
-    # A rep's file cannot go by SMS: the text does, and the thread is told at once why the file did not.
+    # Twilio takes media only from a public URL of ours: without one, the text goes, and the thread
+    # is told at once why the file did not.
     slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
-    desk.wait_in_thread(thread, "Not passed on: return-label.png (twilio messages carry text only).")
+    desk.wait_in_thread(thread, "Not passed on: return-label.png (Twilio fetches media from Parley's public URL, "
+                                "and none is set (server.public_url, PARLEY_PUBLIC_URL)).")
     bodies = [c.params["Body"] for c in platforms.twilio.to("Messages.json")]
     assert any("Here is your return label" in body for body in bodies)
-    assert not platforms.slack_files.downloads  # nothing fetched that could not be sent
+
+
+def test_a_reps_file_reaches_an_sms_customer_as_media_twilio_fetches_from_parley(
+        tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> None:
+    app = make_app(tmp_path, platforms, database, PARLEY_PUBLIC_URL="http://localhost")
+    try:
+        client = app.test_client()
+        desk = Desk(client, platforms.api)
+        sms(client, platforms, "sms.txt", Body="I want to talk to a person")
+        thread = desk.wait_for_thread()
+        slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread, text="")
+
+        sent = wait_until(lambda: [c for c in platforms.twilio.to("Messages.json") if c.params.get("MediaUrl")])
+        assert sent, "no media message was created"
+        [media] = sent
+        assert (media.params["To"], media.params["Body"]) == ("+12125550123", "Ana")
+        url = media.params["MediaUrl"]
+        assert url.startswith("http://localhost/twilio/media/")
+        fetched = client.get(url.removeprefix("http://localhost"))  # as Twilio fetches it
+        assert (fetched.status_code, fetched.mimetype, fetched.data) == (200, "image/png", PNG)
+        assert fetched.headers["X-Content-Type-Options"] == "nosniff"
+        assert client.get("/twilio/media/" + "x" * 43).status_code == 404
+    finally:
+        app.extensions["parley"].close()
 
 
 def test_a_file_over_the_limit_or_not_what_it_claims_is_not_passed_on_and_the_thread_says_why(

@@ -191,6 +191,9 @@ def twilio_api(refuse: Callable[[Call], tuple[int, dict[str, Any]] | None] = lam
         if refusal is not None:
             return refusal
         if call.endpoint == "Messages.json" and call.method == "POST":
+            if not call.params.get("Body") and not call.params.get("MediaUrl"):
+                return 400, {"code": 21619, "status": 400, "message": "A text message body or media urls must "
+                             "be specified.", "more_info": "https://www.twilio.com/docs/errors/21619"}
             account = call.path.split("/")[3]
             return 201, {"sid": f"SM{next(sids):032d}", "account_sid": account, "status": "queued",
                          "to": call.params.get("To"), "from": call.params.get("From"),
