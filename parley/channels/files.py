@@ -20,20 +20,12 @@ import puremagic
 import requests
 
 from parley.core.envelope import Attachment, Reply
+from parley.core.files import FileBody
 from parley.errors import FileRefused, UpstreamError
 
 _BLOCK = 64 * 1024
 # Types whose content carries no signature to read: accepted when the bytes are text.
 _TEXT_TYPES = ("text/plain", "text/csv")
-
-
-@dataclass(frozen=True, slots=True)
-class FileBody:
-    """A file's bytes, with the name and the type its content was found to have."""
-
-    name: str
-    content_type: str
-    data: bytes
 
 
 @runtime_checkable
@@ -49,20 +41,9 @@ class FileSource(Protocol):
 class FileSender(Protocol):
     """An adapter whose channel carries files to whom ``reply`` goes (its route, or the desk's thread)."""
 
-    def send_file(self, reply: Reply, file: FileBody) -> None:
-        """Send the file; ``UpstreamError`` (or ``Undeliverable``) when the platform fails or refuses."""
-        ...
-
-
-class FileStore(Protocol):
-    """Files kept for a platform that fetches them from a URL of ours (Twilio's media)."""
-
-    def keep(self, file: FileBody, *, seconds: int) -> str:
-        """Keep the file for ``seconds``; the unguessable token it is fetched by."""
-        ...
-
-    def get(self, token: str) -> FileBody | None:
-        """The kept file; None when unknown or expired."""
+    def send_file(self, reply: Reply, file: FileBody, *, key: str) -> None:
+        """Send the file; ``UpstreamError`` (or ``Undeliverable``) when the platform fails or refuses.
+        ``key`` names this file of this reply, the same on every retry ("<reply id>#file<n>")."""
         ...
 
 

@@ -18,7 +18,6 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
-from parley.channels.files import FileBody
 from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature, web_client
 from parley.channels.slack_files import SlackFiles, SlackFileSource, attachments
 from parley.channels.slack_desk import SlackDesk
@@ -26,6 +25,7 @@ from parley.channels.slack_blocks import SlackMessage, to_slack_messages
 from parley.channels.slack_buttons import SlackButtons
 from parley.channels.text import ENGLISH_TEXTS
 from parley.core.envelope import Envelope, Reply
+from parley.core.files import FileBody
 from parley.core.texts import Texts
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
@@ -111,7 +111,7 @@ class SlackAdapter(SlackFileSource, BaseAdapter):
         except (SlackClientError, OSError) as exc:  # OSError: URLError, timeouts
             raise slack_failure(exc, "Slack chat.postMessage") from exc
 
-    def send_file(self, reply: Reply, file: FileBody) -> None:
+    def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
         """A rep's file, in the customer's DM (or thread), under the rep's name."""
         self.files.upload(file, channel=reply.route["channel"], thread_ts=reply.route.get("thread_ts"),
                           comment=reply.author)

@@ -31,13 +31,13 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
-from parley.channels.files import FileBody
 from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature
 from parley.channels.slack_files import SlackFiles, SlackFileSource, attachments
 from parley.channels.formats import SLACK
 from parley.channels.slack_home import DeskHome
 from parley.channels.slack_views import ANSWERS_SHOWN, CLAIM, HAND_BACK, RESOLVE, header_blocks
 from parley.channels.text import render_chunks
+from parley.core.files import FileBody
 from parley.core.desk import QUEUE_STEPS, DeskDirectory, DeskPost
 from parley.core.desk_texts import DESK_TEXTS, DeskTexts
 from parley.core.envelope import Envelope, Reply
@@ -199,7 +199,7 @@ class SlackDesk(SlackFileSource, BaseAdapter):
             if reply.meta.intent in QUEUE_STEPS:  # a request taken, handed back or resolved
                 self.home.refresh()
 
-    def send_file(self, reply: Reply, file: FileBody) -> None:
+    def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
         """A customer's file, in their conversation's thread (after the line that says they sent it)."""
         post = reply.desk or DeskPost.from_route(reply.route)
         thread = self.directory.thread_of(reply.conversation_id, post.handoff) or self.directory.thread_of(

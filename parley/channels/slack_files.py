@@ -9,9 +9,10 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from parley.channels.files import FileBody, download
+from parley.channels.files import download
 from parley.channels.slack_common import slack_failure
 from parley.core.envelope import Attachment
+from parley.core.files import FileBody
 
 FILES_HOST = "files.slack.com"  # where Slack keeps uploaded files (``url_private_download``)
 

@@ -27,12 +27,12 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
-from parley.channels.files import FileBody
 from parley.channels.formats import TELEGRAM
 from parley.channels.telegram_files import PHOTO_TYPES, attachments
 from parley.channels.telegram_buttons import keyboard, pressed
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Attachment, Envelope, Reply
+from parley.core.files import FileBody
 from parley.core.texts import Texts
 from parley.errors import (FileRefused, InvalidSignature, MalformedPayload, Undeliverable,
                            UnsupportedMediaType, UpstreamError)
@@ -176,7 +176,7 @@ class TelegramAdapter(BaseAdapter):
             raise FileRefused(attachment.name, reason=f"over the {max_bytes / 1_000_000:g} MB limit")
         return bytes(self._run(file.download_as_bytearray()))
 
-    def send_file(self, reply: Reply, file: FileBody) -> None:
+    def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
         """A rep's file, with the rep's name as its caption."""
         thread = reply.route.get("message_thread_id")
         upload = InputFile(file.data, filename=file.name)

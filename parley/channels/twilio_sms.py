@@ -26,10 +26,11 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.files import FileBody, FileStore, download
+from parley.channels.files import download
 from parley.channels.formats import PLAIN
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Attachment, Envelope, Reply
+from parley.core.files import FileBody, FileStore
 from parley.core.markdown import escape
 from parley.core.texts import Texts
 from parley.errors import (FileRefused, InvalidSignature, MalformedPayload, Undeliverable,
@@ -122,7 +123,7 @@ class TwilioAdapter(BaseAdapter):
                         timeout=self._timeout, allowed_hosts=self._media_hosts, what="Twilio",
                         auth=(self.client.username, self.client.password))
 
-    def send_file(self, reply: Reply, file: FileBody) -> None:
+    def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
         """A rep's file as MMS or WhatsApp media: Twilio fetches it from our public URL, so one
         must be set, and takes up to 5 MB (its limit for MMS and for WhatsApp images)."""
         if self.media is None or self.public_url is None:

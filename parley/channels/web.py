@@ -12,7 +12,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,14 +20,18 @@ from flask import Request, Response, jsonify
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.web_secrets import SECRET_HEADER, ConversationKeys, first_message_conversation
-from parley.core.envelope import Envelope, Reply
+from parley.core.envelope import Attachment, Envelope, Reply
+from parley.core.files import FileBody, FileStore
 from parley.core.log import ConversationLog, LoggedMessage
 from parley.core.mailbox import Mailbox, MailboxEvent
 from parley.core.ratelimit import RateLimiter
 from parley.core.texts import Texts, english
-from parley.errors import MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
+from parley.errors import FileRefused, MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+FILES_PATH = "/widget/api/files"  # a rep's file, by its token (``ConversationKeys.file_token``)
+FILE_SECONDS = 7 * 24 * 3600  # a week of the chat's history shows it; Redis holds no file for good
+FileToken = Callable[[str], str] | None
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")  # BCP 47, loosely
 
 
@@ -47,8 +51,10 @@ class WidgetAdapter(BaseAdapter):
                  reply_timeout: float, allowed_origins: Sequence[str] = (),
                  rate_limiter: RateLimiter, limits: RateLimits = RateLimits(), keys: ConversationKeys,
                  legacy_claim_seconds: float = 0.0, texts: Texts | None = None,
-                 with_person: Callable[[str, float], bool] = lambda conversation_id, at: False) -> None:
+                 with_person: Callable[[str, float], bool] = lambda conversation_id, at: False,
+                 files: FileStore | None = None) -> None:
         self.mailbox = mailbox
+        self.files = files  # a rep's files, served at FILES_PATH
         self.texts = texts or english()  # the ``texts:`` catalogue, for the refusals a browser shows
         self.keys = keys
         self.legacy_claim_seconds = legacy_claim_seconds  # see web_secrets.legacy_claim
@@ -124,6 +130,21 @@ class WidgetAdapter(BaseAdapter):
         if replies:
             self.mailbox.publish(replies[0].conversation_id, replies)
 
+    def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
+        """A rep's file, kept under an address derived from its send (the history finds it again),
+        then shown live: the reply of files is published as a text reply is."""
+        if self.files is None:
+            raise FileRefused(file.name, reason="this widget keeps no files")
+        token = self.files.keep(file, seconds=FILE_SECONDS, token=self.keys.file_token(key))
+        # Live, each file is a message of its own (one refused shows no broken link); the history
+        # shows the reply's files together, by the same addresses.
+        shown = Attachment(content_type=file.content_type, name=file.name, size=len(file.data),
+                           origin=self.name, ref=token)
+        self.mailbox.publish(reply.conversation_id, [replace(reply, reply_id=key, files=(shown,))])
+
+    def kept_file(self, token: str) -> FileBody | None:
+        return self.files.get(token) if self.files is not None and token else None
+
     def drain(self) -> None:
         """End the open event streams (browsers reconnect to another process)."""
         self.draining.set()
@@ -195,30 +216,49 @@ def reply_json(reply: Reply) -> dict[str, object]:
     }
 
 
-def history_message(message: LoggedMessage) -> dict[str, object]:
-    """One message as the browser's history shows it (``author`` set for a support rep)."""
+def history_message(message: LoggedMessage, file_token: FileToken = None) -> dict[str, object]:
+    """One message as the browser's history shows it (``author`` set for a support rep); a rep's
+    files by the address ``WidgetAdapter.send_file`` kept them under (``file_token``)."""
+    files = [{"name": file.name, "type": file.content_type,
+              "url": f"{FILES_PATH}/{_token(message.id, index, file, file_token)}"}
+             for index, file in enumerate(message.files)] if file_token and message.direction == "out" else []
     return {"id": message.id, "direction": message.direction, "text": message.text,
             "author": message.author, "sources": [s.to_dict() for s in message.sources],
-            "quick_replies": list(message.quick_replies), "created_at": message.created_at}
+            "quick_replies": list(message.quick_replies), "created_at": message.created_at, "files": files}
 
 
-def reply_message(reply: Reply, created_at: float) -> dict[str, object]:
+def history_messages(message: LoggedMessage, file_token: Callable[[str], str]) -> list[dict[str, object]]:
+    """As ``history_message``; a rep's reply of files alone is one message per file, as it came live
+    (``WidgetAdapter.send_file``), so a browser that saw it live does not show it twice."""
+    if message.direction != "out" or message.text or not message.files:
+        return [history_message(message, file_token)]
+    return [history_message(replace(message, id=f"{message.id}#file{index}", files=(
+        replace(file, origin=WidgetAdapter.name, ref=file_token(f"{message.id}#file{index}")),)), file_token)
+        for index, file in enumerate(message.files)]
+
+
+def reply_message(reply: Reply, created_at: float, file_token: FileToken = None) -> dict[str, object]:
     """A reply that was just sent, in the same shape as the history."""
     return history_message(LoggedMessage(id=reply.reply_id, direction="out", text=reply.text,
-                                         created_at=created_at, sources=reply.meta.sources,
-                                         author=reply.author, quick_replies=reply.quick_replies))
+                                         created_at=created_at, sources=reply.meta.sources, author=reply.author,
+                                         quick_replies=reply.quick_replies, files=reply.files), file_token)
 
 
-def to_sse(event: MailboxEvent, now: float) -> str:
+def to_sse(event: MailboxEvent, now: float, file_token: FileToken = None) -> str:
     """A mailbox event as Server-Sent Events; the id is the mailbox cursor, for Last-Event-ID."""
     if event.kind == "replies":
-        payloads = [{"type": "message", "message": reply_message(r, now)} for r in event.replies]
+        payloads = [{"type": "message", "message": reply_message(r, now, file_token)} for r in event.replies]
     elif event.kind == "token":
         payloads = [{"type": "token", "reply_id": event.reply_id, "text": event.text}]
     else:
         payloads = [{"type": "typing"}]
     return "".join(f"id: {event.cursor}\ndata: {json.dumps(p, separators=(',', ':'))}\n\n"
                    for p in payloads)
+
+
+def _token(reply_id: str, index: int, file: Attachment, file_token: Callable[[str], str]) -> str:
+    """A file just kept carries its token; a logged one's is derived again from its send's key."""
+    return file.ref if file.origin == WidgetAdapter.name else file_token(f"{reply_id}#file{index}")
 
 
 def _optional_id(body: dict[str, object], key: str) -> str | None:

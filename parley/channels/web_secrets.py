@@ -87,6 +87,11 @@ class ConversationKeys:
     def _stream_mac(self, conversation_id: str, expires: int) -> str:
         return _b64(self._mac(b"stream", f"{conversation_id}\0{expires}".encode("utf-8")))[:32]
 
+    def file_token(self, send_key: str) -> str:
+        """The address of a file sent to a widget ("<reply id>#file<n>"): the same each time it is
+        asked (the history finds the file again), and guessed by nobody without the key."""
+        return _b64(self._mac(b"file", send_key.encode("utf-8")))
+
     def _mac(self, purpose: bytes, message: bytes) -> bytes:
         # One key, separate purposes: a stream token can never pass for a secret or the reverse.
         return hmac.new(self._current_key(), purpose + b"\0" + message, hashlib.sha256).digest()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from parley.core.envelope import Envelope, Reply, Source
+from parley.core.envelope import Attachment, Envelope, Reply, Source
 from parley.core.relay import Event
 
 
@@ -19,6 +19,7 @@ class LoggedMessage:
     sources: tuple[Source, ...] = ()
     author: str | None = None
     quick_replies: tuple[str, ...] = ()
+    files: tuple[Attachment, ...] = ()
 
 
 class ConversationLog(Protocol):

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from parley.channels.files import FileBody
+from parley.core.files import FileBody
 from parley.stores.redis_topology import Client, unavailable
 
 _TOKEN_BYTES = 32
@@ -27,8 +27,8 @@ class MemoryFileStore:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def keep(self, file: FileBody, *, seconds: int) -> str:
-        token = secrets.token_urlsafe(_TOKEN_BYTES)
+    def keep(self, file: FileBody, *, seconds: int, token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(_TOKEN_BYTES)
         with self._lock:
             self._files[token] = (self._clock() + seconds, file)
             self._bytes += len(file.data)
@@ -54,8 +54,8 @@ class RedisFileStore:
         self._client = client
         self._prefix = f"{prefix}file:"
 
-    def keep(self, file: FileBody, *, seconds: int) -> str:
-        token = secrets.token_urlsafe(_TOKEN_BYTES)
+    def keep(self, file: FileBody, *, seconds: int, token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(_TOKEN_BYTES)
         key = self._prefix + token
         with unavailable("keeping a file for the platform to fetch"):
             pipeline = self._client.pipeline(transaction=True)

@@ -80,9 +80,9 @@ class SqlConversationLog:
 
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
         # The posts to the reps' thread are logged for retries, and are not the customer's to see; a
-        # reply of files alone (refused on a channel that shows none) has no text to show.
+        # reply is shown for its text or its files.
         query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK,
-                                       (Message.text != "") | (Message.direction == "in"))
+                                       (Message.text != "") | (Message.direction == "in") | Message.files.is_not(None))
                  .order_by(Message.id))
         with self._session() as session:
             conversation = session.get(Conversation, conversation_id)
@@ -175,4 +175,5 @@ def _logged(row: Message) -> LoggedMessage:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return LoggedMessage(id=row.public_id, direction="in" if row.direction == "in" else "out",
                          text=row.text, created_at=created.timestamp(), sources=_sources(row),
-                         author=row.author, quick_replies=tuple(json.loads(row.quick_replies)))
+                         author=row.author, quick_replies=tuple(json.loads(row.quick_replies)),
+                         files=attachments_of(json.loads(row.files)) if row.files else ())

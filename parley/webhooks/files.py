@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response
 
-from parley.channels.files import FileBody
+from parley.core.files import FileBody
 
 
 def file_response(file: FileBody) -> Response:

@@ -17,13 +17,14 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask.blueprints import BlueprintSetupState
 from flask_cors import CORS
 
-from parley.channels.web import (ID_PATTERN, WidgetAdapter, browser_language, history_message, origin_pattern,
+from parley.channels.web import (ID_PATTERN, WidgetAdapter, browser_language, history_messages, origin_pattern,
                                  to_sse)
 from parley.channels.web_secrets import (REFUSED, SECRET_HEADER, STREAM_TOKEN_SECONDS, legacy_claim,
                                          new_conversation_id)
 from parley.core.mailbox import Mailbox
 from parley.core.texts import UI_KEYS
 from parley.errors import InvalidSignature, MalformedPayload, NotFound, RateLimited
+from parley.webhooks.files import file_response
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 
@@ -144,7 +145,9 @@ def conversation(conversation_id: str) -> Response:
     _adapter().authenticate(request, conversation_id)
     # Started (its secret issued) but nothing said yet: an empty history, not an unknown conversation.
     transcript = _services().log.transcript(conversation_id, "widget") or []
-    return jsonify(conversation_id=conversation_id, messages=[history_message(m) for m in transcript])
+    file_token = _adapter().keys.file_token
+    return jsonify(conversation_id=conversation_id,
+                   messages=[shown for logged in transcript for shown in history_messages(logged, file_token)])
 
 
 @bp.get("/api/conversations/<conversation_id>/events")
@@ -208,6 +211,15 @@ def feedback() -> tuple[Response, int]:
     return jsonify(status="stored"), 201
 
 
+@bp.get("/api/files/<token>")
+def kept_file(token: str) -> Response:
+    """A rep's file, by the address only its conversation's history and events carry."""
+    kept = _adapter().kept_file(token[:100])
+    if kept is None:
+        raise NotFound("no such file (it expired, or never was)")
+    return file_response(kept)
+
+
 def _end_of(mailbox: Mailbox, conversation_id: str) -> str:
     kept = mailbox.after(conversation_id, "0", timeout=0)
     return kept[-1].cursor if kept else "0"
@@ -222,7 +234,7 @@ def _stream(adapter: WidgetAdapter, conversation_id: str, cursor: str, *, second
         events = adapter.mailbox.after(conversation_id, cursor, timeout=min(HEARTBEAT_SECONDS, left))
         for event in events:
             cursor = event.cursor
-            yield to_sse(event, time.time())
+            yield to_sse(event, time.time(), adapter.keys.file_token)
         if events or time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
             if not events:
                 yield ": keep-alive\n\n"

@@ -17,6 +17,7 @@ from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
 from parley.channels.web import RateLimits, WidgetAdapter
 from parley.channels.web_secrets import ConversationKeys
+from parley.core.files import FileStore
 from parley.core.dialogue import Dialogue, Policy, StreamSink
 from parley.core.engine import AnswerEngine, TokenSink
 from parley.core.envelope import Envelope
@@ -100,9 +101,10 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
     knowledge = live_knowledge_of(settings, log)
     desk = desk_of(settings, log)
     limiter = rate_limiter_of(settings)  # the widget's limits, and the floods' in process and on a cluster
-    widget = widget_of(settings, mailbox, log, limiter, with_person=with_person_of(sessions, desk))
+    files = file_store_of(settings)  # a rep's files, kept for the widget and for Twilio to fetch
+    widget = widget_of(settings, mailbox, log, limiter, with_person=with_person_of(sessions, desk), files=files)
     adapters: dict[str, WebhookAdapter] = {widget.name: widget,
-                                           **text_channels_of(settings, desk=desk, log=log)}
+                                           **text_channels_of(settings, desk=desk, log=log, files=files)}
     if desk is not None:
         adapters[DESK] = desk
     dialogue = Dialogue(engine=knowledge, sessions=sessions, policy=policy_of(settings, desk=desk is not None),
@@ -124,7 +126,7 @@ def build_services(settings: Settings, *, direct: Sequence[ChannelAdapter] = ())
 
 
 def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, limiter: RateLimiter, *,
-              with_person: Callable[[str, float], bool]) -> WidgetAdapter:
+              with_person: Callable[[str, float], bool], files: FileStore | None = None) -> WidgetAdapter:
     widget = settings.channels.widget
     return WidgetAdapter(mailbox=mailbox, log=log, max_text_chars=settings.limits.max_text_chars,
                          reply_timeout=settings.server.reply_timeout_seconds,
@@ -133,7 +135,7 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
                          legacy_claim_seconds=widget.legacy_claim_hours * 3600, texts=settings.catalog,
                          limits=RateLimits(per_browser=widget.messages_per_minute,
                                            per_address=widget.messages_per_minute_per_ip),
-                         with_person=with_person)
+                         with_person=with_person, files=files)
 
 
 def sender_limits_of(settings: Settings, limiter: RateLimiter, inbox: Inbox) -> SenderLimits:
@@ -152,8 +154,8 @@ def _poll_seconds(inbox: Inbox) -> float:
     return 2.0 if isinstance(inbox, RedisInbox) else 0.5
 
 
-def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
-                     log: SqlConversationLog | None = None) -> dict[str, WebhookAdapter]:
+def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None, log: SqlConversationLog | None = None,
+                     files: FileStore | None = None) -> dict[str, WebhookAdapter]:
     """Slack, Twilio and Telegram adapters, each only when its secrets are configured."""
     channels, limit, texts = settings.channels, settings.limits.max_text_chars, settings.catalog
     adapters: dict[str, WebhookAdapter] = {}
@@ -168,7 +170,7 @@ def text_channels_of(settings: Settings, *, desk: SlackDesk | None = None,
             account_sid=_secret(channels.twilio.account_sid),
             auth_token=_secret(channels.twilio.auth_token),
             api_url=channels.twilio.api_url, public_url=settings.server.public_url, max_text_chars=limit,
-            texts=texts, media=file_store_of(settings))
+            texts=texts, media=files)
     if channels.telegram.enabled:
         adapters["telegram"] = TelegramAdapter(
             bot_token=_secret(channels.telegram.bot_token),

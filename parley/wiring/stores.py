@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from parley.channels.files import FileStore
+from parley.core.files import FileStore
 from parley.core.inbox import Inbox
 from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import FloodGate, LimiterFloodGate, RateLimiter

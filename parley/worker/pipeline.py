@@ -103,23 +103,23 @@ class Outbox:
         refused = []
         for reply in replies:
             for index, attachment in enumerate(reply.files):
+                key = f"{reply.reply_id}#file{index}"
                 try:
-                    self.once(f"{reply.reply_id}#file{index}",
-                              functools.partial(self._send_file, adapter, reply, attachment))
+                    self.once(key, functools.partial(self._send_file, adapter, reply, attachment, key))
                 except FileRefused as exc:
                     logger.info("file_refused", conversation_id=reply.conversation_id, channel=reply.channel,
                                 reason=exc.reason)
                     refused.append(exc)
         return refused
 
-    def _send_file(self, adapter: ChannelAdapter, reply: Reply, attachment: Attachment) -> None:
+    def _send_file(self, adapter: ChannelAdapter, reply: Reply, attachment: Attachment, key: str) -> None:
         if not isinstance(adapter, FileSender):
             raise FileRefused(attachment.name, reason=f"{reply.channel} messages carry text only")
         source = self.adapters.get(attachment.origin)
         if not isinstance(source, FileSource):
             origin = attachment.origin or "there"
             raise FileRefused(attachment.name, reason=f"files from {origin} cannot be fetched")
-        adapter.send_file(reply, fetch_and_check(self.files, source, attachment))
+        adapter.send_file(reply, fetch_and_check(self.files, source, attachment), key=key)
 
     def once(self, key: str, step: Callable[[], object]) -> None:
         """Run ``step`` unless ``key`` was claimed before; a failed step is released for the retry."""

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from parley.channels.files import FileBody
+from parley.core.files import FileBody
 from parley.stores.file_store import MemoryFileStore, RedisFileStore
 from parley.stores.redis_topology import connect
 from tests.integration.redis_processes import delete_prefix

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
+from parley.channels.web import to_sse
 from parley.webhooks.app import create_app
 from tests.integration.handoff_support import (
     BOT_TOKEN,
@@ -258,7 +259,7 @@ def test_a_file_whose_send_failed_is_sent_once_on_the_retry_and_the_text_is_not_
     assert sum("Here is your return label" in text for text in texts) == 1
 
 
-def test_a_widget_customer_gets_the_reps_text_and_the_thread_learns_the_file_was_not_sent(
+def test_a_widget_customer_sees_the_reps_file_live_and_in_the_history_by_one_address(
         app: Flask, client: FlaskClient, platforms: Platforms) -> None:
     desk = Desk(client, platforms.api)
     first = client.post("/widget/api/messages", json={"text": "I want to talk to a person"}).get_json()
@@ -266,11 +267,23 @@ def test_a_widget_customer_gets_the_reps_text_and_the_thread_learns_the_file_was
     thread = desk.wait_for_thread()
     slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
 
-    desk.wait_in_thread(thread, "Not passed on: return-label.png (widget messages carry text only).")
+    def shown() -> list[dict]:
+        return client.get(f"/widget/api/conversations/{conversation}", headers=secret).get_json()["messages"]
+    assert wait_until(lambda: any(m["files"] for m in shown())), "the file never reached the widget"
+    [text] = [m for m in shown() if m["text"] == "Here is your return label"]
+    [photo] = [m for m in shown() if m["files"]]
+    assert (text["author"], photo["author"], photo["text"]) == ("Ana", "Ana", "")
+    [file] = photo["files"]
+    assert (file["name"], file["type"]) == ("return-label.png", "image/png")
+    fetched = client.get(file["url"])  # an <img> asks without the conversation's secret: the address is the key
+    assert (fetched.status_code, fetched.mimetype, fetched.data) == (200, "image/png", PNG)
+    assert client.get(file["url"][:-4] + "AAAA").status_code == 404
 
-    def shown() -> list[str]:
-        return [m["text"] for m in client.get(f"/widget/api/conversations/{conversation}",
-                                              headers=secret).get_json()["messages"]]
-    assert wait_until(lambda: "Here is your return label" in shown())
-    assert "" not in shown()  # the file's own reply shows no empty bubble
-    assert not platforms.slack_files.downloads
+    # Live, the browser got the same message: same id, same address (no second copy after a re-sync).
+    widget = app.extensions["parley"].adapters["widget"]
+    live = [json.loads(line.removeprefix("data: ")) for event in widget.mailbox.after(conversation, "0", 0.0)
+            for line in to_sse(event, 0.0, widget.keys.file_token).splitlines() if line.startswith("data: ")]
+    [(live_id, live_files)] = [(p["message"]["id"], p["message"]["files"]) for p in live
+                               if p["type"] == "message" and p["message"]["files"]]
+    assert (live_id, live_files) == (photo["id"], photo["files"])
+    assert not [text for text in desk.thread(thread) if "Not passed on" in text]

@@ -6,6 +6,7 @@
   if (!script || window.Parley) return;
 
   const API = '/widget/api';
+  const FILE_PATH = /^\/widget\/api\/files\/[A-Za-z0-9_-]{20,100}$/;
   const DEFAULTS = { title: 'Chat', greeting: '', quick_replies: [], max_length: 2000 };
   const SEND_RETRIES = 3;
   const RETRY_STATUS = [502, 503, 504];
@@ -180,6 +181,8 @@ h2{margin:0;font-size:16px}
 .user .bubble{background:var(--p);color:var(--pt)}
 .bubble ul{margin:4px 0;padding-left:20px}
 .meta,.src,.fb,.failed{font-size:12px;color:#6b7280}
+.file img{display:block;max-width:100%;max-height:240px;border-radius:10px;border:1px solid #e5e7eb}
+a.file{color:var(--p);overflow-wrap:anywhere}
 .failed,.notice{color:#b91c1c}
 .fb{display:flex;align-items:center;gap:4px}
 .fb button{display:grid;place-items:center;width:28px;height:24px;padding:0;border:1px solid #e5e7eb;background:#fff;color:#6b7280;border-radius:9px}
@@ -310,14 +313,26 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     return h('div', { class: 'msg user' }, h('span', { class: 'sr' }, T.ui_you), h('div', { class: 'bubble' }, text));
   }
 
+  // A rep's file, from our own server only: a photo shown, anything else a link to download.
+  function fileNode(file) {
+    const url = base + str(file.url);
+    const name = str(file.name) || str(file.url).split('/').pop();
+    const link = { class: 'file', href: url, target: '_blank', rel: 'noopener noreferrer' };
+    return /^image\//.test(str(file.type))
+      ? h('a', link, h('img', { src: url, alt: name, onload: scrollToEnd }))
+      : h('a', { ...link, download: name }, name);
+  }
+
   function botNode(msg) {
     const author = str(msg.author);
     const sources = Array.isArray(msg.sources) ? msg.sources.filter((s) => s && s.title) : [];
+    const files = Array.isArray(msg.files) ? msg.files.filter((f) => f && FILE_PATH.test(str(f.url))) : [];
     // Numbered like the answer's own "[1]" markers when it has them; linked when the article has a URL.
     const numbered = /\[\d{1,2}\](?!\()/.test(str(msg.text));
     return h('div', { class: author ? 'msg agent' : 'msg bot' },
       h('div', { class: author ? 'meta' : 'sr' }, author ? T.ui_support.replace('{name}', author) : T.ui_assistant),
-      h('div', { class: 'bubble' }, renderMarkdown(str(msg.text))),
+      str(msg.text) || !files.length ? h('div', { class: 'bubble' }, renderMarkdown(str(msg.text))) : null,
+      ...files.map(fileNode),
       ...sources.map((s, i) => h('div', { class: 'src' }, numbered ? `[${i + 1}] ` : `${T.ui_source} `,
         /^https?:\/\//i.test(str(s.url))
           ? h('a', { href: s.url, target: '_blank', rel: 'noopener noreferrer' }, s.title) : s.title)),
