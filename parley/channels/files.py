@@ -11,6 +11,8 @@ never taken on the platform's or the sender's word.
 from __future__ import annotations
 
 import fnmatch
+import mimetypes
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -24,8 +26,12 @@ from parley.core.files import FileBody
 from parley.errors import FileRefused, UpstreamError
 
 _BLOCK = 64 * 1024
+DOWNLOAD_SECONDS = 60  # a file's whole download; the send ledger holds a reply's claim for 120 s
+# Never passed on by a wildcard ("image/*"): an SVG is a document that can carry script.
+_ONLY_BY_NAME = ("image/svg+xml",)
 # Types whose content carries no signature to read: accepted when the bytes are text.
 _TEXT_TYPES = ("text/plain", "text/csv")
+_TEXT_EXTENSIONS = {"text/plain": [".txt", ".text", ".log", ".md"], "text/csv": [".csv"]}
 
 
 @runtime_checkable
@@ -55,6 +61,8 @@ class FileRules:
 
     def allows(self, content_type: str) -> bool:
         base = content_type.split(";", 1)[0].strip().lower()
+        if base in _ONLY_BY_NAME:
+            return base in self.types
         return any(fnmatch.fnmatchcase(base, allowed) for allowed in self.types)
 
     def precheck(self, attachment: Attachment) -> None:
@@ -70,10 +78,13 @@ class FileRules:
         if len(data) > self.max_bytes:
             raise FileRefused(attachment.name, reason=f"over the {_megabytes(self.max_bytes)} limit")
         found = content_type_of(data)
+        declared = attachment.content_type.split(";", 1)[0].strip().lower()
+        if found == _TEXT_TYPES[0] and declared in _TEXT_TYPES:
+            found = declared  # text shows no signature: a CSV is a CSV when its bytes are text
         if found is None or not self.allows(found):
             raise FileRefused(attachment.name, reason=f"its content is {found or 'of no known type'}, "
                                                       "which is not passed on")
-        return FileBody(name=attachment.name or _default_name(found), content_type=found, data=data)
+        return FileBody(name=named_for(attachment.name, found), content_type=found, data=data)
 
 
 def content_type_of(data: bytes) -> str | None:
@@ -111,17 +122,22 @@ def download(url: str, *, session: requests.Session, max_bytes: int, name: str, 
                                        f"({host or url[:40]})")
     try:
         with session.get(url, stream=True, timeout=timeout, headers=headers, auth=auth) as response:
-            if response.status_code >= 400:
-                raise UpstreamError(f"{what} file download: HTTP {response.status_code}",
-                                    transient=response.status_code == 429 or response.status_code >= 500)
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise UpstreamError(f"{what} file download: HTTP {status}", transient=True)
+            if status >= 400:  # deleted, or no longer ours to read: no retry brings it back
+                raise FileRefused(name, reason=f"{what} would not hand it over (HTTP {status})")
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise FileRefused(name, reason=f"over the {_megabytes(max_bytes)} limit")
-            data = bytearray()
+            data, deadline = bytearray(), time.monotonic() + DOWNLOAD_SECONDS
             for block in response.iter_content(_BLOCK):
                 data += block
                 if len(data) > max_bytes:
                     raise FileRefused(name, reason=f"over the {_megabytes(max_bytes)} limit")
+                if time.monotonic() > deadline:  # well within the send ledger's claim on the reply
+                    raise UpstreamError(f"{what} file download took over {DOWNLOAD_SECONDS} s",
+                                        transient=True)
             return bytes(data)
     except requests.RequestException as exc:
         raise UpstreamError(f"{what} file download failed: {type(exc).__name__}", transient=True) from exc
@@ -131,6 +147,13 @@ def _megabytes(size: int) -> str:
     return f"{size / 1_000_000:g} MB"
 
 
-def _default_name(content_type: str) -> str:
-    extension = content_type.rsplit("/", 1)[-1].split("+", 1)[0]
-    return f"file.{'txt' if extension == 'plain' else 'jpg' if extension == 'jpeg' else extension}"
+def named_for(name: str, content_type: str) -> str:
+    """The name, ending as its content is: "run.bat" whose bytes are text goes as "run.txt", so no
+    one opens a script, or a program, by a name that says it is something else."""
+    # Python's table gives text/plain ".bat", ".c", ".pl"...: text keeps only the names of text.
+    extensions = _TEXT_EXTENSIONS.get(content_type) or mimetypes.guess_all_extensions(content_type)
+    stem, dot, extension = name.rpartition(".")
+    if dot and f".{extension.lower()}" in extensions:
+        return name
+    preferred = ".jpg" if content_type == "image/jpeg" else (extensions or [""])[0]
+    return f"{(stem if dot else name) or 'file'}{preferred}"

@@ -28,7 +28,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from parley.channels.base import BaseAdapter, Once, RecordFeedback, always, clean_text, json_object, post_chunks
 from parley.channels.formats import TELEGRAM
-from parley.channels.telegram_files import PHOTO_TYPES, attachments
+from parley.channels.telegram_files import FILE_SECONDS, PHOTO_LIMIT, PHOTO_TYPES, attachments
 from parley.channels.telegram_buttons import keyboard, pressed
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Attachment, Envelope, Reply
@@ -170,19 +170,39 @@ class TelegramAdapter(BaseAdapter):
             link_preview_options=None, disable_notification=False))
 
     def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
-        """A customer's file: ``getFile`` says where and how big, then its bytes (bots get <= 20 MB)."""
-        file = self._run(self.bot.get_file(attachment.ref))
-        if file.file_size is not None and file.file_size > max_bytes:
-            raise FileRefused(attachment.name, reason=f"over the {max_bytes / 1_000_000:g} MB limit")
-        return bytes(self._run(file.download_as_bytearray()))
+        """A customer's file: ``getFile`` says where and how big, then its bytes (a bot gets files
+        of up to 20 MB, so even one without a stated size is bounded)."""
+        try:
+            file = self._run(self.bot.get_file(attachment.ref))
+            if file.file_size is not None and file.file_size > max_bytes:
+                raise FileRefused(attachment.name, reason=f"over the {max_bytes / 1_000_000:g} MB limit")
+            download = file.download_as_bytearray(read_timeout=FILE_SECONDS)
+            return bytes(self._run(download, timeout=FILE_SECONDS))
+        except FileRefused:
+            raise
+        except UpstreamError as exc:
+            if exc.transient:
+                raise
+            raise FileRefused(attachment.name, reason=f"Telegram would not hand it over ({exc})") from exc
 
     def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
-        """A rep's file, with the rep's name as its caption."""
+        """A rep's file, with the rep's name as its caption: a photo as a photo, when Telegram
+        takes it as one (<= 10 MB, sensible proportions), else as a document."""
         thread = reply.route.get("message_thread_id")
-        upload = InputFile(file.data, filename=file.name)
-        send = self.bot.send_photo if file.content_type in PHOTO_TYPES else self.bot.send_document
-        self._run(send(reply.route["chat_id"], upload, caption=reply.author or None,
-                       message_thread_id=int(thread) if thread else None))
+        options = {"caption": reply.author or None, "message_thread_id": int(thread) if thread else None,
+                   "write_timeout": FILE_SECONDS, "read_timeout": FILE_SECONDS}
+        chat = reply.route["chat_id"]
+        if file.content_type in PHOTO_TYPES and len(file.data) <= PHOTO_LIMIT:
+            try:
+                self._run(self.bot.send_photo(chat, InputFile(file.data, filename=file.name), **options),
+                          timeout=FILE_SECONDS)
+                return
+            except UpstreamError as exc:
+                if exc.transient or isinstance(exc, Undeliverable):
+                    raise
+                # Refused as a photo (PHOTO_INVALID_DIMENSIONS, a long screenshot): nothing was sent.
+        self._run(self.bot.send_document(chat, InputFile(file.data, filename=file.name), **options),
+                  timeout=FILE_SECONDS)
 
     def _fire(self, call: Coroutine[Any, Any, Any]) -> None:
         """Fire and forget on the adapter's loop: a failure is logged, the ack never waits."""
@@ -201,14 +221,15 @@ class TelegramAdapter(BaseAdapter):
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+    def _run(self, call: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         future = asyncio.run_coroutine_threadsafe(call, self._loop)
+        waited = self._timeout if timeout is None else timeout + 5  # PTB's own timeout comes first
         try:
-            return future.result(self._timeout)
+            return future.result(waited)
         except TimeoutError as exc:
             # Cancelled, or the call could still go out after the Outbox released it for a retry.
             future.cancel()
-            raise UpstreamError(f"Telegram Bot API call timed out after {self._timeout} s",
+            raise UpstreamError(f"Telegram Bot API call timed out after {waited} s",
                                 transient=True) from exc
         except TelegramError as exc:
             raise telegram_failure(exc) from exc

@@ -240,8 +240,9 @@ def history_messages(message: LoggedMessage, file_token: Callable[[str], str]) -
 def reply_message(reply: Reply, created_at: float, file_token: FileToken = None) -> dict[str, object]:
     """A reply that was just sent, in the same shape as the history."""
     return history_message(LoggedMessage(id=reply.reply_id, direction="out", text=reply.text,
-                                         created_at=created_at, sources=reply.meta.sources, author=reply.author,
-                                         quick_replies=reply.quick_replies, files=reply.files), file_token)
+                                         created_at=created_at, sources=reply.meta.sources,
+                                         author=reply.author, quick_replies=reply.quick_replies,
+                                         files=reply.files), file_token)
 
 
 def to_sse(event: MailboxEvent, now: float, file_token: FileToken = None) -> str:

@@ -34,9 +34,9 @@ class DeskTexts:
     rated_note: str = "The customer rated the help {score}/5."
     reminded_note: str = "Still unclaimed after {minutes} min; the customer was told again."
     article_note: str = "{actor} sent an article to the customer: {title}"
-    # A rep's attachment Slack gave no file for (a snippet, a call); files themselves are passed on.
-    files_not_sent: str = ("Not sent to the customer: only files are passed on; paste the text or a link "
-                           "instead.")
+    # A rep's attachment Parley cannot fetch from Slack (a post, an external or Slack Connect file).
+    files_not_sent: str = ("Not sent to the customer: an attachment Slack does not let Parley fetch; paste "
+                           "its text or a link instead.")
     # Files that were not passed on (``parley.worker.files``); {files} names each, with the reason.
     files_refused: str = "Not passed on: {files}."
     back_with_bot: str = ("Not sent: this conversation is back with the bot ({state}). "

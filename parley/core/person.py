@@ -58,4 +58,8 @@ def opened(rules: HandoffRules, before: Session, after: Session, envelope: Envel
                           reason=after.handoff_reason or "requested", history=after.history,
                           turns=rules.transcript_turns, note_prefix=rules.note_prefix,
                           hours_note=hours_note, texts=desk)
-    return (relay.to_desk(after, text, kind="open"),), events
+    opening = relay.to_desk(after, text, kind="open")
+    # A file sent with the message that asked for a person goes to the thread after its header.
+    if files := relay.files_of(envelope):
+        return (opening, relay.to_desk(after, "", kind="customer", files=files)), events
+    return (opening,), events

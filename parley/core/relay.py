@@ -105,10 +105,11 @@ def on_agent(rules: HandoffRules, texts: HandoffTexts, session: Session, envelop
     if not session.is_handed_off:
         note = texts.desk.back_with_bot.format(state=session.handoff)
         return Outcome(session=session, replies=(to_desk(session, note, kind="error"),))
-    if action == "reply" and envelope.attachments and not files_of(envelope):
-        # Nothing Slack keeps as a file (a snippet, a call): the rep is told, and any text still goes.
+    if action == "reply" and len(files_of(envelope)) < len(envelope.attachments):
+        # An attachment Parley cannot fetch (a Slack post, an external file): the rep is told, and
+        # the text and the files that can go still go.
         warning = to_desk(session, texts.desk.files_not_sent, kind="error")
-        if not envelope.text.strip():
+        if not envelope.text.strip() and not files_of(envelope):
             return Outcome(session=session, replies=(warning,))
         sent = _reply(rules, texts, session, envelope, now)
         return replace(sent, replies=(*sent.replies, warning))

@@ -30,6 +30,8 @@ class MemoryFileStore:
     def keep(self, file: FileBody, *, seconds: int, token: str | None = None) -> str:
         token = token or secrets.token_urlsafe(_TOKEN_BYTES)
         with self._lock:
+            if (replaced := self._files.pop(token, None)) is not None:  # the same file kept again
+                self._bytes -= len(replaced[1].data)
             self._files[token] = (self._clock() + seconds, file)
             self._bytes += len(file.data)
             # Oldest first, past the budget or past their time: what no platform will fetch again.

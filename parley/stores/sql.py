@@ -81,8 +81,8 @@ class SqlConversationLog:
     def transcript(self, conversation_id: str, channel: str) -> list[LoggedMessage] | None:
         # The posts to the reps' thread are logged for retries, and are not the customer's to see; a
         # reply is shown for its text or its files.
-        query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK,
-                                       (Message.text != "") | (Message.direction == "in") | Message.files.is_not(None))
+        shown = (Message.text != "") | (Message.direction == "in") | Message.files.is_not(None)
+        query = (select(Message).where(Message.conversation_id == conversation_id, Message.channel != DESK, shown)
                  .order_by(Message.id))
         with self._session() as session:
             conversation = session.get(Conversation, conversation_id)

@@ -20,5 +20,5 @@ def file_response(file: FileBody) -> Response:
 
 def _disposition(file: FileBody) -> str:
     inline = file.content_type.startswith("image/")
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in file.name)[:100] or "file"
-    return f'{"inline" if inline else "attachment"}; filename="{safe}"'
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in file.name)[:100]
+    return f'{"inline" if inline else "attachment"}; filename="{safe or "file"}"'

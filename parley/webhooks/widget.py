@@ -146,8 +146,8 @@ def conversation(conversation_id: str) -> Response:
     # Started (its secret issued) but nothing said yet: an empty history, not an unknown conversation.
     transcript = _services().log.transcript(conversation_id, "widget") or []
     file_token = _adapter().keys.file_token
-    return jsonify(conversation_id=conversation_id,
-                   messages=[shown for logged in transcript for shown in history_messages(logged, file_token)])
+    shown = [message for logged in transcript for message in history_messages(logged, file_token)]
+    return jsonify(conversation_id=conversation_id, messages=shown)
 
 
 @bp.get("/api/conversations/<conversation_id>/events")

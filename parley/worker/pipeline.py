@@ -43,24 +43,29 @@ class SendLedger(Protocol):
         ...
 
 
+# ``on_refused(channel, error)``: the files of a run of replies to ``channel`` that were not passed on.
+OnRefused = Callable[[str, FileRefused], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Outbox:
     adapters: Mapping[str, ChannelAdapter]
     ledger: SendLedger
     files: FileRules = FileRules()
 
-    def deliver(self, replies: Sequence[Reply]) -> None:
-        """Send every reply; ``FileRefused`` at the end, naming each file that was not passed on,
-        once all else went out (a refusal is for good: retrying would refuse it again)."""
+    def deliver(self, replies: Sequence[Reply], *, on_refused: OnRefused | None = None) -> None:
+        """Send every reply. Files not passed on (a refusal is for good: a retry would refuse them
+        again) go to ``on_refused(channel, error)`` before their reply counts as sent, so a failure
+        to tell of them is retried; without it, ``FileRefused`` names them once all else went out."""
         refused: list[FileRefused] = []
         # One message's replies may go to two places (the customer, and the reps' desk during a
         # handoff): each run of replies goes to its own channel's adapter, in order.
         for channel, run in itertools.groupby(replies, key=lambda reply: reply.channel):
-            refused.extend(self._send(channel, list(run)))
+            refused.extend(self._send(channel, list(run), on_refused))
         if refused:
             raise FileRefused.of(refused)
 
-    def _send(self, channel: str, replies: list[Reply]) -> list[FileRefused]:
+    def _send(self, channel: str, replies: list[Reply], on_refused: OnRefused | None) -> list[FileRefused]:
         adapter = self.adapters.get(channel)
         if adapter is None:  # e.g. the desk when no Slack handoff channel is configured
             logger.warning("no_adapter_for_replies", channel=channel, replies=len(replies),
@@ -84,6 +89,9 @@ class Outbox:
         self._confirm([reply for reply in fresh if not reply.files])
         try:
             refused = self._send_files(adapter, with_files)
+            if refused and on_refused is not None:
+                on_refused(channel, FileRefused.of(refused))
+                refused = []
         except Exception:
             self._release(with_files)
             raise
@@ -166,16 +174,19 @@ class Pipeline:
                 # Another worker logged its replies first (it took over this one's lapsed claim):
                 # what is sent is always what was logged, whoever wrote it.
                 replies = self.log.replies_to(envelope) or []
+        desk = DESK in self.outbox.adapters
+        # Files not passed on are named in the thread (a failure to say so is retried).
+        on_refused = functools.partial(self._refused, envelope) if desk else None
         try:
-            self.outbox.deliver(replies)
+            self.outbox.deliver(replies, on_refused=on_refused)
         except UpstreamError as exc:
             # The platform refused or failed (a store's outage, ``Unavailable``, is waited out in
             # place by the worker, and would only worry the rep).
-            if DESK in self.outbox.adapters and (envelope.role == "agent" or isinstance(exc, FileRefused)):
+            if desk and envelope.role == "agent":
                 self._tell_desk(envelope, exc)
             if not isinstance(exc, FileRefused):
                 raise
-            # Only files were refused, and for good: the rest went out, and the thread knows.
+            # Only files were refused (no desk to tell), and for good: the rest went out.
         self.metrics.answered(envelope, replies)
 
     def apologise(self, envelope: Envelope) -> None:
@@ -195,9 +206,11 @@ class Pipeline:
             logger.warning("failure_notice_failed", conversation_id=envelope.conversation_id,
                            error=type(exc).__name__, detail=str(exc))
 
-    def _tell_desk(self, envelope: Envelope, exc: UpstreamError) -> None:
-        # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
-        # however often the message is retried, the thread hears about it once, at the first failure.
+    def _refused(self, envelope: Envelope, channel: str, exc: FileRefused) -> None:
+        # Raises when the thread cannot be told: the reply stays unsent, and the retry tells it.
+        self.outbox.deliver([self._desk_notice(envelope, exc, suffix=f"files-{channel}")])
+
+    def _desk_notice(self, envelope: Envelope, exc: UpstreamError, *, suffix: str) -> Reply:
         texts = self.dialogue.policy.handoff_texts.desk
         if isinstance(exc, FileRefused):
             text = texts.files_refused.format(files="; ".join(exc.files))
@@ -207,12 +220,14 @@ class Pipeline:
             text = texts.undelivered_retrying.format(reason=exc.public_message)
         else:
             text = texts.undelivered_refused.format(reason=exc.public_message)
-        suffix = "files" if isinstance(exc, FileRefused) else "undelivered"
-        notice = Reply(conversation_id=envelope.conversation_id, channel=DESK, desk=DeskPost(kind="error"),
-                       text=text, in_reply_to=envelope.message_id,
-                       reply_id=f"{reply_id(envelope, 0)}-{suffix}")
+        return Reply(conversation_id=envelope.conversation_id, channel=DESK, desk=DeskPost(kind="error"),
+                     text=text, in_reply_to=envelope.message_id, reply_id=f"{reply_id(envelope, 0)}-{suffix}")
+
+    def _tell_desk(self, envelope: Envelope, exc: UpstreamError) -> None:
+        # The rep would otherwise believe the customer got it. Its id is fixed per rep message, so
+        # however often the message is retried, the thread hears about it once, at the first failure.
         try:
-            self.outbox.deliver([notice])
+            self.outbox.deliver([self._desk_notice(envelope, exc, suffix="undelivered")])
         except ParleyError as desk_exc:
             logger.warning("desk_notice_failed", conversation_id=envelope.conversation_id,
                            detail=str(desk_exc))

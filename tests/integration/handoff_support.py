@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -31,8 +32,12 @@ class SlackApi:
         self.desk_calls: list[tuple[str, dict[str, Any]]] = []  # accepted chat.update / views.*
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
+        # A test's failure to inject: Slack's answer to a call, or None to answer it as usual.
+        self.fault: Callable[[Call], tuple[int, dict[str, Any]] | None] = lambda call: None
 
     def __call__(self, call: Call) -> tuple[int, dict[str, Any]]:
+        if (fault := self.fault(call)) is not None:
+            return fault
         if call.endpoint == "chat.postMessage":
             refused = slack_refusal(call)
             if refused is not None:

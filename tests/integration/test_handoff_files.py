@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -32,7 +33,7 @@ from tests.integration.handoff_support import (
     wait_until,
 )
 from tests.stubs.files import SlackFiles, TelegramFiles, TwilioMedia
-from tests.stubs.server import StubServer, serving, telegram_api, twilio_api
+from tests.stubs.server import Call, StubServer, serving, telegram_api, twilio_api
 
 ACCOUNT_SID = "ACfake0000000000000000000000000001"
 AUTH_TOKEN = "12345678901234567890123456789012"
@@ -287,3 +288,61 @@ def test_a_widget_customer_sees_the_reps_file_live_and_in_the_history_by_one_add
                                if p["type"] == "message" and p["message"]["files"]]
     assert (live_id, live_files) == (photo["id"], photo["files"])
     assert not [text for text in desk.thread(thread) if "Not passed on" in text]
+
+
+def test_a_file_slack_will_not_hand_over_or_keeps_elsewhere_is_named_and_the_text_still_goes(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    slack_event(client, platforms, "message_im.json", text="I want to talk to a person")
+    thread = desk.wait_for_thread()
+    platforms.slack_files.hosted.pop(RECEIPT)  # deleted in Slack before Parley fetched it
+    slack_event(client, platforms, "file_share.json", text="my receipt")
+    desk.wait_in_thread(thread, "Not passed on: receipt.png (Slack would not hand it over (HTTP 404)).")
+    desk.wait_in_thread(thread, "*Customer:* my receipt")
+
+    elsewhere = json.loads((PAYLOADS / "slack" / "file_share.json").read_text())["event"]["files"]
+    elsewhere[0]["url_private_download"] = platforms.slack.url.replace("127.0.0.1", "localhost") + RECEIPT
+    slack_event(client, platforms, "file_share.json", files=elsewhere)
+    desk.wait_in_thread(thread, "Not passed on: receipt.png (Slack named a file on a host Parley does not "
+                                "fetch from (localhost)).")
+    assert len(platforms.slack_files.downloads) == 1  # the deleted one; nothing asked of another host
+    customer = [params.get("text", "") for _, params in platforms.api.posted if params.get("channel") == "D0CUSTOMER1"]
+    assert not any("went wrong" in text.lower() for text in customer)  # no apology: nothing failed them
+
+
+def test_a_file_bigger_than_slack_said_is_cut_off_while_downloading(
+        tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> None:
+    app = make_app(tmp_path, platforms, database, max_mb=0.05)
+    try:
+        client = app.test_client()
+        desk = Desk(client, platforms.api)
+        slack_event(client, platforms, "message_im.json", text="I want to talk to a person")
+        thread = desk.wait_for_thread()
+        platforms.slack_files.hosted[RECEIPT] = PNG + bytes(80_000)  # the event says 48,213 bytes
+        slack_event(client, platforms, "file_share.json")
+        desk.wait_in_thread(thread, "Not passed on: receipt.png (over the 0.05 MB limit).")
+        assert not platforms.slack_files.uploaded
+    finally:
+        app.extensions["parley"].close()
+
+
+def test_a_notice_of_a_refused_file_that_fails_to_post_is_posted_on_the_retry_once(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    sms(client, platforms, "sms.txt", Body="I want to talk to a person")
+    thread = desk.wait_for_thread()
+    failing = {"left": 1}
+
+    def flaky(call: Call) -> tuple[int, dict[str, object]] | None:
+        if call.endpoint == "chat.postMessage" and "Not passed on" in str(call.params.get("text")) and failing["left"]:
+            failing["left"] -= 1
+            return 500, {"ok": False, "error": "internal_error"}
+        return None
+    platforms.api.fault = flaky
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread)
+    notices = wait_until(lambda: [t for t in desk.thread(thread) if "Not passed on" in t], timeout=20)
+    assert notices and not failing["left"]
+    time.sleep(1.0)
+    assert len([t for t in desk.thread(thread) if "Not passed on" in t]) == 1
+    bodies = [c.params["Body"] for c in platforms.twilio.to("Messages.json")]
+    assert sum("Here is your return label" in body for body in bodies) == 1

@@ -45,7 +45,7 @@ class SlackFiles:
         if call.path.startswith("/files-pri/"):
             self.downloads.append(call)
             if call.headers.get("Authorization") != f"Bearer {self.token}":
-                return 403, b"<html>sign in to Slack</html>"
+                return 200, b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"  # as Slack does
             return (200, self.hosted[call.path]) if call.path in self.hosted else (404, b"not found")
         if call.endpoint == "files.getUploadURLExternal":
             length = str(call.params.get("length", ""))

@@ -168,8 +168,8 @@ def test_a_rep_attachment_slack_keeps_no_file_of_is_not_relayed_and_the_rep_is_t
     replies = desk.dialogue.handle(Envelope(channel=DESK, conversation_id="c1", message_id="f1",
                                             sender="U0ANA", sender_name="Ana", text="",
                                             attachments=(Attachment(content_type="image/png"),), role="agent"))
-    assert seen(replies) == [(DESK, "Not sent to the customer: only files are passed on; paste the text or "
-                                    "a link instead.")]
+    assert seen(replies) == [(DESK, "Not sent to the customer: an attachment Slack does not let Parley fetch; "
+                                    "paste its text or a link instead.")]
 
 
 def test_a_reps_file_goes_to_the_customer_after_the_text_in_a_reply_of_its_own(desk: Desk) -> None:
@@ -241,3 +241,21 @@ def test_an_unclaimed_request_reminds_the_customer_once_per_interval(desk: Desk)
     desk.rep(action="claim")
     desk.now += 3000
     assert desk.recheck() == []
+
+
+def test_a_file_sent_with_the_request_for_a_person_follows_the_threads_header(desk: Desk) -> None:
+    photo = Attachment(content_type="image/jpeg", name="broken.jpg", size=900, origin="sms", ref="https://x/m")
+    replies = desk.dialogue.handle(make_envelope("I want to talk to a person", channel="sms", conversation_id="c1",
+                                                 attachments=(photo,)))
+    to_desk = [(reply.desk.kind if reply.desk else None, reply.files) for reply in replies if reply.channel == DESK]
+    assert to_desk == [("open", ()), ("customer", (photo,))]
+
+
+def test_a_reps_file_goes_and_an_attachment_slack_keeps_no_file_of_is_named(desk: Desk) -> None:
+    desk.customer("talk to a person")
+    post = Attachment(content_type="application/vnd.slack-docs")  # a Slack post: no file to fetch
+    replies = desk.dialogue.handle(Envelope(channel=DESK, conversation_id="c1", message_id="f3", sender="U0ANA",
+                                            sender_name="Ana", text="", attachments=(PHOTO, post), role="agent"))
+    assert [(reply.channel, reply.files) for reply in replies if reply.files] == [("sms", (PHOTO,))]
+    assert any("an attachment Slack does not let Parley fetch" in reply.text for reply in replies
+               if reply.channel == DESK)
