@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 from flask import Request, Response, jsonify
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
+from parley.channels.files import FileRules
+from parley.channels.web_files import (FILE_SECONDS, FileToken, fetched, files_json, kept_upload, one_per_file,
+                                      uploads)
 from parley.channels.web_secrets import SECRET_HEADER, ConversationKeys, first_message_conversation
 from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.files import FileBody, FileStore
@@ -29,9 +32,6 @@ from parley.core.texts import Texts, english
 from parley.errors import FileRefused, MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-FILES_PATH = "/widget/api/files"  # a rep's file, by its token (``ConversationKeys.file_token``)
-FILE_SECONDS = 7 * 24 * 3600  # a week of the chat's history shows it; Redis holds no file for good
-FileToken = Callable[[str], str] | None
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")  # BCP 47, loosely
 
 
@@ -89,17 +89,19 @@ class WidgetAdapter(BaseAdapter):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise MalformedPayload("body is not a JSON object", public="body must be a JSON object")
-        text = clean_text(body.get("text"), max_chars=self.max_text_chars)
         client_message_id = _optional_id(body, "client_message_id") or uuid.uuid4().hex
         conversation_id = _optional_id(body, "conversation_id")
+        files: tuple[Attachment, ...] = ()
         if conversation_id is None:
             conversation_id, message_id = first_message_conversation(client_message_id)
         else:
             # Checked in ``check_rate`` already; again here, so that no path parses unverified.
             self.authenticate(request, conversation_id)
             message_id = f"{conversation_id}:{client_message_id}"
+            files = uploads(self.files, conversation_id, body.get("files"))  # uploaded to /api/files
+        text = clean_text(body.get("text"), max_chars=self.max_text_chars, allow_empty=bool(files))
         return [Envelope(channel=self.name, conversation_id=conversation_id,
-                         message_id=message_id, sender=conversation_id, text=text,
+                         message_id=message_id, sender=conversation_id, text=text, attachments=files,
                          language=browser_language(request, body))]
 
     def ack(self, request: Request, envelopes: Sequence[Envelope]) -> Response:
@@ -144,6 +146,25 @@ class WidgetAdapter(BaseAdapter):
 
     def kept_file(self, token: str) -> FileBody | None:
         return self.files.get(token) if self.files is not None and token else None
+
+    def keep_upload(self, request: Request, conversation_id: str, *, name: str, declared: str, data: bytes,
+                    rules: FileRules) -> Attachment:
+        """A customer's file, checked (a refusal in the browser's language) and kept for its message."""
+        if self.files is None:
+            raise UnsupportedMediaType("no file store", public=self.notice("ui_file_refused", request))
+        return kept_upload(self.files, rules, conversation_id, name=name, declared=declared, data=data,
+                           texts=lambda key: self.notice(key, request))
+
+    def check_upload_rate(self, request: Request, conversation_id: str) -> None:
+        """A conversation's uploads count against its messages' budget (429 past it)."""
+        wait = self.rate_limiter.hit(f"widget:conversation:{conversation_id}", limit=self.limits.per_browser,
+                                     window=self.limits.window)
+        if wait:
+            raise RateLimited(f"widget upload rate limit for {conversation_id}", retry_after=wait,
+                              public=self.notice("ui_too_fast", request))
+
+    def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        return fetched(self.files, attachment)
 
     def drain(self) -> None:
         """End the open event streams (browsers reconnect to another process)."""
@@ -217,24 +238,18 @@ def reply_json(reply: Reply) -> dict[str, object]:
 
 
 def history_message(message: LoggedMessage, file_token: FileToken = None) -> dict[str, object]:
-    """One message as the browser's history shows it (``author`` set for a support rep); a rep's
-    files by the address ``WidgetAdapter.send_file`` kept them under (``file_token``)."""
-    files = [{"name": file.name, "type": file.content_type,
-              "url": f"{FILES_PATH}/{_token(message.id, index, file, file_token)}"}
-             for index, file in enumerate(message.files)] if file_token and message.direction == "out" else []
+    """One message as the browser's history shows it (``author`` set for a support rep); its files
+    by the addresses they were kept under (``channels.web_files``)."""
     return {"id": message.id, "direction": message.direction, "text": message.text,
             "author": message.author, "sources": [s.to_dict() for s in message.sources],
-            "quick_replies": list(message.quick_replies), "created_at": message.created_at, "files": files}
+            "quick_replies": list(message.quick_replies), "created_at": message.created_at,
+            "files": files_json(message, file_token)}
 
 
 def history_messages(message: LoggedMessage, file_token: Callable[[str], str]) -> list[dict[str, object]]:
     """As ``history_message``; a rep's reply of files alone is one message per file, as it came live
     (``WidgetAdapter.send_file``), so a browser that saw it live does not show it twice."""
-    if message.direction != "out" or message.text or not message.files:
-        return [history_message(message, file_token)]
-    return [history_message(replace(message, id=f"{message.id}#file{index}", files=(
-        replace(file, origin=WidgetAdapter.name, ref=file_token(f"{message.id}#file{index}")),)), file_token)
-        for index, file in enumerate(message.files)]
+    return [history_message(shown, file_token) for shown in one_per_file(message, file_token)]
 
 
 def reply_message(reply: Reply, created_at: float, file_token: FileToken = None) -> dict[str, object]:
@@ -255,11 +270,6 @@ def to_sse(event: MailboxEvent, now: float, file_token: FileToken = None) -> str
         payloads = [{"type": "typing"}]
     return "".join(f"id: {event.cursor}\ndata: {json.dumps(p, separators=(',', ':'))}\n\n"
                    for p in payloads)
-
-
-def _token(reply_id: str, index: int, file: Attachment, file_token: Callable[[str], str]) -> str:
-    """A file just kept carries its token; a logged one's is derived again from its send's key."""
-    return file.ref if file.origin == WidgetAdapter.name else file_token(f"{reply_id}#file{index}")
 
 
 def _optional_id(body: dict[str, object], key: str) -> str | None:

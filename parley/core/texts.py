@@ -72,6 +72,9 @@ KEYS: Mapping[str, frozenset[str]] = {
     "ui_offline": frozenset(),
     "ui_error": frozenset(),
     "ui_not_sent": frozenset(),
+    "ui_attach": frozenset(),
+    "ui_file_too_big": frozenset({"max"}),  # {max}: handoff.files.max_mb
+    "ui_file_refused": frozenset(),
 }
 UI_KEYS = tuple(key for key in KEYS if key.startswith("ui_"))
 # A message needs this many words, and the detector this probability, to change a conversation's
@@ -198,4 +201,7 @@ ENGLISH: Mapping[str, str] = {
     "ui_offline": "Connection lost. Please check your connection and try again.",
     "ui_error": "Something went wrong. Please try again.",
     "ui_not_sent": "Not sent",
+    "ui_attach": "Attach a file",
+    "ui_file_too_big": "That file is too big (max {max} MB)",
+    "ui_file_refused": "That kind of file can't be sent here: a photo, a PDF or a text file can",
 }

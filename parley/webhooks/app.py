@@ -71,7 +71,10 @@ class GuardedJSONProvider(DefaultJSONProvider):
 def _limit_body() -> None:
     # Flask enforces MAX_CONTENT_LENGTH only when a route reads the body: refuse it up front, so
     # every route answers 413 alike, before any other check.
-    if (request.content_length or 0) > (current_app.config["MAX_CONTENT_LENGTH"] or 0):
+    limit = current_app.config["MAX_CONTENT_LENGTH"] or 0
+    if request.endpoint == widget.UPLOAD_ENDPOINT:  # a customer's file: its own, larger limit
+        limit = request.max_content_length = widget.upload_limit()
+    if (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
     # Werkzeug caps multipart parts but not url-encoded fields; count them before anything parses.
     if request.mimetype == "application/x-www-form-urlencoded":

@@ -84,12 +84,41 @@ def config() -> Response:
     return jsonify(title=bot.title, greeting=texts.get("greeting", language), language=language,
                    quick_replies=list(texts.replies(language)),
                    texts={key: texts.get(key, language) for key in UI_KEYS},
-                   theme={"primary": bot.theme.primary}, max_length=settings.limits.max_text_chars)
+                   theme={"primary": bot.theme.primary}, max_length=settings.limits.max_text_chars,
+                   max_file_mb=settings.handoff.files.max_mb)
 
 
 @bp.post("/api/messages")
 def messages() -> Response:
     return receive(_adapter(), _services())
+
+
+@bp.post("/api/files")
+def upload() -> tuple[Response, int]:
+    """A customer's file (multipart ``file``, with ``conversation_id``), kept for the message that
+    carries it (``files`` in /api/messages): checked now, so the browser hears at once what cannot go."""
+    adapter = _adapter()
+    adapter.check_origin(request)
+    conversation_id = request.form.get("conversation_id", "")
+    if not ID_PATTERN.match(conversation_id):
+        raise MalformedPayload("upload without conversation_id", public="conversation_id is missing or malformed")
+    adapter.authenticate(request, conversation_id)
+    adapter.check_upload_rate(request, conversation_id)
+    part = request.files.get("file")
+    if part is None:
+        raise MalformedPayload("upload without a file part", public="send the file as the multipart field 'file'")
+    kept = adapter.keep_upload(request, conversation_id, name=part.filename or "", declared=part.mimetype or "",
+                               data=part.read(), rules=_services().pipeline.outbox.files)
+    logger.info("widget_file_kept", conversation_id=conversation_id, size=kept.size)
+    return jsonify(file=kept.ref, name=kept.name, type=kept.content_type, size=kept.size), 201
+
+
+UPLOAD_ENDPOINT = "widget.upload"
+
+
+def upload_limit() -> int:
+    """A customer's file within ``handoff.files.max_mb``, and room for the form around it."""
+    return _services().pipeline.outbox.files.max_bytes + 16 * 1024
 
 
 @bp.post("/api/conversations")

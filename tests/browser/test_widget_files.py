@@ -39,19 +39,27 @@ FILES = {"/files-pri/T0123ACME-F0LABEL0001/download/return-label.png": LABEL,
 
 
 @pytest.fixture(scope="module")
-def slack() -> Iterator[tuple[StubServer, SlackApi]]:
+def slack() -> Iterator[tuple[StubServer, SlackApi, SlackFiles]]:
     api, files = SlackApi(), SlackFiles(BOT_TOKEN, FILES)
     with serving(lambda call: files(call) or api(call)) as server:
-        yield server, api
+        yield server, api, files
 
 
 @pytest.fixture(scope="module")
-def desk_site(tmp_path_factory: pytest.TempPathFactory, slack: tuple[StubServer, SlackApi]) -> Iterator[Site]:
-    server, _ = slack
+def desk_site(tmp_path_factory: pytest.TempPathFactory, slack: tuple[StubServer, SlackApi, SlackFiles]) -> Iterator[Site]:
+    server, _, _ = slack
     with running_site(tmp_path_factory.mktemp("browser-desk"), SLACK_BOT_TOKEN=BOT_TOKEN,
                       SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=server.url + "/api/",
                       SLACK_HANDOFF_CHANNEL=HANDOFF_CHANNEL) as site:
         yield site
+
+
+def new_thread(api: SlackApi, count: int) -> str:
+    """The ts of the handoff channel's ``count``-th thread, once Slack has it."""
+    headers = wait_until(lambda: [ts for ts, p in api.posted if p.get("channel") == HANDOFF_CHANNEL
+                                  and "blocks" in p][count - 1:] or None, 20)
+    assert headers, "no thread opened in the handoff channel"
+    return headers[0]
 
 
 def rep_attaches(site_url: str, slack_url: str, thread: str) -> None:
@@ -71,17 +79,15 @@ def rep_attaches(site_url: str, slack_url: str, thread: str) -> None:
 
 
 def test_a_reps_photo_and_pdf_show_in_the_widget_live_and_after_a_reload(
-        browser: Browser, desk_site: Site, slack: tuple[StubServer, SlackApi], output_dir: Path) -> None:
-    server, api = slack
+        browser: Browser, desk_site: Site, slack: tuple[StubServer, SlackApi, SlackFiles], output_dir: Path) -> None:
+    server, api, _ = slack
     page: Page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(15_000)
     try:
         page.goto(desk_site.host_url)
         open_chat(page)
         ask(page, "I want to talk to a person")
-        thread = wait_until(lambda: next((ts for ts, p in api.posted
-                                          if p.get("channel") == HANDOFF_CHANNEL and "blocks" in p), None), 20)
-        assert thread, "no thread opened in the handoff channel"
+        thread = new_thread(api, 1)
         time.sleep(0.5)  # the thread is known to Parley a moment after Slack answered its post
         rep_attaches(desk_site.server_url, server.url, thread)
 
@@ -98,5 +104,28 @@ def test_a_reps_photo_and_pdf_show_in_the_widget_live_and_after_a_reload(
         open_chat(page)
         expect(page.locator(".msg.agent a.file img")).to_have_count(1)
         expect(page.locator(".msg.agent a.file", has_text="invoice.pdf")).to_have_count(1)
+    finally:
+        page.close()
+
+
+def test_a_customer_attaches_a_photo_in_the_widget_and_it_reaches_the_reps_thread(
+        browser: Browser, desk_site: Site, slack: tuple[StubServer, SlackApi, SlackFiles], tmp_path: Path) -> None:
+    _, api, files = slack
+    photo = tmp_path / "broken-box.png"
+    photo.write_bytes(png(64, 48))
+    page: Page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(desk_site.host_url)
+        open_chat(page)
+        threads = len([p for _, p in api.posted if p.get("channel") == HANDOFF_CHANNEL and "blocks" in p])
+        ask(page, "I want to talk to a person")
+        thread = new_thread(api, threads + 1)
+        page.get_by_role("button", name="Attach a file").click()  # opens the system's picker...
+        page.locator("input[type=file]").set_input_files(str(photo))  # ...which the test answers
+        expect(page.locator(".msg.user .sent-file")).to_have_text("broken-box.png")
+        sent = wait_until(lambda: [u for u in files.uploaded if u["thread_ts"] == thread], 20)
+        assert sent and sent[0]["data"] == photo.read_bytes() and sent[0]["filename"] == "broken-box.png"
+        expect(page.locator(".msg.user .failed")).to_have_count(0)
     finally:
         page.close()

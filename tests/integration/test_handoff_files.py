@@ -8,6 +8,7 @@ to its CDN. The payloads are the platforms' own, signed as each signs them.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
@@ -346,3 +347,64 @@ def test_a_notice_of_a_refused_file_that_fails_to_post_is_posted_on_the_retry_on
     assert len([t for t in desk.thread(thread) if "Not passed on" in t]) == 1
     bodies = [c.params["Body"] for c in platforms.twilio.to("Messages.json")]
     assert sum("Here is your return label" in body for body in bodies) == 1
+
+
+def widget_start(client: FlaskClient, text: str) -> tuple[str, dict[str, str]]:
+    first = client.post("/widget/api/messages", json={"text": text}).get_json()
+    return first["conversation_id"], {"X-Parley-Secret": first["secret"]}
+
+
+def widget_upload(client: FlaskClient, conversation: str, secret: dict[str, str], name: str, data: bytes,
+                  content_type: str, **headers: str):  # noqa: ANN201 - Flask's test response
+    return client.post("/widget/api/files", headers={**secret, **headers},
+                       data={"conversation_id": conversation, "file": (io.BytesIO(data), name, content_type)},
+                       content_type="multipart/form-data")
+
+
+def test_a_widget_customers_photo_reaches_the_thread(app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    desk = Desk(client, platforms.api)
+    conversation, secret = widget_start(client, "I want to talk to a person")
+    thread = desk.wait_for_thread()
+
+    uploaded = widget_upload(client, conversation, secret, "screenshot.png", PNG, "image/png")
+    assert uploaded.status_code == 201
+    kept = uploaded.get_json()
+    assert (kept["name"], kept["type"], kept["size"]) == ("screenshot.png", "image/png", len(PNG))
+    sent = client.post("/widget/api/messages", headers=secret,
+                       json={"conversation_id": conversation, "text": "", "files": [kept["file"]]})
+    assert sent.status_code == 200 and sent.get_json()["with_person"] is True
+
+    [upload] = uploads(platforms)
+    assert (upload["thread_ts"], upload["filename"], upload["data"]) == (thread, "screenshot.png", PNG)
+    history = client.get(f"/widget/api/conversations/{conversation}", headers=secret).get_json()["messages"]
+    assert [m["files"] for m in history if m["direction"] == "in" and m["files"]] == [
+        [{"name": "screenshot.png", "type": "image/png"}]]  # its own browser shows the name again
+
+
+def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    conversation, secret = widget_start(client, "hola")
+    refused = widget_upload(client, conversation, secret, "photo.png", PROGRAM, "image/png", **{"Accept-Language": "es"})
+    assert refused.status_code == 415
+    assert refused.get_json() == {"error": "Ese tipo de archivo no se puede enviar aquí: una foto, un PDF o un "
+                                           "archivo de texto sí"}
+    big = widget_upload(client, conversation, secret, "big.png", PNG + bytes(11_000_000), "image/png")
+    assert big.status_code == 413
+    assert widget_upload(client, conversation, {"X-Parley-Secret": "wrong"}, "a.png", PNG, "image/png").status_code == 401
+
+    other, other_secret = widget_start(client, "hello")
+    theirs = widget_upload(client, other, other_secret, "theirs.png", PNG, "image/png").get_json()["file"]
+    stolen = client.post("/widget/api/messages", headers=secret,
+                         json={"conversation_id": conversation, "text": "", "files": [theirs]})
+    assert stolen.status_code == 400  # a message carries only its own conversation's uploads
+    assert not platforms.slack_files.uploaded
+
+
+def test_a_widget_photo_outside_a_handoff_gets_the_text_only_answer(
+        app: Flask, client: FlaskClient, platforms: Platforms) -> None:
+    conversation, secret = widget_start(client, "hello")
+    kept = widget_upload(client, conversation, secret, "a.png", PNG, "image/png").get_json()["file"]
+    answer = client.post("/widget/api/messages", headers=secret,
+                         json={"conversation_id": conversation, "text": "", "files": [kept]}).get_json()
+    assert [reply["text"] for reply in answer["replies"]] == [
+        "Sorry, I can only read text for now. Could you type your question?"]

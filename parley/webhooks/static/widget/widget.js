@@ -7,7 +7,7 @@
 
   const API = '/widget/api';
   const FILE_PATH = /^\/widget\/api\/files\/[A-Za-z0-9_-]{20,100}$/;
-  const DEFAULTS = { title: 'Chat', greeting: '', quick_replies: [], max_length: 2000 };
+  const DEFAULTS = { title: 'Chat', greeting: '', quick_replies: [], max_length: 2000, max_file_mb: 10 };
   const SEND_RETRIES = 3;
   const RETRY_STATUS = [502, 503, 504];
   // The interface's own words, in English until /config sends the customer's language's (texts: ui_*).
@@ -21,6 +21,8 @@
     ui_reconnecting: 'Connection lost, retrying…',
     ui_offline: 'Connection lost. Please check your connection and try again.',
     ui_error: 'Something went wrong. Please try again.', ui_not_sent: 'Not sent',
+    ui_attach: 'Attach a file', ui_file_too_big: 'That file is too big (max {max} MB)',
+    ui_file_refused: "That kind of file can't be sent here: a photo, a PDF or a text file can",
   };
   const SECRET_HEADER = 'X-Parley-Secret';
   const LOST = [401, 404]; // the server no longer knows the conversation, or its key changed
@@ -104,6 +106,7 @@
   }
 
   const CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z';
+  const CLIP = 'M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z';
   const THUMB = 'M1 21h4V9H1zm22-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L14.2 1 7.6 7.6C7.2 8 7 8.4 7 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7c.1-.3.2-.5.2-.8z';
 
   // No innerHTML: Trusted Types pages refuse it. SVG, not emoji: not every system has the font.
@@ -204,6 +207,8 @@ form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb}
 textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #d1d5db;border-radius:10px;color:inherit;cursor:text}
 [aria-invalid=true]{border-color:#b91c1c}
 .send{border:0;border-radius:10px;padding:0 14px;background:var(--p);color:var(--pt);font-weight:600}
+.attach{display:grid;place-items:center;width:36px;border:1px solid #e5e7eb;border-radius:10px;background:#fff;color:#6b7280}
+.attach svg,.sent-file svg{width:16px;fill:currentColor;vertical-align:middle}
 @media (max-width:479.98px){.panel{inset:0;width:auto;height:auto;border-radius:0}}`;
 
   // Strict CSPs block inline <style>.
@@ -241,10 +246,17 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
       },
     });
     u.send = h('button', { class: 'send' }, T.ui_send);
+    // A photo or a file for the support team; the server checks it again, by its bytes.
+    u.file = h('input', {
+      type: 'file', hidden: '', accept: 'image/*,application/pdf,text/plain',
+      onchange: () => { const file = u.file.files[0]; u.file.value = ''; if (file) attach(file); },
+    });
+    u.attach = h('button', { class: 'attach', type: 'button', 'aria-label': T.ui_attach, title: T.ui_attach,
+      onclick: () => u.file.click() }, icon(CLIP));
     u.panel = h('div', { class: 'panel', id: 'parley-panel', role: 'dialog', 'aria-label': DEFAULTS.title, hidden: '' },
       h('header', {}, u.title, h('button', { class: 'close', type: 'button', 'aria-label': T.ui_close, onclick: close }, '×')),
       u.log, u.quick, u.notice,
-      h('form', { onsubmit: (e) => { e.preventDefault(); submitInput(); } }, u.input, u.send));
+      h('form', { onsubmit: (e) => { e.preventDefault(); submitInput(); } }, u.attach, u.file, u.input, u.send));
     u.root = h('div', {
       class: 'root',
       onkeydown: (e) => {
@@ -309,8 +321,10 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     ui.quick.replaceChildren(...[...items].map((q) => h('button', { type: 'button', onclick: () => trySend(q) }, q)));
   }
 
-  function userNode(text) {
-    return h('div', { class: 'msg user' }, h('span', { class: 'sr' }, T.ui_you), h('div', { class: 'bubble' }, text));
+  function userNode(text, files = []) {
+    const names = files.map((f) => h('div', { class: 'bubble sent-file' }, icon(CLIP), ' ', str(f.name)));
+    return h('div', { class: 'msg user' }, h('span', { class: 'sr' }, T.ui_you),
+      text || !names.length ? h('div', { class: 'bubble' }, text) : null, ...names);
   }
 
   // A rep's file, from our own server only: a photo shown, anything else a link to download.
@@ -359,7 +373,7 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     if (msg.direction !== 'in') return addBotMessage(msg);
     const i = state.unmatched.findIndex((u) => u.text === msg.text);
     let node = i >= 0 && state.unmatched.splice(i, 1)[0].node;
-    if (!node) appendMessage((node = userNode(str(msg.text))));
+    if (!node) appendMessage((node = userNode(str(msg.text), Array.isArray(msg.files) ? msg.files : [])));
     state.shown.set(msg.id, node);
   }
 
@@ -491,6 +505,42 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     const body = { text, conversation_id: null, client_message_id: uuid(), language };
     // Serial, so a new conversation id is known before the next send.
     state.queue = state.queue.then(() => deliver(body, local));
+  }
+
+  function attach(file) {
+    const max = state.config.max_file_mb;
+    if (file.size > max * 1e6) return showNotice(T.ui_file_too_big.replace('{max}', String(max)));
+    showNotice('');
+    state.sent = true;
+    const local = { text: '', node: userNode('', [{ name: file.name }]) };
+    appendMessage(local.node);
+    state.unmatched.push(local);
+    state.queue = state.queue.then(() => deliverFile(file, local));
+  }
+
+  // The file first (its token back), then the message that carries it, as any message goes.
+  async function deliverFile(file, local) {
+    try {
+      if (!state.conversationId && !(await startConversation())) throw new Error('no conversation');
+      const form = new FormData();
+      form.append('conversation_id', state.conversationId);
+      form.append('file', file, file.name);
+      const res = await fetch(base + API + '/files', {
+        method: 'POST', credentials: 'omit', headers: { [SECRET_HEADER]: state.secret }, body: form,
+      });
+      const data = await readJson(res);
+      if (!res.ok || !data || !str(data.file)) {
+        markFailed(local);
+        if (res.status === 429) rateLimited(res);
+        else if (res.status === 413) showNotice(T.ui_file_too_big.replace('{max}', String(state.config.max_file_mb)));
+        else showNotice(str(data && data.error) || T.ui_error);
+        return;
+      }
+      await deliver({ text: '', conversation_id: null, client_message_id: uuid(), language, files: [data.file] }, local);
+    } catch {
+      markFailed(local);
+      showNotice(T.ui_offline);
+    }
   }
 
   async function deliver(body, local) {
@@ -735,7 +785,8 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   function applyConfig(c) {
     const max = Number.isInteger(c.max_length) && c.max_length > 0 ? c.max_length : DEFAULTS.max_length;
     const title = str(c.title) || DEFAULTS.title;
-    state.config = { title, greeting: str(c.greeting), quick_replies: c.quick_replies, max_length: max };
+    const fileMb = typeof c.max_file_mb === 'number' && c.max_file_mb > 0 ? c.max_file_mb : DEFAULTS.max_file_mb;
+    state.config = { title, greeting: str(c.greeting), quick_replies: c.quick_replies, max_length: max, max_file_mb: fileMb };
     ui.title.textContent = title;
     ui.panel.setAttribute('aria-label', title);
     applyTexts(c.texts, c.language);
