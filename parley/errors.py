@@ -8,7 +8,8 @@
     │   ├── OriginNotAllowed         403: a browser on a site not in the widget's allowed origins
     │   ├── MalformedPayload         400: body does not parse as the platform's format
     │   ├── UnsupportedMediaType     415: wrong Content-Type
-    │   └── PayloadTooLarge          413: body or text over the configured limit
+    │   ├── PayloadTooLarge          413: body or text over the configured limit
+    │   └── NotNow                   409: well formed, but not in this state (a file outside a handoff)
     ├── NotFound                     404: unknown conversation or resource
     ├── RateLimited                  429: too many requests (carries retry_after seconds)
     ├── Unavailable                  503: a store we need is down; the platform should retry
@@ -87,6 +88,11 @@ class UnsupportedMediaType(ChannelError):
 class PayloadTooLarge(ChannelError):
     status = 413
     public_message = "payload too large"
+
+
+class NotNow(ChannelError):
+    status = 409
+    public_message = "not possible now"
 
 
 class NotFound(ParleyError):
@@ -172,6 +178,7 @@ __all__ = [
     "InvalidSignature",
     "MalformedPayload",
     "NotFound",
+    "NotNow",
     "OriginNotAllowed",
     "ParleyError",
     "PayloadTooLarge",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +30,8 @@ from parley.core.log import ConversationLog, LoggedMessage
 from parley.core.mailbox import Mailbox, MailboxEvent
 from parley.core.ratelimit import RateLimiter
 from parley.core.texts import Texts, english
-from parley.errors import FileRefused, MalformedPayload, OriginNotAllowed, RateLimited, UnsupportedMediaType
+from parley.errors import (FileRefused, MalformedPayload, NotNow, OriginNotAllowed, RateLimited,
+                           UnsupportedMediaType)
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")  # BCP 47, loosely
@@ -152,6 +154,9 @@ class WidgetAdapter(BaseAdapter):
         """A customer's file, checked (a refusal in the browser's language) and kept for its message."""
         if self.files is None:
             raise UnsupportedMediaType("no file store", public=self.notice("ui_file_refused", request))
+        if not self.with_person(conversation_id, time.time()):
+            # Only a person reads files: kept for nobody, they would only fill the store.
+            raise NotNow("a file outside a handoff", public=self.notice("media_only", request))
         return kept_upload(self.files, rules, conversation_id, name=name, declared=declared, data=data,
                            texts=lambda key: self.notice(key, request))
 

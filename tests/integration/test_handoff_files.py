@@ -383,7 +383,9 @@ def test_a_widget_customers_photo_reaches_the_thread(app: Flask, client: FlaskCl
 
 def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
         app: Flask, client: FlaskClient, platforms: Platforms) -> None:
-    conversation, secret = widget_start(client, "hola")
+    desk = Desk(client, platforms.api)
+    conversation, secret = widget_start(client, "quiero hablar con una persona")
+    desk.wait_for_thread()
     refused = widget_upload(client, conversation, secret, "photo.png", PROGRAM, "image/png", **{"Accept-Language": "es"})
     assert refused.status_code == 415
     assert refused.get_json() == {"error": "Ese tipo de archivo no se puede enviar aquí: una foto, un PDF o un "
@@ -392,7 +394,8 @@ def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
     assert big.status_code == 413
     assert widget_upload(client, conversation, {"X-Parley-Secret": "wrong"}, "a.png", PNG, "image/png").status_code == 401
 
-    other, other_secret = widget_start(client, "hello")
+    other, other_secret = widget_start(client, "I want to talk to a person")
+    desk.wait_for_thread(2)
     theirs = widget_upload(client, other, other_secret, "theirs.png", PNG, "image/png").get_json()["file"]
     stolen = client.post("/widget/api/messages", headers=secret,
                          json={"conversation_id": conversation, "text": "", "files": [theirs]})
@@ -400,11 +403,9 @@ def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
     assert not platforms.slack_files.uploaded
 
 
-def test_a_widget_photo_outside_a_handoff_gets_the_text_only_answer(
+def test_a_widget_file_outside_a_handoff_is_refused_with_the_text_only_answer(
         app: Flask, client: FlaskClient, platforms: Platforms) -> None:
     conversation, secret = widget_start(client, "hello")
-    kept = widget_upload(client, conversation, secret, "a.png", PNG, "image/png").get_json()["file"]
-    answer = client.post("/widget/api/messages", headers=secret,
-                         json={"conversation_id": conversation, "text": "", "files": [kept]}).get_json()
-    assert [reply["text"] for reply in answer["replies"]] == [
-        "Sorry, I can only read text for now. Could you type your question?"]
+    refused = widget_upload(client, conversation, secret, "a.png", PNG, "image/png")
+    assert (refused.status_code, refused.get_json()) == (
+        409, {"error": "Sorry, I can only read text for now. Could you type your question?"})
