@@ -8,8 +8,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from parley.errors import ChannelDisabled, NotFound
-from parley.webhooks.files import file_response
 from parley.webhooks import slack_actions
+from parley.webhooks.files import file_response
 from parley.webhooks.intake import receive
 from parley.wiring import Services
 

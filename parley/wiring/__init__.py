@@ -17,10 +17,10 @@ from parley.channels.telegram import TelegramAdapter
 from parley.channels.twilio_sms import TwilioAdapter
 from parley.channels.web import RateLimits, WidgetAdapter
 from parley.channels.web_secrets import ConversationKeys
-from parley.core.files import FileStore
 from parley.core.dialogue import Dialogue, Policy, StreamSink
 from parley.core.engine import AnswerEngine, TokenSink
 from parley.core.envelope import Envelope
+from parley.core.files import FileStore
 from parley.core.handoff import DESK, BusinessHours, HandoffRules
 from parley.core.inbox import Inbox
 from parley.core.knowledge import KnowledgeIndex
