@@ -13,6 +13,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -198,14 +199,23 @@ def test_a_reps_file_reaches_an_sms_customer_as_media_twilio_fetches_from_parley
         app.extensions["parley"].close()
 
 
-def test_a_file_over_the_limit_or_not_what_it_claims_is_not_passed_on_and_the_thread_says_why(
-        tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> None:
-    app = make_app(tmp_path, platforms, database, max_mb=0.04)
+@contextmanager
+def slack_customer_with_a_rep(tmp_path: Path, platforms: Platforms, database: dict[str, str], *,
+                              max_mb: float) -> Iterator[tuple[FlaskClient, Desk, str]]:
+    """An app whose files may be ``max_mb``, and a Slack customer whose thread is open."""
+    app = make_app(tmp_path, platforms, database, max_mb=max_mb)
     try:
         client = app.test_client()
         desk = Desk(client, platforms.api)
         slack_event(client, platforms, "message_im.json", text="I want to talk to a person")
-        thread = desk.wait_for_thread()
+        yield client, desk, desk.wait_for_thread()
+    finally:
+        app.extensions["parley"].close()
+
+
+def test_a_file_over_the_limit_or_not_what_it_claims_is_not_passed_on_and_the_thread_says_why(
+        tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> None:
+    with slack_customer_with_a_rep(tmp_path, platforms, database, max_mb=0.04) as (client, desk, thread):
         slack_event(client, platforms, "file_share.json")  # Slack says 48,213 bytes: never downloaded
         desk.wait_in_thread(thread, "Not passed on: receipt.png (over the 0.04 MB limit).")
         assert not platforms.slack_files.downloads
@@ -218,8 +228,6 @@ def test_a_file_over_the_limit_or_not_what_it_claims_is_not_passed_on_and_the_th
                                              "application/vnd.microsoft.portable-executable, which is not passed on).")
         assert not platforms.telegram_files.sent
         assert len(platforms.slack_files.downloads) == 1
-    finally:
-        app.extensions["parley"].close()
 
 
 def test_a_customers_file_outside_a_handoff_gets_the_text_only_answer_in_their_language(
@@ -313,18 +321,11 @@ def test_a_file_slack_will_not_hand_over_or_keeps_elsewhere_is_named_and_the_tex
 
 def test_a_file_bigger_than_slack_said_is_cut_off_while_downloading(
         tmp_path: Path, platforms: Platforms, database: dict[str, str]) -> None:
-    app = make_app(tmp_path, platforms, database, max_mb=0.05)
-    try:
-        client = app.test_client()
-        desk = Desk(client, platforms.api)
-        slack_event(client, platforms, "message_im.json", text="I want to talk to a person")
-        thread = desk.wait_for_thread()
+    with slack_customer_with_a_rep(tmp_path, platforms, database, max_mb=0.05) as (client, desk, thread):
         platforms.slack_files.hosted[RECEIPT] = PNG + bytes(80_000)  # the event says 48,213 bytes
         slack_event(client, platforms, "file_share.json")
         desk.wait_in_thread(thread, "Not passed on: receipt.png (over the 0.05 MB limit).")
         assert not platforms.slack_files.uploaded
-    finally:
-        app.extensions["parley"].close()
 
 
 def test_a_notice_of_a_refused_file_that_fails_to_post_is_posted_on_the_retry_once(
