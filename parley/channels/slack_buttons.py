@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import RecordFeedback, clean_text
 from parley.channels.slack_blocks import FEEDBACK, QUICK_REPLY
-from parley.channels.slack_common import verify_signature
+from parley.channels.slack_common import as_dict, interaction_payload, verify_signature
 from parley.core.envelope import Envelope
 from parley.errors import MalformedPayload, UnsupportedMediaType
 
@@ -57,9 +57,9 @@ class SlackButtons:
     def parse(self, request: Request) -> list[Envelope]:
         payload = _payload(request)
         action, user = payload["actions"][0], payload["user"]
-        container = _dict(payload.get("container"))
-        team = str(_dict(payload.get("team")).get("id") or user.get("team_id") or "")
-        channel = str(container.get("channel_id") or _dict(payload.get("channel")).get("id") or "")
+        container = as_dict(payload.get("container"))
+        team = str(as_dict(payload.get("team")).get("id") or user.get("team_id") or "")
+        channel = str(container.get("channel_id") or as_dict(payload.get("channel")).get("id") or "")
         if not channel or not isinstance(user.get("id"), str):
             raise MalformedPayload("block_actions without a channel or a user")
         thread = container.get("thread_ts") if isinstance(container.get("thread_ts"), str) else None
@@ -85,16 +85,9 @@ class SlackButtons:
                     conversation_id=conversation_id, message_id=reply_id[:64], score=score)
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _payload(request: Request) -> dict[str, Any]:
-    try:
-        payload = json.loads(request.form.get("payload", ""))
-    except (ValueError, RecursionError):
-        payload = None
-    if (not isinstance(payload, dict) or payload.get("type") != "block_actions"
+    payload = interaction_payload(request)
+    if (payload.get("type") != "block_actions"
             or not isinstance(payload.get("actions"), list) or not payload["actions"]
             or not isinstance(payload["actions"][0], dict) or not isinstance(payload.get("user"), dict)):
         raise MalformedPayload("not a block_actions payload with an action and a user")

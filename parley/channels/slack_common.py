@@ -3,6 +3,7 @@ client, our error for its failures, and telling a bot's post (our own echo inclu
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from parley.errors import InvalidSignature, UpstreamError
+from parley.errors import InvalidSignature, MalformedPayload, UpstreamError
 
 MAX_AGE_SECONDS = 5 * 60  # Slack's documented replay window
 
@@ -77,3 +78,18 @@ def _retry_after(headers: object) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def interaction_payload(request: Request) -> dict[str, Any]:
+    """An interaction's ``payload`` form field as a JSON object (a button, a modal, a shortcut)."""
+    try:
+        value = json.loads(request.form.get("payload", ""))
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's limit
+        value = None
+    if not isinstance(value, dict):
+        raise MalformedPayload("form field 'payload' is not a JSON object")
+    return value
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import math
 import re
 import threading
@@ -31,7 +30,8 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
-from parley.channels.slack_common import from_a_bot, slack_failure, verify_signature
+from parley.channels.slack_common import (as_dict, from_a_bot, interaction_payload, slack_failure,
+                                         verify_signature)
 from parley.channels.slack_files import SlackFiles, SlackFileSource, attachments
 from parley.channels.formats import SLACK
 from parley.channels.slack_home import DeskHome
@@ -84,7 +84,7 @@ class SlackDesk(SlackFileSource, BaseAdapter):
             raise UnsupportedMediaType(f"content type {request.mimetype!r}")
 
     def parse(self, request: Request) -> list[Envelope]:
-        return self.action_envelopes(_form_json(request, "payload"))
+        return self.action_envelopes(interaction_payload(request))
 
     def action_envelopes(self, payload: dict[str, Any]) -> list[Envelope]:
         """A rep's Claim / Hand back / Resolve, on a thread's header or on the App Home tab."""
@@ -92,7 +92,7 @@ class SlackDesk(SlackFileSource, BaseAdapter):
             logger.info("desk_interaction_ignored", kind=str(payload.get("type"))[:40])
             return []
         actions, user = payload.get("actions"), payload.get("user")
-        container = _dict(payload.get("container"))
+        container = as_dict(payload.get("container"))
         if not isinstance(actions, list) or not actions or not isinstance(user, dict):
             raise MalformedPayload("block_actions without actions or user")
         action = actions[0] if isinstance(actions[0], dict) else {}
@@ -102,7 +102,7 @@ class SlackDesk(SlackFileSource, BaseAdapter):
             thread = (self.directory.thread_of(conversation_id) or "") if conversation_id else ""
         else:
             thread = str(container.get("thread_ts") or container.get("message_ts") or "")
-            channel = str(container.get("channel_id") or _dict(payload.get("channel")).get("id") or "")
+            channel = str(container.get("channel_id") or as_dict(payload.get("channel")).get("id") or "")
             conversation_id = (self.directory.conversation_of(channel, thread) or "") if thread else ""
         if kind is None or not conversation_id or not thread:
             logger.info("desk_action_ignored", action=str(action.get("action_id"))[:40], thread=thread[:32])
@@ -182,9 +182,13 @@ class SlackDesk(SlackFileSource, BaseAdapter):
         self.home.refresh()  # one more request waiting
         return thread
 
+    def _thread_of(self, reply: Reply, post: DeskPost) -> str | None:
+        """The thread of the reply's handoff, else the conversation's latest."""
+        return (self.directory.thread_of(reply.conversation_id, post.handoff)
+                or self.directory.thread_of(reply.conversation_id))
+
     def _post(self, reply: Reply, post: DeskPost, once: Once) -> None:
-        thread = self.directory.thread_of(reply.conversation_id, post.handoff) or self.directory.thread_of(
-            reply.conversation_id)
+        thread = self._thread_of(reply, post)
         if thread is None:  # the header was never posted (Slack was down): open a plain thread now
             header = self.texts.first_post_failed.format(channel=post.customer_channel or "?")
             thread = self._open(replace(reply, text=header), replace(post, kind="open"))
@@ -201,9 +205,7 @@ class SlackDesk(SlackFileSource, BaseAdapter):
 
     def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
         """A customer's file, in their conversation's thread (after the line that says they sent it)."""
-        post = reply.desk or DeskPost.from_route(reply.route)
-        thread = self.directory.thread_of(reply.conversation_id, post.handoff) or self.directory.thread_of(
-            reply.conversation_id)
+        thread = self._thread_of(reply, reply.desk or DeskPost.from_route(reply.route))
         if thread is None:  # the thread's header failed and so did the customer's line: nowhere to go
             raise UpstreamError("no thread in the handoff channel for this conversation", transient=True)
         self.files.upload(file, channel=self.channel, thread_ts=thread)
@@ -280,22 +282,8 @@ def _seconds(ts: object) -> float | None:
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _display_name(event: dict[str, Any]) -> str | None:
     profile = event.get("user_profile")
     if not isinstance(profile, dict):
         return None
     return str(profile.get("display_name") or profile.get("real_name") or "") or None
-
-
-def _form_json(request: Request, field: str) -> dict[str, Any]:
-    try:
-        value = json.loads(request.form.get(field, ""))
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's limit
-        value = None
-    if not isinstance(value, dict):
-        raise MalformedPayload(f"form field {field!r} is not a JSON object")
-    return value

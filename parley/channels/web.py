@@ -21,8 +21,8 @@ from flask import Request, Response, jsonify
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.files import FileRules
-from parley.channels.web_files import (FILE_SECONDS, FileToken, fetched, files_json, kept_upload, one_per_file,
-                                      uploads)
+from parley.channels.web_files import (FILE_SECONDS, UPLOADS_PER_HOUR, FileToken, fetched, files_json,
+                                      kept_upload, one_per_file, uploads)
 from parley.channels.web_secrets import SECRET_HEADER, ConversationKeys, first_message_conversation
 from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.files import FileBody, FileStore
@@ -135,8 +135,7 @@ class WidgetAdapter(BaseAdapter):
             self.mailbox.publish(replies[0].conversation_id, replies)
 
     def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:
-        """A rep's file, kept under an address derived from its send (the history finds it again),
-        then shown live: the reply of files is published as a text reply is."""
+        """A rep's file, kept under an address derived from its send (the history finds it again)."""
         if self.files is None:
             raise FileRefused(file.name, reason="this widget keeps no files")
         token = self.files.keep(file, seconds=FILE_SECONDS, token=self.keys.file_token(key))
@@ -161,9 +160,12 @@ class WidgetAdapter(BaseAdapter):
                            texts=lambda key: self.notice(key, request))
 
     def check_upload_rate(self, request: Request, conversation_id: str) -> None:
-        """A conversation's uploads count against its messages' budget (429 past it)."""
-        wait = self.rate_limiter.hit(f"widget:conversation:{conversation_id}", limit=self.limits.per_browser,
-                                     window=self.limits.window)
+        """Uploads count against the conversation's messages (429 past it) and, with a budget of
+        their own, against the address's: files are what fills the store."""
+        address, limits = request.remote_addr or "unknown", self.limits
+        wait = max(self.rate_limiter.hit(f"widget:conversation:{conversation_id}", limit=limits.per_browser,
+                                         window=limits.window),
+                   self.rate_limiter.hit(f"widget:uploads:{address}", limit=UPLOADS_PER_HOUR, window=3600))
         if wait:
             raise RateLimited(f"widget upload rate limit for {conversation_id}", retry_after=wait,
                               public=self.notice("ui_too_fast", request))

@@ -21,7 +21,8 @@ from parley.errors import FileRefused, MalformedPayload, PayloadTooLarge, Unsupp
 
 FILES_PATH = "/widget/api/files"  # a file, by its token
 FILE_SECONDS = 7 * 24 * 3600  # a rep's: a week of the chat's history shows it; Redis holds none for good
-UPLOAD_SECONDS = 24 * 3600  # a customer's: until a worker passes it on (a long outage included)
+UPLOAD_SECONDS = 3600  # a customer's: until its message is sent and a worker passes it on
+UPLOADS_PER_HOUR = 30  # per address: files are what fills the store
 MAX_FILES = 5  # per message
 ORIGIN = "widget"
 FileToken = Callable[[str], str] | None
@@ -73,7 +74,7 @@ def uploads(store: FileStore | None, conversation_id: str, tokens: object) -> tu
     if not isinstance(tokens, list) or len(tokens) > MAX_FILES or not all(isinstance(t, str) for t in tokens):
         raise MalformedPayload("bad files", public=f"files must be a list of at most {MAX_FILES} uploads")
     found = []
-    for token in tokens:
+    for token in dict.fromkeys(tokens):  # one file named twice is sent once
         kept = store.get(token) if store is not None and token.startswith(f"{conversation_id}.") else None
         if kept is None:
             raise MalformedPayload("unknown upload", public="a file of this message was not uploaded, or expired")

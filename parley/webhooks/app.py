@@ -74,6 +74,8 @@ def _limit_body() -> None:
     limit = current_app.config["MAX_CONTENT_LENGTH"] or 0
     if request.endpoint == widget.UPLOAD_ENDPOINT:  # a customer's file: its own, larger limit
         limit = request.max_content_length = widget.upload_limit()
+        if (request.content_length or 0) > limit:
+            raise widget.too_big()
     if (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
     # Werkzeug caps multipart parts but not url-encoded fields; count them before anything parses.

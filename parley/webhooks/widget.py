@@ -23,7 +23,7 @@ from parley.channels.web_secrets import (REFUSED, SECRET_HEADER, STREAM_TOKEN_SE
                                          new_conversation_id)
 from parley.core.mailbox import Mailbox
 from parley.core.texts import UI_KEYS
-from parley.errors import InvalidSignature, MalformedPayload, NotFound, RateLimited
+from parley.errors import InvalidSignature, MalformedPayload, NotFound, PayloadTooLarge, RateLimited
 from parley.webhooks.files import file_response
 from parley.webhooks.intake import receive
 from parley.wiring import Services
@@ -95,11 +95,12 @@ def messages() -> Response:
 
 @bp.post("/api/files")
 def upload() -> tuple[Response, int]:
-    """A customer's file (multipart ``file``, with ``conversation_id``), kept for the message that
-    carries it (``files`` in /api/messages): checked now, so the browser hears at once what cannot go."""
+    """A customer's file (multipart ``file``; ``?conversation_id=``), kept for the message that
+    carries it (``files`` in /api/messages): checked now, so the browser hears at once what cannot go.
+    Who asks, and how often, is checked before a byte of the body is read."""
     adapter = _adapter()
     adapter.check_origin(request)
-    conversation_id = request.form.get("conversation_id", "")
+    conversation_id = request.args.get("conversation_id", "")
     if not ID_PATTERN.match(conversation_id):
         raise MalformedPayload("upload without conversation_id", public="conversation_id is missing or malformed")
     adapter.authenticate(request, conversation_id)
@@ -119,6 +120,13 @@ UPLOAD_ENDPOINT = "widget.upload"
 def upload_limit() -> int:
     """A customer's file within ``handoff.files.max_mb``, and room for the form around it."""
     return _services().pipeline.outbox.files.max_bytes + 16 * 1024
+
+
+def too_big() -> PayloadTooLarge:
+    """The refusal of an upload over the limit, in the browser's language."""
+    limit = f"{_services().pipeline.outbox.files.max_bytes / 1_000_000:g}"
+    return PayloadTooLarge(f"upload of {request.content_length} bytes",
+                           public=_adapter().notice("ui_file_too_big", request).replace("{max}", limit))
 
 
 @bp.post("/api/conversations")
@@ -242,8 +250,9 @@ def feedback() -> tuple[Response, int]:
 
 @bp.get("/api/files/<token>")
 def kept_file(token: str) -> Response:
-    """A rep's file, by the address only its conversation's history and events carry."""
-    kept = _adapter().kept_file(token[:100])
+    """A rep's file, by the address only its conversation's history and events carry. A customer's
+    upload ("<conversation>.<random>") is no one's to download: it goes to the reps' thread only."""
+    kept = _adapter().kept_file(token[:100]) if "." not in token else None
     if kept is None:
         raise NotFound("no such file (it expired, or never was)")
     return file_response(kept)

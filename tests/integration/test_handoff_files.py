@@ -357,9 +357,8 @@ def widget_start(client: FlaskClient, text: str) -> tuple[str, dict[str, str]]:
 
 def widget_upload(client: FlaskClient, conversation: str, secret: dict[str, str], name: str, data: bytes,
                   content_type: str, **headers: str):  # noqa: ANN201 - Flask's test response
-    return client.post("/widget/api/files", headers={**secret, **headers},
-                       data={"conversation_id": conversation, "file": (io.BytesIO(data), name, content_type)},
-                       content_type="multipart/form-data")
+    return client.post(f"/widget/api/files?conversation_id={conversation}", headers={**secret, **headers},
+                       data={"file": (io.BytesIO(data), name, content_type)}, content_type="multipart/form-data")
 
 
 def test_a_widget_customers_photo_reaches_the_thread(app: Flask, client: FlaskClient, platforms: Platforms) -> None:
@@ -391,8 +390,11 @@ def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
     assert refused.status_code == 415
     assert refused.get_json() == {"error": "Ese tipo de archivo no se puede enviar aquí: una foto, un PDF o un "
                                            "archivo de texto sí"}
-    big = widget_upload(client, conversation, secret, "big.png", PNG + bytes(11_000_000), "image/png")
-    assert big.status_code == 413
+    big = widget_upload(client, conversation, secret, "big.png", PNG + bytes(11_000_000), "image/png",
+                        **{"Accept-Language": "es"})
+    assert (big.status_code, big.get_json()) == (413, {"error": "Ese archivo es demasiado grande (máximo 10 MB)"})
+    just_over = widget_upload(client, conversation, secret, "big.png", PNG + bytes(10_000_000), "image/png")
+    assert (just_over.status_code, just_over.get_json()) == (413, {"error": "That file is too big (max 10 MB)"})
     assert widget_upload(client, conversation, {"X-Parley-Secret": "wrong"}, "a.png", PNG, "image/png").status_code == 401
 
     other, other_secret = widget_start(client, "I want to talk to a person")
@@ -401,6 +403,7 @@ def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
     stolen = client.post("/widget/api/messages", headers=secret,
                          json={"conversation_id": conversation, "text": "", "files": [theirs]})
     assert stolen.status_code == 400  # a message carries only its own conversation's uploads
+    assert client.get(f"/widget/api/files/{theirs}").status_code == 404  # and nobody downloads one
     assert not platforms.slack_files.uploaded
 
 

@@ -510,7 +510,9 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
   function attach(file) {
     const max = state.config.max_file_mb;
     if (file.size > max * 1e6) return showNotice(T.ui_file_too_big.replace('{max}', String(max)));
+    if (Date.now() < state.blockedUntil) return showNotice(T.ui_too_fast);
     showNotice('');
+    setQuickReplies([]);
     state.sent = true;
     const local = { text: '', node: userNode('', [{ name: file.name }]) };
     appendMessage(local.node);
@@ -523,11 +525,13 @@ textarea{flex:1;resize:none;max-height:120px;padding:8px 10px;border:1px solid #
     try {
       if (!state.conversationId && !(await startConversation())) throw new Error('no conversation');
       const form = new FormData();
-      form.append('conversation_id', state.conversationId);
       form.append('file', file, file.name);
-      const res = await fetch(base + API + '/files', {
-        method: 'POST', credentials: 'omit', headers: { [SECRET_HEADER]: state.secret }, body: form,
-      });
+      // A hung upload must not hold the send queue: it gives up after a minute, like a message.
+      const ctl = new AbortController();
+      const timer = setTimeout(() => ctl.abort(), 60000);
+      const res = await fetch(`${base}${API}/files?conversation_id=${encodeURIComponent(state.conversationId)}`, {
+        method: 'POST', credentials: 'omit', headers: { [SECRET_HEADER]: state.secret }, body: form, signal: ctl.signal,
+      }).finally(() => clearTimeout(timer));
       const data = await readJson(res);
       if (!res.ok || !data || !str(data.file)) {
         markFailed(local);
