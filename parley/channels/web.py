@@ -7,7 +7,6 @@ that the waiting request (or a reconnecting browser) reads.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -21,13 +20,13 @@ from flask import Request, Response, jsonify
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text
 from parley.channels.files import FileRules
-from parley.channels.web_files import (FILE_SECONDS, UPLOADS_PER_HOUR, FileToken, fetched, files_json,
-                                      kept_upload, one_per_file, uploads)
+from parley.channels.web_files import FILE_SECONDS, UPLOADS_PER_HOUR, fetched, kept_upload, uploads
+from parley.channels.web_json import reply_json
 from parley.channels.web_secrets import SECRET_HEADER, ConversationKeys, first_message_conversation
 from parley.core.envelope import Attachment, Envelope, Reply
 from parley.core.files import FileBody, FileStore
-from parley.core.log import ConversationLog, LoggedMessage
-from parley.core.mailbox import Mailbox, MailboxEvent
+from parley.core.log import ConversationLog
+from parley.core.mailbox import Mailbox
 from parley.core.ratelimit import RateLimiter
 from parley.core.texts import Texts, english
 from parley.errors import (FileRefused, MalformedPayload, NotNow, OriginNotAllowed, RateLimited,
@@ -54,9 +53,11 @@ class WidgetAdapter(BaseAdapter):
                  rate_limiter: RateLimiter, limits: RateLimits = RateLimits(), keys: ConversationKeys,
                  legacy_claim_seconds: float = 0.0, texts: Texts | None = None,
                  with_person: Callable[[str, float], bool] = lambda conversation_id, at: False,
-                 files: FileStore | None = None) -> None:
+                 files: FileStore | None = None, uploads: FileStore | None = None) -> None:
         self.mailbox = mailbox
         self.files = files  # a rep's files, served at FILES_PATH
+        # Customers' uploads, in a store of their own: a crowd of them never evicts a rep's file.
+        self.uploads = uploads or files
         self.texts = texts or english()  # the ``texts:`` catalogue, for the refusals a browser shows
         self.keys = keys
         self.legacy_claim_seconds = legacy_claim_seconds  # see web_secrets.legacy_claim
@@ -100,7 +101,7 @@ class WidgetAdapter(BaseAdapter):
             # Checked in ``check_rate`` already; again here, so that no path parses unverified.
             self.authenticate(request, conversation_id)
             message_id = f"{conversation_id}:{client_message_id}"
-            files = uploads(self.files, conversation_id, body.get("files"))  # uploaded to /api/files
+            files = uploads(self.uploads, conversation_id, body.get("files"))  # uploaded to /api/files
         text = clean_text(body.get("text"), max_chars=self.max_text_chars, allow_empty=bool(files))
         return [Envelope(channel=self.name, conversation_id=conversation_id,
                          message_id=message_id, sender=conversation_id, text=text, attachments=files,
@@ -151,17 +152,16 @@ class WidgetAdapter(BaseAdapter):
     def keep_upload(self, request: Request, conversation_id: str, *, name: str, declared: str, data: bytes,
                     rules: FileRules) -> Attachment:
         """A customer's file, checked (a refusal in the browser's language) and kept for its message."""
-        if self.files is None:
+        if self.uploads is None:
             raise UnsupportedMediaType("no file store", public=self.notice("ui_file_refused", request))
-        if not self.with_person(conversation_id, time.time()):
-            # Only a person reads files: kept for nobody, they would only fill the store.
-            raise NotNow("a file outside a handoff", public=self.notice("media_only", request))
-        return kept_upload(self.files, rules, conversation_id, name=name, declared=declared, data=data,
+        return kept_upload(self.uploads, rules, conversation_id, name=name, declared=declared, data=data,
                            texts=lambda key: self.notice(key, request))
 
-    def check_upload_rate(self, request: Request, conversation_id: str) -> None:
-        """Uploads count against the conversation's messages (429 past it) and, with a budget of
-        their own, against the address's: files are what fills the store."""
+    def check_upload(self, request: Request, conversation_id: str) -> None:
+        """Before the body is read: only a person reads files (409 outside a handoff), and uploads
+        count against the conversation's messages and the address's own budget (429)."""
+        if not self.with_person(conversation_id, time.time()):
+            raise NotNow("a file outside a handoff", public=self.notice("media_only", request))
         address, limits = request.remote_addr or "unknown", self.limits
         wait = max(self.rate_limiter.hit(f"widget:conversation:{conversation_id}", limit=limits.per_browser,
                                          window=limits.window),
@@ -171,7 +171,7 @@ class WidgetAdapter(BaseAdapter):
                               public=self.notice("ui_too_fast", request))
 
     def fetch_file(self, attachment: Attachment, *, max_bytes: int) -> bytes:
-        return fetched(self.files, attachment)
+        return fetched(self.uploads, attachment)
 
     def drain(self) -> None:
         """End the open event streams (browsers reconnect to another process)."""
@@ -230,53 +230,6 @@ def origin_pattern(pattern: str) -> re.Pattern[str]:
     host_re = re.escape(host).replace(r"\*", r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
     port_re = (r"\d{1,5}" if port == "*" else re.escape(port)) if colon else ""
     return re.compile(f"{re.escape(scheme)}://{host_re}{colon}{port_re}\\Z", re.IGNORECASE)
-
-
-def reply_json(reply: Reply) -> dict[str, object]:
-    return {
-        "id": reply.reply_id,
-        "text": reply.text,
-        "quick_replies": list(reply.quick_replies),
-        "sources": [s.to_dict() for s in reply.meta.sources],
-        "confidence": reply.meta.confidence,
-        "engine": reply.meta.engine,
-        "author": reply.author,
-    }
-
-
-def history_message(message: LoggedMessage, file_token: FileToken = None) -> dict[str, object]:
-    """One message as the browser's history shows it (``author`` set for a support rep); its files
-    by the addresses they were kept under (``channels.web_files``)."""
-    return {"id": message.id, "direction": message.direction, "text": message.text,
-            "author": message.author, "sources": [s.to_dict() for s in message.sources],
-            "quick_replies": list(message.quick_replies), "created_at": message.created_at,
-            "files": files_json(message, file_token)}
-
-
-def history_messages(message: LoggedMessage, file_token: Callable[[str], str]) -> list[dict[str, object]]:
-    """As ``history_message``; a rep's reply of files alone is one message per file, as it came live
-    (``WidgetAdapter.send_file``), so a browser that saw it live does not show it twice."""
-    return [history_message(shown, file_token) for shown in one_per_file(message, file_token)]
-
-
-def reply_message(reply: Reply, created_at: float, file_token: FileToken = None) -> dict[str, object]:
-    """A reply that was just sent, in the same shape as the history."""
-    return history_message(LoggedMessage(id=reply.reply_id, direction="out", text=reply.text,
-                                         created_at=created_at, sources=reply.meta.sources,
-                                         author=reply.author, quick_replies=reply.quick_replies,
-                                         files=reply.files), file_token)
-
-
-def to_sse(event: MailboxEvent, now: float, file_token: FileToken = None) -> str:
-    """A mailbox event as Server-Sent Events; the id is the mailbox cursor, for Last-Event-ID."""
-    if event.kind == "replies":
-        payloads = [{"type": "message", "message": reply_message(r, now, file_token)} for r in event.replies]
-    elif event.kind == "token":
-        payloads = [{"type": "token", "reply_id": event.reply_id, "text": event.text}]
-    else:
-        payloads = [{"type": "typing"}]
-    return "".join(f"id: {event.cursor}\ndata: {json.dumps(p, separators=(',', ':'))}\n\n"
-                   for p in payloads)
 
 
 def _optional_id(body: dict[str, object], key: str) -> str | None:

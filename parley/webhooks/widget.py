@@ -17,8 +17,8 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask.blueprints import BlueprintSetupState
 from flask_cors import CORS
 
-from parley.channels.web import (ID_PATTERN, WidgetAdapter, browser_language, history_messages, origin_pattern,
-                                 to_sse)
+from parley.channels.web import ID_PATTERN, WidgetAdapter, browser_language, origin_pattern
+from parley.channels.web_json import history_messages, to_sse
 from parley.channels.web_secrets import (REFUSED, SECRET_HEADER, STREAM_TOKEN_SECONDS, legacy_claim,
                                          new_conversation_id)
 from parley.core.mailbox import Mailbox
@@ -104,7 +104,7 @@ def upload() -> tuple[Response, int]:
     if not ID_PATTERN.match(conversation_id):
         raise MalformedPayload("upload without conversation_id", public="conversation_id is missing or malformed")
     adapter.authenticate(request, conversation_id)
-    adapter.check_upload_rate(request, conversation_id)
+    adapter.check_upload(request, conversation_id)
     part = request.files.get("file")
     if part is None:
         raise MalformedPayload("upload without a file part", public="send the file as the multipart field 'file'")

@@ -135,7 +135,7 @@ def widget_of(settings: Settings, mailbox: Mailbox, log: SqlConversationLog, lim
                          legacy_claim_seconds=widget.legacy_claim_hours * 3600, texts=settings.catalog,
                          limits=RateLimits(per_browser=widget.messages_per_minute,
                                            per_address=widget.messages_per_minute_per_ip),
-                         with_person=with_person, files=files)
+                         with_person=with_person, files=files, uploads=file_store_of(settings))
 
 
 def sender_limits_of(settings: Settings, limiter: RateLimiter, inbox: Inbox) -> SenderLimits:

@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
-from parley.channels.web import to_sse
+from parley.channels.web_json import to_sse
 from parley.webhooks.app import create_app
 from tests.integration.handoff_support import (
     BOT_TOKEN,
