@@ -149,6 +149,9 @@ class WidgetAdapter(BaseAdapter):
     def kept_file(self, token: str) -> FileBody | None:
         return self.files.get(token) if self.files is not None and token else None
 
+    def has_file(self, token: str) -> bool:
+        return self.files is not None and self.files.has(token)
+
     def keep_upload(self, request: Request, conversation_id: str, *, name: str, declared: str, data: bytes,
                     rules: FileRules) -> Attachment:
         """A customer's file, checked (a refusal in the browser's language) and kept for its message."""

@@ -40,13 +40,18 @@ def files_json(message: LoggedMessage, file_token: FileToken) -> list[dict[str, 
             for index, file in enumerate(message.files)]
 
 
-def one_per_file(message: LoggedMessage, file_token: Callable[[str], str]) -> list[LoggedMessage]:
-    """A rep's reply of files alone, as the messages it was shown as live, one per file."""
+def one_per_file(message: LoggedMessage, file_token: Callable[[str], str],
+                 kept: Callable[[str], bool]) -> list[LoggedMessage]:
+    """A rep's reply of files alone, as the messages it was shown as live: one per file that went
+    out (``kept``: one refused, too big say, was never shown and is not now)."""
     if message.direction != "out" or message.text or not message.files:
         return [message]
-    return [replace(message, id=f"{message.id}#file{index}",
-                    files=(replace(file, origin=ORIGIN, ref=file_token(f"{message.id}#file{index}")),))
-            for index, file in enumerate(message.files)]
+    shown = []
+    for index, file in enumerate(message.files):
+        if kept(token := file_token(f"{message.id}#file{index}")):
+            shown.append(replace(message, id=f"{message.id}#file{index}",
+                                 files=(replace(file, origin=ORIGIN, ref=token),)))
+    return shown
 
 
 def kept_upload(store: FileStore, rules: FileRules, conversation_id: str, *, name: str, declared: str,

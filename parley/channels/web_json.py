@@ -33,10 +33,11 @@ def history_message(message: LoggedMessage, file_token: FileToken = None) -> dic
             "files": files_json(message, file_token)}
 
 
-def history_messages(message: LoggedMessage, file_token: Callable[[str], str]) -> list[dict[str, object]]:
+def history_messages(message: LoggedMessage, file_token: Callable[[str], str],
+                     kept: Callable[[str], bool]) -> list[dict[str, object]]:
     """As ``history_message``; a rep's reply of files alone is one message per file, as it came live
     (``WidgetAdapter.send_file``), so a browser that saw it live does not show it twice."""
-    return [history_message(shown, file_token) for shown in one_per_file(message, file_token)]
+    return [history_message(shown, file_token) for shown in one_per_file(message, file_token, kept)]
 
 
 def reply_message(reply: Reply, created_at: float, file_token: FileToken = None) -> dict[str, object]:

@@ -25,3 +25,7 @@ class FileStore(Protocol):
     def get(self, token: str) -> FileBody | None:
         """The kept file; None when unknown or expired."""
         ...
+
+    def has(self, token: str) -> bool:
+        """Whether the file is kept (without reading it)."""
+        ...

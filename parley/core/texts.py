@@ -203,5 +203,5 @@ ENGLISH: Mapping[str, str] = {
     "ui_not_sent": "Not sent",
     "ui_attach": "Attach a file",
     "ui_file_too_big": "That file is too big (max {max} MB)",
-    "ui_file_refused": "That kind of file can't be sent here: a photo, a PDF or a text file can",
+    "ui_file_refused": "That kind of file can't be sent here",
 }

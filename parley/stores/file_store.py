@@ -47,6 +47,9 @@ class MemoryFileStore:
             return None
         return kept[1]
 
+    def has(self, token: str) -> bool:
+        return self.get(token) is not None
+
     def _expired(self, token: str) -> bool:
         return self._files[token][0] < self._clock()
 
@@ -65,6 +68,10 @@ class RedisFileStore:
             pipeline.expire(key, seconds)
             pipeline.execute()
         return token
+
+    def has(self, token: str) -> bool:
+        with unavailable("looking up a kept file"):
+            return bool(self._client.exists(self._prefix + token))
 
     def get(self, token: str) -> FileBody | None:
         with unavailable("reading a kept file"):

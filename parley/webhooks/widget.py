@@ -182,8 +182,9 @@ def conversation(conversation_id: str) -> Response:
     _adapter().authenticate(request, conversation_id)
     # Started (its secret issued) but nothing said yet: an empty history, not an unknown conversation.
     transcript = _services().log.transcript(conversation_id, "widget") or []
-    file_token = _adapter().keys.file_token
-    shown = [message for logged in transcript for message in history_messages(logged, file_token)]
+    adapter = _adapter()
+    shown = [message for logged in transcript
+             for message in history_messages(logged, adapter.keys.file_token, adapter.has_file)]
     return jsonify(conversation_id=conversation_id, messages=shown)
 
 

@@ -28,8 +28,8 @@ def test_a_kept_file_comes_back_whole_by_its_token_from_any_process(redis_store:
     token = redis_store.keep(LABEL, seconds=60)
     assert len(token) >= 40  # 256 random bits: the token is the whole of the file's address
     other_pod = RedisFileStore(connect(redis_url), prefix=redis_store._prefix.removesuffix("file:"))
-    assert other_pod.get(token) == LABEL
-    assert redis_store.get("not-a-token") is None
+    assert other_pod.get(token) == LABEL and other_pod.has(token)
+    assert redis_store.get("not-a-token") is None and not redis_store.has("not-a-token")
     assert redis_store.keep(LABEL, seconds=60) != token
 
 
@@ -42,8 +42,8 @@ def test_in_process_files_expire_and_stay_within_their_byte_budget() -> None:
     now = [1000.0]
     store = MemoryFileStore(max_bytes=3 * len(LABEL.data), clock=lambda: now[0])
     first = store.keep(LABEL, seconds=60)
-    assert store.get(first) == LABEL
+    assert store.get(first) == LABEL and store.has(first)
     now[0] += 61
-    assert store.get(first) is None
+    assert store.get(first) is None and not store.has(first)
     kept = [store.keep(LABEL, seconds=600) for _ in range(4)]
     assert [store.get(token) is not None for token in kept] == [False, True, True, True]  # oldest dropped

@@ -298,6 +298,13 @@ def test_a_widget_customer_sees_the_reps_file_live_and_in_the_history_by_one_add
     assert (live_id, live_files) == (photo["id"], photo["files"])
     assert not [text for text in desk.thread(thread) if "Not passed on" in text]
 
+    # A file refused (its bytes are a program) never showed live, and the history shows none of it.
+    platforms.slack_files.hosted[LABEL] = PROGRAM
+    slack_event(client, platforms, "handoff_file_share.json", thread_ts=thread, text="")
+    desk.wait_in_thread(thread, "Not passed on: return-label.png")
+    assert [m["id"] for m in shown() if m["files"]] == [photo["id"]]
+    assert "" not in [m["text"] for m in shown() if not m["files"]]
+
 
 def test_a_file_slack_will_not_hand_over_or_keeps_elsewhere_is_named_and_the_text_still_goes(
         app: Flask, client: FlaskClient, platforms: Platforms) -> None:
@@ -388,8 +395,7 @@ def test_a_widget_upload_is_checked_at_once_in_the_customers_language(
     desk.wait_for_thread()
     refused = widget_upload(client, conversation, secret, "photo.png", PROGRAM, "image/png", **{"Accept-Language": "es"})
     assert refused.status_code == 415
-    assert refused.get_json() == {"error": "Ese tipo de archivo no se puede enviar aquí: una foto, un PDF o un "
-                                           "archivo de texto sí"}
+    assert refused.get_json() == {"error": "Ese tipo de archivo no se puede enviar aquí"}
     big = widget_upload(client, conversation, secret, "big.png", PNG + bytes(11_000_000), "image/png",
                         **{"Accept-Language": "es"})
     assert (big.status_code, big.get_json()) == (413, {"error": "Ese archivo es demasiado grande (máximo 10 MB)"})

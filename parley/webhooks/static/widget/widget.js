@@ -22,7 +22,7 @@
     ui_offline: 'Connection lost. Please check your connection and try again.',
     ui_error: 'Something went wrong. Please try again.', ui_not_sent: 'Not sent',
     ui_attach: 'Attach a file', ui_file_too_big: 'That file is too big (max {max} MB)',
-    ui_file_refused: "That kind of file can't be sent here: a photo, a PDF or a text file can",
+    ui_file_refused: "That kind of file can't be sent here",
   };
   const SECRET_HEADER = 'X-Parley-Secret';
   const LOST = [401, 404]; // the server no longer knows the conversation, or its key changed
