@@ -22,7 +22,7 @@ import puremagic
 import requests
 
 from parley.core.envelope import Attachment, Reply
-from parley.core.files import FileBody
+from parley.core.files import DEFAULT_TYPES, FileBody
 from parley.errors import FileRefused, UpstreamError
 
 _BLOCK = 64 * 1024
@@ -56,8 +56,7 @@ class FileSender(Protocol):
 @dataclass(frozen=True, slots=True)
 class FileRules:
     max_bytes: int = 10_000_000
-    types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf",
-                              "text/plain")
+    types: tuple[str, ...] = DEFAULT_TYPES
 
     def allows(self, content_type: str) -> bool:
         base = content_type.split(";", 1)[0].strip().lower()

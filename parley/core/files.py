@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+# What passes between a customer and the reps' thread unless ``handoff.files.types`` says otherwise.
+DEFAULT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain")
+
+
 @dataclass(frozen=True, slots=True)
 class FileBody:
     """A file's bytes, with the name and the type its content was found to have."""

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from parley.core.files import DEFAULT_TYPES
 from parley.core.stemming import snowball_language
 
 
@@ -220,8 +221,7 @@ class HandoffFilesSettings(Model):
 
     max_mb: float = Field(default=10, gt=0, le=100)  # Slack takes up to 1 GB, Telegram bots send 50 MB
     # What may pass, checked against the bytes themselves; "image/*" allows any image.
-    types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf",
-                              "text/plain")
+    types: tuple[str, ...] = DEFAULT_TYPES
 
     @field_validator("types")
     @classmethod
