@@ -106,19 +106,25 @@ def fetch_and_check(rules: FileRules, source: FileSource, attachment: Attachment
     return rules.checked(attachment, source.fetch_file(attachment, max_bytes=rules.max_bytes))
 
 
-def download(url: str, *, session: requests.Session, max_bytes: int, name: str, timeout: float,
-             allowed_hosts: Collection[str], what: str, headers: Mapping[str, str] | None = None,
-             auth: tuple[str, str] | None = None) -> bytes:
-    """GET ``url``'s body, at most ``max_bytes`` of it, from one of ``allowed_hosts`` only.
+def origin_of(url: str) -> str:
+    """"https://files.slack.com" of a URL: its scheme and host, what a download is allowed by."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}"
 
-    The platform's credentials go with the request, so a URL on any other host (a forged or
-    mistaken event) is never asked; redirects leave them behind (``requests`` drops the
-    ``Authorization`` header when the host changes, as Twilio's media redirect to its CDN needs).
+
+def download(url: str, *, session: requests.Session, max_bytes: int, name: str, timeout: float,
+             allowed: Collection[str], what: str, headers: Mapping[str, str] | None = None,
+             auth: tuple[str, str] | None = None) -> bytes:
+    """GET ``url``'s body, at most ``max_bytes`` of it, from one of the ``allowed`` origins only.
+
+    The platform's credentials go with the request, so a URL anywhere else (a forged or mistaken
+    event, or the platform's host over plain http) is never asked; redirects leave them behind
+    (``requests`` drops the ``Authorization`` header when the host changes, as Twilio's media
+    redirect to its CDN needs).
     """
-    host = urlsplit(url).hostname or ""
-    if urlsplit(url).scheme not in ("http", "https") or host not in allowed_hosts:
-        raise FileRefused(name, reason=f"{what} named a file on a host Parley does not fetch from "
-                                       f"({host or url[:40]})")
+    if origin_of(url) not in allowed:
+        where = urlsplit(url).hostname or url[:40]
+        raise FileRefused(name, reason=f"{what} named a file on a host Parley does not fetch from ({where})")
     try:
         with session.get(url, stream=True, timeout=timeout, headers=headers, auth=auth) as response:
             status = response.status_code

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
 
 import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from parley.channels.files import download
+from parley.channels.files import download, origin_of
 from parley.channels.slack_common import slack_failure
 from parley.core.envelope import Attachment
 from parley.core.files import FileBody
@@ -43,11 +42,12 @@ class SlackFiles:
         self.client = client
         self._timeout = timeout
         self._session = requests.Session()
-        self._hosts = {FILES_HOST, urlsplit(client.base_url).hostname or FILES_HOST}
+        # Slack's file host over https, and the configured API's own (a proxy, or a test's stub).
+        self._allowed = {f"https://{FILES_HOST}", origin_of(client.base_url)}
 
     def fetch(self, attachment: Attachment, *, max_bytes: int) -> bytes:
         return download(attachment.ref, session=self._session, max_bytes=max_bytes, name=attachment.name,
-                        timeout=self._timeout, allowed_hosts=self._hosts, what="Slack",
+                        timeout=self._timeout, allowed=self._allowed, what="Slack",
                         headers={"Authorization": f"Bearer {self.client.token}"})
 
     def upload(self, file: FileBody, *, channel: str, thread_ts: str | None,

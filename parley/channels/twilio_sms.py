@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 import requests
 from flask import Request, Response
@@ -26,7 +25,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from parley.channels.base import BaseAdapter, Once, always, clean_text, post_chunks
-from parley.channels.files import download
+from parley.channels.files import download, origin_of
 from parley.channels.formats import PLAIN
 from parley.channels.text import ENGLISH_TEXTS, as_sent, render_chunks
 from parley.core.envelope import Attachment, Envelope, Reply
@@ -60,7 +59,7 @@ class TwilioAdapter(BaseAdapter):
         self.client.api.base_url = api_url.rstrip("/")
         # Customers' media: fetched from Twilio's API host (or the configured one) and nowhere else.
         self._files, self._timeout = requests.Session(), timeout * 3
-        self._media_hosts = {"api.twilio.com", urlsplit(api_url).hostname or "api.twilio.com"}
+        self._media_origins = {"https://api.twilio.com", origin_of(api_url)}
         self.media = media  # a rep's files, kept for Twilio to fetch from /twilio/media/<token>
         self.public_url = public_url.rstrip("/") if public_url else None
         self.max_text_chars = max_text_chars
@@ -120,7 +119,7 @@ class TwilioAdapter(BaseAdapter):
         """Twilio's media URL answers with the account's credentials; it redirects to Twilio's CDN,
         where ``requests`` leaves them behind."""
         return download(attachment.ref, session=self._files, max_bytes=max_bytes, name=attachment.name,
-                        timeout=self._timeout, allowed_hosts=self._media_hosts, what="Twilio",
+                        timeout=self._timeout, allowed=self._media_origins, what="Twilio",
                         auth=(self.client.username, self.client.password))
 
     def send_file(self, reply: Reply, file: FileBody, *, key: str = "") -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
-from parley.channels.files import FileRules, content_type_of
+from parley.channels.files import FileRules, content_type_of, download, origin_of
 from parley.core.envelope import Attachment
 from parley.errors import FileRefused
 
@@ -50,3 +51,15 @@ def test_the_bytes_decide_and_name_the_file_by_what_they_are() -> None:
 def test_refusals_of_several_files_are_reported_together() -> None:
     errors = [FileRefused("a.png", reason="too big"), FileRefused("b.exe", reason="not allowed")]
     assert FileRefused.of(errors).files == ("a.png (too big)", "b.exe (not allowed)")
+
+
+@pytest.mark.parametrize("url", ["http://files.slack.com/files-pri/T1-F1/download/a.png",  # not over TLS
+                                 "https://files.slack.com.evil.example/a.png", "https://evil.example/a.png",
+                                 "ftp://files.slack.com/a.png", "file:///etc/passwd"])
+def test_credentials_go_to_the_platforms_own_origins_only(url: str) -> None:
+    session = requests.Session()
+    session.get = None  # type: ignore[assignment] - a request asked at all would fail the test here
+    with pytest.raises(FileRefused, match="a host Parley does not fetch from"):
+        download(url, session=session, max_bytes=1000, name="a.png", timeout=1, what="Slack",
+                 allowed={"https://files.slack.com", origin_of("http://127.0.0.1:8080/api/")},
+                 headers={"Authorization": "Bearer xoxb-secret"})
